@@ -1,0 +1,38 @@
+# The front door: `make run` starts the app on the bundled corpus, `make test` runs every test tier.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+INDEX ?= data/index
+CORPUS ?= corpus
+PORT ?= 8501
+
+.PHONY: install index run test test-fast clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+# Build the index, or bring it up to date (re-embeds only changed text).
+index: install
+	$(PY) -m ingest --corpus $(CORPUS) --index $(INDEX)
+
+run: index
+	@echo "Starting the app at http://localhost:$(PORT)"
+	KB_CORPUS=$(CORPUS) KB_INDEX=$(INDEX) $(PY) -m streamlit run app.py \
+		--server.address localhost --server.port $(PORT) --server.headless true \
+		--browser.gatherUsageStats false
+
+test: install
+	$(PY) -m pytest
+
+# Unit tier only: fake embedder, no model, no browser.
+test-fast: install
+	$(PY) -m pytest -m "not model and not browser"
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .hypothesis
