@@ -1,0 +1,63 @@
+"""Keyword retrieval: BM25 over the same passages as the vectors (bm25s).
+
+Dense vectors miss rare exact terms (drug names, codes, numbers) that BM25
+finds, and BM25 misses paraphrases that vectors find; search fuses both.
+Row i of the BM25 index is row i of the vector index. Tokens are lowercase
+words, English stopwords removed, Snowball-stemmed (PyStemmer), so that
+"fractures" matches "fractured".
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+_WORD = re.compile(r"\w+")
+_STOPWORDS = frozenset(STOPWORDS_EN_PLUS)  # includes question words (what, how, why)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase, drop stopwords, stem."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+    return _stemmer().stemWords(words)
+
+
+class KeywordIndex:
+    """A BM25 index whose rows line up with the passages."""
+
+    def __init__(self, retriever: bm25s.BM25, size: int) -> None:
+        self._retriever = retriever
+        self.size = size
+
+    @classmethod
+    def build(cls, texts: list[str]) -> KeywordIndex:
+        # An empty placeholder token keeps bm25s happy with passages that are all stopwords.
+        corpus = [tokenize(t) or [""] for t in texts]
+        retriever = bm25s.BM25()
+        retriever.index(corpus, show_progress=False)
+        return cls(retriever, len(texts))
+
+    def save(self, folder: Path) -> None:
+        self._retriever.save(str(folder))
+
+    @classmethod
+    def load(cls, folder: Path, size: int) -> KeywordIndex:
+        return cls(bm25s.BM25.load(str(folder), mmap=False), size)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every passage for `query` (zeros when no query term is indexed)."""
+        tokens = [t for t in tokenize(query) if t in self._retriever.vocab_dict]
+        if not tokens or self.size == 0:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)

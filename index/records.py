@@ -1,0 +1,199 @@
+"""The typed records that flow through the knowledge base.
+
+Everything that crosses a module boundary is one of these frozen dataclasses:
+a passage and the places it was found, a search hit with its answering
+sentence, the result of one question, the build settings, and the manifest
+that describes a stored index. They serialise to plain JSON so the on-disk
+format stays readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob that changes what an index contains; copied into the manifest.
+
+    Attributes:
+        max_tokens: Word pieces allowed per passage, special tokens included.
+            all-MiniLM-L6-v2 reads 256; staying below leaves room for the
+            tokenizer disagreeing with our count and guarantees no truncation.
+        min_tokens: Paragraphs shorter than this are merged with the next one
+            (headings, list stubs) so a passage carries enough context.
+        near_duplicate_threshold: Estimated Jaccard similarity of word
+            shingles above which two passages count as the same text.
+    """
+
+    max_tokens: int = 200
+    min_tokens: int = 24
+    near_duplicate_threshold: float = 0.85
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.max_tokens <= 256:
+            raise ValueError(f"max_tokens must be between 16 and 256, got {self.max_tokens}")
+        if not 0 <= self.min_tokens < self.max_tokens:
+            raise ValueError(f"min_tokens must be in [0, max_tokens), got {self.min_tokens}")
+        if not 0.5 <= self.near_duplicate_threshold <= 1.0:
+            raise ValueError(
+                f"near_duplicate_threshold must be in [0.5, 1.0], got {self.near_duplicate_threshold}"
+            )
+
+
+@dataclass(frozen=True)
+class Location:
+    """One place a passage's text occurs: `document_text[start:end]`.
+
+    `line` (1-based, in the extracted text) and `page` (1-based, PDFs only)
+    are for human citations; `start`/`end` are the exact provenance.
+    """
+
+    doc_id: str
+    source: str
+    start: int
+    end: int
+    line: int
+    page: int | None = None
+
+    def cite(self) -> str:
+        where = f"page {self.page}" if self.page is not None else f"line {self.line}"
+        label = self.source if self.doc_id == self.source else f"{self.source} [{self.doc_id}]"
+        return f"{label}, {where}"
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A unit of retrieval. Its id is a hash of its text, so it is stable across runs.
+
+    `locations[0]` is the canonical place; near-duplicate copies elsewhere are
+    kept as further locations, so a question never sees the same text twice.
+    """
+
+    id: str
+    text: str
+    locations: tuple[Location, ...]
+
+    @property
+    def location(self) -> Location:
+        return self.locations[0]
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "text": self.text, "locations": [asdict(loc) for loc in self.locations]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Passage:
+        return cls(data["id"], data["text"], tuple(Location(**loc) for loc in data["locations"]))
+
+
+def text_id(text: str) -> str:
+    """Content hash used as passage id and embedding cache key."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A character span in a document, with the text it covers."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage for a question.
+
+    Attributes:
+        rank: 1-based position in the fused ranking.
+        score: Fused relevance score (higher is better, comparable within one query).
+        similarity: Cosine similarity of question and passage (comparable across queries).
+        answer: The passage's best answering sentence, as a span of the
+            canonical location's document.
+        dense_rank / keyword_rank: 1-based ranks in each retriever, None when
+            the passage was not in that retriever's candidate list.
+    """
+
+    passage: Passage
+    rank: int
+    score: float
+    similarity: float
+    answer: Span
+    dense_rank: int | None = None
+    keyword_rank: int | None = None
+
+    def to_json(self) -> dict:
+        loc = self.passage.location
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 6),
+            "doc_id": loc.doc_id,
+            "source": loc.source,
+            "start": loc.start,
+            "end": loc.end,
+            "text": self.passage.text,
+            "answer": {"start": self.answer.start, "end": self.answer.end, "text": self.answer.text},
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The response to one question: ranked hits and whether they answer it."""
+
+    query: str
+    answered: bool
+    hits: tuple[Hit, ...]
+
+    def to_json(self) -> dict:
+        return {"query": self.query, "answered": self.answered, "hits": [h.to_json() for h in self.hits]}
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """What the index remembers about a source document (for staleness and updates)."""
+
+    doc_id: str
+    source: str
+    sha256: str
+    chars: int
+    passages: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that could not be ingested, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Describes one published index version; loading checks every field."""
+
+    format_version: int
+    model: str
+    dimensions: int
+    documents: int
+    passages: int
+    locations: int
+    settings: Settings
+    built_at: str
+    corpus: str
+    files: dict[str, str] = field(default_factory=dict)
+    skipped: tuple[Skipped, ...] = ()
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["skipped"] = [asdict(s) for s in self.skipped]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Manifest:
+        data = dict(data)
+        data["settings"] = Settings(**data["settings"])
+        data["skipped"] = tuple(Skipped(**s) for s in data.get("skipped", ()))
+        return cls(**data)

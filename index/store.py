@@ -1,0 +1,329 @@
+"""The on-disk index: format, atomic publish, locking, load and verify.
+
+An index folder holds versions side by side and a small pointer file:
+
+    INDEX_DIR/CURRENT            name of the live version (replaced atomically)
+    INDEX_DIR/.lock              held by the one process allowed to publish
+    INDEX_DIR/v-<time>-<id>/     one complete version:
+        manifest.json            format, model, dimensions, counts, settings, file hashes
+        passages.jsonl           line i = passage i (text + every location)
+        vectors.faiss            row i = unit vector of passage i (inner product = cosine)
+        keyword/                 BM25 index, row i = passage i
+        documents.json           per-document info (source, text hash, passage count)
+        sources.json             per-file fingerprints (to tell what changed since the build)
+
+A new version is written into a hidden temporary folder, flushed, verified by
+loading it back, renamed into place, and only then does CURRENT switch to it.
+A crash at any moment leaves CURRENT naming a complete, verified version.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from index.keyword import KeywordIndex
+from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
+
+POINTER = "CURRENT"
+LOCK = ".lock"
+MANIFEST = "manifest.json"
+PASSAGES = "passages.jsonl"
+VECTORS = "vectors.faiss"
+KEYWORD = "keyword"
+DOCUMENTS = "documents.json"
+SOURCES = "sources.json"
+
+
+class IndexError(Exception):  # noqa: A001 - the package's own error type, re-exported
+    """The index is missing, damaged or incompatible; the message says how to fix it."""
+
+
+class IndexBusy(IndexError):
+    """Another process is publishing into the same index folder."""
+
+
+def rebuild_hint(index_dir: Path) -> str:
+    return f"rebuild it with: python -m ingest --index {index_dir}"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """Fingerprint of one corpus file at build time."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass
+class StoredIndex:
+    """A loaded, verified index version."""
+
+    path: Path
+    manifest: Manifest
+    passages: list[Passage]
+    vectors: faiss.Index
+    keyword: KeywordIndex
+    documents: list[DocumentInfo]
+    sources: dict[str, SourceFile]
+
+    def all_vectors(self) -> np.ndarray:
+        """Every passage vector, row i = passage i (used to reuse embeddings on update)."""
+        return self.vectors.reconstruct_n(0, self.vectors.ntotal)
+
+
+def current_version(index_dir: Path) -> Path | None:
+    """The live version folder, or None when nothing has been published."""
+    pointer = index_dir / POINTER
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return index_dir / name
+
+
+@contextmanager
+def publish_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the folder's publish lock, or raise IndexBusy at once if another process has it."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexBusy(
+                f"{index_dir} is being updated by {holder}; wait for it to finish and run again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def publish(
+    index_dir: Path,
+    *,
+    model: str,
+    passages: list[Passage],
+    vectors: np.ndarray,
+    documents: list[DocumentInfo],
+    sources: dict[str, SourceFile],
+    settings: Settings,
+    corpus: str,
+    skipped: tuple[Skipped, ...] = (),
+) -> StoredIndex:
+    """Write a new version and make it live atomically. Caller holds `publish_lock`.
+
+    Args:
+        index_dir: The index folder (created if needed).
+        model: Name of the embedder that made `vectors`.
+        passages: Passages, row i matching `vectors[i]`.
+        vectors: Unit-length float32 vectors.
+        documents: One entry per ingested document.
+        sources: Fingerprint of every corpus file considered.
+        settings: The chunking settings used.
+        corpus: The corpus folder, for the record.
+        skipped: Files that could not be ingested, with reasons.
+
+    Returns:
+        The published index, loaded back and verified.
+    """
+    if not passages:
+        raise ValueError("no passages to index")
+    if vectors.ndim != 2 or len(passages) != len(vectors):
+        raise ValueError(f"{len(passages)} passages but vectors of shape {vectors.shape}")
+    _remove_leftovers(index_dir)
+    staging = index_dir / f".tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        _write_version(staging, model, passages, vectors, documents, sources, settings, corpus, skipped)
+        load_version(staging)  # refuse to publish what we could not read back
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        final = index_dir / f"v-{stamp}-{staging.name[5:]}"
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _switch_pointer(index_dir, final.name)
+    _remove_old_versions(index_dir, keep={final.name})
+    return load_version(final)
+
+
+def _write_version(folder, model, passages, vectors, documents, sources, settings, corpus, skipped) -> None:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dimensions = vectors.shape[1]
+    flat = faiss.IndexFlatIP(dimensions)
+    flat.add(vectors)
+    faiss.write_index(flat, str(folder / VECTORS))
+    with open(folder / PASSAGES, "w", encoding="utf-8") as out:
+        for passage in passages:
+            out.write(json.dumps(passage.to_json(), ensure_ascii=False) + "\n")
+    KeywordIndex.build([p.text for p in passages]).save(folder / KEYWORD)
+    _write_json(folder / DOCUMENTS, [asdict(d) for d in documents])
+    _write_json(folder / SOURCES, {name: asdict(f) for name, f in sorted(sources.items())})
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        model=model,
+        dimensions=dimensions,
+        documents=len(documents),
+        passages=len(passages),
+        locations=sum(len(p.locations) for p in passages),
+        settings=settings,
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        corpus=corpus,
+        files=_hash_files(folder),
+        skipped=tuple(skipped),
+    )
+    _write_json(folder / MANIFEST, manifest.to_json())
+    for path in folder.rglob("*"):
+        if path.is_file():
+            _fsync(path)
+    _fsync(folder)
+
+
+def load(index_dir: Path, model: str | None = None) -> StoredIndex:
+    """Load the live version of an index and verify it.
+
+    Args:
+        index_dir: The index folder.
+        model: When given, the embedder the caller will query with; an index
+            built with another model is refused.
+
+    Raises:
+        IndexError: With a message naming the problem and the fix.
+    """
+    version = current_version(index_dir)
+    if version is None:
+        raise IndexError(f"no index found in {index_dir}; build one with: python -m ingest --index {index_dir}")
+    stored = load_version(version)
+    if model is not None and stored.manifest.model != model:
+        raise IndexError(
+            f"index {index_dir} was built with model {stored.manifest.model!r}, but this program embeds "
+            f"questions with {model!r}; {rebuild_hint(index_dir)}"
+        )
+    return stored
+
+
+def load_version(folder: Path) -> StoredIndex:
+    """Load one version folder, checking the manifest and every file hash."""
+    manifest = _read_manifest(folder)
+    for name, expected in manifest.files.items():
+        path = folder / name
+        if not path.is_file():
+            raise IndexError(f"index file {path} is missing; {rebuild_hint(folder.parent)}")
+        if file_sha256(path) != expected:
+            raise IndexError(
+                f"index file {path} does not match its manifest (damaged or edited); {rebuild_hint(folder.parent)}"
+            )
+    try:
+        vectors = faiss.read_index(str(folder / VECTORS))
+        with open(folder / PASSAGES, encoding="utf-8") as lines:
+            passages = [Passage.from_json(json.loads(line)) for line in lines]
+        keyword = KeywordIndex.load(folder / KEYWORD, len(passages))
+        documents = [DocumentInfo(**d) for d in _read_json(folder / DOCUMENTS)]
+        sources = {name: SourceFile(**f) for name, f in _read_json(folder / SOURCES).items()}
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise IndexError(f"index {folder} cannot be read ({exc}); {rebuild_hint(folder.parent)}") from exc
+    counts = {"passages": len(passages), "vectors": vectors.ntotal, "documents": len(documents)}
+    expected = {"passages": manifest.passages, "vectors": manifest.passages, "documents": manifest.documents}
+    if counts != expected or vectors.d != manifest.dimensions:
+        raise IndexError(
+            f"index {folder} is inconsistent: found {counts} with {vectors.d} dimensions, manifest says "
+            f"{expected} with {manifest.dimensions}; {rebuild_hint(folder.parent)}"
+        )
+    return StoredIndex(folder, manifest, passages, vectors, keyword, documents, sources)
+
+
+def _read_manifest(folder: Path) -> Manifest:
+    path = folder / MANIFEST
+    try:
+        data = _read_json(path)
+    except FileNotFoundError:
+        raise IndexError(f"index manifest {path} is missing; {rebuild_hint(folder.parent)}") from None
+    except ValueError as exc:
+        raise IndexError(f"index manifest {path} is not valid JSON ({exc}); {rebuild_hint(folder.parent)}") from None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version != FORMAT_VERSION:
+        raise IndexError(
+            f"index {folder} has format version {version!r}, this program reads version {FORMAT_VERSION}; "
+            f"{rebuild_hint(folder.parent)}"
+        )
+    try:
+        return Manifest.from_json(data)
+    except (TypeError, ValueError) as exc:
+        raise IndexError(f"index manifest {path} is malformed ({exc}); {rebuild_hint(folder.parent)}") from None
+
+
+def _switch_pointer(index_dir: Path, name: str) -> None:
+    temporary = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
+    temporary.write_text(name + "\n", encoding="utf-8")
+    _fsync(temporary)
+    os.replace(temporary, index_dir / POINTER)
+    _fsync(index_dir)
+
+
+def _remove_old_versions(index_dir: Path, keep: set[str]) -> None:
+    """Delete superseded versions. Readers hold their version in memory, so this is safe."""
+    for path in index_dir.glob("v-*"):
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Staging folders and pointer drafts from a build that was killed (we hold the lock)."""
+    for path in index_dir.glob(".tmp-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in index_dir.glob(f".{POINTER}.*"):
+        path.unlink(missing_ok=True)
+
+
+def _hash_files(folder: Path) -> dict[str, str]:
+    return {
+        path.relative_to(folder).as_posix(): file_sha256(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def file_sha256(path: Path) -> str:
+    """Hash of a file's bytes (also used to fingerprint corpus files)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
