@@ -1,0 +1,136 @@
+"""`python -m index`: ask questions of an index, or describe it.
+
+    python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json]
+    python -m index info [--index DIR]
+    python -m index eval --questions FILE [--index DIR] [--json]
+
+Each QUESTION argument is one question (quote it); `--file` adds one
+question per line. `--json` prints one JSON object per question, one per
+line, in input order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from index import DEFAULT_INDEX
+from index.display import format_answer
+from index.store import IndexError, StoredIndex, load
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m index", description="Query or inspect a knowledge-base index.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    query = commands.add_parser("query", help="answer questions with cited passages")
+    query.add_argument("questions", nargs="*", metavar="QUESTION", help="a question (quote it); several allowed")
+    query.add_argument("--file", type=Path, help="a file with one question per line")
+    query.add_argument("-k", type=int, default=5, help="passages per question (default: 5)")
+    query.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
+    _add_index_option(query)
+
+    info = commands.add_parser("info", help="what the index holds")
+    _add_index_option(info)
+
+    evaluate = commands.add_parser("eval", help="score retrieval on a question set")
+    evaluate.add_argument("--questions", type=Path, required=True, help='JSON lines {"query", "answer"}')
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_index_option(evaluate)
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "query":
+            return _query(args, parser)
+        if args.command == "eval":
+            return _eval(args, parser)
+        return _info(args)
+    except IndexError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _add_index_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help=f"index folder (default: {DEFAULT_INDEX})")
+
+
+def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    questions = list(args.questions)
+    if args.file is not None:
+        try:
+            lines = args.file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            parser.error(f"cannot read questions from {args.file}: {exc}")
+        questions += [line.strip() for line in lines if line.strip()]
+    if not questions:
+        parser.error("give at least one QUESTION or --file FILE")
+    if args.k < 1:
+        parser.error(f"-k must be at least 1, got {args.k}")
+
+    searcher = _searcher(args.index)
+    for number, question in enumerate(questions):
+        answer = searcher.search(question, k=args.k)
+        if args.json:
+            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        else:
+            print(("\n" if number else "") + format_answer(answer), flush=True)
+    return 0
+
+
+def _searcher(index_dir: Path):
+    from index.embedding import BundledModel  # imported here: `info` needs no model
+    from index.search import Searcher
+
+    embedder = BundledModel()
+    return Searcher(load(index_dir, model=embedder.name), embedder)
+
+
+def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from dataclasses import asdict
+
+    from index.evaluate import evaluate_questions, read_questions
+
+    try:
+        questions = read_questions(args.questions)
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
+    report = evaluate_questions(_searcher(args.index), questions)
+    if args.json:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(report).items()}))
+        return 0
+    print(f"questions        {report.on_topic} on-topic, {report.off_topic} off-topic")
+    print(f"recall@1         {report.recall_at_1:.3f}")
+    print(f"recall@3         {report.recall_at_3:.3f}")
+    print(f"MRR@10           {report.mrr:.3f}")
+    print(f"answer sentence  {report.sentence_accuracy:.3f} (highlighted sentence is the answering one)")
+    print(f"answered         {report.answered_on_topic}/{report.on_topic} on-topic")
+    print(f"refused          {report.refused_off_topic}/{report.off_topic} off-topic")
+    print(f"no-answer        precision {report.no_answer_precision:.3f}, recall {report.no_answer_recall:.3f}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    stored = load(args.index)
+    print(describe(stored))
+    return 0
+
+
+def describe(stored: StoredIndex) -> str:
+    m = stored.manifest
+    s = m.settings
+    lines = [
+        f"index      {stored.path}",
+        f"built      {m.built_at} from {m.corpus}",
+        f"model      {m.model} ({m.dimensions} dimensions)",
+        f"documents  {m.documents}",
+        f"passages   {m.passages} ({m.locations} locations; duplicates share a passage)",
+        f"chunking   max {s.max_tokens} tokens, merge below {s.min_tokens}, near-duplicate at {s.near_duplicate_threshold}",
+        f"skipped    {len(m.skipped)} file(s)",
+    ]
+    lines += [f"  {item.source}: {item.reason}" for item in m.skipped]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
