@@ -1,0 +1,70 @@
+"""`python -m ingest`: build the index for a corpus folder, or bring it up to date."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from index import DEFAULT_INDEX
+from index.embedding import BundledModel
+from index.store import IndexError
+from ingest import DEFAULT_CORPUS
+from ingest.pipeline import build
+
+_STAGES = {"read": ("Reading files", "file"), "embed": ("Embedding", "passage"), "publish": ("Publishing", "step")}
+
+
+class TqdmProgress:
+    """One progress bar per stage, with counts, rate and time left."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self.bars.get(stage)
+        if bar is None:
+            label, unit = _STAGES[stage]
+            bar = self.bars[stage] = tqdm(total=total, desc=f"{label:<14}", unit=unit, file=sys.stderr)
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"documents folder (default: {DEFAULT_CORPUS})")
+    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help=f"index folder (default: {DEFAULT_INDEX})")
+    args = parser.parse_args(argv)
+
+    progress = TqdmProgress()
+    try:
+        report = build(args.corpus, args.index, BundledModel(), progress=progress)
+    except (IndexError, ValueError, FileNotFoundError) as exc:
+        progress.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    progress.close()
+    for note in report.notes:
+        print(note)
+    if report.published:
+        print(
+            f"indexed {report.documents} documents as {report.passages} passages "
+            f"({report.embedded} embedded, {report.reused} reused) in {report.seconds:.1f}s -> {report.index_path}"
+        )
+    for item in report.skipped:
+        print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
+    if report.skipped:
+        print(f"{len(report.skipped)} file(s) skipped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Collapse exact and near-duplicate passages into one passage with many locations.
+
+Collections repeat themselves: the bundled file repeats whole paragraphs,
+web pages share boilerplate, records get re-published with a word changed.
+A question must never get the same text twice, yet every place a text
+appears is worth citing. So the first occurrence (in corpus order) becomes
+the passage and later copies become extra locations of it.
+
+Exact copies are caught by a normalised key (case, spacing and punctuation
+ignored). Near copies are caught by MinHash LSH over word 3-shingles
+(datasketch), and each candidate is confirmed by its true Jaccard similarity
+so LSH false positives never merge distinct texts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from datasketch import MinHash, MinHashLSH
+
+from index.records import Passage, text_id
+from ingest.chunking import Chunk
+
+_TOKEN = re.compile(r"\w+")
+_NUM_PERM = 64
+_SHINGLE = 3
+
+
+def normalise(text: str) -> str:
+    """The exact-duplicate key: lowercase words joined by single spaces."""
+    return " ".join(_TOKEN.findall(text.lower()))
+
+
+def shingles(text: str) -> frozenset[str]:
+    """Word 3-shingles of the normalised text (the whole text when shorter)."""
+    words = normalise(text).split()
+    if len(words) <= _SHINGLE:
+        return frozenset([" ".join(words)])
+    return frozenset(" ".join(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def deduplicate(chunks: Iterable[Chunk], threshold: float) -> list[Passage]:
+    """Merge duplicate chunks.
+
+    Args:
+        chunks: Chunks in corpus order (sources sorted, offsets ascending).
+        threshold: Jaccard similarity of 3-shingles at or above which two
+            chunks are the same text; 1.0 keeps only exact (normalised) copies.
+
+    Returns:
+        Passages in order of first occurrence; each keeps every location.
+    """
+    by_key: dict[str, int] = {}
+    texts: list[str] = []
+    locations: list[list] = []
+    shingle_sets: list[frozenset[str]] = []
+    lsh = MinHashLSH(threshold=threshold, num_perm=_NUM_PERM) if threshold < 1.0 else None
+    for chunk in chunks:
+        key = normalise(chunk.text)
+        index = by_key.get(key)
+        grams = frozenset()
+        if index is None and lsh is not None:
+            grams = shingles(chunk.text)
+            signature = MinHash(num_perm=_NUM_PERM, seed=1)
+            signature.update_batch([g.encode("utf-8") for g in grams])
+            index = _confirmed(lsh.query(signature), grams, shingle_sets, threshold)
+            if index is None:
+                lsh.insert(len(texts), signature)
+        if index is None:
+            index = len(texts)
+            texts.append(chunk.text)
+            locations.append([])
+            shingle_sets.append(grams)
+        by_key.setdefault(key, index)
+        locations[index].append(chunk.location)
+    return [Passage(text_id(text), text, tuple(locs)) for text, locs in zip(texts, locations)]
+
+
+def _confirmed(candidates: list[int], grams: frozenset[str], known: list[frozenset[str]], threshold: float) -> int | None:
+    """The earliest candidate whose true similarity reaches the threshold."""
+    matches = [i for i in candidates if jaccard(grams, known[i]) >= threshold]
+    return min(matches) if matches else None

@@ -1,0 +1,192 @@
+"""Corpus folder in, published index out, re-embedding only what changed.
+
+`build` is the one entry point the command line and the app share. It holds
+the index's publish lock, reads every supported file, splits and
+de-duplicates passages, takes the vectors of passages whose text the live
+index already holds (ids are content hashes), embeds only the new ones, and
+publishes the result atomically. While it runs, the live index keeps serving.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from index.embedding import Embedder
+from index.records import DocumentInfo, Settings, Skipped, text_id
+from index.store import IndexError, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
+from ingest.chunking import Chunk, chunk_document
+from ingest.dedup import deduplicate
+from ingest.loaders import Document, discover, iter_documents
+
+# (stage, done, total): stages are "read", "embed" and "publish".
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What one run of `build` did."""
+
+    documents: int
+    passages: int
+    embedded: int
+    reused: int
+    skipped: tuple[Skipped, ...]
+    seconds: float
+    published: bool
+    index_path: Path | None
+    notes: tuple[str, ...] = field(default=())
+
+
+def fingerprint(corpus: Path) -> dict[str, SourceFile]:
+    """Size, modification time and content hash of every supported file in the corpus."""
+    prints = {}
+    for path in discover(corpus):
+        try:
+            stat = path.stat()
+            prints[path.relative_to(corpus).as_posix()] = SourceFile(stat.st_size, stat.st_mtime_ns, file_sha256(path))
+        except OSError:
+            continue  # unreadable files are reported by the loader
+    return prints
+
+
+def changed_sources(corpus: Path, stored: StoredIndex) -> list[str]:
+    """Files added, removed or edited since the index was built (cheap: hashes only when size/mtime differ)."""
+    changed = []
+    current = {path.relative_to(corpus).as_posix(): path for path in discover(corpus)}
+    for name in sorted(set(current) | set(stored.sources)):
+        known, path = stored.sources.get(name), current.get(name)
+        if known is None or path is None:
+            changed.append(name)
+            continue
+        try:
+            stat = path.stat()
+            if (stat.st_size, stat.st_mtime_ns) != (known.size, known.mtime_ns) and file_sha256(path) != known.sha256:
+                changed.append(name)
+        except OSError:
+            changed.append(name)
+    return changed
+
+
+def build(
+    corpus: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    settings: Settings = Settings(),
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Build the index for `corpus`, or bring it up to date.
+
+    Args:
+        corpus: Folder of documents (sub-folders included).
+        index_dir: Index folder; the live version keeps serving until the new one is published.
+        embedder: The model that embeds passages (and later, questions).
+        settings: Chunking settings.
+        progress: Called as `progress(stage, done, total)`.
+
+    Returns:
+        A report of what was read, embedded, reused and skipped.
+
+    Raises:
+        IndexBusy: Another build holds the index.
+        ValueError: The corpus holds no passages at all.
+    """
+    began = time.perf_counter()
+    report = progress or (lambda stage, done, total: None)
+    if not corpus.is_dir():
+        raise FileNotFoundError(f"corpus folder {corpus} does not exist")
+    with publish_lock(index_dir):
+        previous, notes = _previous(index_dir, embedder.name)
+        sources = fingerprint(corpus)
+        if previous is not None and previous.sources == sources and previous.manifest.settings == settings:
+            m = previous.manifest
+            return BuildReport(
+                m.documents, m.passages, 0, 0, m.skipped, time.perf_counter() - began, False, previous.path,
+                ("index is up to date",),
+            )
+        documents, chunks, skipped = _read(corpus, embedder, settings, len(sources), report)
+        passages = deduplicate(chunks, settings.near_duplicate_threshold)
+        if not passages:
+            raise ValueError(f"no text found in {corpus}: nothing to index ({len(skipped)} files skipped)")
+        vectors, reused = _vectors(passages, previous, embedder, report)
+        report("publish", 0, 1)
+        stored = publish(
+            index_dir,
+            model=embedder.name,
+            passages=passages,
+            vectors=vectors,
+            documents=documents,
+            sources=sources,
+            settings=settings,
+            corpus=str(corpus),
+            skipped=tuple(skipped),
+        )
+        report("publish", 1, 1)
+    return BuildReport(
+        len(documents), len(passages), len(passages) - reused, reused, tuple(skipped),
+        time.perf_counter() - began, True, stored.path, tuple(notes),
+    )
+
+
+def _previous(index_dir: Path, model: str) -> tuple[StoredIndex | None, list[str]]:
+    """The live index, when there is a usable one to update."""
+    try:
+        return load(index_dir, model=model), []
+    except IndexError as exc:
+        if "no index found" in str(exc):
+            return None, []
+        return None, [f"previous index not reused: {exc}"]
+
+
+def _read(corpus: Path, embedder: Embedder, settings: Settings, files: int, report: Progress):
+    documents: list[DocumentInfo] = []
+    chunks: list[Chunk] = []
+    skipped: list[Skipped] = []
+    seen_files: set[str] = set()
+    report("read", 0, files)
+    for item in iter_documents(corpus):
+        if isinstance(item, Skipped):
+            skipped.append(item)
+            source = item.source.split(":")[0]
+        else:
+            doc_chunks = chunk_document(item, embedder.count_tokens, settings)
+            chunks.extend(doc_chunks)
+            documents.append(_info(item, len(doc_chunks)))
+            source = item.source
+        if source not in seen_files:
+            seen_files.add(source)
+            report("read", len(seen_files), files)
+    return documents, chunks, skipped
+
+
+def _info(doc: Document, passages: int) -> DocumentInfo:
+    return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), passages)
+
+
+def _vectors(passages, previous: StoredIndex | None, embedder: Embedder, report: Progress) -> tuple[np.ndarray, int]:
+    """Vectors for every passage: reused by content hash where possible, embedded otherwise."""
+    vectors = np.zeros((len(passages), embedder.dimensions), dtype=np.float32)
+    todo = list(range(len(passages)))
+    if previous is not None:
+        known = {p.id: row for row, p in enumerate(previous.passages)}
+        hits = [(i, known[p.id]) for i, p in enumerate(passages) if p.id in known]
+        if hits:
+            old = previous.all_vectors()
+            vectors[[i for i, _ in hits]] = old[[row for _, row in hits]]
+        reused = {i for i, _ in hits}
+        todo = [i for i in todo if i not in reused]
+    done = 0
+    report("embed", 0, len(todo))
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        report("embed", done, len(todo))
+
+    if todo:
+        vectors[todo] = embedder.encode([passages[i].text for i in todo], progress=advance)
+    return vectors, len(passages) - len(todo)
