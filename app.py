@@ -1,0 +1,242 @@
+"""The knowledge base in the browser: ask, read cited answers, add documents.
+
+A thin Streamlit layer over the library: `index` answers, `ingest` saves
+uploads and rebuilds in the background. Model and index load once per process
+(`st.cache_resource`); a rebuild never interrupts answering, because
+questions go to the published index until the new one replaces it.
+
+Run it with `make run` (or `streamlit run app.py`). KB_CORPUS and KB_INDEX
+choose the folders (defaults: corpus/ and data/index/).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from index import DEFAULT_INDEX
+from index.display import NO_ANSWER, escape_markdown, highlight_markdown, hit_highlight
+from index.embedding import BundledModel
+from index.records import Answer, Hit
+from index.search import Searcher
+from index.store import IndexError, current_version, load
+from ingest import DEFAULT_CORPUS
+from ingest.jobs import BuildJob
+from ingest.loaders import SUPPORTED_SUFFIXES
+from ingest.pipeline import changed_sources
+from ingest.uploads import MAX_UPLOAD_BYTES, UploadRejected, save_upload
+
+CORPUS = Path(os.environ.get("KB_CORPUS", DEFAULT_CORPUS))
+INDEX = Path(os.environ.get("KB_INDEX", DEFAULT_INDEX))
+EXAMPLES = (
+    "How long does a broken vertebra take to heal?",
+    "What muscles are the hip flexors?",
+    "When should back pain be investigated by a doctor?",
+    "How often should I ice a painful hip?",
+)
+_STAGE_LABELS = {"read": "Reading files", "embed": "Embedding passages", "publish": "Publishing the index"}
+
+
+@st.cache_resource(show_spinner="Loading the language model…")
+def get_embedder() -> BundledModel:
+    embedder = BundledModel()
+    embedder.encode(["warm up"])  # load weights now, not on the first question
+    return embedder
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the index…")
+def get_searcher(index_dir: str, version: str) -> Searcher:
+    """One searcher per published version: a rebuild changes `version` and so the cache key."""
+    embedder = get_embedder()
+    return Searcher(load(Path(index_dir), model=embedder.name), embedder)
+
+
+@st.cache_resource
+def get_build_job(corpus: str, index_dir: str) -> BuildJob:
+    return BuildJob(Path(corpus), Path(index_dir), get_embedder())
+
+
+def main() -> None:
+    st.set_page_config(page_title="Knowledge base", page_icon="📚")
+    st.title("Ask the knowledge base")
+    st.caption(f"Answers come from the documents in {escape_markdown(str(CORPUS))}, with citations.")
+    job = get_build_job(str(CORPUS), str(INDEX))
+    build_status(job)
+
+    version = current_version(INDEX)
+    try:
+        if version is None:
+            raise IndexError(f"no index found in {INDEX}; build one with: python -m ingest --index {INDEX}")
+        searcher = get_searcher(str(INDEX), version.name)
+    except IndexError as exc:
+        show_index_problem(str(exc), job)
+        sidebar_uploads(job)
+        return
+
+    sources, k = sidebar(searcher, job)
+    query = question_box()
+    if query:
+        answer = searcher.search(query, k=k, sources=frozenset(sources) if sources else None)
+        show_answer(answer, searcher)
+
+
+def question_box() -> str:
+    if "query" not in st.session_state:
+        st.session_state.query = st.query_params.get("q", "")
+    st.text_input("Your question", key="query", placeholder="e.g. how long does a broken vertebra take to heal?")
+    columns = st.columns(len(EXAMPLES))
+    for column, example in zip(columns, EXAMPLES):
+        column.button(example, on_click=_set_query, args=(example,), use_container_width=True)
+    query = st.session_state.query.strip()
+    if query:
+        st.query_params["q"] = query
+    elif "q" in st.query_params:
+        del st.query_params["q"]
+    return query
+
+
+def _set_query(text: str) -> None:
+    st.session_state.query = text
+
+
+def show_answer(answer: Answer, searcher: Searcher) -> None:
+    if not answer.hits:
+        st.warning(NO_ANSWER)
+        return
+    if answer.answered:
+        for hit in answer.hits:
+            hit_card(hit, searcher)
+    else:
+        st.warning(NO_ANSWER)
+        with st.expander("Nearest passages (weak matches, probably not answers)", expanded=False):
+            for hit in answer.hits:
+                hit_card(hit, searcher)
+    with st.expander("Why this order? (dense, keyword and fused ranks)"):
+        st.dataframe(
+            [
+                {
+                    "fused rank": hit.rank,
+                    "dense rank": hit.dense_rank,
+                    "keyword rank": hit.keyword_rank,
+                    "similarity": round(hit.similarity, 3),
+                    "source": hit.passage.location.cite(),
+                }
+                for hit in answer.hits
+            ],
+            hide_index=True,
+        )
+
+
+def hit_card(hit: Hit, searcher: Searcher) -> None:
+    locations = hit.passage.locations
+    with st.container(border=True):
+        cite = escape_markdown(locations[0].cite())
+        also = f" · also {escape_markdown('; '.join(l.cite() for l in locations[1:]))}" if len(locations) > 1 else ""
+        st.markdown(f"**{hit.rank}.** {cite}{also}")
+        st.markdown(hit_highlight(hit))
+        st.caption(f"score {hit.score:.4f} · similarity {hit.similarity:.2f}")
+        with st.expander("Show in document"):
+            for neighbour in searcher.context(hit.passage.location, before=1, after=1):
+                if neighbour.is_hit:
+                    offset = neighbour.location.start
+                    st.markdown(highlight_markdown(neighbour.text, hit.answer.start - offset, hit.answer.end - offset))
+                else:
+                    st.markdown(f":gray[{escape_markdown(neighbour.text)}]")
+
+
+def sidebar(searcher: Searcher, job: BuildJob) -> tuple[list[str], int]:
+    manifest = searcher.stored.manifest
+    with st.sidebar:
+        st.header("Index")
+        st.markdown(
+            f"**{manifest.documents}** documents · **{manifest.passages}** passages  \n"
+            f"model {escape_markdown(manifest.model)}  \nbuilt {escape_markdown(manifest.built_at)}"
+        )
+        changed = changed_sources(CORPUS, searcher.stored) if CORPUS.is_dir() else []
+        if changed:
+            st.warning(f"{len(changed)} file(s) in the corpus changed since this index was built.")
+        else:
+            st.success("Up to date with the corpus folder.")
+        if manifest.skipped:
+            with st.expander(f"{len(manifest.skipped)} file(s) skipped"):
+                for item in manifest.skipped:
+                    st.text(f"{item.source}: {item.reason}")
+        if st.button("Rebuild from corpus folder", disabled=job.state.running):
+            job.start()
+            st.rerun()
+
+        st.header("Search")
+        all_sources = sorted({d.source for d in searcher.stored.documents})
+        sources = st.multiselect("Only these documents", all_sources, placeholder="All documents")
+        k = st.slider("Number of results", min_value=1, max_value=20, value=5)
+    sidebar_uploads(job)
+    return sources, k
+
+
+def sidebar_uploads(job: BuildJob) -> None:
+    with st.sidebar:
+        st.header("Add documents")
+        if "upload_round" not in st.session_state:
+            st.session_state.upload_round = 0
+        files = st.file_uploader(
+            f"Up to {MAX_UPLOAD_BYTES // 2**20} MB each",
+            type=sorted(s.lstrip(".") for s in SUPPORTED_SUFFIXES),
+            accept_multiple_files=True,
+            key=f"uploads-{st.session_state.upload_round}",
+        )
+        if files and st.button("Add to the knowledge base", type="primary", disabled=job.state.running):
+            for message in save_uploads(files):
+                st.write(message)
+            st.session_state.upload_round += 1
+            job.start()
+            st.rerun()
+
+
+def save_uploads(files) -> list[str]:
+    messages = []
+    for upload in files:
+        try:
+            path, new = save_upload(CORPUS, upload.name, upload.getvalue())
+        except UploadRejected as exc:
+            messages.append(f"Not added: {exc}")
+            continue
+        messages.append(f"Added {path.relative_to(CORPUS)}" if new else f"Already present: {path.relative_to(CORPUS)}")
+    st.session_state.upload_messages = messages
+    return messages
+
+
+def show_index_problem(message: str, job: BuildJob) -> None:
+    st.error(f"The index cannot be used: {message}")
+    if st.button("Build the index now", type="primary", disabled=job.state.running):
+        job.start()
+        st.rerun()
+
+
+def build_status(job: BuildJob) -> None:
+    """Progress of a background build, refreshed every second while it runs."""
+
+    @st.fragment(run_every=1.0 if job.state.running else None)
+    def status() -> None:
+        for message in st.session_state.pop("upload_messages", []):
+            st.toast(message)
+        state = job.state
+        if state.running:
+            label = _STAGE_LABELS.get(state.stage, state.stage)
+            left = f", about {state.seconds_left:.0f}s left" if state.seconds_left is not None else ""
+            fraction = state.done / state.total if state.total else 0.0
+            st.progress(min(fraction, 1.0), text=f"{label}: {state.done} of {state.total}{left}. Answers come from the current index meanwhile.")
+            st.session_state.build_watched = True
+        elif st.session_state.pop("build_watched", False):
+            st.rerun()  # the new index is published: refresh everything
+        elif state.error:
+            st.error(f"Rebuild failed, the previous index is still in use: {state.error}")
+        elif state.report is not None and state.report.published:
+            r = state.report
+            st.success(f"Index updated: {r.documents} documents, {r.passages} passages ({r.embedded} newly embedded) in {r.seconds:.1f}s.")
+
+    status()
+
+
+main()

@@ -1,0 +1,85 @@
+"""Shared fixtures: a deterministic fake embedder and tiny corpora.
+
+The fake embedder hashes stemmed words into a small vector space, so texts
+that share words are similar and unrelated texts are near-orthogonal; unit
+tests get real retrieval behaviour in milliseconds without the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.keyword import tokenize
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_PIECE = re.compile(r"\w+|[^\w\s]")
+
+
+class FakeEmbedder:
+    """Bag of hashed word stems, unit length. Same protocol as the real model."""
+
+    name = "test/fake-hashing-embedder"
+    dimensions = 64
+    max_tokens = 256
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
+    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in tokenize(text):
+                digest = hashlib.blake2b(token.encode(), digest_size=4).digest()
+                out[row, int.from_bytes(digest, "little") % self.dimensions] += 1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else out[row]
+        self.encoded += len(texts)
+        if progress is not None and len(texts):
+            progress(len(texts))
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(_PIECE.findall(text)) + 2
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+TINY_DOCS = {
+    "fractures.txt": (
+        "Vertebral fractures take weeks to heal with rest and pain relievers. "
+        "Kyphoplasty inflates a balloon in the compressed vertebra, restoring some of its lost height.\n\n"
+        "Spinal fusion joins two vertebrae with bone grafts and screws."
+    ),
+    "hips/flexors.md": (
+        "# Hip flexors\n\n"
+        "The hip flexors lift the knee toward the body and bend the trunk at the waist. "
+        "Stretch them gently after every workout, holding each stretch for thirty seconds.\n\n"
+        "Icing an inflamed hip joint four times daily lowers inflammation."
+    ),
+    "copy.txt": "Spinal fusion joins two vertebrae with bone grafts and screws.\n\n×\n",
+}
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """Three small documents in two folders, one paragraph repeated across files, a junk line."""
+    corpus = tmp_path / "corpus"
+    for name, text in TINY_DOCS.items():
+        path = corpus / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return corpus
+
+
+REPO = Path(__file__).resolve().parent.parent

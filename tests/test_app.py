@@ -1,0 +1,126 @@
+"""The Streamlit page driven by AppTest, over a tiny index and the fake embedder."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from index.display import NO_ANSWER, escape_markdown
+from index.store import current_version
+from ingest.pipeline import build
+
+from conftest import REPO, FakeEmbedder
+
+APP = str(REPO / "app.py")
+
+
+@pytest.fixture
+def app_env(tiny_corpus, tmp_path, monkeypatch):
+    """Environment for the app: the tiny corpus, an index folder, the fake embedder."""
+    monkeypatch.setattr("index.embedding.BundledModel", FakeEmbedder)
+    monkeypatch.setenv("KB_CORPUS", str(tiny_corpus))
+    monkeypatch.setenv("KB_INDEX", str(tmp_path / "idx"))
+    st.cache_resource.clear()
+    yield tmp_path / "idx"
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def built(app_env, tiny_corpus):
+    build(tiny_corpus, app_env, FakeEmbedder())
+    return app_env
+
+
+def ask(question: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    return at.text_input(key="query").input(question).run()
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_asking_shows_cited_passage_with_highlight(built):
+    at = ask("how many weeks do vertebral fractures take to heal")
+    assert not at.exception and not at.warning
+    text = markdown_text(at)
+    assert "**1.** fractures\\.txt\\, line 1" in text
+    assert ":orange-background[Vertebral fractures take weeks to heal with rest and pain relievers\\.]" in text
+    assert at.query_params["q"] == "how many weeks do vertebral fractures take to heal"
+
+
+def test_no_answer_is_said_plainly_with_weak_matches_collapsed(built):
+    at = ask("What is the capital of France?")
+    assert at.warning[0].value == NO_ANSWER
+    assert not at.expander[0].proto.expanded
+    assert "weak matches" in at.expander[0].label
+
+
+def test_filter_by_source_limits_results(built):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.sidebar.multiselect[0].select("hips/flexors.md").run()
+    at.text_input(key="query").input("hip flexors knee vertebral fractures").run()
+    citations = [m.value for m in at.markdown if re.match(r"\*\*\d+\.\*\*", m.value)]
+    assert citations and all(escape_markdown("hips/flexors.md") in c for c in citations)
+
+
+def test_query_in_url_is_answered_on_load(built):
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["q"] = "icing inflamed hip joint"
+    at.run()
+    assert at.text_input(key="query").value == "icing inflamed hip joint"
+    assert "Icing an inflamed hip joint" in markdown_text(at)
+
+
+def test_example_question_button_asks_it(built):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.button[0].click().run()
+    assert at.text_input(key="query").value == at.button[0].label
+    assert any(m.value.startswith("**1.**") for m in at.markdown)
+
+
+def test_upload_saves_file_and_rebuilds_index(built, tiny_corpus):
+    before = current_version(built)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.sidebar.file_uploader[0].set_value(("../../knees.txt", b"Knee cartilage wears down with age and running.", "text/plain")).run()
+    add = next(b for b in at.sidebar.button if b.label == "Add to the knowledge base")
+    add.click().run()
+    assert (tiny_corpus / "uploads" / "knees.txt").read_bytes().startswith(b"Knee cartilage")
+    assert not (tiny_corpus.parent / "knees.txt").exists()
+    deadline = time.monotonic() + 30
+    while current_version(built) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert current_version(built) != before
+    at = ask("knee cartilage wears down with running")
+    assert escape_markdown("uploads/knees.txt, line 1") in markdown_text(at)
+
+
+def test_missing_index_shows_error_and_build_button(app_env):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert "no index found" in at.error[0].value
+    assert any(b.label == "Build the index now" for b in at.button)
+
+
+def test_broken_index_shows_clear_error(built):
+    vectors = current_version(built) / "vectors.faiss"
+    vectors.write_bytes(b"garbage")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert "vectors.faiss does not match its manifest" in at.error[0].value
+
+
+def test_document_markup_is_shown_literally(app_env, tiny_corpus):
+    (tiny_corpus / "evil.md").write_text(
+        "Hostile page <script>alert(1)</script> with [a link](javascript:alert(1)) and **bold** and $x$ and :red[red].",
+        encoding="utf-8",
+    )
+    build(tiny_corpus, app_env, FakeEmbedder())
+    at = ask("hostile page script link bold")
+    text = markdown_text(at)
+    assert escape_markdown("<script>alert(1)</script>") in text
+    assert escape_markdown("[a link](javascript:alert(1))") in text
+    assert "**bold**" not in text and ":red[red]" not in text

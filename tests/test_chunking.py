@@ -1,0 +1,121 @@
+"""Chunking invariants: exact spans, full coverage, bounded size, stable ids."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings as hsettings, strategies as st
+
+from index.records import Settings, text_id
+from index.sentences import split_sentences
+from ingest.chunking import chunk_document
+from ingest.loaders import Document
+
+from conftest import REPO, FakeEmbedder
+
+COUNT = FakeEmbedder().count_tokens
+SETTINGS = Settings(max_tokens=40, min_tokens=8)
+
+words = st.sampled_from("the hip flexor muscle pain heals weeks Dr. e.g. 3. spine… “quoted” x".split())
+sentence = st.tuples(st.lists(words, min_size=1, max_size=30), st.sampled_from([".", "?", "!", ""])).map(
+    lambda parts: " ".join(parts[0]) + parts[1]
+)
+paragraph = st.lists(sentence, min_size=1, max_size=8).map(" ".join)
+document_text = st.lists(paragraph, min_size=1, max_size=6).flatmap(
+    lambda ps: st.sampled_from(["\n", "\n\n", "\r\n", "\n \n"]).map(lambda sep: sep.join(ps))
+)
+
+
+def doc(text: str) -> Document:
+    return Document(doc_id="d.txt", source="d.txt", text=text)
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(document_text)
+def test_spans_reproduce_text_and_cover_every_word(text):
+    chunks = chunk_document(doc(text), COUNT, SETTINGS)
+    covered = [False] * len(text)
+    previous_end = 0
+    for chunk in chunks:
+        loc = chunk.location
+        assert text[loc.start : loc.end] == chunk.text
+        assert loc.start >= previous_end, "passages overlap or are out of order"
+        previous_end = loc.end
+        assert loc.line == text.count("\n", 0, loc.start) + 1
+        for i in range(loc.start, loc.end):
+            covered[i] = True
+    # Every character that belongs to a word is inside some passage.
+    for match in re.finditer(r"\w", text):
+        assert covered[match.start()], f"{text[match.start():match.start()+20]!r} not covered"
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(document_text)
+def test_every_passage_fits_the_window(text):
+    for chunk in chunk_document(doc(text), COUNT, SETTINGS):
+        assert COUNT(chunk.text) <= SETTINGS.max_tokens + 2  # +2: word joins can differ by a piece
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400))
+@hsettings(max_examples=200, deadline=None)
+def test_arbitrary_text_never_breaks_span_invariant(text):
+    for chunk in chunk_document(doc(text), COUNT, SETTINGS):
+        assert text[chunk.location.start : chunk.location.end] == chunk.text
+        assert chunk.text.strip() == chunk.text and chunk.text
+
+
+def test_every_sentence_lies_inside_one_passage():
+    text = (REPO / "corpus" / "back-and-hip-health.txt").read_text(encoding="utf-8")
+    chunks = chunk_document(doc(text), COUNT, Settings())
+    for start, end in split_sentences(text):
+        if not re.search(r"\w\w", text[start:end]):
+            continue
+        assert any(c.location.start <= start and end <= c.location.end for c in chunks), text[start:end]
+
+
+def test_paragraphs_become_passages_and_junk_is_dropped():
+    text = (REPO / "corpus" / "back-and-hip-health.txt").read_text(encoding="utf-8")
+    chunks = chunk_document(doc(text), COUNT, Settings())
+    assert all(c.text != "×" for c in chunks)
+    first = chunks[0]
+    assert first.text.startswith("Flexors are flexible muscle tissues")
+    assert first.text.endswith("active people and athletes.")
+    assert first.location.line == 1
+
+
+def test_long_paragraph_is_split_at_sentence_ends():
+    sentences = [f"Sentence number {i} talks about the hip and the spine." for i in range(30)]
+    text = " ".join(sentences)
+    chunks = chunk_document(doc(text), COUNT, SETTINGS)
+    assert len(chunks) > 1
+    for chunk in chunks:
+        assert chunk.text.startswith("Sentence number") and chunk.text.endswith("spine.")
+
+
+def test_sentence_longer_than_window_is_cut_between_words():
+    text = " ".join(f"word{i}" for i in range(200)) + "."
+    chunks = chunk_document(doc(text), COUNT, SETTINGS)
+    assert len(chunks) >= 5
+    assert all(COUNT(c.text) <= SETTINGS.max_tokens for c in chunks)
+    assert " ".join(c.text for c in chunks) == text
+
+
+def test_short_heading_merges_with_next_paragraph():
+    text = "# Hip flexors\n\nThe hip flexors lift the knee toward the body and help you bend at the waist."
+    chunks = chunk_document(doc(text), COUNT, SETTINGS)
+    assert [c.text for c in chunks] == [text]
+
+
+def test_ids_are_content_hashes_and_stable():
+    text = "The same words.\n\nOther words here."
+    first = [text_id(c.text) for c in chunk_document(doc(text), COUNT, Settings())]
+    again = [text_id(c.text) for c in chunk_document(doc(text), COUNT, Settings())]
+    assert first == again
+    assert text_id("The same words.") == text_id("The same words.") != text_id("The same words!")
+
+
+def test_pdf_pages_recorded():
+    text = "Page one text about hips.\n\nPage two text about spines."
+    document = Document("a.pdf", "a.pdf", text, pages=(0, text.index("Page two")))
+    chunks = chunk_document(document, COUNT, Settings(max_tokens=16, min_tokens=0))
+    assert [c.location.page for c in chunks] == [1, 2]

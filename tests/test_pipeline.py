@@ -1,0 +1,80 @@
+"""Ingest pipeline: incremental updates re-embed only new text and match a full rebuild."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.search import Searcher
+from index.store import load
+from ingest.pipeline import build, changed_sources
+
+
+def test_rerun_without_changes_publishes_nothing(tiny_corpus, tmp_path, fake_embedder):
+    first = build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    again = build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    assert first.published and not again.published
+    assert again.index_path == first.index_path
+    assert "up to date" in again.notes[0]
+
+
+def test_adding_a_document_embeds_only_its_passages(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    fake_embedder.encoded = 0
+    (tiny_corpus / "knees.txt").write_text("Knee pain after running often comes from the kneecap.", encoding="utf-8")
+    report = build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    assert report.embedded == 1 and fake_embedder.encoded == 1
+    assert report.reused == report.passages - 1
+
+
+def test_incremental_equals_full_rebuild(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "inc", fake_embedder)
+    (tiny_corpus / "knees.txt").write_text("Knee pain after running often comes from the kneecap.", encoding="utf-8")
+    (tiny_corpus / "hips" / "flexors.md").unlink()
+    build(tiny_corpus, tmp_path / "inc", fake_embedder)
+    build(tiny_corpus, tmp_path / "full", fake_embedder)
+    inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
+    assert inc.passages == full.passages
+    assert (inc.all_vectors() == full.all_vectors()).all()
+    for question in ["knee pain running", "hip flexors", "spinal fusion"]:
+        a = Searcher(inc, fake_embedder).search(question)
+        b = Searcher(full, fake_embedder).search(question)
+        assert a == b
+
+
+def test_removed_document_disappears_from_results(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    (tiny_corpus / "hips" / "flexors.md").unlink()
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    answer = Searcher(load(tmp_path / "idx"), fake_embedder).search("hip flexors knee icing", k=10)
+    assert all(l.source != "hips/flexors.md" for h in answer.hits for l in h.passage.locations)
+
+
+def test_changed_sources_lists_added_edited_removed(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    stored = load(tmp_path / "idx")
+    assert changed_sources(tiny_corpus, stored) == []
+    (tiny_corpus / "new.md").write_text("new", encoding="utf-8")
+    (tiny_corpus / "copy.txt").write_text("edited text", encoding="utf-8")
+    (tiny_corpus / "fractures.txt").unlink()
+    assert changed_sources(tiny_corpus, stored) == ["copy.txt", "fractures.txt", "new.md"]
+
+
+def test_progress_reports_every_stage(tiny_corpus, tmp_path, fake_embedder):
+    events = []
+    build(tiny_corpus, tmp_path / "idx", fake_embedder, progress=lambda *e: events.append(e))
+    stages = [e[0] for e in events]
+    assert stages.index("read") < stages.index("embed") < stages.index("publish")
+    assert ("read", 3, 3) in events
+    embeds = [e for e in events if e[0] == "embed"]
+    assert embeds[-1][1] == embeds[-1][2] > 0
+
+
+def test_empty_corpus_is_an_error(tmp_path, fake_embedder):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no text found"):
+        build(tmp_path / "empty", tmp_path / "idx", fake_embedder)
+
+
+def test_missing_corpus_is_an_error(tmp_path, fake_embedder):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build(tmp_path / "nope", tmp_path / "idx", fake_embedder)

@@ -1,0 +1,94 @@
+"""Search over a tiny index with the fake embedder: fusion, answers, filters, context."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.search import SearchSettings, Searcher, rrf
+from index.store import load
+from ingest.pipeline import build
+
+
+@pytest.fixture
+def searcher(tiny_corpus, tmp_path, fake_embedder) -> Searcher:
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    return Searcher(load(tmp_path / "idx"), fake_embedder)
+
+
+@pytest.mark.parametrize(
+    ("rankings", "k", "expected_order"),
+    [
+        ([[1, 2, 3], [1, 2, 3]], 60, [1, 2, 3]),  # agreement keeps the order
+        ([[1, 2], [2, 1]], 60, [1, 2]),  # equal sums: ties fall back to id order
+        ([[1, 2, 3], [3]], 60, [3, 1, 2]),  # in both lists beats first in one: 1/63 + 1/61 > 1/61
+        ([[1, 2, 3, 4], [4, 3]], 0, [4, 1, 3, 2]),  # k=0: 4 gets 1/4 + 1, 1 gets 1, 3 gets 1/3 + 1/2
+    ],
+)
+def test_rrf_orders_table(rankings, k, expected_order):
+    fused = rrf(rankings, k)
+    assert sorted(fused, key=lambda item: (-fused[item], item)) == expected_order
+
+
+def test_rrf_scores_are_sums_of_reciprocal_ranks():
+    fused = rrf([[7, 8], [8]], 60)
+    assert fused[7] == pytest.approx(1 / 61)
+    assert fused[8] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_relevant_passage_first_with_answer_sentence(searcher):
+    answer = searcher.search("how many weeks do vertebral fractures take to heal", k=3)
+    assert answer.answered
+    top = answer.hits[0]
+    assert top.passage.location.source == "fractures.txt"
+    assert top.answer.text == "Vertebral fractures take weeks to heal with rest and pain relievers."
+    document = (searcher.stored.path.parent.parent / "corpus" / "fractures.txt").read_text(encoding="utf-8")
+    assert document[top.answer.start : top.answer.end] == top.answer.text
+
+
+def test_answer_sentence_is_not_merely_the_first(searcher):
+    answer = searcher.search("balloon kyphoplasty compressed vertebra", k=1)
+    assert answer.hits[0].answer.text.startswith("Kyphoplasty inflates a balloon")
+
+
+def test_duplicate_text_returned_once_with_all_locations(searcher):
+    answer = searcher.search("spinal fusion bone grafts screws", k=5)
+    fusion = [h for h in answer.hits if "Spinal fusion" in h.passage.text]
+    assert len(fusion) == 1
+    assert {l.source for l in fusion[0].passage.locations} == {"copy.txt", "fractures.txt"}
+    assert len({h.passage.id for h in answer.hits}) == len(answer.hits)
+
+
+def test_off_topic_question_is_not_answered(searcher):
+    answer = searcher.search("What is the capital of France?")
+    assert not answer.answered
+
+
+def test_ranks_and_scores_are_consistent(searcher):
+    answer = searcher.search("hip flexors knee stretch", k=4)
+    assert [h.rank for h in answer.hits] == list(range(1, len(answer.hits) + 1))
+    scores = [h.score for h in answer.hits]
+    assert scores == sorted(scores, reverse=True)
+    assert all(h.dense_rank is not None or h.keyword_rank is not None for h in answer.hits)
+
+
+def test_source_filter_limits_hits(searcher):
+    answer = searcher.search("hip flexors knee", k=5, sources=frozenset({"fractures.txt"}))
+    assert answer.hits
+    assert all(any(l.source == "fractures.txt" for l in h.passage.locations) for h in answer.hits)
+
+
+def test_empty_query_returns_nothing(searcher):
+    answer = searcher.search("   \n ")
+    assert answer.hits == () and not answer.answered
+
+
+def test_context_returns_neighbours_in_document_order(searcher):
+    answer = searcher.search("icing inflamed hip joint", k=1)
+    neighbours = searcher.context(answer.hits[0].passage.location)
+    assert [n.is_hit for n in neighbours] == [False, True]
+    assert neighbours[0].text.startswith("# Hip flexors")
+
+
+def test_settings_validate():
+    with pytest.raises(ValueError, match="candidates must be at least 1, got 0"):
+        SearchSettings(candidates=0)

@@ -1,0 +1,104 @@
+"""The stored index: round trip, atomic publish, refusal of damaged or mismatched indexes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.records import Settings
+from index.store import IndexBusy, IndexError, current_version, load, publish_lock
+from ingest.pipeline import build
+
+
+def test_round_trip_keeps_passages_vectors_and_manifest(tiny_corpus, tmp_path, fake_embedder):
+    report = build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    stored = load(tmp_path / "idx", model=fake_embedder.name)
+    assert stored.manifest.passages == len(stored.passages) == report.passages == stored.vectors.ntotal
+    assert stored.manifest.model == fake_embedder.name
+    assert stored.manifest.dimensions == fake_embedder.dimensions
+    assert stored.manifest.settings == Settings()
+    assert stored.manifest.documents == 3
+    expected = fake_embedder.encode([p.text for p in stored.passages])
+    np.testing.assert_allclose(stored.all_vectors(), expected, atol=1e-6)
+    for passage in stored.passages:
+        for loc in passage.locations:
+            text = (tiny_corpus / loc.source).read_text(encoding="utf-8")
+            assert text[loc.start : loc.end] == passage.text
+
+
+def test_missing_index_says_how_to_build(tmp_path):
+    with pytest.raises(IndexError, match=r"no index found in .*python -m ingest"):
+        load(tmp_path / "nothing")
+
+
+@pytest.fixture
+def built(tiny_corpus, tmp_path, fake_embedder) -> Path:
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    return current_version(tmp_path / "idx")
+
+
+def test_tampered_file_is_refused_naming_it(built):
+    path = built / "passages.jsonl"
+    path.write_text(path.read_text(encoding="utf-8").replace("vertebrae", "vertebræ"), encoding="utf-8")
+    with pytest.raises(IndexError, match=r"passages\.jsonl does not match its manifest.*python -m ingest"):
+        load(built.parent)
+
+
+def test_truncated_vectors_are_refused(built):
+    path = built / "vectors.faiss"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(IndexError, match=r"vectors\.faiss"):
+        load(built.parent)
+
+
+def test_deleted_file_is_refused(built):
+    (built / "documents.json").unlink()
+    with pytest.raises(IndexError, match=r"documents\.json is missing"):
+        load(built.parent)
+
+
+def test_other_model_is_refused(built):
+    with pytest.raises(IndexError, match=r"built with model 'test/fake-hashing-embedder'.*other/model"):
+        load(built.parent, model="other/model")
+
+
+def test_other_format_version_is_refused(built):
+    manifest = json.loads((built / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexError, match=r"format version 99"):
+        load(built.parent)
+
+
+def test_failed_build_leaves_previous_index_serving(tiny_corpus, tmp_path, fake_embedder, monkeypatch):
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, fake_embedder)
+    before = current_version(index_dir)
+    (tiny_corpus / "new.txt").write_text("A brand new document about knees.", encoding="utf-8")
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("index.store.KeywordIndex.build", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build(tiny_corpus, index_dir, fake_embedder)
+    assert current_version(index_dir) == before
+    assert not list(index_dir.glob(".tmp-*"))
+    assert load(index_dir).manifest.documents == 3
+
+
+def test_second_publisher_is_refused_while_lock_held(tmp_path, tiny_corpus, fake_embedder):
+    with publish_lock(tmp_path / "idx"):
+        with pytest.raises(IndexBusy, match=r"being updated by process \d+"):
+            build(tiny_corpus, tmp_path / "idx", fake_embedder)
+
+
+def test_old_versions_are_removed_after_publish(tiny_corpus, tmp_path, fake_embedder):
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, fake_embedder)
+    (tiny_corpus / "new.txt").write_text("A brand new document about knees.", encoding="utf-8")
+    build(tiny_corpus, index_dir, fake_embedder)
+    assert [p.name for p in index_dir.glob("v-*")] == [current_version(index_dir).name]
