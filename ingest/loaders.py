@@ -1,0 +1,287 @@
+"""Files into text: one `Document` per file, or per record for JSONL collections.
+
+Each loader returns the text that all provenance offsets index into. Plain
+text and Markdown keep the file's decoded content unchanged; HTML keeps only
+visible text; PDFs keep page boundaries; DOCX keeps paragraphs and table
+rows; JSONL (the BEIR layout, `{"_id", "title", "text"}` per line) gives one
+document per record. Anything that cannot be read becomes a `Skipped` with
+the file's name and a short reason, and the rest of the corpus carries on.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import json
+import os
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+from index.records import Skipped
+
+SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".jsonl"})
+# An evaluation question set may sit beside the documents; it is not one of them.
+IGNORED_NAMES = frozenset({"questions.jsonl"})
+
+
+class LoadError(Exception):
+    """A file that cannot be turned into text; the message says why."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """Extracted text of one file or record, and where it came from.
+
+    Attributes:
+        doc_id: The relative path for files; the record `_id` for JSONL records.
+        source: Path relative to the corpus folder, with `/` separators.
+        text: The extracted text; all passage offsets index into it.
+        pages: PDFs only: `pages[i]` is the offset where page i+1 begins.
+        title: JSONL records: the record's title.
+    """
+
+    doc_id: str
+    source: str
+    text: str
+    pages: tuple[int, ...] = ()
+    title: str = ""
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page holding `offset`, or None for documents without pages."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else None
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f]")
+
+
+def decode_text(data: bytes) -> str:
+    """Decode file bytes: a BOM's encoding, else UTF-8, else cp1252, else Latin-1.
+
+    Raises:
+        LoadError: The bytes look binary (NUL or many control bytes).
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise LoadError(f"starts with a {encoding} byte-order mark but is not valid {encoding}") from exc
+    if b"\x00" in data or len(_CONTROL.findall(data[:65536])) > max(8, len(data[:65536]) // 100):
+        raise LoadError("binary file, not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")  # Windows text: curly quotes in 0x80-0x9f
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # maps every byte; never fails
+
+
+class _VisibleText(HTMLParser):
+    """Collects the text a browser would show, a blank line between blocks."""
+
+    HIDDEN = frozenset({"script", "style", "head", "title", "noscript", "template", "svg", "iframe"})
+    BLOCKS = frozenset(
+        "p div li ul ol h1 h2 h3 h4 h5 h6 tr table section article header footer nav aside main "
+        "blockquote pre dd dt dl figure figcaption form hr address details summary".split()
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[list[str]] = [[]]
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag in self.BLOCKS:
+            self.blocks.append([])
+        elif tag == "br":
+            self.blocks[-1].append("\n")
+        elif tag in ("td", "th"):
+            self.blocks[-1].append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in self.BLOCKS:
+            self.blocks.append([])
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.blocks[-1].append(data)
+
+    def text(self) -> str:
+        paragraphs = []
+        for block in self.blocks:
+            lines = ("".join(block)).split("\n")
+            lines = [" ".join(line.split()) for line in lines]
+            joined = "\n".join(line for line in lines if line)
+            if joined:
+                paragraphs.append(joined)
+        return "\n\n".join(paragraphs)
+
+
+def _html(data: bytes) -> str:
+    parser = _VisibleText()
+    parser.feed(decode_text(data))
+    parser.close()
+    return parser.text()
+
+
+def _pdf(path: Path) -> tuple[str, tuple[int, ...]]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            try:
+                if not reader.decrypt(""):
+                    raise LoadError("encrypted PDF (password required)")
+            except (NotImplementedError, PdfReadError) as exc:
+                raise LoadError(f"encrypted PDF (cannot decrypt: {exc})") from None
+        texts = [page.extract_text() or "" for page in reader.pages]
+    except LoadError:
+        raise
+    except Exception as exc:  # pypdf raises many kinds on damaged files
+        raise LoadError(f"corrupt or unreadable PDF: {exc}") from None
+    pages, parts, offset = [], [], 0
+    for text in texts:
+        pages.append(offset)
+        parts.append(text)
+        offset += len(text) + 2
+    return "\n\n".join(parts), tuple(pages)
+
+
+def _docx(path: Path) -> str:
+    import docx
+
+    try:
+        document = docx.Document(str(path))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise LoadError(f"not a valid .docx file ({exc})") from None
+    paragraphs = [p.text.strip() for p in document.paragraphs if p.text.strip()]
+    for table in document.tables:
+        for row in table.rows:
+            cells = [cell.text.strip() for cell in row.cells]
+            if any(cells):
+                paragraphs.append(" | ".join(cells))
+    return "\n\n".join(paragraphs)
+
+
+def _jsonl(data: bytes, source: str) -> tuple[list[Document], list[Skipped]]:
+    documents, problems = [], []
+    for number, line in enumerate(decode_text(data).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            doc_id, text = str(record["_id"]), record["text"]
+            title = record.get("title") or ""
+            if not isinstance(text, str) or not isinstance(title, str):
+                raise ValueError('"title" and "text" must be strings')
+        except (ValueError, KeyError) as exc:
+            problems.append(Skipped(f"{source}:{number}", f"invalid JSON record: {exc}"))
+            continue
+        full = f"{title}\n\n{text}" if title.strip() else text
+        documents.append(Document(doc_id, source, full, title=title))
+    return documents, problems
+
+
+def _load(path: Path, source: str) -> tuple[list[Document], list[Skipped]]:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise LoadError(f"unsupported type {suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+    if suffix == ".pdf":
+        text, pages = _pdf(path)
+        return [Document(source, source, text, pages)], []
+    if suffix == ".docx":
+        return [Document(source, source, _docx(path))], []
+    data = path.read_bytes()
+    if not data:
+        raise LoadError("file is empty")
+    if suffix == ".jsonl":
+        return _jsonl(data, source)
+    text = _html(data) if suffix in (".html", ".htm") else decode_text(data)
+    return [Document(source, source, text)], []
+
+
+def load_file(path: Path, source: str) -> list[Document]:
+    """Read one file.
+
+    Args:
+        path: The file.
+        source: Its path relative to the corpus (used as id and citation).
+
+    Returns:
+        One document, or one per record for `.jsonl` (bad records are left out;
+        `iter_documents` reports them).
+
+    Raises:
+        LoadError: The file cannot be read as text, with the reason.
+    """
+    return _load(path, source)[0]
+
+
+def discover(corpus: Path) -> list[Path]:
+    """Supported files under `corpus`, sub-folders included, sorted by relative path.
+
+    Hidden files and folders and `IGNORED_NAMES` are left out; symbolic links
+    to folders are not followed, so a link loop cannot trap the walk.
+    """
+    found = []
+    for folder, subfolders, files in os.walk(corpus, followlinks=False):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        for name in files:
+            path = Path(folder) / name
+            if name.startswith(".") or name in IGNORED_NAMES or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(corpus).as_posix())
+
+
+def iter_documents(corpus: Path) -> Iterator[Document | Skipped]:
+    """Every document in the corpus, and a `Skipped` for each file or record that failed.
+
+    Record ids must be unique across the corpus; a repeated id is skipped.
+    """
+    seen_ids: set[str] = set()
+    for path in discover(corpus):
+        source = path.relative_to(corpus).as_posix()
+        try:
+            documents, problems = _load(path, source)
+        except LoadError as exc:
+            yield Skipped(source, str(exc))
+            continue
+        except PermissionError:
+            yield Skipped(source, "permission denied")
+            continue
+        except OSError as exc:
+            yield Skipped(source, f"cannot read: {exc.strerror or exc}")
+            continue
+        yield from problems
+        if not any(d.text.strip() for d in documents) and not problems:
+            yield Skipped(source, "no text found")
+            continue
+        for document in documents:
+            if document.doc_id in seen_ids:
+                yield Skipped(f"{source}:{document.doc_id}", "duplicate record id")
+                continue
+            seen_ids.add(document.doc_id)
+            if document.text.strip():
+                yield document
