@@ -20,7 +20,7 @@ from index.records import Location, Settings
 from index.sentences import split_sentences
 from ingest.loaders import Document
 
-_WORD = re.compile(r"\w\w")
+_WORD = re.compile(r"[^\W_]")  # a letter or digit: "×" or "---" alone is not a passage
 _WHITESPACE_RUN = re.compile(r"\S+")
 # Special tokens ([CLS], [SEP]) that every encoded passage carries.
 _SPECIAL_TOKENS = 2
@@ -51,13 +51,12 @@ def chunk_document(doc: Document, count_tokens: Callable[[str], int], settings: 
         sentences = [(s, e, count_tokens(doc.text[s:e]) - _SPECIAL_TOKENS) for s, e in paragraph]
         sentences = [piece for sent in sentences for piece in _fit(doc.text, sent, budget, count_tokens)]
         pieces.extend(_pack(sentences, budget))
+    pieces = [p for p in pieces if _WORD.search(doc.text, p[0], p[1])]
     pieces = _merge_short(pieces, settings.min_tokens, budget)
     newlines = [i for i, ch in enumerate(doc.text) if ch == "\n"]
     chunks = []
     for start, end, _ in pieces:
         text = doc.text[start:end]
-        if not _WORD.search(text):
-            continue
         line = bisect.bisect_right(newlines, start) + 1
         location = Location(doc.doc_id, doc.source, start, end, line, doc.page_at(start))
         chunks.append(Chunk(text, location))
@@ -83,16 +82,17 @@ def _fit(text: str, sentence: tuple[int, int, int], budget: int, count_tokens) -
         return [sentence]
     words = [(m.start(), m.end()) for m in _WHITESPACE_RUN.finditer(text, start, end)]
     pieces: list[tuple[int, int, int]] = []
-    piece_start, piece_tokens, last_end = words[0][0], 0, words[0][0]
+    piece_start, piece_tokens, last_end = start, 0, start
     for word_start, word_end in words:
         word_tokens = count_tokens(text[word_start:word_end]) - _SPECIAL_TOKENS
-        if piece_tokens and piece_tokens + word_tokens > budget:
+        if piece_tokens and (piece_tokens + word_tokens > budget or word_tokens > budget):
             pieces.append((piece_start, last_end, piece_tokens))
-            piece_start, piece_tokens = word_start, 0
+            piece_tokens = 0
         if word_tokens > budget:  # one "word" longer than the window (a URL, a base64 blob)
             pieces.extend(_split_chars(text, word_start, word_end, budget, count_tokens))
-            piece_start, piece_tokens, last_end = word_end, 0, word_end
             continue
+        if not piece_tokens:
+            piece_start = word_start
         piece_tokens += word_tokens
         last_end = word_end
     if piece_tokens:
