@@ -168,10 +168,11 @@ def _pdf(path: Path) -> tuple[str, tuple[int, ...]]:
 
 def _docx(path: Path) -> str:
     import docx
+    from docx.opc.exceptions import PackageNotFoundError
 
     try:
         document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as exc:
         raise LoadError(f"not a valid .docx file ({exc})") from None
     paragraphs = [p.text.strip() for p in document.paragraphs if p.text.strip()]
     for table in document.tables:
