@@ -2,6 +2,7 @@
 
     python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json]
     python -m index info [--index DIR]
+    python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
     python -m index eval --questions FILE [--index DIR] [--json]
 
 Each QUESTION argument is one question (quote it); `--file` adds one
@@ -34,8 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     info = commands.add_parser("info", help="what the index holds")
     _add_index_option(info)
 
-    evaluate = commands.add_parser("eval", help="score retrieval on a question set")
-    evaluate.add_argument("--questions", type=Path, required=True, help='JSON lines {"query", "answer"}')
+    evaluate = commands.add_parser("eval", help="score retrieval on BEIR files or a question set")
+    evaluate.add_argument("--queries", type=Path, help='BEIR queries, JSON lines {"_id", "text"}')
+    evaluate.add_argument("--qrels", type=Path, help="BEIR qrels TSV: query-id corpus-id score, with a header")
+    evaluate.add_argument("--questions", type=Path, help='or: a question set, JSON lines {"query", "answer"}')
+    evaluate.add_argument("--mode", choices=("dense", "keyword", "hybrid"), default="hybrid", help="retriever (default: hybrid)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     _add_index_option(evaluate)
 
@@ -87,15 +91,31 @@ def _searcher(index_dir: Path):
 
 
 def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
-    from index.evaluate import evaluate_questions, read_questions
+    from index import evaluate
 
+    if (args.queries is None) != (args.qrels is None) or (args.questions is None) == (args.queries is None):
+        parser.error("give either --queries and --qrels (BEIR), or --questions")
     try:
-        questions = read_questions(args.questions)
+        if args.questions is not None:
+            questions = evaluate.read_questions(args.questions)
+        else:
+            queries, qrels = evaluate.read_queries(args.queries), evaluate.read_qrels(args.qrels)
     except (OSError, ValueError) as exc:
         parser.error(str(exc))
-    report = evaluate_questions(_searcher(args.index), questions)
+    searcher = _searcher(args.index)
+    if args.questions is None:
+        # Recall@100 needs a hundred documents; documents may span several passages.
+        searcher.settings = replace(searcher.settings, candidates=300)
+        scores = evaluate.evaluate_beir(searcher, queries, qrels, mode=args.mode)
+        if args.json:
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
+        else:
+            print(f"{args.mode}: nDCG@10 {scores['ndcg@10']:.4f}  Recall@100 {scores['recall@100']:.4f}  "
+                  f"MRR@10 {scores['mrr@10']:.4f}  ({scores['queries']} queries)")
+        return 0
+    report = evaluate.evaluate_questions(searcher, questions)
     if args.json:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(report).items()}))
         return 0

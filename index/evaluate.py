@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from index.search import Searcher
 
 
@@ -96,3 +98,82 @@ def evaluate_questions(searcher: Searcher, questions: list[Question], depth: int
         no_answer_precision=refused_off / refused if refused else 1.0,
         no_answer_recall=refused_off / len(off_topic) if off_topic else 1.0,
     )
+
+
+# --- BEIR-format evaluation: queries JSONL + qrels TSV, documents judged by their best passage.
+
+
+def read_queries(path: Path) -> dict[str, str]:
+    """BEIR queries: one `{"_id", "text"}` object per line."""
+    queries = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+                queries[str(record["_id"])] = str(record["text"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: expected {{\"_id\", \"text\"}} ({exc})") from None
+    return queries
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """BEIR qrels: a header line, then `query-id <tab> corpus-id <tab> score`."""
+    qrels: dict[str, dict[str, int]] = {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip():
+            parts = line.split("\t") if "\t" in line else line.split()
+            try:
+                query, doc, score = parts[0], parts[1], int(float(parts[2]))
+            except (IndexError, ValueError):
+                raise ValueError(f"{path}:{number}: expected 'query-id corpus-id score', got {line!r}") from None
+            qrels.setdefault(query, {})[doc] = score
+    return qrels
+
+
+def ndcg_at(ranked: list[str], relevance: dict[str, int], k: int) -> float:
+    """nDCG@k with linear gains, as trec_eval and BEIR compute it."""
+    dcg = sum(relevance.get(doc, 0) / np.log2(i + 2) for i, doc in enumerate(ranked[:k]))
+    ideal = sorted((r for r in relevance.values() if r > 0), reverse=True)[:k]
+    idcg = sum(r / np.log2(i + 2) for i, r in enumerate(ideal))
+    return float(dcg / idcg) if idcg else 0.0
+
+
+def recall_at(ranked: list[str], relevance: dict[str, int], k: int) -> float:
+    relevant = {doc for doc, r in relevance.items() if r > 0}
+    return len(relevant & set(ranked[:k])) / len(relevant) if relevant else 0.0
+
+
+def mrr_at(ranked: list[str], relevance: dict[str, int], k: int) -> float:
+    return next((1.0 / (i + 1) for i, doc in enumerate(ranked[:k]) if relevance.get(doc, 0) > 0), 0.0)
+
+
+def documents_by_best_passage(searcher: Searcher, rows: list[int]) -> list[str]:
+    """Roll a passage ranking up to documents: each document ranks where its best passage does."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for location in searcher.passages[row].locations:
+            seen.setdefault(location.doc_id, None)
+    return list(seen)
+
+
+def evaluate_beir(
+    searcher: Searcher, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: str = "hybrid"
+) -> dict[str, float | int]:
+    """nDCG@10, Recall@100 and MRR@10 averaged over the judged queries.
+
+    Returns:
+        `{"ndcg@10", "recall@100", "mrr@10", "queries"}`.
+    """
+    judged = [q for q in qrels if q in queries and any(r > 0 for r in qrels[q].values())]
+    if not judged:
+        raise ValueError("no query in the qrels file has a text in the queries file")
+    vectors = searcher.embedder.encode([queries[q] for q in judged]) if mode != "keyword" else None
+    totals = {"ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
+    for i, query in enumerate(judged):
+        vector = vectors[i] if vectors is not None else np.zeros(searcher.stored.manifest.dimensions, np.float32)
+        ranked = documents_by_best_passage(searcher, searcher.rank(queries[query], vector, mode=mode).rows)
+        totals["ndcg@10"] += ndcg_at(ranked, qrels[query], 10)
+        totals["recall@100"] += recall_at(ranked, qrels[query], 100)
+        totals["mrr@10"] += mrr_at(ranked, qrels[query], 10)
+    return {**{name: value / len(judged) for name, value in totals.items()}, "queries": len(judged)}

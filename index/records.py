@@ -29,7 +29,7 @@ class Settings:
             shingles above which two passages count as the same text.
     """
 
-    max_tokens: int = 200
+    max_tokens: int = 250
     min_tokens: int = 24
     near_duplicate_threshold: float = 0.85
 

@@ -36,22 +36,46 @@ class SearchSettings:
 
     Attributes:
         candidates: How deep each retriever's list goes before fusion.
+        fusion: "rrf" (reciprocal rank fusion) or "convex" (weighted sum of
+            min-max normalised scores).
         rrf_k: Reciprocal rank fusion constant.
+        dense_weight: Weight of the dense score in convex fusion.
         answer_threshold: Best question-passage cosine similarity at or above
             which the collection is taken to answer the question.
         keyword_weight: Weight of keyword overlap when picking the answer sentence.
     """
 
     candidates: int = 100
+    fusion: str = "rrf"
     rrf_k: int = 60
+    dense_weight: float = 0.5
     answer_threshold: float = 0.40
     keyword_weight: float = 0.15
 
     def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ValueError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
         if self.candidates < 1:
             raise ValueError(f"candidates must be at least 1, got {self.candidates}")
         if self.rrf_k < 0:
             raise ValueError(f"rrf_k must be non-negative, got {self.rrf_k}")
+
+
+MODES = ("dense", "keyword", "hybrid")
+FUSIONS = ("rrf", "convex")
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A full ranking of passage rows for one query, before answer sentences."""
+
+    rows: list[int]
+    scores: dict[int, float]
+    dense_rank: dict[int, int]
+    keyword_rank: dict[int, int]
+    similarity: dict[int, float]
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,30 @@ class Neighbour:
     location: Location
     text: str
     is_hit: bool
+
+
+def convex(dense: dict[int, float], keyword: dict[int, float], dense_weight: float) -> dict[int, float]:
+    """Weighted sum of min-max normalised scores over the same candidates.
+
+    Args:
+        dense: Cosine similarity per candidate.
+        keyword: BM25 score per candidate (0 when it shares no term).
+        dense_weight: Weight of the dense score; the keyword score gets the rest.
+
+    Returns:
+        Fused score in [0, 1] per candidate.
+    """
+    return {
+        row: dense_weight * d + (1 - dense_weight) * k
+        for row, d, k in zip(dense, _min_max(list(dense.values())), _min_max([keyword[r] for r in dense]))
+    }
+
+
+def _min_max(values: list[float]) -> list[float]:
+    low, high = min(values, default=0.0), max(values, default=0.0)
+    if high <= low:
+        return [0.0 for _ in values]
+    return [(v - low) / (high - low) for v in values]
 
 
 def rrf(rankings: list[list[int]], k: int) -> dict[int, float]:
@@ -111,30 +159,70 @@ class Searcher:
         if not query or k < 1:
             return Answer(query, False, ())
         vector = self.embedder.encode([query])[0]
-        allowed = self._allowed_rows(sources)
-        dense, similarity = self._dense(vector, allowed)
-        keyword = self._keyword(query, allowed)
-        fused = rrf([dense, keyword], self.settings.rrf_k)
-        order = sorted(fused, key=lambda row: (-fused[row], row))[:k]
-        dense_rank = {row: r for r, row in enumerate(dense, start=1)}
-        keyword_rank = {row: r for r, row in enumerate(keyword, start=1)}
-        for row in order:
-            if row not in similarity:
-                similarity[row] = float(self.stored.vectors.reconstruct(row) @ vector)
+        ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
         hits = tuple(
             Hit(
                 passage=self.passages[row],
                 rank=rank,
-                score=fused[row],
-                similarity=similarity[row],
+                score=ranking.scores[row],
+                similarity=ranking.similarity[row],
                 answer=self.answer_sentence(query, vector, self.passages[row]),
-                dense_rank=dense_rank.get(row),
-                keyword_rank=keyword_rank.get(row),
+                dense_rank=ranking.dense_rank.get(row),
+                keyword_rank=ranking.keyword_rank.get(row),
             )
-            for rank, row in enumerate(order, start=1)
+            for rank, row in enumerate(ranking.rows[:k], start=1)
         )
         answered = bool(hits) and max(h.similarity for h in hits) >= self.settings.answer_threshold
         return Answer(query, answered, hits)
+
+    def rank(
+        self, query: str, vector: np.ndarray, mode: str = "hybrid", allowed: np.ndarray | None = None
+    ) -> Ranking:
+        """Rank passages for a query with one retriever or both fused.
+
+        Args:
+            query: The question text (for BM25).
+            vector: Its embedding (for dense search).
+            mode: "dense", "keyword" or "hybrid".
+            allowed: Passage rows to restrict to, or None for all.
+
+        Returns:
+            Passage rows best first (up to `candidates` from each retriever), with
+            fused scores, each retriever's ranks, and exact cosine similarities.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        dense, similarity = self._dense(vector, allowed) if mode != "keyword" else ([], {})
+        keyword, bm25 = self._keyword(query, allowed) if mode != "dense" else ([], np.zeros(0))
+        if mode == "dense":
+            scores = dict(similarity)
+        elif mode == "keyword":
+            scores = {row: float(bm25[row]) for row in keyword}
+        elif self.settings.fusion == "rrf":
+            scores = rrf([dense, keyword], self.settings.rrf_k)
+        else:
+            candidates = list(dict.fromkeys(dense + keyword))
+            self._fill_similarity(similarity, candidates, vector)
+            scores = convex(
+                {row: similarity[row] for row in candidates},
+                {row: float(bm25[row]) for row in candidates},
+                self.settings.dense_weight,
+            )
+        rows = sorted(scores, key=lambda row: (-scores[row], row))
+        self._fill_similarity(similarity, rows[:50], vector)
+        return Ranking(
+            rows,
+            scores,
+            {row: r for r, row in enumerate(dense, start=1)},
+            {row: r for r, row in enumerate(keyword, start=1)},
+            similarity,
+        )
+
+    def _fill_similarity(self, similarity: dict[int, float], rows: list[int], vector: np.ndarray) -> None:
+        missing = [row for row in rows if row not in similarity]
+        if missing:
+            vectors = np.vstack([self.stored.vectors.reconstruct(row) for row in missing])
+            similarity.update(zip(missing, (vectors @ vector).tolist()))
 
     def _allowed_rows(self, sources: frozenset[str] | None) -> np.ndarray | None:
         if sources is None:
@@ -154,8 +242,8 @@ class Searcher:
         pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
         return [r for r, _ in pairs], dict(pairs)
 
-    def _keyword(self, query: str, allowed: np.ndarray | None) -> list[int]:
-        """Top passages by BM25, best first, only those sharing a term with the query."""
+    def _keyword(self, query: str, allowed: np.ndarray | None) -> tuple[list[int], np.ndarray]:
+        """Top passages by BM25 (only those sharing a term with the query), and all BM25 scores."""
         scores = self.stored.keyword.scores(query)
         if allowed is not None:
             mask = np.zeros(len(scores), dtype=bool)
@@ -163,9 +251,9 @@ class Searcher:
             scores = np.where(mask, scores, 0.0)
         depth = min(self.settings.candidates, int(np.count_nonzero(scores > 0)))
         if depth == 0:
-            return []
+            return [], scores
         rows = np.argpartition(-scores, depth - 1)[:depth]
-        return [int(r) for r in rows[np.lexsort((rows, -scores[rows]))]]
+        return [int(r) for r in rows[np.lexsort((rows, -scores[rows]))]], scores
 
     def answer_sentence(self, query: str, vector: np.ndarray, passage: Passage) -> Span:
         """The sentence of `passage` that best answers `query`, as a span of its document.

@@ -40,7 +40,7 @@ class TqdmProgress:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"documents folder (default: {DEFAULT_CORPUS})")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"documents folder, or one file (default: {DEFAULT_CORPUS})")
     parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help=f"index folder (default: {DEFAULT_INDEX})")
     args = parser.parse_args(argv)
 

@@ -239,12 +239,21 @@ def load_file(path: Path, source: str) -> list[Document]:
     return _load(path, source)[0]
 
 
+def corpus_root(corpus: Path) -> Path:
+    """The folder that sources are relative to: the corpus itself, or a single file's folder."""
+    return corpus.parent if corpus.is_file() else corpus
+
+
 def discover(corpus: Path) -> list[Path]:
     """Supported files under `corpus`, sub-folders included, sorted by relative path.
 
-    Hidden files and folders and `IGNORED_NAMES` are left out; symbolic links
-    to folders are not followed, so a link loop cannot trap the walk.
+    `corpus` may also be one file (for example a BEIR `corpus.jsonl` that sits
+    beside its queries). Hidden files and folders and `IGNORED_NAMES` are left
+    out; symbolic links to folders are not followed, so a link loop cannot
+    trap the walk.
     """
+    if corpus.is_file():
+        return [corpus]
     found = []
     for folder, subfolders, files in os.walk(corpus, followlinks=False):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
@@ -262,8 +271,9 @@ def iter_documents(corpus: Path) -> Iterator[Document | Skipped]:
     Record ids must be unique across the corpus; a repeated id is skipped.
     """
     seen_ids: set[str] = set()
+    root = corpus_root(corpus)
     for path in discover(corpus):
-        source = path.relative_to(corpus).as_posix()
+        source = path.relative_to(root).as_posix()
         try:
             documents, problems = _load(path, source)
         except LoadError as exc:

@@ -21,7 +21,7 @@ from index.records import DocumentInfo, Settings, Skipped, text_id
 from index.store import IndexError, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import deduplicate
-from ingest.loaders import Document, discover, iter_documents
+from ingest.loaders import Document, corpus_root, discover, iter_documents
 
 # (stage, done, total): stages are "read", "embed" and "publish".
 Progress = Callable[[str, int, int], None]
@@ -45,10 +45,11 @@ class BuildReport:
 def fingerprint(corpus: Path) -> dict[str, SourceFile]:
     """Size, modification time and content hash of every supported file in the corpus."""
     prints = {}
+    root = corpus_root(corpus)
     for path in discover(corpus):
         try:
             stat = path.stat()
-            prints[path.relative_to(corpus).as_posix()] = SourceFile(stat.st_size, stat.st_mtime_ns, file_sha256(path))
+            prints[path.relative_to(root).as_posix()] = SourceFile(stat.st_size, stat.st_mtime_ns, file_sha256(path))
         except OSError:
             continue  # unreadable files are reported by the loader
     return prints
@@ -57,7 +58,8 @@ def fingerprint(corpus: Path) -> dict[str, SourceFile]:
 def changed_sources(corpus: Path, stored: StoredIndex) -> list[str]:
     """Files added, removed or edited since the index was built (cheap: hashes only when size/mtime differ)."""
     changed = []
-    current = {path.relative_to(corpus).as_posix(): path for path in discover(corpus)}
+    root = corpus_root(corpus)
+    current = {path.relative_to(root).as_posix(): path for path in discover(corpus)}
     for name in sorted(set(current) | set(stored.sources)):
         known, path = stored.sources.get(name), current.get(name)
         if known is None or path is None:
@@ -97,8 +99,8 @@ def build(
     """
     began = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
-    if not corpus.is_dir():
-        raise FileNotFoundError(f"corpus folder {corpus} does not exist")
+    if not corpus.exists():
+        raise FileNotFoundError(f"corpus {corpus} does not exist")
     with publish_lock(index_dir):
         previous, notes = _previous(index_dir, embedder.name)
         sources = fingerprint(corpus)

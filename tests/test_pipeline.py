@@ -76,5 +76,5 @@ def test_empty_corpus_is_an_error(tmp_path, fake_embedder):
 
 
 def test_missing_corpus_is_an_error(tmp_path, fake_embedder):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="corpus .* does not exist"):
         build(tmp_path / "nope", tmp_path / "idx", fake_embedder)
