@@ -16,6 +16,7 @@ whatever the collection's size.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,7 +51,7 @@ class SearchSettings:
     rrf_k: int = 60
     dense_weight: float = 0.5
     answer_threshold: float = 0.40
-    keyword_weight: float = 0.15
+    keyword_weight: float = 0.25
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -85,6 +86,35 @@ class Neighbour:
     location: Location
     text: str
     is_hit: bool
+
+
+# Questions that ask for an amount, a duration or a frequency are answered by
+# sentences that state one; a small bonus steers the highlight to them.
+_QUANTITY_QUESTION = re.compile(r"\b(how (long|often|many|much|far|old|soon)|what (percent|percentage|share|proportion)|when)\b", re.I)
+_QUANTITY = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|dozen|hundred|thousand|million|billion|percent|"
+    r"daily|weekly|hourly|seconds?|minutes?|hours?|days?|weeks?|months?|years?|times)\b",
+    re.I,
+)
+_MIN_SENTENCE_WORDS = 4
+
+
+def _join_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Attach fragments ("Spondylolisthesis.", "3.") to the sentence after them.
+
+    A heading-like fragment cannot answer anything alone, but with the
+    sentence it introduces it is the natural thing to highlight.
+    """
+    joined: list[tuple[int, int]] = []
+    pending: int | None = None
+    for start, end in spans:
+        if pending is not None:
+            start, pending = pending, None
+        if len(text[start:end].split()) < _MIN_SENTENCE_WORDS and (start, end) != spans[-1]:
+            pending = start
+            continue
+        joined.append((start, end))
+    return joined
 
 
 def convex(dense: dict[int, float], keyword: dict[int, float], dense_weight: float) -> dict[int, float]:
@@ -266,7 +296,7 @@ class Searcher:
         Returns:
             The span, offset into the document of the passage's first location.
         """
-        spans = split_sentences(passage.text) or [(0, len(passage.text))]
+        spans = _join_fragments(passage.text, split_sentences(passage.text)) or [(0, len(passage.text))]
         if len(spans) > 1:
             sentences = [passage.text[s:e] for s, e in spans]
             scores = self.embedder.encode(sentences) @ vector
@@ -274,6 +304,8 @@ class Searcher:
             if query_terms:
                 overlap = np.array([len(query_terms & set(tokenize(s))) / len(query_terms) for s in sentences])
                 scores = scores + self.settings.keyword_weight * overlap
+            if _QUANTITY_QUESTION.search(query):
+                scores = scores + self.settings.keyword_weight * np.array([bool(_QUANTITY.search(s)) for s in sentences])
             spans = [spans[int(np.argmax(scores))]]
         start, end = spans[0]
         offset = passage.location.start
