@@ -19,6 +19,7 @@ import streamlit as st
 from index import DEFAULT_INDEX
 from index.display import NO_ANSWER, escape_markdown, highlight_markdown, hit_highlight
 from index.embedding import BundledModel
+from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
 from index.records import Answer, Hit
 from index.search import Searcher
 from index.store import IndexError, current_version, load
@@ -51,6 +52,12 @@ def get_searcher(index_dir: str, version: str) -> Searcher:
     """One searcher per published version: a rebuild changes `version` and so the cache key."""
     embedder = get_embedder()
     return Searcher(load(Path(index_dir), model=embedder.name), embedder)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Running the question set…")
+def get_quality(index_dir: str, version: str, questions: str, modified_ns: int) -> QuestionSetReport:
+    """The question set's scores for one index version (recomputed when either changes)."""
+    return evaluate_questions(get_searcher(index_dir, version), read_questions(Path(questions)))
 
 
 @st.cache_resource
@@ -166,6 +173,7 @@ def sidebar(searcher: Searcher, job: BuildJob) -> tuple[list[str], int]:
         if st.button("Rebuild from corpus folder", disabled=job.state.running):
             job.start()
             st.rerun()
+        quality_panel(searcher)
 
         st.header("Search")
         all_sources = sorted({d.source for d in searcher.stored.documents})
@@ -173,6 +181,27 @@ def sidebar(searcher: Searcher, job: BuildJob) -> tuple[list[str], int]:
         k = st.slider("Number of results", min_value=1, max_value=20, value=5)
     sidebar_uploads(job)
     return sources, k
+
+
+def quality_panel(searcher: Searcher) -> None:
+    """Scores on the question set beside the corpus, so a rebuild's effect is visible."""
+    questions = CORPUS / "questions.jsonl"
+    if not questions.is_file():
+        return
+    version = searcher.stored.path.name
+    key = (str(INDEX), version, str(questions), questions.stat().st_mtime_ns)
+    if st.button("Measure quality on questions.jsonl") or st.session_state.get("quality_key") == key:
+        st.session_state.quality_key = key
+        try:
+            report = get_quality(*key)
+        except ValueError as exc:
+            st.error(str(exc))
+            return
+        st.markdown(
+            f"recall@1 **{report.recall_at_1:.2f}** · recall@3 **{report.recall_at_3:.2f}** · MRR **{report.mrr:.2f}**  \n"
+            f"answered {report.answered_on_topic}/{report.on_topic} on-topic, "
+            f"refused {report.refused_off_topic}/{report.off_topic} off-topic"
+        )
 
 
 def sidebar_uploads(job: BuildJob) -> None:

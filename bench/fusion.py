@@ -58,7 +58,7 @@ def main() -> None:
 
     configs = [("dense", "dense", SearchSettings()), ("keyword", "keyword", SearchSettings())]
     configs += [(f"rrf k={k}", "hybrid", SearchSettings(fusion="rrf", rrf_k=k)) for k in (10, 30, 60, 100)]
-    configs += [(f"convex w={w}", "hybrid", SearchSettings(fusion="convex", dense_weight=w)) for w in (0.3, 0.4, 0.5, 0.6, 0.7)]
+    configs += [(f"convex w={w}", "hybrid", SearchSettings(fusion="convex", dense_weight=w)) for w in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)]
     rows = []
     for label, mode, settings in configs:
         searcher.settings = replace(settings, candidates=300)

@@ -1,6 +1,6 @@
 """`python -m index`: ask questions of an index, or describe it.
 
-    python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json]
+    python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json] [--explain]
     python -m index info [--index DIR]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
     python -m index eval --questions FILE [--index DIR] [--json]
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("--file", type=Path, help="a file with one question per line")
     query.add_argument("-k", type=int, default=5, help="passages per question (default: 5)")
     query.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
+    query.add_argument("--explain", action="store_true", help="show each hit's dense, keyword and fused rank")
     _add_index_option(query)
 
     info = commands.add_parser("info", help="what the index holds")
@@ -76,9 +77,14 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for number, question in enumerate(questions):
         answer = searcher.search(question, k=args.k)
         if args.json:
-            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+            record = answer.to_json()
+            if args.explain:
+                for hit, out in zip(answer.hits, record["hits"]):
+                    out["explain"] = {"dense_rank": hit.dense_rank, "keyword_rank": hit.keyword_rank,
+                                      "similarity": round(hit.similarity, 6)}
+            print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
-            print(("\n" if number else "") + format_answer(answer), flush=True)
+            print(("\n" if number else "") + format_answer(answer, explain=args.explain), flush=True)
     return 0
 
 

@@ -124,3 +124,16 @@ def test_document_markup_is_shown_literally(app_env, tiny_corpus):
     assert escape_markdown("<script>alert(1)</script>") in text
     assert escape_markdown("[a link](javascript:alert(1))") in text
     assert "**bold**" not in text and ":red[red]" not in text
+
+
+def test_quality_panel_scores_the_question_set(built, tiny_corpus):
+    (tiny_corpus / "questions.jsonl").write_text(
+        '{"query": "kyphoplasty balloon compressed vertebra", "answer": "Kyphoplasty inflates a balloon"}\n'
+        '{"query": "What is the capital of France?", "answer": null}\n',
+        encoding="utf-8",
+    )
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    next(b for b in at.sidebar.button if b.label.startswith("Measure quality")).click().run()
+    text = markdown_text(at)
+    assert "recall@1 **1.00**" in text and "MRR **1.00**" in text
+    assert "refused 1/1 off-topic" in text

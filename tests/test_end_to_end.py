@@ -116,3 +116,20 @@ def test_cli_reports_missing_index_cleanly(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: no index found") and "Traceback" not in result.stderr
+
+
+def test_query_cli_explain_shows_each_retrievers_rank(bundled_index):
+    result = subprocess.run(
+        [sys.executable, "-m", "index", "query", "how long does a broken vertebra take to heal?",
+         "--index", str(bundled_index), "-k", "2", "--explain"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )
+    assert "    ranks: dense 1, keyword 1, fused 1" in result.stdout
+
+
+def test_bundled_question_set_scores(searcher):
+    from index.evaluate import Question, evaluate_questions
+
+    report = evaluate_questions(searcher, [Question(q["query"], q["answer"]) for q in QUESTIONS])
+    assert report.recall_at_3 >= 0.95 and report.mrr >= 0.9
+    assert report.no_answer_precision == 1.0 and report.no_answer_recall == 1.0
