@@ -163,8 +163,11 @@ def publish(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    previous = current_version(index_dir)
     _switch_pointer(index_dir, final.name)
-    _remove_old_versions(index_dir, keep={final.name})
+    # The version just replaced stays one more round: a reader that read the old
+    # pointer a moment ago can still load it.
+    _remove_old_versions(index_dir, keep={final.name} | ({previous.name} if previous else set()))
     return load_version(final)
 
 
@@ -214,7 +217,12 @@ def load(index_dir: Path, model: str | None = None) -> StoredIndex:
     version = current_version(index_dir)
     if version is None:
         raise IndexError(f"no index found in {index_dir}; build one with: python -m ingest --index {index_dir}")
-    stored = load_version(version)
+    try:
+        stored = load_version(version)
+    except IndexError:
+        if current_version(index_dir) == version:
+            raise
+        stored = load_version(current_version(index_dir))  # a publish switched versions while we read
     if model is not None and stored.manifest.model != model:
         raise IndexError(
             f"index {index_dir} was built with model {stored.manifest.model!r}, but this program embeds "

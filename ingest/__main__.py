@@ -42,12 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"documents folder, or one file (default: {DEFAULT_CORPUS})")
     parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help=f"index folder (default: {DEFAULT_INDEX})")
+    parser.add_argument("--strict", action="store_true", help="exit with an error, publishing nothing, if any file is skipped")
     args = parser.parse_args(argv)
 
     progress = TqdmProgress()
     try:
-        report = build(args.corpus, args.index, BundledModel(), progress=progress)
-    except (IndexError, ValueError, FileNotFoundError) as exc:
+        report = build(args.corpus, args.index, BundledModel(), progress=progress, strict=args.strict)
+    except (IndexError, ValueError, OSError) as exc:
         progress.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1

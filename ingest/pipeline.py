@@ -42,6 +42,15 @@ class BuildReport:
     notes: tuple[str, ...] = field(default=())
 
 
+class SkippedFiles(ValueError):
+    """Strict mode: files that could not be ingested, so nothing was published."""
+
+    def __init__(self, skipped: list[Skipped]) -> None:
+        self.skipped = tuple(skipped)
+        names = "; ".join(f"{s.source}: {s.reason}" for s in skipped)
+        super().__init__(f"{len(skipped)} file(s) could not be ingested (--strict, nothing published): {names}")
+
+
 def fingerprint(corpus: Path) -> dict[str, SourceFile]:
     """Size, modification time and content hash of every supported file in the corpus."""
     prints = {}
@@ -80,6 +89,7 @@ def build(
     embedder: Embedder,
     settings: Settings = Settings(),
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> BuildReport:
     """Build the index for `corpus`, or bring it up to date.
 
@@ -89,12 +99,14 @@ def build(
         embedder: The model that embeds passages (and later, questions).
         settings: Chunking settings.
         progress: Called as `progress(stage, done, total)`.
+        strict: Refuse to publish when any file or record was skipped.
 
     Returns:
         A report of what was read, embedded, reused and skipped.
 
     Raises:
         IndexBusy: Another build holds the index.
+        SkippedFiles: `strict` is set and something was skipped (nothing is published).
         ValueError: The corpus holds no passages at all.
     """
     began = time.perf_counter()
@@ -106,11 +118,15 @@ def build(
         sources = fingerprint(corpus)
         if previous is not None and previous.sources == sources and previous.manifest.settings == settings:
             m = previous.manifest
+            if strict and m.skipped:
+                raise SkippedFiles(list(m.skipped))
             return BuildReport(
                 m.documents, m.passages, 0, 0, m.skipped, time.perf_counter() - began, False, previous.path,
                 ("index is up to date",),
             )
         documents, chunks, skipped = _read(corpus, embedder, settings, len(sources), report)
+        if strict and skipped:
+            raise SkippedFiles(skipped)
         passages = deduplicate(chunks, settings.near_duplicate_threshold)
         if not passages:
             raise ValueError(f"no text found in {corpus}: nothing to index ({len(skipped)} files skipped)")

@@ -6,7 +6,7 @@ import pytest
 
 from index.search import Searcher
 from index.store import load
-from ingest.pipeline import build, changed_sources
+from ingest.pipeline import SkippedFiles, build, changed_sources
 
 
 def test_rerun_without_changes_publishes_nothing(tiny_corpus, tmp_path, fake_embedder):
@@ -78,3 +78,16 @@ def test_empty_corpus_is_an_error(tmp_path, fake_embedder):
 def test_missing_corpus_is_an_error(tmp_path, fake_embedder):
     with pytest.raises(FileNotFoundError, match="corpus .* does not exist"):
         build(tmp_path / "nope", tmp_path / "idx", fake_embedder)
+
+
+def test_strict_refuses_to_publish_when_a_file_is_skipped(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    before = load(tmp_path / "idx").path
+    (tiny_corpus / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a pdf")
+    with pytest.raises(SkippedFiles, match="broken.pdf"):
+        build(tiny_corpus, tmp_path / "idx", fake_embedder, strict=True)
+    assert load(tmp_path / "idx").path == before
+    report = build(tiny_corpus, tmp_path / "idx", fake_embedder)  # lenient: publishes, reports the file
+    assert [s.source for s in report.skipped] == ["broken.pdf"]
+    with pytest.raises(SkippedFiles, match="broken.pdf"):  # an up-to-date index with skips is refused too
+        build(tiny_corpus, tmp_path / "idx", fake_embedder, strict=True)

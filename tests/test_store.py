@@ -96,9 +96,11 @@ def test_second_publisher_is_refused_while_lock_held(tmp_path, tiny_corpus, fake
             build(tiny_corpus, tmp_path / "idx", fake_embedder)
 
 
-def test_old_versions_are_removed_after_publish(tiny_corpus, tmp_path, fake_embedder):
+def test_only_current_and_previous_versions_are_kept(tiny_corpus, tmp_path, fake_embedder):
     index_dir = tmp_path / "idx"
-    build(tiny_corpus, index_dir, fake_embedder)
-    (tiny_corpus / "new.txt").write_text("A brand new document about knees.", encoding="utf-8")
-    build(tiny_corpus, index_dir, fake_embedder)
-    assert [p.name for p in index_dir.glob("v-*")] == [current_version(index_dir).name]
+    names = []
+    for text in ["A brand new document about knees.", "Another one about ankles.", "A third about wrists."]:
+        build(tiny_corpus, index_dir, fake_embedder)
+        names.append(current_version(index_dir).name)
+        (tiny_corpus / f"{len(names)}.txt").write_text(text, encoding="utf-8")
+    assert sorted(p.name for p in index_dir.glob("v-*")) == sorted(names[-2:])
