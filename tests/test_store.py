@@ -104,3 +104,26 @@ def test_only_current_and_previous_versions_are_kept(tiny_corpus, tmp_path, fake
         names.append(current_version(index_dir).name)
         (tiny_corpus / f"{len(names)}.txt").write_text(text, encoding="utf-8")
     assert sorted(p.name for p in index_dir.glob("v-*")) == sorted(names[-2:])
+
+
+def test_every_file_and_folder_is_flushed_before_the_pointer_switches(tiny_corpus, tmp_path, fake_embedder, monkeypatch):
+    """Durability on power loss: data, then the names of the data, then CURRENT."""
+    import index.store as store
+
+    index_dir = tmp_path / "idx"
+    steps: list[tuple[str, Path]] = []
+    real_fsync, real_replace = store._fsync, store.os.replace
+    monkeypatch.setattr(store, "_fsync", lambda path: (steps.append(("fsync", Path(path))), real_fsync(path)))
+    monkeypatch.setattr(store.os, "replace", lambda a, b: (steps.append(("replace", Path(b))), real_replace(a, b)))
+    build(tiny_corpus, index_dir, fake_embedder)
+    switch = steps.index(("replace", index_dir / "CURRENT"))
+    flushed = [path for step, path in steps[:switch] if step == "fsync"]
+    staging = next(p for p in flushed if p.name.startswith(".tmp-"))
+    version = current_version(index_dir)
+    expected = {staging / p.relative_to(version) for p in version.rglob("*")} | {staging}
+    assert expected <= set(flushed)
+    for path in expected:  # a folder is flushed after everything in it
+        inside = [i for i, p in enumerate(flushed) if p.parent == path]
+        assert all(i < flushed.index(path) for i in inside)
+    assert flushed[-2:] == [index_dir, index_dir / next(p.name for p in flushed if p.name.startswith(".CURRENT."))]
+
