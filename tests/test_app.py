@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from index.display import NO_ANSWER, escape_markdown
 from index.store import current_version
 from ingest.pipeline import build
 
-from conftest import REPO, FakeEmbedder
+from conftest import BREAKS, REPO, FakeEmbedder, OtherModelEmbedder, break_index
 
 APP = str(REPO / "app.py")
 
@@ -111,6 +112,37 @@ def test_broken_index_shows_clear_error(built):
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
     assert "vectors.faiss does not match its manifest" in at.error[0].value
+
+
+@pytest.mark.parametrize("how", BREAKS)
+def test_damaged_index_names_the_file_and_the_fix(built, how):
+    broken = break_index(built, how)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert broken in at.error[0].value and f"python -m ingest --index {built}" in at.error[0].value
+    assert any(b.label == "Build the index now" for b in at.button)
+
+
+def test_index_of_another_model_is_refused_with_the_fix(app_env, tiny_corpus):
+    build(tiny_corpus, app_env, OtherModelEmbedder())
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert "was built with model 'test/other-model'" in at.error[0].value
+    assert f"python -m ingest --index {app_env}" in at.error[0].value
+
+
+def test_build_button_repairs_a_damaged_index(built):
+    break_index(built, "tampered")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    next(b for b in at.button if b.label == "Build the index now").click().run()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        at = ask("kyphoplasty balloon compressed vertebra")
+        if not at.error:
+            break
+        time.sleep(0.3)
+    assert not at.exception and not at.error
+    assert "Kyphoplasty inflates a balloon" in markdown_text(at)
 
 
 def test_document_markup_is_shown_literally(app_env, tiny_corpus):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ import pytest
 from index.records import Settings
 from index.store import IndexBusy, IndexError, current_version, load, publish_lock
 from ingest.pipeline import build
+
+from conftest import BREAKS, REPO, OtherModelEmbedder, break_index
 
 
 def test_round_trip_keeps_passages_vectors_and_manifest(tiny_corpus, tmp_path, fake_embedder):
@@ -127,3 +131,31 @@ def test_every_file_and_folder_is_flushed_before_the_pointer_switches(tiny_corpu
         assert all(i < flushed.index(path) for i in inside)
     assert flushed[-2:] == [index_dir, index_dir / next(p.name for p in flushed if p.name.startswith(".CURRENT."))]
 
+
+def ask_cli(index_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "index", "query", "hip flexors", "--index", str(index_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize("how", BREAKS)
+def test_cli_names_the_broken_file_and_the_fix(how, tiny_corpus, tmp_path, fake_embedder):
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, fake_embedder)
+    broken = break_index(index_dir, how)
+    result = ask_cli(index_dir)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert broken in result.stderr
+    assert f"python -m ingest --index {index_dir}" in result.stderr
+
+
+def test_cli_refuses_an_index_built_with_another_model(tiny_corpus, tmp_path):
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, OtherModelEmbedder())
+    result = ask_cli(index_dir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"index {index_dir} was built with model 'test/other-model'" in result.stderr
+    assert "sentence-transformers/all-MiniLM-L6-v2" in result.stderr
+    assert f"python -m ingest --index {index_dir}" in result.stderr
