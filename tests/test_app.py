@@ -100,6 +100,44 @@ def test_upload_saves_file_and_rebuilds_index(built, tiny_corpus):
     assert escape_markdown("uploads/knees.txt, line 1") in markdown_text(at)
 
 
+class GatedEmbedder(FakeEmbedder):
+    """The fake embedder, except that the background build waits at embedding until the test opens `gate`."""
+
+    gate = threading.Event()
+
+    def encode(self, texts, progress=None):
+        if threading.current_thread().name == "kb-build" and not self.gate.wait(60):
+            raise TimeoutError("the test never opened the gate")
+        return super().encode(texts, progress)
+
+
+def test_questions_during_a_rebuild_are_answered_from_the_old_index_then_the_new(built, tiny_corpus, monkeypatch):
+    monkeypatch.setattr("index.embedding.BundledModel", GatedEmbedder)
+    GatedEmbedder.gate.clear()
+    (tiny_corpus / "knees.txt").write_text("Knee cartilage wears down with age and running.", encoding="utf-8")
+    (tiny_corpus / "hips" / "flexors.md").unlink()
+    old_source, new_source = escape_markdown("hips/flexors.md, line"), escape_markdown("knees.txt, line")
+    question = "hip flexors lift the knee; knee cartilage wears down with running"
+    before = current_version(built)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    next(b for b in at.sidebar.button if b.label == "Rebuild from corpus folder").click().run()
+    try:
+        for _ in range(3):  # the build is held mid-embedding: every answer is the old index's, whole
+            at = ask(question)
+            assert not at.exception and not at.error
+            assert "Answers come from the current index meanwhile" in at.get("progress")[0].proto.text
+            assert old_source in markdown_text(at) and new_source not in markdown_text(at)
+            assert current_version(built) == before
+    finally:
+        GatedEmbedder.gate.set()
+    deadline = time.monotonic() + 30
+    while current_version(built) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at = ask(question)
+    assert not at.exception and not at.error
+    assert new_source in markdown_text(at) and old_source not in markdown_text(at)
+
+
 def test_missing_index_shows_error_and_build_button(app_env):
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert "no index found" in at.error[0].value
