@@ -160,6 +160,7 @@ def publish(
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         final = index_dir / f"v-{stamp}-{staging.name[5:]}"
         staging.rename(final)
+        _fsync(index_dir)  # the rename is on disk before CURRENT may name it
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -197,9 +198,9 @@ def _write_version(folder, model, passages, vectors, documents, sources, setting
         skipped=tuple(skipped),
     )
     _write_json(folder / MANIFEST, manifest.to_json())
-    for path in folder.rglob("*"):
-        if path.is_file():
-            _fsync(path)
+    # Files first, then the folders that name them, so a power cut cannot keep a name without its data.
+    for path in sorted(folder.rglob("*"), key=lambda p: (p.is_dir(), -len(p.parts))):
+        _fsync(path)
     _fsync(folder)
 
 

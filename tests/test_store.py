@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ import pytest
 from index.records import Settings
 from index.store import IndexBusy, IndexError, current_version, load, publish_lock
 from ingest.pipeline import build
+
+from conftest import BREAKS, REPO, OtherModelEmbedder, break_index
 
 
 def test_round_trip_keeps_passages_vectors_and_manifest(tiny_corpus, tmp_path, fake_embedder):
@@ -104,3 +108,54 @@ def test_only_current_and_previous_versions_are_kept(tiny_corpus, tmp_path, fake
         names.append(current_version(index_dir).name)
         (tiny_corpus / f"{len(names)}.txt").write_text(text, encoding="utf-8")
     assert sorted(p.name for p in index_dir.glob("v-*")) == sorted(names[-2:])
+
+
+def test_every_file_and_folder_is_flushed_before_the_pointer_switches(tiny_corpus, tmp_path, fake_embedder, monkeypatch):
+    """Durability on power loss: data, then the names of the data, then CURRENT."""
+    import index.store as store
+
+    index_dir = tmp_path / "idx"
+    steps: list[tuple[str, Path]] = []
+    real_fsync, real_replace = store._fsync, store.os.replace
+    monkeypatch.setattr(store, "_fsync", lambda path: (steps.append(("fsync", Path(path))), real_fsync(path)))
+    monkeypatch.setattr(store.os, "replace", lambda a, b: (steps.append(("replace", Path(b))), real_replace(a, b)))
+    build(tiny_corpus, index_dir, fake_embedder)
+    switch = steps.index(("replace", index_dir / "CURRENT"))
+    flushed = [path for step, path in steps[:switch] if step == "fsync"]
+    staging = next(p for p in flushed if p.name.startswith(".tmp-"))
+    version = current_version(index_dir)
+    expected = {staging / p.relative_to(version) for p in version.rglob("*")} | {staging}
+    assert expected <= set(flushed)
+    for path in expected:  # a folder is flushed after everything in it
+        inside = [i for i, p in enumerate(flushed) if p.parent == path]
+        assert all(i < flushed.index(path) for i in inside)
+    assert flushed[-2:] == [index_dir, index_dir / next(p.name for p in flushed if p.name.startswith(".CURRENT."))]
+
+
+def ask_cli(index_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "index", "query", "hip flexors", "--index", str(index_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize("how", BREAKS)
+def test_cli_names_the_broken_file_and_the_fix(how, tiny_corpus, tmp_path, fake_embedder):
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, fake_embedder)
+    broken = break_index(index_dir, how)
+    result = ask_cli(index_dir)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert broken in result.stderr
+    assert f"python -m ingest --index {index_dir}" in result.stderr
+
+
+def test_cli_refuses_an_index_built_with_another_model(tiny_corpus, tmp_path):
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, OtherModelEmbedder())
+    result = ask_cli(index_dir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"index {index_dir} was built with model 'test/other-model'" in result.stderr
+    assert "sentence-transformers/all-MiniLM-L6-v2" in result.stderr
+    assert f"python -m ingest --index {index_dir}" in result.stderr
