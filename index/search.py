@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -106,6 +108,19 @@ _QUANTITY = re.compile(
     r"daily|weekly|hourly|seconds?|minutes?|hours?|days?|weeks?|months?|years?|times)\b",
     re.I,
 )
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run FAISS single-threaded: one question is too little work to share, and on
+    a busy machine OpenMP threads waiting for each other made a flat search over
+    30,000 vectors 7 times slower (48 ms against 7 ms, bench/scale.py's machine)."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
 def convex(dense: dict[int, float], keyword: dict[int, float], dense_weight: float) -> dict[int, float]:
     """Weighted sum of min-max normalised scores over the same candidates.
 
@@ -261,11 +276,13 @@ class Searcher:
             return [], {}
         if self.stored.exact:
             params = None if allowed is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-            scores, rows = self.stored.vectors.search(vector[None, :], depth, params=params)
+            with _one_thread():
+                scores, rows = self.stored.vectors.search(vector[None, :], depth, params=params)
             pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
             return [r for r, _ in pairs], dict(pairs)
         if allowed is None:
-            _, found = self.stored.vectors.search(vector[None, :], depth)
+            with _one_thread():
+                _, found = self.stored.vectors.search(vector[None, :], depth)
             rows = found[0][found[0] >= 0]
         else:
             rows = allowed  # a filtered search is over few passages: score them all exactly

@@ -255,13 +255,7 @@ def _write_version(folder, model, passages, vectors, documents, sources, setting
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dimensions = vectors.shape[1]
     kind = vector_index_type(len(vectors), settings)
-    if kind != EXACT:
-        # The approximate index and the re-scoring copy both come from the
-        # float16 values, so an update that reuses them equals a rebuild.
-        copy = vectors.astype(np.float16)
-        np.save(folder / VECTOR_COPY, copy, allow_pickle=False)
-        vectors = copy.astype(np.float32)
-    faiss.write_index(build_vector_index(vectors, kind), str(folder / VECTORS))
+    write_vectors(folder, vectors, kind)
     if sentences is not None:
         np.save(folder / SENTENCES, np.asarray(sentences.vectors, dtype=np.float16), allow_pickle=False)
         np.save(folder / SENTENCE_ROWS, np.asarray(sentences.starts, dtype=np.int64), allow_pickle=False)
@@ -291,6 +285,17 @@ def _write_version(folder, model, passages, vectors, documents, sources, setting
         if path.is_file():
             _fsync(path)
     _fsync(folder)
+
+
+def write_vectors(folder: Path, vectors: np.ndarray, kind: str) -> None:
+    """Write vectors.faiss of type `kind` for unit float32 `vectors` (and vectors.npy when approximate)."""
+    if kind != EXACT:
+        # The approximate index and the re-scoring copy both come from the
+        # float16 values, so an update that reuses them equals a rebuild.
+        copy = vectors.astype(np.float16)
+        np.save(folder / VECTOR_COPY, copy, allow_pickle=False)
+        vectors = copy.astype(np.float32)
+    faiss.write_index(build_vector_index(vectors, kind), str(folder / VECTORS))
 
 
 def load(index_dir: Path, model: str | None = None) -> StoredIndex:
@@ -333,7 +338,7 @@ def load_version(folder: Path) -> StoredIndex:
                 f"index file {path} does not match its manifest (damaged or edited); {rebuild_hint(folder.parent)}"
             )
     try:
-        vectors, matrix = _read_vectors(folder, manifest)
+        vectors, matrix = read_vectors(folder, manifest)
         sentences = _read_sentences(folder, manifest)
         with open(folder / PASSAGES, encoding="utf-8") as lines:
             passages = [Passage.from_json(json.loads(line)) for line in lines]
@@ -355,7 +360,7 @@ def load_version(folder: Path) -> StoredIndex:
     return StoredIndex(folder, manifest, passages, vectors, keyword, documents, sources, matrix, sentences)
 
 
-def _read_vectors(folder: Path, manifest: Manifest) -> tuple[faiss.Index, np.ndarray]:
+def read_vectors(folder: Path, manifest: Manifest) -> tuple[faiss.Index, np.ndarray]:
     """The FAISS index and the matrix of passage vectors (row i = passage i)."""
     if manifest.vector_index == EXACT:
         index = faiss.read_index(str(folder / VECTORS))
