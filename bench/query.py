@@ -10,7 +10,8 @@ query by query so a busy machine slows all of them alike:
 - the same with sentences embedded at query time (what search did before
   sentence vectors were stored), for comparison.
 
-Each runs at torch's 1 and 2 threads. A first pass over all claims warms
+Each runs with torch set to 1 and to 2 threads (Searcher.search itself runs a
+question single-threaded either way). A first pass over all claims warms
 caches; the second is timed.
 
 An index built before sentence vectors were stored (such as one whose

@@ -27,6 +27,7 @@ the collection's size (bench/no_answer.py checks it on two collections).
 from __future__ import annotations
 
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,15 +111,25 @@ _QUANTITY = re.compile(
 )
 @contextmanager
 def _one_thread() -> Iterator[None]:
-    """Run FAISS single-threaded: one question is too little work to share, and on
-    a busy machine OpenMP threads waiting for each other made a flat search over
-    30,000 vectors 7 times slower (48 ms against 7 ms, bench/scale.py's machine)."""
-    threads = faiss.omp_get_max_threads()
+    """Run FAISS and torch (when loaded) single-threaded for one question.
+
+    One question is too little work to share between threads, and on a busy
+    machine threads waiting for each other cost far more than they save:
+    a flat FAISS search over 30,000 vectors took 48 ms with two OpenMP
+    threads against 7 ms with one, and embedding a question took 490 ms with
+    two torch threads against 103 ms with one (2 shared cores, load 14).
+    """
+    torch = sys.modules.get("torch")
+    threads = faiss.omp_get_max_threads(), torch.get_num_threads() if torch else 0
     faiss.omp_set_num_threads(1)
+    if torch:
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        faiss.omp_set_num_threads(threads)
+        faiss.omp_set_num_threads(threads[0])
+        if torch:
+            torch.set_num_threads(threads[1])
 
 
 def convex(dense: dict[int, float], keyword: dict[int, float], dense_weight: float) -> dict[int, float]:
@@ -192,8 +203,9 @@ class Searcher:
         query = " ".join(query.split())
         if not query or k < 1:
             return Answer(query, False, ())
-        vector = self.embedder.encode([query])[0]
-        ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
+        with _one_thread():
+            vector = self.embedder.encode([query])[0]
+            ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
         hits = tuple(
             Hit(
                 passage=self.passages[row],
