@@ -191,7 +191,7 @@ def main() -> None:
                   "on disk MB", "build s"], rows)
     body += (
         f"\n\n{len(vectors):,} vectors of 384 dimensions: {len(real):,} real all-MiniLM-L6-v2 embeddings of SciFact "
-        f"passages and answer sentences, the rest real vectors plus Gaussian noise of length {distance:.3f} (the median "
+        f"passages (and answer sentences, if stored), the rest real vectors plus Gaussian noise of length {distance:.3f} (the median "
         f"distance from a real vector to its nearest neighbour), renormalised. {len(queries)} SciFact test claims as "
         f"questions, one at a time, warm (second pass), through Searcher.rank(mode='dense') in a fresh process that "
         f"loads the index (IVF memory-mapped); RSS includes the Python interpreter, numpy and FAISS. "
