@@ -18,6 +18,7 @@ import re
 # markers like "[25]"), when whitespace follows; or at any line break.
 _END = re.compile(r"""[.!?…]+["'”’)\]]*(?:\[\d+\])*(?=\s)|\n""")
 _WORD_BEFORE = re.compile(r"(\S+)$")
+_LONGEST_WORD = 64  # a longer word is no abbreviation, initial or list number either way
 _ABBREVIATIONS = frozenset(
     "dr mr mrs ms prof st vs etc e.g i.e approx fig no vol al jr sr inc ltd co dept est cf ca"
     " jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k a.m p.m ph.d".split()
@@ -28,7 +29,8 @@ def _is_false_end(text: str, stop: int) -> bool:
     """True when the period at text[stop-1] belongs to an abbreviation, initial or list number."""
     if text[stop - 1] != ".":
         return False
-    match = _WORD_BEFORE.search(text, 0, stop)
+    # A window, not the whole text before: searching from 0 made splitting quadratic.
+    match = _WORD_BEFORE.search(text, max(0, stop - _LONGEST_WORD), stop)
     if match is None:
         return False
     word = match.group(1).rstrip(".").lower()
@@ -107,3 +109,33 @@ def _append_stripped(text: str, start: int, end: int, spans: list[tuple[int, int
         end -= 1
     if start < end:
         spans.append((start, end))
+
+
+_MIN_SENTENCE_WORDS = 4
+
+
+def _join_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Attach fragments ("Spondylolisthesis.", "3.") to the sentence after them.
+
+    A heading-like fragment cannot answer anything alone, but with the
+    sentence it introduces it is the natural thing to highlight.
+    """
+    joined: list[tuple[int, int]] = []
+    pending: int | None = None
+    for start, end in spans:
+        if pending is not None:
+            start, pending = pending, None
+        if len(text[start:end].split()) < _MIN_SENTENCE_WORDS and (start, end) != spans[-1]:
+            pending = start
+            continue
+        joined.append((start, end))
+    return joined
+
+
+def answer_candidates(text: str) -> list[tuple[int, int]]:
+    """The spans of `text` that can be highlighted as its answer: sentences, fragments joined.
+
+    Search scores these at query time, ingest embeds them ahead of time; both
+    call this so row j of a passage's sentence vectors is span j here.
+    """
+    return _join_fragments(text, split_sentences(text)) or [(0, len(text))]

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
-from index.records import Settings
-from index.store import IndexBusy, IndexError, current_version, load, publish_lock
+from index.records import DocumentInfo, Location, Passage, Settings, text_id
+from index.search import Searcher
+from index.store import IndexBusy, IndexError, current_version, load, publish, publish_lock
 from ingest.pipeline import build
 
 from conftest import BREAKS, REPO, OtherModelEmbedder, break_index
@@ -159,3 +161,83 @@ def test_cli_refuses_an_index_built_with_another_model(tiny_corpus, tmp_path):
     assert f"index {index_dir} was built with model 'test/other-model'" in result.stderr
     assert "sentence-transformers/all-MiniLM-L6-v2" in result.stderr
     assert f"python -m ingest --index {index_dir}" in result.stderr
+
+def _clustered(count: int, dimensions: int, seed: int) -> np.ndarray:
+    """Unit vectors around 40 random centres, like embeddings of texts on 40 topics."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(40, dimensions))
+    points = centres[rng.integers(0, 40, count)] + 0.6 * rng.normal(size=(count, dimensions))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def approximate(tmp_path_factory) -> Path:
+    """3,000 passages with an approximate index (exact_search_limit lowered to 1,000)."""
+    index_dir = tmp_path_factory.mktemp("ann") / "idx"
+    vectors = _clustered(3000, 64, seed=0)
+    passages = [Passage(text_id(f"passage {i}"), f"passage {i}", (Location("d", "d.txt", i, i + 1, 1),)) for i in range(3000)]
+    with publish_lock(index_dir):
+        publish(
+            index_dir, model="synthetic", passages=passages, vectors=vectors,
+            documents=[DocumentInfo("d", "d.txt", "0", 3000, 3000)], sources={},
+            settings=Settings(exact_search_limit=1000), corpus="synthetic",
+        )
+    return index_dir
+
+
+class _Given:
+    """An embedder that returns the query vector it is told to (for searching synthetic vectors)."""
+
+    name, dimensions, max_tokens = "synthetic", 64, 256
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+
+    def encode(self, texts, progress=None) -> np.ndarray:
+        return self.vectors[[int(t) for t in texts]]
+
+    def count_tokens(self, text: str) -> int:
+        return 1
+
+
+def test_large_collection_gets_an_approximate_index_with_high_recall(approximate):
+    stored = load(approximate)
+    assert stored.manifest.vector_index == "IVF110,SQ8" and not stored.exact
+    queries = _clustered(200, 64, seed=1)
+    searcher = Searcher(stored, _Given(queries))
+    exact = np.argsort(-(stored.all_vectors().astype(np.float32) @ queries.T), axis=0)[:10].T
+    found = [searcher.rank(str(q), queries[q], mode="dense").rows[:10] for q in range(len(queries))]
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
+    assert recall >= 0.95
+    # Similarities are exact (re-scored from the stored copy), not the quantised ones.
+    ranking = searcher.rank("0", queries[0], mode="dense")
+    row = ranking.rows[0]
+    assert ranking.similarity[row] == pytest.approx(float(stored.all_vectors()[row].astype(np.float32) @ queries[0]), abs=1e-6)
+
+
+def test_memory_mapped_index_answers_like_the_one_in_memory(approximate):
+    stored = load(approximate)
+    in_memory = faiss.read_index(str(stored.path / "vectors.faiss"))
+    assert isinstance(stored.all_vectors(), np.memmap)
+    queries = _clustered(50, 64, seed=2)
+    mapped_scores, mapped_rows = stored.vectors.search(queries, 10)
+    scores, rows = in_memory.search(queries, 10)
+    assert (mapped_rows == rows).all() and (mapped_scores == scores).all()
+
+
+def test_small_collection_searches_exactly(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    stored = load(tmp_path / "idx")
+    assert stored.manifest.vector_index == "Flat" and stored.exact
+    searcher = Searcher(stored, fake_embedder)
+    for question in ["spinal fusion", "hip flexors stretch", "kyphoplasty balloon"]:
+        vector = fake_embedder.encode([question])[0]
+        ranking = searcher.rank(question, vector, mode="dense")
+        similarity = stored.all_vectors() @ vector
+        assert ranking.rows == sorted(range(len(similarity)), key=lambda r: (-similarity[r], r))
+        assert [ranking.similarity[r] for r in ranking.rows] == pytest.approx(similarity[ranking.rows].tolist())
+
+
+def test_exact_search_limit_is_validated():
+    with pytest.raises(ValueError, match="exact_search_limit must be at least 1000, got 10"):
+        Settings(exact_search_limit=10)
