@@ -1,9 +1,10 @@
-"""The embedding backends: the int8 ONNX export cache, the torch fallback, and agreement with fp32.
+"""The embedding backends: the ONNX export cache, the torch fallback, and agreement with fp32.
 
 The cache tests swap the export for a function that writes a marker file, so
 they run without the model. The agreement tests (tier `model`) load the real
-model and hold the int8 graph to the cosine bound that keeps SciFact nDCG@10
-within 0.005 of fp32 (see bench/RESULTS.md, "Embedding quality").
+model and hold each ONNX graph to a cosine bound against sentence-transformers
+fp32: the fp32 graph must give the same vectors, the int8 one the agreement
+measured in bench/RESULTS.md ("Embedding speed", "Embedding quality").
 """
 
 from __future__ import annotations
@@ -42,17 +43,17 @@ class CountingExport:
 
 def test_export_runs_once_and_is_reused(model_dir, tmp_path):
     export = CountingExport()
-    first = cached_onnx(model_dir, tmp_path / "cache", export=export)
-    second = cached_onnx(model_dir, tmp_path / "cache", export=export)
+    first = cached_onnx(model_dir, tmp_path / "cache", exporter=export)
+    second = cached_onnx(model_dir, tmp_path / "cache", exporter=export)
     assert first == second and first.read_bytes() == b"weights v1"
     assert len(export.calls) == 1
 
 
 def test_changed_weights_are_exported_again_and_the_stale_file_removed(model_dir, tmp_path):
     export = CountingExport()
-    old = cached_onnx(model_dir, tmp_path / "cache", export=export)
+    old = cached_onnx(model_dir, tmp_path / "cache", exporter=export)
     (model_dir / "model.safetensors").write_bytes(b"weights v2")
-    new = cached_onnx(model_dir, tmp_path / "cache", export=export)
+    new = cached_onnx(model_dir, tmp_path / "cache", exporter=export)
     assert new != old and new.read_bytes() == b"weights v2"
     assert not old.exists() and len(export.calls) == 2
 
@@ -77,12 +78,12 @@ def test_failed_export_caches_nothing(model_dir, tmp_path):
         raise RuntimeError("tracer exploded")
 
     with pytest.raises(ExportError, match="exporting .*tiny-model to ONNX failed: RuntimeError: tracer exploded"):
-        cached_onnx(model_dir, tmp_path / "cache", export=broken)
+        cached_onnx(model_dir, tmp_path / "cache", exporter=broken)
     assert list((tmp_path / "cache" / "onnx").iterdir()) == []
 
 
 def test_unknown_backend_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="unknown embedding backend 'fp16'; choose one of onnx-int8, torch"):
+    with pytest.raises(ValueError, match="unknown embedding backend 'fp16'; choose one of onnx, onnx-int8, torch"):
         BundledModel(backend="fp16")
 
 
@@ -95,7 +96,7 @@ def test_failed_export_falls_back_to_torch_with_a_note(monkeypatch, tmp_path, ca
     def broken(model_dir: Path, out: Path) -> None:
         raise RuntimeError("no space left on device")
 
-    monkeypatch.setattr(onnx_model, "export_int8", broken)
+    monkeypatch.setattr(onnx_model, "export", lambda model_dir, out, **options: broken(model_dir, out))
     embedder = BundledModel(cache_dir=tmp_path)
     assert embedder.backend == "torch"
     assert "no space left on device" in embedder.notes[0] and "embedding with torch instead" in embedder.notes[0]
@@ -104,11 +105,12 @@ def test_failed_export_falls_back_to_torch_with_a_note(monkeypatch, tmp_path, ca
 
 # --- The real model (tier `model`).
 
-# The lowest cosine to fp32 sentence-transformers that any text may have, and
-# the mean over the sample: the int8 graph measured above both on SciFact
-# passages, and with those vectors SciFact nDCG@10 stays within 0.005 of fp32.
-MIN_COSINE = 0.97
-MEAN_COSINE = 0.985
+# Lowest and mean cosine to fp32 sentence-transformers over the sample, per
+# backend. The fused fp32 graph computes the same function (measured 1.0000).
+# The int8 graph measured mean 0.991, min 0.985 on SciFact passages and 0.97 on
+# a lone "?"; cosine 0.99 for every text is more than any int8 recipe tried
+# reaches, so its bound guards against regressions, not for equality.
+BOUNDS = {"onnx": (0.999, 0.9999), "onnx-int8": (0.96, 0.985)}
 
 QUESTIONS = [
     "how long does a broken vertebra take to heal?",
@@ -133,31 +135,32 @@ def fp32() -> BundledModel:
     return BundledModel(backend="torch")
 
 
-@pytest.fixture(scope="module")
-def int8() -> BundledModel:
-    embedder = BundledModel()
-    assert embedder.backend == "onnx-int8", embedder.notes
+@pytest.fixture(scope="module", params=list(BOUNDS))
+def onnx(request) -> BundledModel:
+    embedder = BundledModel(backend=request.param)
+    assert embedder.backend == request.param, embedder.notes
     return embedder
 
 
 @pytest.mark.model
-def test_int8_vectors_agree_with_fp32(fp32, int8, sample_texts):
+def test_onnx_vectors_agree_with_fp32(fp32, onnx, sample_texts):
     assert max(fp32.count_tokens(t) for t in sample_texts) > fp32.max_tokens  # the window is exercised
     reference = fp32.model.encode(sample_texts, normalize_embeddings=True, convert_to_numpy=True)
-    vectors = int8.encode(sample_texts)
+    vectors = onnx.encode(sample_texts)
     assert vectors.dtype == np.float32 and vectors.shape == reference.shape
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     cosine = (vectors * reference).sum(axis=1)
     worst = sample_texts[int(cosine.argmin())][:60]
-    assert cosine.min() >= MIN_COSINE, f"cosine {cosine.min():.4f} for {worst!r}"
-    assert cosine.mean() >= MEAN_COSINE
+    low, mean = BOUNDS[onnx.backend]
+    assert cosine.min() >= low, f"cosine {cosine.min():.4f} for {worst!r}"
+    assert cosine.mean() >= mean
 
 
 @pytest.mark.model
-def test_int8_keeps_input_order(int8, sample_texts):
-    forward = int8.encode(sample_texts)
-    backward = int8.encode(sample_texts[::-1])[::-1]
-    # Activations are quantized per batch, so a text's vector may move a little
+def test_onnx_keeps_input_order(onnx, sample_texts):
+    forward = onnx.encode(sample_texts)
+    backward = onnx.encode(sample_texts[::-1])[::-1]
+    # int8 activations are quantized per batch, so a text's vector may move a little
     # with its batch-mates; it must stay far closer to itself than to any other text.
     similarity = forward @ backward.T
     assert (similarity.argmax(axis=1) == np.arange(len(sample_texts))).all()
@@ -165,6 +168,6 @@ def test_int8_keeps_input_order(int8, sample_texts):
 
 
 @pytest.mark.model
-def test_token_counts_are_the_sentence_transformers_tokenizers(fp32, int8, sample_texts):
+def test_token_counts_are_the_sentence_transformers_tokenizers(fp32, onnx, sample_texts):
     expected = [len(fp32.model.tokenizer(t, add_special_tokens=True)["input_ids"]) for t in sample_texts]
-    assert [int8.count_tokens(t) for t in sample_texts] == expected
+    assert [onnx.count_tokens(t) for t in sample_texts] == expected
