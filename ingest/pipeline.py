@@ -25,6 +25,8 @@ from ingest.loaders import Document, corpus_root, discover, iter_documents
 
 # (stage, done, total): stages are "read", "embed" and "publish".
 Progress = Callable[[str, int, int], None]
+# (corpus, embedder, settings, file count, progress) -> (documents, chunks in corpus order, skipped)
+Reader = Callable[[Path, Embedder, Settings, int, Progress], tuple[list[DocumentInfo], list[Chunk], list[Skipped]]]
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def build(
     settings: Settings = Settings(),
     progress: Progress | None = None,
     strict: bool = False,
+    read: Reader | None = None,
 ) -> BuildReport:
     """Build the index for `corpus`, or bring it up to date.
 
@@ -100,6 +103,7 @@ def build(
         settings: Chunking settings.
         progress: Called as `progress(stage, done, total)`.
         strict: Refuse to publish when any file or record was skipped.
+        read: Replaces the serial file reading and chunking (the Ray path reads in parallel tasks).
 
     Returns:
         A report of what was read, embedded, reused and skipped.
@@ -124,7 +128,7 @@ def build(
                 m.documents, m.passages, 0, 0, m.skipped, time.perf_counter() - began, False, previous.path,
                 ("index is up to date",),
             )
-        documents, chunks, skipped = _read(corpus, embedder, settings, len(sources), report)
+        documents, chunks, skipped = (read or _read)(corpus, embedder, settings, len(sources), report)
         if strict and skipped:
             raise SkippedFiles(skipped)
         passages = deduplicate(chunks, settings.near_duplicate_threshold)
