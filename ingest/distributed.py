@@ -35,6 +35,7 @@ import numpy as np
 
 from index.embedding import Embedder
 from index.records import DocumentInfo, Settings, Skipped
+from index.shards import IvfPlan, assemble
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import Document, corpus_root, discover, read_file, unique_records
 from ingest.pipeline import BuildReport, Progress, _info, build
@@ -266,3 +267,18 @@ class RayEmbedder:
             raise RuntimeError(f"{int((~filled).sum())} passages came back without vectors from the Ray actors")
         return out
 
+
+
+def assemble_on_ray(shards: Sequence[Path], out_dir: Path, plan: IvfPlan) -> Path:
+    """`index.shards.assemble` with every shard added by its own Ray task (on a path all nodes share).
+
+    Call inside `ray_session`; returns the merged index file.
+    """
+    return assemble(shards, out_dir, plan, map_fn=_ray_map)
+
+
+def _ray_map(function: Callable, *iterables) -> list:
+    import ray
+
+    remote = ray.remote(num_cpus=1)(function)
+    return ray.get([remote.remote(*args) for args in zip(*iterables)])

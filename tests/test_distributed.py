@@ -16,9 +16,10 @@ import ray
 from conftest import REPO, FakeEmbedder, SlowFakeEmbedder
 
 from index.search import Searcher
+from index.shards import IvfPlan, assemble, load_mmap
 from index.store import load
 from ingest.__main__ import main
-from ingest.distributed import build_on_ray
+from ingest.distributed import assemble_on_ray, build_on_ray
 from ingest.pipeline import build
 
 pytestmark = pytest.mark.ray
@@ -129,3 +130,20 @@ def test_more_workers_than_cpus_is_a_clear_error(ray_cluster, tiny_corpus, tmp_p
     assert code == 1
     assert "--workers must be between 1 and the cluster's 2 CPUs, got 9" in capsys.readouterr().err
     assert not (tmp_path / "idx" / "CURRENT").exists()
+
+
+def test_shards_added_by_ray_tasks_merge_to_the_serial_result(ray_cluster, tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((1200, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    shards = []
+    for k, part in enumerate(np.array_split(vectors, 3)):
+        shards.append(tmp_path / f"{k}.npy")
+        np.save(shards[-1], part)
+    plan = IvfPlan(lists=8, sample=800)
+    on_ray = load_mmap(assemble_on_ray(shards, tmp_path / "ray", plan), probes=4)
+    serial = load_mmap(assemble(shards, tmp_path / "serial", plan), probes=4)
+    assert on_ray.ntotal == serial.ntotal == 1200
+    d_ray, i_ray = on_ray.search(vectors[:50], 10)
+    d_serial, i_serial = serial.search(vectors[:50], 10)
+    assert np.array_equal(i_ray, i_serial) and np.allclose(d_ray, d_serial)
