@@ -128,7 +128,7 @@ def _quiet_ray_data() -> None:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 class RayReader:
@@ -246,7 +246,8 @@ class RayEmbedder:
         if not texts:
             return out
         filled = np.zeros(len(texts), dtype=bool)
-        blocks = max(1, min(len(texts) // self.batch_size, 8 * self.workers))
+        # About four batches per block: every actor gets work, and progress moves every few batches.
+        blocks = min(len(texts), max(self.workers, -(-len(texts) // (4 * self.batch_size))))
         items = [{"row": row, "text": text} for row, text in enumerate(texts)]
         vectors = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             EmbedActor,
