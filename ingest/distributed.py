@@ -98,6 +98,8 @@ def ray_session(address: str | None) -> Iterator[None]:
     import ray
     import ray.data
 
+    # Ray would otherwise report usage statistics over the network; builds stay offline.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         _quiet_ray_data()
         yield

@@ -32,6 +32,7 @@ TOPICS = ["knee cartilage", "shoulder rotator cuff", "ankle ligament", "wrist te
 def ray_cluster():
     """One local Ray instance for the module: workers import the project and the test helpers."""
     paths = os.pathsep.join([str(REPO), str(REPO / "tests")])
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reporting over the network
     ray.init(
         num_cpus=2,
         include_dashboard=False,
@@ -147,3 +148,9 @@ def test_shards_added_by_ray_tasks_merge_to_the_serial_result(ray_cluster, tmp_p
     d_ray, i_ray = on_ray.search(vectors[:50], 10)
     d_serial, i_serial = serial.search(vectors[:50], 10)
     assert np.array_equal(i_ray, i_serial) and np.allclose(d_ray, d_serial)
+
+
+def test_workers_without_ray_is_refused(tiny_corpus, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--workers", "2"])
+    assert "--workers needs --ray" in capsys.readouterr().err
