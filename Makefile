@@ -30,9 +30,9 @@ run: index
 test: install
 	$(PY) -m pytest
 
-# Unit tier only: fake embedder, no model, no browser.
+# Unit tier only: fake embedder, no model, no browser, no Ray instance.
 test-fast: install
-	$(PY) -m pytest -m "not model and not browser"
+	$(PY) -m pytest -m "not model and not browser and not ray"
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis

@@ -43,11 +43,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"documents folder, or one file (default: {DEFAULT_CORPUS})")
     parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help=f"index folder (default: {DEFAULT_INDEX})")
     parser.add_argument("--strict", action="store_true", help="exit with an error, publishing nothing, if any file is skipped")
+    parser.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="run on Ray: join the cluster at ADDRESS, or start a local Ray instance when none is given",
+    )
+    parser.add_argument("--workers", type=int, help="with --ray: embedding actors, one CPU each (default: all CPUs)")
     args = parser.parse_args(argv)
+    if args.workers is not None and args.ray is None:
+        parser.error("--workers needs --ray")
 
     progress = TqdmProgress()
     try:
-        report = build(args.corpus, args.index, BundledModel(), progress=progress, strict=args.strict)
+        if args.ray is None:
+            report = build(args.corpus, args.index, BundledModel(), progress=progress, strict=args.strict)
+        else:
+            from ingest.distributed import build_on_ray  # imports Ray only when asked for
+
+            report = build_on_ray(
+                args.corpus, args.index, BundledModel, address=args.ray or None, workers=args.workers,
+                progress=progress, strict=args.strict,
+            )
     except (IndexError, ValueError, OSError) as exc:
         progress.close()
         print(f"error: {exc}", file=sys.stderr)

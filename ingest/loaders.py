@@ -16,7 +16,7 @@ import json
 import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -270,29 +270,46 @@ def iter_documents(corpus: Path) -> Iterator[Document | Skipped]:
 
     Record ids must be unique across the corpus; a repeated id is skipped.
     """
-    seen_ids: set[str] = set()
     root = corpus_root(corpus)
-    for path in discover(corpus):
-        source = path.relative_to(root).as_posix()
-        try:
-            documents, problems = _load(path, source)
-        except LoadError as exc:
-            yield Skipped(source, str(exc))
-            continue
-        except PermissionError:
-            yield Skipped(source, "permission denied")
-            continue
-        except OSError as exc:
-            yield Skipped(source, f"cannot read: {exc.strerror or exc}")
-            continue
-        yield from problems
-        if not any(d.text.strip() for d in documents) and not problems:
-            yield Skipped(source, "no text found")
-            continue
-        for document in documents:
-            if document.doc_id in seen_ids:
-                yield Skipped(f"{source}:{document.doc_id}", "duplicate record id")
+    return unique_records(item for path in discover(corpus) for item in read_file(path, root))
+
+
+def read_file(path: Path, root: Path) -> list[Document | Skipped]:
+    """One file's documents (blank records included), or a `Skipped` for the file or each bad record.
+
+    Bad input never raises; `unique_records` applies the corpus-wide rules.
+
+    Args:
+        path: A file found by `discover`.
+        root: The corpus root (`corpus_root`), which sources are relative to.
+    """
+    source = path.relative_to(root).as_posix()
+    try:
+        documents, problems = _load(path, source)
+    except LoadError as exc:
+        return [Skipped(source, str(exc))]
+    except PermissionError:
+        return [Skipped(source, "permission denied")]
+    except OSError as exc:
+        return [Skipped(source, f"cannot read: {exc.strerror or exc}")]
+    if not any(d.text.strip() for d in documents) and not problems:
+        return [Skipped(source, "no text found")]
+    return [*problems, *documents]
+
+
+def unique_records(items: Iterable[Document | Skipped]) -> Iterator[Document | Skipped]:
+    """Pass items through in order, skipping a document whose id was already seen, and blank ones.
+
+    Kept apart from `read_file` so files can be read in parallel and the
+    corpus-wide rule still applies in corpus order.
+    """
+    seen_ids: set[str] = set()
+    for item in items:
+        if isinstance(item, Document):
+            if item.doc_id in seen_ids:
+                yield Skipped(f"{item.source}:{item.doc_id}", "duplicate record id")
                 continue
-            seen_ids.add(document.doc_id)
-            if document.text.strip():
-                yield document
+            seen_ids.add(item.doc_id)
+            if not item.text.strip():
+                continue
+        yield item

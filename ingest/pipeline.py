@@ -31,6 +31,8 @@ from ingest.loaders import Document, corpus_root, discover, iter_documents
 
 # (stage, done, total): stages are "read", "embed" and "publish".
 Progress = Callable[[str, int, int], None]
+# (corpus, embedder, settings, file count, progress) -> (documents, chunks in corpus order, skipped)
+Reader = Callable[[Path, Embedder, Settings, int, Progress, "KnownChunks"], tuple[list[DocumentInfo], list[Chunk], list[Skipped]]]
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def build(
     settings: Settings = Settings(),
     progress: Progress | None = None,
     strict: bool = False,
+    read: Reader | None = None,
 ) -> BuildReport:
     """Build the index for `corpus`, or bring it up to date.
 
@@ -106,6 +109,7 @@ def build(
         settings: Chunking settings.
         progress: Called as `progress(stage, done, total)`.
         strict: Refuse to publish when any file or record was skipped.
+        read: Replaces the serial file reading and chunking (the Ray path reads in parallel tasks).
 
     Returns:
         A report of what was read, embedded, reused and skipped.
@@ -131,7 +135,7 @@ def build(
                 ("index is up to date",),
             )
         known = _known_chunks(previous, settings)
-        documents, chunks, skipped = _read(corpus, embedder, settings, len(sources), report, known)
+        documents, chunks, skipped = (read or _read)(corpus, embedder, settings, len(sources), report, known)
         if strict and skipped:
             raise SkippedFiles(skipped)
         passages = deduplicate(chunks, settings.near_duplicate_threshold)
@@ -197,9 +201,15 @@ def _chunking(settings: Settings) -> tuple[int, int]:
 
 
 def _chunks(doc: Document, embedder: Embedder, settings: Settings, known: KnownChunks) -> list[Chunk]:
+    reused = known_chunks(doc, known)
+    return chunk_document(doc, embedder.count_tokens, settings) if reused is None else reused
+
+
+def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
+    """The document's chunks as the live index cut them, when its text is unchanged."""
     locations = known.get((doc.source, doc.doc_id, text_id(doc.text)))
     if locations is None:
-        return chunk_document(doc, embedder.count_tokens, settings)
+        return None
     return [Chunk(doc.text[loc.start : loc.end], loc) for loc in locations]
 
 

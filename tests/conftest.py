@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -48,6 +49,23 @@ class FakeEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(_PIECE.findall(text)) + 2
+
+
+class SlowFakeEmbedder(FakeEmbedder):
+    """The fake, slowed down, leaving a file named after its process id when it embeds.
+
+    For the Ray failure test: a worker that is mid-batch can be found and killed.
+    """
+
+    def __init__(self, pid_dir: str, delay: float) -> None:
+        super().__init__()
+        self.pid_dir = Path(pid_dir)
+        self.delay = delay
+
+    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        (self.pid_dir / str(os.getpid())).touch()
+        time.sleep(self.delay)
+        return super().encode(texts, progress)
 
 
 @pytest.fixture

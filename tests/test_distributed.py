@@ -1,0 +1,157 @@
+"""Ingest on Ray gives the same index as the local pipeline, even when a worker dies mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+from conftest import REPO, FakeEmbedder, SlowFakeEmbedder
+
+from index.search import Searcher
+from index.shards import IvfPlan, assemble, load_mmap
+from index.store import load
+from ingest.__main__ import main
+from ingest.distributed import assemble_on_ray, build_on_ray
+from ingest.pipeline import build
+
+pytestmark = pytest.mark.ray
+
+QUESTIONS = ["spinal fusion bone grafts", "hip flexors stretch", "record 7 knee cartilage", "kyphoplasty balloon"]
+TOPICS = ["knee cartilage", "shoulder rotator cuff", "ankle ligament", "wrist tendon", "neck muscles"]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray instance for the module: workers import the project and the test helpers."""
+    paths = os.pathsep.join([str(REPO), str(REPO / "tests")])
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reporting over the network
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        object_store_memory=200 * 2**20,
+        runtime_env={"env_vars": {"PYTHONPATH": paths}},
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_corpus(tiny_corpus: Path) -> Path:
+    """The tiny corpus plus 40 JSONL records, a repeated record id, a blank record and an unreadable file."""
+    records = [
+        {"_id": f"r{i}", "title": f"Record {i}", "text": f"Record {i} is about {TOPICS[i % 5]} injuries in "
+         f"patient group {i}. Treatment number {i * 7} combines rest with exercise {i % 3}."}
+        for i in range(40)
+    ]
+    records += [{"_id": "r3", "title": "", "text": "a second record with a repeated id"}, {"_id": "blank", "text": " "}]
+    (tiny_corpus / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    (tiny_corpus / "broken.pdf").write_bytes(b"not a pdf at all")
+    return tiny_corpus
+
+
+def assert_same_index(a_dir: Path, b_dir: Path) -> None:
+    a, b = load(a_dir), load(b_dir)
+    assert a.passages == b.passages
+    assert np.array_equal(a.all_vectors(), b.all_vectors())
+    assert a.documents == b.documents
+    assert a.manifest.skipped == b.manifest.skipped
+    assert a.manifest.model == b.manifest.model
+    for question in QUESTIONS:
+        embedder = FakeEmbedder()
+        assert Searcher(a, embedder).search(question, k=5) == Searcher(b, embedder).search(question, k=5)
+
+
+def test_ray_build_matches_local_build(ray_cluster, ray_corpus, tmp_path):
+    events = []
+    report = build_on_ray(ray_corpus, tmp_path / "ray", FakeEmbedder, workers=2, batch_size=3,
+                          progress=lambda *e: events.append(e))
+    local = build(ray_corpus, tmp_path / "local", FakeEmbedder())
+    assert report.published and report.passages == local.passages > 40
+    assert report.embedded == local.embedded and report.skipped == local.skipped
+    assert {s.reason for s in report.skipped} >= {"duplicate record id"}
+    assert_same_index(tmp_path / "ray", tmp_path / "local")
+    embeds = [e for e in events if e[0] == "embed"]
+    # Passages and their answer sentences are embedded in one stream.
+    assert embeds[-1][1] == embeds[-1][2] > report.embedded
+    assert len(embeds) > 2  # one update per completed batch, not one at the end
+
+
+def test_ray_update_reuses_vectors_and_equals_a_full_rebuild(ray_cluster, ray_corpus, tmp_path):
+    build(ray_corpus, tmp_path / "inc", FakeEmbedder())
+    (ray_corpus / "knees.txt").write_text("Knee pain after running often comes from the kneecap.", encoding="utf-8")
+    report = build_on_ray(ray_corpus, tmp_path / "inc", FakeEmbedder, workers=1)
+    assert report.embedded == 1 and report.reused == report.passages - 1
+    again = build_on_ray(ray_corpus, tmp_path / "inc", FakeEmbedder, workers=1)
+    assert not again.published and "up to date" in again.notes[0]
+    build(ray_corpus, tmp_path / "full", FakeEmbedder())
+    assert_same_index(tmp_path / "inc", tmp_path / "full")
+
+
+def test_killed_embedding_worker_loses_and_duplicates_nothing(ray_cluster, ray_corpus, tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    killed: list[int] = []
+
+    def kill_first_worker_mid_batch() -> None:
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            busy = list(pids.iterdir())  # a worker leaves its pid, then sleeps inside the batch
+            if busy:
+                pid = int(busy[0].name)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_first_worker_mid_batch)
+    killer.start()
+    factory = partial(SlowFakeEmbedder, pid_dir=str(pids), delay=0.3)
+    report = build_on_ray(ray_corpus, tmp_path / "ray", factory, workers=2, batch_size=2)
+    killer.join()
+    local = build(ray_corpus, tmp_path / "local", FakeEmbedder())
+
+    assert killed, "no worker was killed"
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed[0], 0)
+    assert {int(p.name) for p in pids.iterdir()} - set(killed), "no worker embedded after the kill"
+    assert report.passages == local.passages and report.embedded == local.embedded
+    assert_same_index(tmp_path / "ray", tmp_path / "local")
+
+
+def test_more_workers_than_cpus_is_a_clear_error(ray_cluster, tiny_corpus, tmp_path, capsys):
+    code = main(["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--ray", "--workers", "9"])
+    assert code == 1
+    assert "--workers must be between 1 and the cluster's 2 CPUs, got 9" in capsys.readouterr().err
+    assert not (tmp_path / "idx" / "CURRENT").exists()
+
+
+def test_shards_added_by_ray_tasks_merge_to_the_serial_result(ray_cluster, tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((1200, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    shards = []
+    for k, part in enumerate(np.array_split(vectors, 3)):
+        shards.append(tmp_path / f"{k}.npy")
+        np.save(shards[-1], part)
+    plan = IvfPlan(lists=8, sample=800)
+    on_ray = load_mmap(assemble_on_ray(shards, tmp_path / "ray", plan), probes=4)
+    serial = load_mmap(assemble(shards, tmp_path / "serial", plan), probes=4)
+    assert on_ray.ntotal == serial.ntotal == 1200
+    d_ray, i_ray = on_ray.search(vectors[:50], 10)
+    d_serial, i_serial = serial.search(vectors[:50], 10)
+    assert np.array_equal(i_ray, i_serial) and np.allclose(d_ray, d_serial)
+
+
+def test_workers_without_ray_is_refused(tiny_corpus, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--workers", "2"])
+    assert "--workers needs --ray" in capsys.readouterr().err
