@@ -141,4 +141,4 @@ class BundledModel:
         return out
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
