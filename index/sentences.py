@@ -17,7 +17,8 @@ import re
 # A sentence ends after . ! ? … (plus closing quotes/brackets and citation
 # markers like "[25]"), when whitespace follows; or at any line break.
 _END = re.compile(r"""[.!?…]+["'”’)\]]*(?:\[\d+\])*(?=\s)|\n""")
-_WORD_BEFORE = re.compile(r"(\S+)$")
+# Longer than any abbreviation, initial or list number below: a longer word is none of them.
+_SHORT_WORD = 8
 _ABBREVIATIONS = frozenset(
     "dr mr mrs ms prof st vs etc e.g i.e approx fig no vol al jr sr inc ltd co dept est cf ca"
     " jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k a.m p.m ph.d".split()
@@ -25,24 +26,33 @@ _ABBREVIATIONS = frozenset(
 
 
 def _is_false_end(text: str, stop: int) -> bool:
-    """True when the period at text[stop-1] belongs to an abbreviation, initial or list number."""
+    """True when the period at text[stop-1] belongs to an abbreviation, initial or list number.
+
+    Looks back only over the word before `stop` (at most `_SHORT_WORD`
+    characters of it), so splitting stays linear in the text's length.
+    """
     if text[stop - 1] != ".":
         return False
-    match = _WORD_BEFORE.search(text, 0, stop)
-    if match is None:
-        return False
-    word = match.group(1).rstrip(".").lower()
+    end = stop
+    while end > 0 and text[end - 1] == ".":
+        end -= 1
+    begin = end
+    while begin > 0 and not text[begin - 1].isspace():
+        if end - begin >= _SHORT_WORD:
+            return False
+        begin -= 1
+    word = text[begin:end].lower()
     if word in _ABBREVIATIONS:
         return True
     # "J. Smith", "3. Hug it out" (list numbers), but not "in 1998." closing a sentence.
-    return len(word) == 1 or (word.isdigit() and len(word) <= 2 and match.start() == _line_start(text, stop))
+    return len(word) == 1 or (word.isdigit() and len(word) <= 2 and _starts_line(text, begin))
 
 
-def _line_start(text: str, pos: int) -> int:
-    start = text.rfind("\n", 0, pos) + 1
-    while start < pos and text[start] in " \t":
-        start += 1
-    return start
+def _starts_line(text: str, pos: int) -> bool:
+    """Whether only spaces and tabs stand between the previous line break (or the start) and `pos`."""
+    while pos > 0 and text[pos - 1] in " \t":
+        pos -= 1
+    return pos == 0 or text[pos - 1] == "\n"
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -72,9 +82,10 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
                 continue
         # Only a capital, digit, quote or bracket opens a new sentence;
         # "e.g. this" or "approx. five" stay together.
-        nxt = _next_visible(text, match.end(), end)
-        if match.group() != "\n" and nxt is not None and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'“‘([¿¡^•-–—*"):
-            continue
+        if match.group() != "\n":
+            nxt = _next_visible(text, match.end(), end)
+            if nxt is not None and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'“‘([¿¡^•-–—*"):
+                continue
         _append_stripped(text, cursor, stop, spans)
         cursor = match.end()
     _append_stripped(text, cursor, end, spans)
