@@ -14,6 +14,7 @@ so LSH false positives never merge distinct texts.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 
@@ -28,6 +29,9 @@ _NUM_PERM = 128
 # threshold makes a missed near-duplicate at the real threshold rare (<3% at 0.85).
 _CANDIDATE_SLACK = 0.15
 _SHINGLE = 3
+# Every signature uses the same seed's permutations: made once, not per passage
+# (generating them was a quarter of de-duplication time).
+_SEED_SKETCH = MinHash(num_perm=_NUM_PERM, seed=1)
 
 
 def normalise(text: str) -> str:
@@ -58,33 +62,35 @@ def deduplicate(chunks: Iterable[Chunk], threshold: float) -> list[Passage]:
     Returns:
         Passages in order of first occurrence; each keeps every location.
     """
-    by_key: dict[str, int] = {}
+    # Keys and shingle sets are not kept per passage: on a big corpus they
+    # would hold several times the text's size. A 16-byte digest stands for the
+    # key, and shingles are recomputed only for the few LSH candidates.
+    by_key: dict[bytes, int] = {}
     texts: list[str] = []
     locations: list[list] = []
-    shingle_sets: list[frozenset[str]] = []
     lsh = MinHashLSH(threshold=max(0.5, threshold - _CANDIDATE_SLACK), num_perm=_NUM_PERM) if threshold < 1.0 else None
     for chunk in chunks:
-        key = normalise(chunk.text)
+        key = hashlib.blake2b(normalise(chunk.text).encode("utf-8"), digest_size=16).digest()
         index = by_key.get(key)
-        grams = frozenset()
         if index is None and lsh is not None:
             grams = shingles(chunk.text)
-            signature = MinHash(num_perm=_NUM_PERM, seed=1)
+            signature = MinHash(
+                num_perm=_NUM_PERM, seed=1, permutations=_SEED_SKETCH.permutations, scheme=_SEED_SKETCH.scheme
+            )
             signature.update_batch([g.encode("utf-8") for g in grams])
-            index = _confirmed(lsh.query(signature), grams, shingle_sets, threshold)
+            index = _confirmed(lsh.query(signature), grams, texts, threshold)
             if index is None:
                 lsh.insert(len(texts), signature)
         if index is None:
             index = len(texts)
             texts.append(chunk.text)
             locations.append([])
-            shingle_sets.append(grams)
         by_key.setdefault(key, index)
         locations[index].append(chunk.location)
     return [Passage(text_id(text), text, tuple(locs)) for text, locs in zip(texts, locations)]
 
 
-def _confirmed(candidates: list[int], grams: frozenset[str], known: list[frozenset[str]], threshold: float) -> int | None:
+def _confirmed(candidates: list[int], grams: frozenset[str], texts: list[str], threshold: float) -> int | None:
     """The earliest candidate whose true similarity reaches the threshold."""
-    matches = [i for i in candidates if jaccard(grams, known[i]) >= threshold]
+    matches = [i for i in sorted(candidates) if jaccard(grams, shingles(texts[i])) >= threshold]
     return min(matches) if matches else None
