@@ -110,7 +110,7 @@ def test_broken_index_shows_clear_error(built):
     vectors.write_bytes(b"garbage")
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
-    assert "vectors.faiss does not match its manifest" in at.error[0].value
+    assert escape_markdown("vectors.faiss does not match its manifest") in at.error[0].value
 
 
 def test_document_markup_is_shown_literally(app_env, tiny_corpus):
