@@ -15,7 +15,6 @@ import codecs
 import json
 import os
 import re
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -173,18 +172,17 @@ def _pdf(path: Path) -> tuple[str, tuple[int, ...]]:
 
 def _docx(path: Path) -> str:
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
 
     try:
         document = docx.Document(str(path))
-    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as exc:
-        raise LoadError(f"not a valid .docx file ({exc})") from None
-    paragraphs = [p.text.strip() for p in document.paragraphs if p.text.strip()]
-    for table in document.tables:
-        for row in table.rows:
-            cells = [cell.text.strip() for cell in row.cells]
-            if any(cells):
-                paragraphs.append(" | ".join(cells))
+        paragraphs = [p.text.strip() for p in document.paragraphs if p.text.strip()]
+        for table in document.tables:
+            for row in table.rows:
+                cells = [cell.text.strip() for cell in row.cells]
+                if any(cells):
+                    paragraphs.append(" | ".join(cells))
+    except Exception as exc:  # damaged zips and XML raise many kinds (zlib.error, XMLSyntaxError, ...)
+        raise LoadError(f"not a valid .docx file ({type(exc).__name__}: {exc})") from None
     return "\n\n".join(paragraphs)
 
 
