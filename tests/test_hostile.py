@@ -246,3 +246,28 @@ def test_hostile_upload_names_are_escaped_in_messages(app, corpus, name, expecte
     assert any(m.startswith(expected) for m in messages), messages
     assert_inert("\n".join(messages), "<img", "](javascript:")
     assert all(p.is_relative_to(corpus) for p in corpus.rglob("*"))
+
+
+# The real model -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+def test_real_model_on_huge_and_non_latin_questions(tiny_corpus, tmp_path):
+    """The bundled model: a 100,000-character question is cut and searched; questions in scripts
+    the English model cannot read come back not answered (best similarity ~0.1 measured), without error."""
+    from index.embedding import BundledModel
+
+    embedder = BundledModel()
+    build(tiny_corpus, tmp_path / "idx", embedder)
+    searcher = Searcher(load(tmp_path / "idx", model=embedder.name), embedder)
+    on_topic = "How long do vertebral fractures take to heal?"
+    assert searcher.search(on_topic).answered
+
+    huge = searcher.search((on_topic + " ") * 2300, k=3)
+    assert len(huge.query) <= MAX_QUERY_CHARS and len(huge.hits) == 3
+    assert all(h.answer.text in h.passage.text for h in huge.hits)
+
+    for question in ["髋屈肌是什么？", "ما هي عضلات الورك؟", "🦴🤕💊"]:
+        answer = searcher.search(question, k=3)
+        assert answer.query == question and len(answer.hits) == 3
+        assert not answer.answered, (question, [h.similarity for h in answer.hits])
