@@ -15,6 +15,7 @@ import codecs
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -264,9 +265,10 @@ def discover(corpus: Path, rejected: list[Skipped] | None = None) -> list[Path]:
     `corpus` may also be one file (for example a BEIR `corpus.jsonl` that sits
     beside its queries). Hidden files and folders and `IGNORED_NAMES` are left
     out; symbolic links to folders are not followed, so a link loop cannot
-    trap the walk. Paths whose names are not valid UTF-8 (old archives
-    unpacked on Linux) cannot be cited or stored, so they are left out too
-    and, when `rejected` is given, appended to it with the reason.
+    trap the walk. Pipes and devices (a read may block forever, or never
+    end) and paths whose names are not valid UTF-8 (old archives unpacked on
+    Linux; they cannot be cited or stored) are left out too and, when
+    `rejected` is given, appended to it with the reason.
     """
     if corpus.is_file():
         return [] if _bad_name(corpus.name, rejected) else [corpus]
@@ -277,9 +279,23 @@ def discover(corpus: Path, rejected: list[Skipped] | None = None) -> list[Path]:
             path = Path(folder) / name
             if name.startswith(".") or name in IGNORED_NAMES or path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 continue
-            if not _bad_name(path.relative_to(corpus).as_posix(), rejected):
+            relative = path.relative_to(corpus).as_posix()
+            if not _bad_name(relative, rejected) and not _special_file(path, relative, rejected):
                 found.append(path)
     return sorted(found, key=lambda p: p.relative_to(corpus).as_posix())
+
+
+def _special_file(path: Path, relative: str, rejected: list[Skipped] | None) -> bool:
+    """Whether `path` (or what its link points at) is a FIFO, socket or device: reading one can block forever."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False  # broken link or link loop: the loader reports it
+    if stat.S_ISREG(mode):
+        return False
+    if rejected is not None:
+        rejected.append(Skipped(relative, "not a regular file (a pipe, socket or device); only files are read"))
+    return True
 
 
 def _bad_name(relative: str, rejected: list[Skipped] | None) -> bool:

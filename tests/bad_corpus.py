@@ -49,6 +49,8 @@ BAD = {
     "records.jsonl:2": "invalid JSON record",
     "loop.txt": "cannot read",
     "bad \\xe9name.txt": "not valid UTF-8",
+    "pipe.txt": "not a regular file",
+    "zero.txt": "not a regular file",
 }
 UNREADABLE = "secret.txt"  # made unreadable by the test (chmod, or a simulated PermissionError as root)
 
@@ -109,6 +111,8 @@ def make_bad_corpus(root: Path, big_mb: float = 50) -> Path:
     docx.Document().save(root / "blank.docx")
     os.symlink("loop.txt", root / "loop.txt")  # points at itself
     os.symlink(".", root / "folder loop")  # a folder link back to the corpus
+    os.mkfifo(root / "pipe.txt")  # reading it would wait for a writer forever
+    os.symlink("/dev/zero", root / "zero.txt")  # reading it would never end
     (root / b"bad \xe9name.txt".decode("utf-8", "surrogateescape")).write_text("Badly named.", encoding="utf-8")
     (root / UNREADABLE).write_text("Nobody may read this.", encoding="utf-8")
     (root / UNREADABLE).chmod(0)
