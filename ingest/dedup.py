@@ -68,7 +68,7 @@ def deduplicate(chunks: Iterable[Chunk], threshold: float) -> list[Passage]:
     by_key: dict[bytes, int] = {}
     texts: list[str] = []
     locations: list[list] = []
-    lsh = MinHashLSH(threshold=max(0.5, threshold - _CANDIDATE_SLACK), num_perm=_NUM_PERM) if threshold < 1.0 else None
+    lsh = _Bands(max(0.5, threshold - _CANDIDATE_SLACK)) if threshold < 1.0 else None
     for chunk in chunks:
         key = hashlib.blake2b(normalise(chunk.text).encode("utf-8"), digest_size=16).digest()
         index = by_key.get(key)
@@ -90,7 +90,43 @@ def deduplicate(chunks: Iterable[Chunk], threshold: float) -> list[Passage]:
     return [Passage(text_id(text), text, tuple(locs)) for text, locs in zip(texts, locations)]
 
 
-def _confirmed(candidates: list[int], grams: frozenset[str], texts: list[str], threshold: float) -> int | None:
+class _Bands:
+    """MinHash LSH banding with datasketch's band sizes, one small int per passage and band.
+
+    datasketch's MinHashLSH keeps a bytes key and a set per band and passage
+    (about 5 KB a passage: 360 MB for 72,000 passages). Here a band's bucket
+    is the Python hash of its values and holds a passage number, or a list
+    when several share it; a hash collision only adds a candidate, and every
+    candidate is confirmed by exact Jaccard similarity anyway.
+    """
+
+    def __init__(self, threshold: float) -> None:
+        self.ranges = MinHashLSH(threshold=threshold, num_perm=_NUM_PERM).hashranges  # its optimal (bands, rows)
+        self.tables: list[dict[int, int | list[int]]] = [{} for _ in self.ranges]
+
+    def _buckets(self, signature: MinHash) -> list[int]:
+        values = signature.hashvalues
+        return [hash(values[start:end].tobytes()) for start, end in self.ranges]
+
+    def query(self, signature: MinHash) -> set[int]:
+        found: set[int] = set()
+        for table, bucket in zip(self.tables, self._buckets(signature)):
+            members = table.get(bucket)
+            if members is not None:
+                found.update(members if isinstance(members, list) else (members,))
+        return found
+
+    def insert(self, number: int, signature: MinHash) -> None:
+        for table, bucket in zip(self.tables, self._buckets(signature)):
+            members = table.setdefault(bucket, number)
+            if members is not number:
+                if isinstance(members, list):
+                    members.append(number)
+                else:
+                    table[bucket] = [members, number]
+
+
+def _confirmed(candidates: set[int], grams: frozenset[str], texts: list[str], threshold: float) -> int | None:
     """The earliest candidate whose true similarity reaches the threshold."""
     matches = [i for i in sorted(candidates) if jaccard(grams, shingles(texts[i])) >= threshold]
     return min(matches) if matches else None
