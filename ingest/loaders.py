@@ -65,7 +65,7 @@ _BOMS = (
 _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f]")
 # Lone UTF-16 surrogates: JSON "\\ud800" escapes and broken PDF font maps make
 # them, and they cannot be written as UTF-8 (the index files) or hashed.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def decode_text(data: bytes) -> str:
