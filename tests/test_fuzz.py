@@ -74,6 +74,8 @@ def test_decode_text_reads_back_what_was_encoded(text, encoding):
 
     cp1252 and Latin-1 are not self-describing; test_loader_files checks them on fixed cases.
     """
+    if encoding == "utf-16" and text.startswith("\x00"):
+        return  # FF FE 00 00 is also the UTF-32 byte-order mark: ambiguous by the standard
     try:
         data = text.encode(encoding)
     except UnicodeEncodeError:  # lone surrogates cannot be encoded
