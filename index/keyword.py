@@ -53,7 +53,8 @@ class KeywordIndex:
 
     @classmethod
     def load(cls, folder: Path, size: int) -> KeywordIndex:
-        return cls(bm25s.BM25.load(str(folder), mmap=False), size)
+        # Memory-mapped: at a million passages the score matrix is hundreds of MB, read on demand.
+        return cls(bm25s.BM25.load(str(folder), mmap=True), size)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage for `query` (zeros when no query term is indexed)."""

@@ -27,11 +27,19 @@ class Settings:
             (headings, list stubs) so a passage carries enough context.
         near_duplicate_threshold: Estimated Jaccard similarity of word
             shingles above which two passages count as the same text.
+        exact_search_limit: Passages up to which dense search is exact
+            (FAISS IndexFlatIP). Above it the index is approximate (IVF with
+            8-bit scalar quantization, re-scored exactly), because exact
+            search over N vectors costs O(N) per question and 4 bytes per
+            dimension of memory: at 200,000 passages a flat search still
+            takes a few milliseconds on two cores, at 1,000,000 it takes tens
+            and needs 1.5 GB resident (bench/scale.py).
     """
 
     max_tokens: int = 250
     min_tokens: int = 24
     near_duplicate_threshold: float = 0.85
+    exact_search_limit: int = 200_000
 
     def __post_init__(self) -> None:
         if not 16 <= self.max_tokens <= 256:
@@ -42,6 +50,8 @@ class Settings:
             raise ValueError(
                 f"near_duplicate_threshold must be in [0.5, 1.0], got {self.near_duplicate_threshold}"
             )
+        if self.exact_search_limit < 1000:
+            raise ValueError(f"exact_search_limit must be at least 1000, got {self.exact_search_limit}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,8 @@ class Passage:
         return self.locations[0]
 
     def to_json(self) -> dict:
-        return {"id": self.id, "text": self.text, "locations": [asdict(loc) for loc in self.locations]}
+        # vars(), not asdict(): the same flat dict, without asdict's deep copy (a third of writing a version)
+        return {"id": self.id, "text": self.text, "locations": [dict(vars(loc)) for loc in self.locations]}
 
     @classmethod
     def from_json(cls, data: dict) -> Passage:
@@ -172,7 +183,13 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Manifest:
-    """Describes one published index version; loading checks every field."""
+    """Describes one published index version; loading checks every field.
+
+    `vector_index` is the FAISS factory string of vectors.faiss: "Flat"
+    (exact) or "IVF<lists>,SQ8" (approximate, see `Settings.exact_search_limit`).
+    `sentences` counts the precomputed answer-sentence vectors (0 for an index
+    built before they existed: search then embeds sentences at query time).
+    """
 
     format_version: int
     model: str
@@ -185,6 +202,8 @@ class Manifest:
     corpus: str
     files: dict[str, str] = field(default_factory=dict)
     skipped: tuple[Skipped, ...] = ()
+    vector_index: str = "Flat"
+    sentences: int = 0
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -1,8 +1,9 @@
 """Answering a question from a stored index.
 
 Search runs the question through two retrievers over the same passages,
-dense (cosine similarity of all-MiniLM-L6-v2 vectors, exact inner product in
-FAISS) and keyword (BM25), and fuses them. The fusion was chosen by
+dense (cosine similarity of all-MiniLM-L6-v2 vectors: exact inner product in
+FAISS, or for very large collections an approximate FAISS index whose
+candidates are re-scored exactly) and keyword (BM25), and fuses them. The fusion was chosen by
 measurement on SciFact's train queries (bench/fusion.py, figures in
 bench/RESULTS.md): a convex combination of min-max normalised scores with
 weight 0.7 on dense beat reciprocal rank fusion at every k tried (train
@@ -15,6 +16,9 @@ scale at all.
 Each hit gets its answering sentence: the sentence of the passage closest to
 the question in the model's space, nudged towards sentences sharing the
 question's keywords (and stating a quantity when the question asks for one).
+The sentence vectors are computed at ingest (embedding every candidate
+sentence of five hits at query time took most of a query's time); an index
+built before that embeds them at query time, with the same result.
 Whether the collection answers at all is decided from the best cosine
 similarity, which (unlike fused or BM25 scores) means the same thing whatever
 the collection's size (bench/no_answer.py checks it on two collections).
@@ -23,7 +27,10 @@ the collection's size (bench/no_answer.py checks it on two collections).
 from __future__ import annotations
 
 import re
+import sys
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -33,7 +40,7 @@ import numpy as np
 from index.embedding import Embedder
 from index.keyword import tokenize
 from index.records import Answer, Hit, Location, Passage, Span
-from index.sentences import split_sentences
+from index.sentences import answer_candidates
 from index.store import StoredIndex
 
 
@@ -102,7 +109,6 @@ _QUANTITY = re.compile(
     r"daily|weekly|hourly|seconds?|minutes?|hours?|days?|weeks?|months?|years?|times)\b",
     re.I,
 )
-_MIN_SENTENCE_WORDS = 4
 # The model reads at most 256 word pieces, about 1,000 characters of English;
 # twice that loses nothing it would read and keeps BM25 on a pasted book fast.
 MAX_QUERY_CHARS = 2000
@@ -123,22 +129,27 @@ def clean_query(query: str) -> str:
     return query
 
 
-def _join_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Attach fragments ("Spondylolisthesis.", "3.") to the sentence after them.
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run FAISS and torch (when loaded) single-threaded for one question.
 
-    A heading-like fragment cannot answer anything alone, but with the
-    sentence it introduces it is the natural thing to highlight.
+    One question is too little work to share between threads, and on a busy
+    machine threads waiting for each other cost far more than they save:
+    a flat FAISS search over 30,000 vectors took 48 ms with two OpenMP
+    threads against 7 ms with one, and embedding a question took 490 ms with
+    two torch threads against 103 ms with one (2 shared cores, load 14).
     """
-    joined: list[tuple[int, int]] = []
-    pending: int | None = None
-    for start, end in spans:
-        if pending is not None:
-            start, pending = pending, None
-        if len(text[start:end].split()) < _MIN_SENTENCE_WORDS and (start, end) != spans[-1]:
-            pending = start
-            continue
-        joined.append((start, end))
-    return joined
+    torch = sys.modules.get("torch")
+    threads = faiss.omp_get_max_threads(), torch.get_num_threads() if torch else 0
+    faiss.omp_set_num_threads(1)
+    if torch:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads[0])
+        if torch:
+            torch.set_num_threads(threads[1])
 
 
 def convex(dense: dict[int, float], keyword: dict[int, float], dense_weight: float) -> dict[int, float]:
@@ -214,15 +225,16 @@ class Searcher:
         query = clean_query(query)
         if not query or k < 1:
             return Answer(query, False, ())
-        vector = self.embedder.encode([query])[0]
-        ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
+        with _one_thread():
+            vector = self.embedder.encode([query])[0]
+            ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
         hits = tuple(
             Hit(
                 passage=self.passages[row],
                 rank=rank,
                 score=ranking.scores[row],
                 similarity=ranking.similarity[row],
-                answer=self.answer_sentence(query, vector, self.passages[row]),
+                answer=self.answer_sentence(query, vector, self.passages[row], row),
                 dense_rank=ranking.dense_rank.get(row),
                 keyword_rank=ranking.keyword_rank.get(row),
             )
@@ -277,8 +289,11 @@ class Searcher:
     def _fill_similarity(self, similarity: dict[int, float], rows: list[int], vector: np.ndarray) -> None:
         missing = [row for row in rows if row not in similarity]
         if missing:
-            vectors = np.vstack([self.stored.vectors.reconstruct(row) for row in missing])
-            similarity.update(zip(missing, (vectors @ vector).tolist()))
+            similarity.update(zip(missing, self._similarities(missing, vector).tolist()))
+
+    def _similarities(self, rows: list[int] | np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """Exact cosine similarity of the question with these passage rows."""
+        return np.asarray(self.stored.matrix[rows], dtype=np.float32) @ vector
 
     def _allowed_rows(self, sources: frozenset[str] | None) -> np.ndarray | None:
         if sources is None:
@@ -293,10 +308,21 @@ class Searcher:
         depth = min(self.settings.candidates, self.stored.vectors.ntotal if allowed is None else len(allowed))
         if depth == 0:
             return [], {}
-        params = None if allowed is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-        scores, rows = self.stored.vectors.search(vector[None, :], depth, params=params)
-        pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
-        return [r for r, _ in pairs], dict(pairs)
+        if self.stored.exact:
+            params = None if allowed is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            with _one_thread():
+                scores, rows = self.stored.vectors.search(vector[None, :], depth, params=params)
+            pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+            return [r for r, _ in pairs], dict(pairs)
+        if allowed is None:
+            with _one_thread():
+                _, found = self.stored.vectors.search(vector[None, :], depth)
+            rows = found[0][found[0] >= 0]
+        else:
+            rows = allowed  # a filtered search is over few passages: score them all exactly
+        scores = self._similarities(rows, vector)
+        best = np.lexsort((rows, -scores))[:depth]
+        return [int(rows[i]) for i in best], {int(rows[i]): float(scores[i]) for i in best}
 
     def _keyword(self, query: str, allowed: np.ndarray | None) -> tuple[list[int], np.ndarray]:
         """Top passages by BM25 (only those sharing a term with the query), and all BM25 scores."""
@@ -311,31 +337,46 @@ class Searcher:
         rows = np.argpartition(-scores, depth - 1)[:depth]
         return [int(r) for r in rows[np.lexsort((rows, -scores[rows]))]], scores
 
-    def answer_sentence(self, query: str, vector: np.ndarray, passage: Passage) -> Span:
+    def answer_sentence(self, query: str, vector: np.ndarray, passage: Passage, row: int | None = None) -> Span:
         """The sentence of `passage` that best answers `query`, as a span of its document.
 
         Args:
             query: The question.
             vector: The question's embedding.
             passage: The passage to look in.
+            row: Its row in the index, to use the sentence vectors stored
+                there; when None (or the index has none) they are embedded now.
 
         Returns:
             The span, offset into the document of the passage's first location.
         """
-        spans = _join_fragments(passage.text, split_sentences(passage.text)) or [(0, len(passage.text))]
-        if len(spans) > 1:
-            sentences = [passage.text[s:e] for s, e in spans]
-            scores = self.embedder.encode(sentences) @ vector
-            query_terms = set(tokenize(query))
-            if query_terms:
-                overlap = np.array([len(query_terms & set(tokenize(s))) / len(query_terms) for s in sentences])
-                scores = scores + self.settings.keyword_weight * overlap
-            if _QUANTITY_QUESTION.search(query):
-                scores = scores + self.settings.keyword_weight * np.array([bool(_QUANTITY.search(s)) for s in sentences])
-            spans = [spans[int(np.argmax(scores))]]
-        start, end = spans[0]
+        spans, scores = self.sentence_scores(query, vector, passage, row)
+        start, end = spans[int(np.argmax(scores))]
         offset = passage.location.start
         return Span(offset + start, offset + end, passage.text[start:end])
+
+    def sentence_scores(
+        self, query: str, vector: np.ndarray, passage: Passage, row: int | None = None
+    ) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """Each answer candidate of `passage` (spans in its text) and how well it answers `query`."""
+        spans = answer_candidates(passage.text)
+        if len(spans) == 1:
+            return spans, np.zeros(1, dtype=np.float32)
+        sentences = [passage.text[s:e] for s, e in spans]
+        scores = self._sentence_vectors(sentences, row) @ vector
+        query_terms = set(tokenize(query))
+        if query_terms:
+            overlap = np.array([len(query_terms & set(tokenize(s))) / len(query_terms) for s in sentences])
+            scores = scores + self.settings.keyword_weight * overlap
+        if _QUANTITY_QUESTION.search(query):
+            scores = scores + self.settings.keyword_weight * np.array([bool(_QUANTITY.search(s)) for s in sentences])
+        return spans, scores
+
+    def _sentence_vectors(self, sentences: list[str], row: int | None) -> np.ndarray:
+        stored = self.stored.sentences
+        if row is None or stored is None:
+            return self.embedder.encode(sentences)
+        return np.asarray(stored.of(row), dtype=np.float32)
 
     def context(self, location: Location, before: int = 1, after: int = 1) -> list[Neighbour]:
         """The passages around `location` in its document, in document order."""

@@ -17,8 +17,8 @@ import re
 # A sentence ends after . ! ? … (plus closing quotes/brackets and citation
 # markers like "[25]"), when whitespace follows; or at any line break.
 _END = re.compile(r"""[.!?…]+["'”’)\]]*(?:\[\d+\])*(?=\s)|\n""")
-# Longer than any abbreviation, initial or list number below: a longer word is none of them.
-_SHORT_WORD = 8
+_WORD_BEFORE = re.compile(r"(\S+)$")
+_LONGEST_WORD = 64  # a longer word is no abbreviation, initial or list number either way
 _ABBREVIATIONS = frozenset(
     "dr mr mrs ms prof st vs etc e.g i.e approx fig no vol al jr sr inc ltd co dept est cf ca"
     " jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k a.m p.m ph.d".split()
@@ -26,33 +26,25 @@ _ABBREVIATIONS = frozenset(
 
 
 def _is_false_end(text: str, stop: int) -> bool:
-    """True when the period at text[stop-1] belongs to an abbreviation, initial or list number.
-
-    Looks back only over the word before `stop` (at most `_SHORT_WORD`
-    characters of it), so splitting stays linear in the text's length.
-    """
+    """True when the period at text[stop-1] belongs to an abbreviation, initial or list number."""
     if text[stop - 1] != ".":
         return False
-    end = stop
-    while end > 0 and text[end - 1] == ".":
-        end -= 1
-    begin = end
-    while begin > 0 and not text[begin - 1].isspace():
-        if end - begin >= _SHORT_WORD:
-            return False
-        begin -= 1
-    word = text[begin:end].lower()
+    # A window, not the whole text before: searching from 0 made splitting quadratic.
+    match = _WORD_BEFORE.search(text, max(0, stop - _LONGEST_WORD), stop)
+    if match is None:
+        return False
+    word = match.group(1).rstrip(".").lower()
     if word in _ABBREVIATIONS:
         return True
     # "J. Smith", "3. Hug it out" (list numbers), but not "in 1998." closing a sentence.
-    return len(word) == 1 or (word.isdigit() and len(word) <= 2 and _starts_line(text, begin))
+    return len(word) == 1 or (word.isdigit() and len(word) <= 2 and match.start() == _line_start(text, stop))
 
 
-def _starts_line(text: str, pos: int) -> bool:
-    """Whether only spaces and tabs stand between the previous line break (or the start) and `pos`."""
-    while pos > 0 and text[pos - 1] in " \t":
-        pos -= 1
-    return pos == 0 or text[pos - 1] == "\n"
+def _line_start(text: str, pos: int) -> int:
+    start = text.rfind("\n", 0, pos) + 1
+    while start < pos and text[start] in " \t":
+        start += 1
+    return start
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -82,10 +74,9 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
                 continue
         # Only a capital, digit, quote or bracket opens a new sentence;
         # "e.g. this" or "approx. five" stay together.
-        if match.group() != "\n":
-            nxt = _next_visible(text, match.end(), end)
-            if nxt is not None and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'“‘([¿¡^•-–—*"):
-                continue
+        nxt = _next_visible(text, match.end(), end)
+        if match.group() != "\n" and nxt is not None and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'“‘([¿¡^•-–—*"):
+            continue
         _append_stripped(text, cursor, stop, spans)
         cursor = match.end()
     _append_stripped(text, cursor, end, spans)
@@ -118,3 +109,33 @@ def _append_stripped(text: str, start: int, end: int, spans: list[tuple[int, int
         end -= 1
     if start < end:
         spans.append((start, end))
+
+
+_MIN_SENTENCE_WORDS = 4
+
+
+def _join_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Attach fragments ("Spondylolisthesis.", "3.") to the sentence after them.
+
+    A heading-like fragment cannot answer anything alone, but with the
+    sentence it introduces it is the natural thing to highlight.
+    """
+    joined: list[tuple[int, int]] = []
+    pending: int | None = None
+    for start, end in spans:
+        if pending is not None:
+            start, pending = pending, None
+        if len(text[start:end].split()) < _MIN_SENTENCE_WORDS and (start, end) != spans[-1]:
+            pending = start
+            continue
+        joined.append((start, end))
+    return joined
+
+
+def answer_candidates(text: str) -> list[tuple[int, int]]:
+    """The spans of `text` that can be highlighted as its answer: sentences, fragments joined.
+
+    Search scores these at query time, ingest embeds them ahead of time; both
+    call this so row j of a passage's sentence vectors is span j here.
+    """
+    return _join_fragments(text, split_sentences(text)) or [(0, len(text))]

@@ -7,9 +7,10 @@ appears is worth citing. So the first occurrence (in corpus order) becomes
 the passage and later copies become extra locations of it.
 
 Exact copies are caught by a normalised key (case, spacing and punctuation
-ignored). Near copies are caught by MinHash LSH over word 3-shingles
-(datasketch), and each candidate is confirmed by its true Jaccard similarity
-so LSH false positives never merge distinct texts.
+ignored). Near copies are caught by MinHash LSH over word 3-shingles (band
+layout from datasketch, hashing vectorised with numpy), and each candidate is
+confirmed by its true Jaccard similarity so LSH false positives never merge
+distinct texts.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
-from datasketch import MinHash, MinHashLSH
+import numpy as np
+from datasketch import MinHashLSH
 
 from index.records import Passage, text_id
 from ingest.chunking import Chunk
@@ -29,9 +32,12 @@ _NUM_PERM = 128
 # threshold makes a missed near-duplicate at the real threshold rare (<3% at 0.85).
 _CANDIDATE_SLACK = 0.15
 _SHINGLE = 3
-# Every signature uses the same seed's permutations: made once, not per passage
-# (generating them was a quarter of de-duplication time).
-_SEED_SKETCH = MinHash(num_perm=_NUM_PERM, seed=1)
+# MinHash with multiply-shift hashing of 64-bit shingle hashes, vectorised
+# with numpy: hashing each shingle string in Python (datasketch's
+# MinHash.update_batch) took most of an update's time on SciFact.
+_MULTIPLIERS, _OFFSETS = np.random.default_rng(1).integers(1, 2**63, size=(2, _NUM_PERM), dtype=np.uint64)
+_MULTIPLIERS |= np.uint64(1)  # odd multipliers keep the map a bijection
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 1], dtype=np.uint64)
 
 
 def normalise(text: str) -> str:
@@ -39,16 +45,54 @@ def normalise(text: str) -> str:
     return " ".join(_TOKEN.findall(text.lower()))
 
 
-def shingles(text: str) -> frozenset[str]:
-    """Word 3-shingles of the normalised text (the whole text when shorter)."""
-    words = normalise(text).split()
+@lru_cache(maxsize=1 << 20)
+def _word_hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+
+
+def shingles(text: str) -> np.ndarray:
+    """Word 3-shingles of the normalised text (the whole text when shorter), as sorted unique 64-bit hashes."""
+    return _shingles(normalise(text))
+
+
+def _shingles(normalised: str) -> np.ndarray:
+    words = np.array([_word_hash(w) for w in normalised.split()], dtype=np.uint64)
     if len(words) <= _SHINGLE:
-        return frozenset([" ".join(words)])
-    return frozenset(" ".join(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1))
+        padded = np.zeros(_SHINGLE, dtype=np.uint64)
+        padded[: len(words)] = words
+        return np.array([(padded * _MIX).sum()], dtype=np.uint64)
+    grams = words[:-2] * _MIX[0] + words[1:-1] * _MIX[1] + words[2:]  # wraps modulo 2**64
+    return np.unique(grams)
 
 
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard similarity of two `shingles` sets."""
+    common = len(np.intersect1d(a, b, assume_unique=True))
+    return common / (len(a) + len(b) - common)
+
+
+def _signature(grams: np.ndarray) -> np.ndarray:
+    """MinHash: per permutation, the least (a·x + b) mod 2**64 >> 32 over the shingles."""
+    return ((grams[:, None] * _MULTIPLIERS + _OFFSETS) >> np.uint64(32)).min(axis=0)
+
+
+class _Bands:
+    """LSH tables over MinHash bands (band layout from datasketch for the threshold)."""
+
+    def __init__(self, threshold: float) -> None:
+        layout = MinHashLSH(threshold=threshold, num_perm=_NUM_PERM)
+        self.ranges = layout.hashranges
+        self.tables: list[dict[bytes, list[int]]] = [{} for _ in self.ranges]
+
+    def query(self, signature: np.ndarray) -> set[int]:
+        found: set[int] = set()
+        for (start, end), table in zip(self.ranges, self.tables):
+            found.update(table.get(signature[start:end].tobytes(), ()))
+        return found
+
+    def insert(self, key: int, signature: np.ndarray) -> None:
+        for (start, end), table in zip(self.ranges, self.tables):
+            table.setdefault(signature[start:end].tobytes(), []).append(key)
 
 
 def deduplicate(chunks: Iterable[Chunk], threshold: float) -> list[Passage]:
@@ -62,71 +106,32 @@ def deduplicate(chunks: Iterable[Chunk], threshold: float) -> list[Passage]:
     Returns:
         Passages in order of first occurrence; each keeps every location.
     """
-    # Keys and shingle sets are not kept per passage: on a big corpus they
-    # would hold several times the text's size. A 16-byte digest stands for the
-    # key, and shingles are recomputed only for the few LSH candidates.
-    by_key: dict[bytes, int] = {}
+    by_key: dict[str, int] = {}
     texts: list[str] = []
     locations: list[list] = []
-    lsh = _Bands(max(0.5, threshold - _CANDIDATE_SLACK)) if threshold < 1.0 else None
+    shingle_sets: list[np.ndarray] = []
+    bands = _Bands(max(0.5, threshold - _CANDIDATE_SLACK)) if threshold < 1.0 else None
     for chunk in chunks:
-        key = hashlib.blake2b(normalise(chunk.text).encode("utf-8"), digest_size=16).digest()
+        key = normalise(chunk.text)
         index = by_key.get(key)
-        if index is None and lsh is not None:
-            grams = shingles(chunk.text)
-            signature = MinHash(
-                num_perm=_NUM_PERM, seed=1, permutations=_SEED_SKETCH.permutations, scheme=_SEED_SKETCH.scheme
-            )
-            signature.update_batch([g.encode("utf-8") for g in grams])
-            index = _confirmed(lsh.query(signature), grams, texts, threshold)
+        grams = np.zeros(0, dtype=np.uint64)
+        if index is None and bands is not None:
+            grams = _shingles(key)
+            signature = _signature(grams)
+            index = _confirmed(bands.query(signature), grams, shingle_sets, threshold)
             if index is None:
-                lsh.insert(len(texts), signature)
+                bands.insert(len(texts), signature)
         if index is None:
             index = len(texts)
             texts.append(chunk.text)
             locations.append([])
+            shingle_sets.append(grams)
         by_key.setdefault(key, index)
         locations[index].append(chunk.location)
     return [Passage(text_id(text), text, tuple(locs)) for text, locs in zip(texts, locations)]
 
 
-class _Bands:
-    """MinHash LSH banding with datasketch's band sizes, one small int per passage and band.
-
-    datasketch's MinHashLSH keeps a bytes key and a set per band and passage
-    (about 5 KB a passage: 360 MB for 72,000 passages). Here a band's bucket
-    is the Python hash of its values and holds a passage number, or a list
-    when several share it; a hash collision only adds a candidate, and every
-    candidate is confirmed by exact Jaccard similarity anyway.
-    """
-
-    def __init__(self, threshold: float) -> None:
-        self.ranges = MinHashLSH(threshold=threshold, num_perm=_NUM_PERM).hashranges  # its optimal (bands, rows)
-        self.tables: list[dict[int, int | list[int]]] = [{} for _ in self.ranges]
-
-    def _buckets(self, signature: MinHash) -> list[int]:
-        values = signature.hashvalues
-        return [hash(values[start:end].tobytes()) for start, end in self.ranges]
-
-    def query(self, signature: MinHash) -> set[int]:
-        found: set[int] = set()
-        for table, bucket in zip(self.tables, self._buckets(signature)):
-            members = table.get(bucket)
-            if members is not None:
-                found.update(members if isinstance(members, list) else (members,))
-        return found
-
-    def insert(self, number: int, signature: MinHash) -> None:
-        for table, bucket in zip(self.tables, self._buckets(signature)):
-            members = table.setdefault(bucket, number)
-            if members is not number:
-                if isinstance(members, list):
-                    members.append(number)
-                else:
-                    table[bucket] = [members, number]
-
-
-def _confirmed(candidates: set[int], grams: frozenset[str], texts: list[str], threshold: float) -> int | None:
+def _confirmed(candidates: Iterable[int], grams: np.ndarray, known: list[np.ndarray], threshold: float) -> int | None:
     """The earliest candidate whose true similarity reaches the threshold."""
-    matches = [i for i in sorted(candidates) if jaccard(grams, shingles(texts[i])) >= threshold]
+    matches = [i for i in candidates if jaccard(grams, known[i]) >= threshold]
     return min(matches) if matches else None

@@ -5,6 +5,11 @@ the index's publish lock, reads every supported file, splits and
 de-duplicates passages, takes the vectors of passages whose text the live
 index already holds (ids are content hashes), embeds only the new ones, and
 publishes the result atomically. While it runs, the live index keeps serving.
+
+An update does only the work that depends on what changed: a document whose
+text hash the live index already knows is not chunked again (its passages'
+recorded locations are its chunks), and a passage the live index holds keeps
+its passage and answer-sentence vectors. The result equals a full rebuild.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from index.embedding import Embedder
-from index.records import DocumentInfo, Settings, Skipped, text_id
-from index.store import IndexError, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
+from index.records import DocumentInfo, Location, Settings, Skipped, text_id
+from index.sentences import answer_candidates
+from index.store import IndexError, SentenceVectors, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import deduplicate
 from ingest.loaders import Document, corpus_root, discover, iter_documents
@@ -124,13 +130,14 @@ def build(
                 m.documents, m.passages, 0, 0, m.skipped, time.perf_counter() - began, False, previous.path,
                 ("index is up to date",),
             )
-        documents, chunks, skipped = _read(corpus, embedder, settings, len(sources), report)
+        known = _known_chunks(previous, settings)
+        documents, chunks, skipped = _read(corpus, embedder, settings, len(sources), report, known)
         if strict and skipped:
             raise SkippedFiles(skipped)
         passages = deduplicate(chunks, settings.near_duplicate_threshold)
         if not passages:
             raise ValueError(f"no text found in {corpus}: nothing to index ({len(skipped)} files skipped)")
-        vectors, reused = _vectors(passages, previous, embedder, report)
+        vectors, sentences, reused = _vectors(passages, previous, embedder, report)
         report("publish", 0, 1)
         stored = publish(
             index_dir,
@@ -142,6 +149,7 @@ def build(
             settings=settings,
             corpus=str(corpus),
             skipped=tuple(skipped),
+            sentences=sentences,
         )
         report("publish", 1, 1)
     return BuildReport(
@@ -160,7 +168,42 @@ def _previous(index_dir: Path, model: str) -> tuple[StoredIndex | None, list[str
         return None, [f"previous index not reused: {exc}"]
 
 
-def _read(corpus: Path, embedder: Embedder, settings: Settings, files: int, report: Progress):
+# (source, doc_id, text hash) -> that document's chunk locations in the live index
+KnownChunks = dict[tuple[str, str, str], list[Location]]
+
+
+def _known_chunks(previous: StoredIndex | None, settings: Settings) -> KnownChunks:
+    """Where the live index cut each document, to reuse for documents whose text is unchanged.
+
+    Every chunk became a passage or a further location of one, so a
+    document's locations across all passages are exactly its chunks.
+    """
+    if previous is None or _chunking(previous.manifest.settings) != _chunking(settings):
+        return {}
+    by_doc: dict[tuple[str, str], list[Location]] = {}
+    for passage in previous.passages:
+        for loc in passage.locations:
+            by_doc.setdefault((loc.source, loc.doc_id), []).append(loc)
+    known = {}
+    for doc in previous.documents:
+        locations = by_doc.get((doc.source, doc.doc_id), [])
+        if len(locations) == doc.passages:
+            known[(doc.source, doc.doc_id, doc.sha256)] = sorted(locations, key=lambda loc: loc.start)
+    return known
+
+
+def _chunking(settings: Settings) -> tuple[int, int]:
+    return settings.max_tokens, settings.min_tokens
+
+
+def _chunks(doc: Document, embedder: Embedder, settings: Settings, known: KnownChunks) -> list[Chunk]:
+    locations = known.get((doc.source, doc.doc_id, text_id(doc.text)))
+    if locations is None:
+        return chunk_document(doc, embedder.count_tokens, settings)
+    return [Chunk(doc.text[loc.start : loc.end], loc) for loc in locations]
+
+
+def _read(corpus: Path, embedder: Embedder, settings: Settings, files: int, report: Progress, known: KnownChunks):
     documents: list[DocumentInfo] = []
     chunks: list[Chunk] = []
     skipped: list[Skipped] = []
@@ -171,7 +214,7 @@ def _read(corpus: Path, embedder: Embedder, settings: Settings, files: int, repo
             skipped.append(item)
             source = item.source.split(":")[0]
         else:
-            doc_chunks = chunk_document(item, embedder.count_tokens, settings)
+            doc_chunks = _chunks(item, embedder, settings, known)
             chunks.extend(doc_chunks)
             documents.append(_info(item, len(doc_chunks)))
             source = item.source
@@ -185,26 +228,54 @@ def _info(doc: Document, passages: int) -> DocumentInfo:
     return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), passages)
 
 
-def _vectors(passages, previous: StoredIndex | None, embedder: Embedder, report: Progress) -> tuple[np.ndarray, int]:
-    """Vectors for every passage: reused by content hash where possible, embedded otherwise."""
+def _vectors(
+    passages, previous: StoredIndex | None, embedder: Embedder, report: Progress
+) -> tuple[np.ndarray, SentenceVectors, int]:
+    """Passage and answer-sentence vectors: reused by content hash where possible, embedded otherwise.
+
+    Returns:
+        Passage vectors (row i = passage i), answer-sentence vectors, and how
+        many passages were reused.
+    """
+    known = {p.id: row for row, p in enumerate(previous.passages)} if previous is not None else {}
+    old = {i: known[p.id] for i, p in enumerate(passages) if p.id in known}
+    old_sentences = previous.sentences if previous is not None else None
+    # Same text, same candidates: a reused passage keeps its stored sentence rows.
+    spans = {i: answer_candidates(p.text) for i, p in enumerate(passages) if i not in old or old_sentences is None}
+    counts = np.zeros(len(passages), dtype=np.int64)
+    for i in range(len(passages)):
+        if i in spans:
+            counts[i] = len(spans[i]) if len(spans[i]) > 1 else 0
+        else:
+            counts[i] = len(old_sentences.of(old[i]))
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     vectors = np.zeros((len(passages), embedder.dimensions), dtype=np.float32)
-    todo = list(range(len(passages)))
-    if previous is not None:
-        known = {p.id: row for row, p in enumerate(previous.passages)}
-        hits = [(i, known[p.id]) for i, p in enumerate(passages) if p.id in known]
-        if hits:
-            old = previous.all_vectors()
-            vectors[[i for i, _ in hits]] = old[[row for _, row in hits]]
-        reused = {i for i, _ in hits}
-        todo = [i for i in todo if i not in reused]
+    sentences = np.zeros((int(starts[-1]), embedder.dimensions), dtype=np.float32)
+    if old:
+        vectors[list(old)] = previous.all_vectors()[list(old.values())]
+    if old and old_sentences is not None:
+        here = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in old] or [[]]).astype(np.int64)
+        there = np.concatenate(
+            [np.arange(old_sentences.starts[r], old_sentences.starts[r + 1]) for r in old.values()] or [[]]
+        ).astype(np.int64)
+        sentences[here] = old_sentences.vectors[there]
+    todo = [i for i in range(len(passages)) if i not in old]
+    texts = [passages[i].text for i in todo]
+    sentence_rows: list[int] = []
+    for i, passage_spans in spans.items():
+        if counts[i]:
+            sentence_rows.extend(range(starts[i], starts[i + 1]))
+            texts.extend(passages[i].text[s:e] for s, e in passage_spans)
     done = 0
-    report("embed", 0, len(todo))
+    report("embed", 0, len(texts))
 
     def advance(count: int) -> None:
         nonlocal done
         done += count
-        report("embed", done, len(todo))
+        report("embed", done, len(texts))
 
-    if todo:
-        vectors[todo] = embedder.encode([passages[i].text for i in todo], progress=advance)
-    return vectors, len(passages) - len(todo)
+    if texts:
+        embedded = embedder.encode(texts, progress=advance)
+        vectors[todo] = embedded[: len(todo)]
+        sentences[sentence_rows] = embedded[len(todo) :]
+    return vectors, SentenceVectors(sentences, starts), len(passages) - len(todo)

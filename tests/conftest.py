@@ -107,3 +107,42 @@ def write_pdf(path: Path, pages: list[str]) -> None:
     out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     path.write_bytes(bytes(out))
+
+
+class OtherModelEmbedder(FakeEmbedder):
+    """The fake embedder under another model's name: its indexes must be refused by the real model."""
+
+    name = "test/other-model"
+
+
+def break_index(index_dir: Path, how: str) -> str:
+    """Damage the live version of an index one way; returns the file the error must name.
+
+    `how`: "truncated" (vectors cut short), "missing" (a file deleted),
+    "tampered" (a passage edited), "manifest" (manifest not JSON),
+    "version-gone" (CURRENT names a deleted version).
+    """
+    version = index_dir / (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    if how == "truncated":
+        path = version / "vectors.faiss"
+        path.write_bytes(path.read_bytes()[:100])
+    elif how == "missing":
+        path = version / "documents.json"
+        path.unlink()
+    elif how == "tampered":
+        path = version / "passages.jsonl"
+        path.write_text(path.read_text(encoding="utf-8").replace("vertebra", "vertebrum"), encoding="utf-8")
+    elif how == "manifest":
+        path = version / "manifest.json"
+        path.write_text("{ not json", encoding="utf-8")
+    elif how == "version-gone":
+        import shutil
+
+        shutil.rmtree(version)
+        path = version / "manifest.json"
+    else:
+        raise ValueError(f"unknown damage {how!r}")
+    return str(path)
+
+
+BREAKS = ("truncated", "missing", "tampered", "manifest", "version-gone")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from index.display import NO_ANSWER, escape_markdown
 from index.store import current_version
 from ingest.pipeline import build
 
-from conftest import REPO, FakeEmbedder
+from conftest import BREAKS, REPO, FakeEmbedder, OtherModelEmbedder, break_index
 
 APP = str(REPO / "app.py")
 
@@ -99,6 +100,44 @@ def test_upload_saves_file_and_rebuilds_index(built, tiny_corpus):
     assert escape_markdown("uploads/knees.txt, line 1") in markdown_text(at)
 
 
+class GatedEmbedder(FakeEmbedder):
+    """The fake embedder, except that the background build waits at embedding until the test opens `gate`."""
+
+    gate = threading.Event()
+
+    def encode(self, texts, progress=None):
+        if threading.current_thread().name == "kb-build" and not self.gate.wait(60):
+            raise TimeoutError("the test never opened the gate")
+        return super().encode(texts, progress)
+
+
+def test_questions_during_a_rebuild_are_answered_from_the_old_index_then_the_new(built, tiny_corpus, monkeypatch):
+    monkeypatch.setattr("index.embedding.BundledModel", GatedEmbedder)
+    GatedEmbedder.gate.clear()
+    (tiny_corpus / "knees.txt").write_text("Knee cartilage wears down with age and running.", encoding="utf-8")
+    (tiny_corpus / "hips" / "flexors.md").unlink()
+    old_source, new_source = escape_markdown("hips/flexors.md, line"), escape_markdown("knees.txt, line")
+    question = "hip flexors lift the knee; knee cartilage wears down with running"
+    before = current_version(built)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    next(b for b in at.sidebar.button if b.label == "Rebuild from corpus folder").click().run()
+    try:
+        for _ in range(3):  # the build is held mid-embedding: every answer is the old index's, whole
+            at = ask(question)
+            assert not at.exception and not at.error
+            assert "Answers come from the current index meanwhile" in at.get("progress")[0].proto.text
+            assert old_source in markdown_text(at) and new_source not in markdown_text(at)
+            assert current_version(built) == before
+    finally:
+        GatedEmbedder.gate.set()
+    deadline = time.monotonic() + 30
+    while current_version(built) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at = ask(question)
+    assert not at.exception and not at.error
+    assert new_source in markdown_text(at) and old_source not in markdown_text(at)
+
+
 def test_missing_index_shows_error_and_build_button(app_env):
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert "no index found" in at.error[0].value
@@ -111,6 +150,37 @@ def test_broken_index_shows_clear_error(built):
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
     assert escape_markdown("vectors.faiss does not match its manifest") in at.error[0].value
+
+
+@pytest.mark.parametrize("how", BREAKS)
+def test_damaged_index_names_the_file_and_the_fix(built, how):
+    broken = break_index(built, how)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert broken in at.error[0].value and f"python -m ingest --index {built}" in at.error[0].value
+    assert any(b.label == "Build the index now" for b in at.button)
+
+
+def test_index_of_another_model_is_refused_with_the_fix(app_env, tiny_corpus):
+    build(tiny_corpus, app_env, OtherModelEmbedder())
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert "was built with model 'test/other-model'" in at.error[0].value
+    assert f"python -m ingest --index {app_env}" in at.error[0].value
+
+
+def test_build_button_repairs_a_damaged_index(built):
+    break_index(built, "tampered")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    next(b for b in at.button if b.label == "Build the index now").click().run()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        at = ask("kyphoplasty balloon compressed vertebra")
+        if not at.error:
+            break
+        time.sleep(0.3)
+    assert not at.exception and not at.error
+    assert "Kyphoplasty inflates a balloon" in markdown_text(at)
 
 
 def test_document_markup_is_shown_literally(app_env, tiny_corpus):

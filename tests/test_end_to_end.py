@@ -107,6 +107,7 @@ def test_info_cli(bundled_index):
     )
     assert "documents  1" in result.stdout
     assert "sentence-transformers/all-MiniLM-L6-v2 (384 dimensions)" in result.stdout
+    assert "vectors    exact (Flat)" in result.stdout
 
 
 def test_cli_reports_missing_index_cleanly(tmp_path):

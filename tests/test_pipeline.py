@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from index.search import Searcher
@@ -91,3 +93,53 @@ def test_strict_refuses_to_publish_when_a_file_is_skipped(tiny_corpus, tmp_path,
     assert [s.source for s in report.skipped] == ["broken.pdf"]
     with pytest.raises(SkippedFiles, match="broken.pdf"):  # an up-to-date index with skips is refused too
         build(tiny_corpus, tmp_path / "idx", fake_embedder, strict=True)
+
+
+def _records(path, records) -> None:
+    path.write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in records), encoding="utf-8")
+
+
+RECORDS = [
+    (f"r{i}", f"Record {i} says that {topic} helps with {ailment}. A second sentence adds detail number {i}.")
+    for i, (topic, ailment) in enumerate(
+        [("rest", "fractures"), ("stretching", "hip pain"), ("icing", "swelling"), ("walking", "back pain")]
+    )
+]
+
+
+def test_appending_a_record_chunks_only_the_new_record_and_equals_a_rebuild(tmp_path, fake_embedder, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _records(corpus / "records.jsonl", RECORDS)
+    build(corpus, tmp_path / "inc", fake_embedder)
+    added = ("r9", "Swimming eases knee pain. Water carries the body's weight, so joints move without load.")
+    _records(corpus / "records.jsonl", RECORDS + [added])
+    counted: list[str] = []
+    monkeypatch.setattr(fake_embedder, "count_tokens", lambda text: counted.append(text) or len(text.split()) + 2)
+    fake_embedder.encoded = 0
+    report = build(corpus, tmp_path / "inc", fake_embedder)
+    assert counted and all(text in added[1] for text in counted)  # the unchanged records were not chunked again
+    assert report.embedded == 1 and fake_embedder.encoded == 1 + 2  # the passage and its two sentences
+    build(corpus, tmp_path / "full", fake_embedder)
+    inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
+    assert inc.passages == full.passages and inc.documents == full.documents
+    assert (inc.all_vectors() == full.all_vectors()).all()
+    assert (inc.sentences.starts == full.sentences.starts).all()
+    assert (inc.sentences.vectors == full.sentences.vectors).all()
+
+
+def test_incremental_sentence_vectors_equal_a_rebuild_after_edits(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "inc", fake_embedder)
+    (tiny_corpus / "fractures.txt").write_text(
+        "Kyphoplasty inflates a balloon in the compressed vertebra. It restores some lost height.\n\n"
+        "Spinal fusion joins two vertebrae with bone grafts and screws.",
+        encoding="utf-8",
+    )
+    (tiny_corpus / "copy.txt").unlink()
+    build(tiny_corpus, tmp_path / "inc", fake_embedder)
+    build(tiny_corpus, tmp_path / "full", fake_embedder)
+    inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
+    assert inc.passages == full.passages
+    assert (inc.sentences.starts == full.sentences.starts).all()
+    assert (inc.sentences.vectors == full.sentences.vectors).all()
+    assert inc.manifest.sentences == full.manifest.sentences > 0

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from index.search import SearchSettings, Searcher, rrf
 from index.store import load
 from ingest.pipeline import build
+
+from conftest import REPO
 
 
 @pytest.fixture
@@ -92,3 +98,28 @@ def test_context_returns_neighbours_in_document_order(searcher):
 def test_settings_validate():
     with pytest.raises(ValueError, match="candidates must be at least 1, got 0"):
         SearchSettings(candidates=0)
+
+
+def test_stored_answer_sentences_equal_the_query_time_computation(tmp_path, fake_embedder):
+    build(REPO / "corpus", tmp_path / "idx", fake_embedder)
+    stored = load(tmp_path / "idx")
+    assert stored.sentences is not None and stored.manifest.sentences > len(stored.passages)
+    precomputed = Searcher(stored, fake_embedder)
+    at_query_time = Searcher(replace(stored, sentences=None), fake_embedder)
+    questions = [json.loads(line)["query"] for line in (REPO / "corpus" / "questions.jsonl").read_text().splitlines() if line.strip()]
+    fake_embedder.encoded = 0
+    answers = [precomputed.search(q, k=5) for q in questions]
+    assert fake_embedder.encoded == len(questions)  # only the questions were embedded
+    choices = 0
+    for question, answer in zip(questions, answers):
+        expected = at_query_time.search(question, k=5)
+        assert [h.passage for h in answer.hits] == [h.passage for h in expected.hits]
+        vector = fake_embedder.encode([question])[0]
+        for hit, other in zip(answer.hits, expected.hits):
+            spans, stored_scores = precomputed.sentence_scores(question, vector, hit.passage, precomputed.passages.index(hit.passage))
+            _, fresh_scores = at_query_time.sentence_scores(question, vector, hit.passage)
+            np.testing.assert_allclose(stored_scores, fresh_scores, atol=2e-3)  # float16 storage
+            if hit.answer != other.answer:  # only a near-tie may flip
+                assert np.sort(fresh_scores)[-1] - np.sort(fresh_scores)[-2] < 2e-3, question
+            choices += len(spans) > 1
+    assert choices > 100  # most hits had a real choice of sentence

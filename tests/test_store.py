@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
-from index.records import Settings
-from index.store import IndexBusy, IndexError, current_version, load, publish_lock
+from index.records import DocumentInfo, Location, Passage, Settings, text_id
+from index.search import Searcher
+from index.store import IndexBusy, IndexError, current_version, load, publish, publish_lock
 from ingest.pipeline import build
+
+from conftest import BREAKS, REPO, OtherModelEmbedder, break_index
 
 
 def test_round_trip_keeps_passages_vectors_and_manifest(tiny_corpus, tmp_path, fake_embedder):
@@ -104,3 +110,134 @@ def test_only_current_and_previous_versions_are_kept(tiny_corpus, tmp_path, fake
         names.append(current_version(index_dir).name)
         (tiny_corpus / f"{len(names)}.txt").write_text(text, encoding="utf-8")
     assert sorted(p.name for p in index_dir.glob("v-*")) == sorted(names[-2:])
+
+
+def test_every_file_and_folder_is_flushed_before_the_pointer_switches(tiny_corpus, tmp_path, fake_embedder, monkeypatch):
+    """Durability on power loss: data, then the names of the data, then CURRENT."""
+    import index.store as store
+
+    index_dir = tmp_path / "idx"
+    steps: list[tuple[str, Path]] = []
+    real_fsync, real_replace = store._fsync, store.os.replace
+    monkeypatch.setattr(store, "_fsync", lambda path: (steps.append(("fsync", Path(path))), real_fsync(path)))
+    monkeypatch.setattr(store.os, "replace", lambda a, b: (steps.append(("replace", Path(b))), real_replace(a, b)))
+    build(tiny_corpus, index_dir, fake_embedder)
+    switch = steps.index(("replace", index_dir / "CURRENT"))
+    flushed = [path for step, path in steps[:switch] if step == "fsync"]
+    staging = next(p for p in flushed if p.name.startswith(".tmp-"))
+    version = current_version(index_dir)
+    expected = {staging / p.relative_to(version) for p in version.rglob("*")} | {staging}
+    assert expected <= set(flushed)
+    for path in expected:  # a folder is flushed after everything in it
+        inside = [i for i, p in enumerate(flushed) if p.parent == path]
+        assert all(i < flushed.index(path) for i in inside)
+    assert flushed[-2:] == [index_dir, index_dir / next(p.name for p in flushed if p.name.startswith(".CURRENT."))]
+
+
+def ask_cli(index_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "index", "query", "hip flexors", "--index", str(index_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize("how", BREAKS)
+def test_cli_names_the_broken_file_and_the_fix(how, tiny_corpus, tmp_path, fake_embedder):
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, fake_embedder)
+    broken = break_index(index_dir, how)
+    result = ask_cli(index_dir)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert broken in result.stderr
+    assert f"python -m ingest --index {index_dir}" in result.stderr
+
+
+def test_cli_refuses_an_index_built_with_another_model(tiny_corpus, tmp_path):
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, OtherModelEmbedder())
+    result = ask_cli(index_dir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"index {index_dir} was built with model 'test/other-model'" in result.stderr
+    assert "sentence-transformers/all-MiniLM-L6-v2" in result.stderr
+    assert f"python -m ingest --index {index_dir}" in result.stderr
+
+def _clustered(count: int, dimensions: int, seed: int) -> np.ndarray:
+    """Unit vectors around 40 random centres, like embeddings of texts on 40 topics."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(40, dimensions))
+    points = centres[rng.integers(0, 40, count)] + 0.6 * rng.normal(size=(count, dimensions))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def approximate(tmp_path_factory) -> Path:
+    """3,000 passages with an approximate index (exact_search_limit lowered to 1,000)."""
+    index_dir = tmp_path_factory.mktemp("ann") / "idx"
+    vectors = _clustered(3000, 64, seed=0)
+    passages = [Passage(text_id(f"passage {i}"), f"passage {i}", (Location("d", "d.txt", i, i + 1, 1),)) for i in range(3000)]
+    with publish_lock(index_dir):
+        publish(
+            index_dir, model="synthetic", passages=passages, vectors=vectors,
+            documents=[DocumentInfo("d", "d.txt", "0", 3000, 3000)], sources={},
+            settings=Settings(exact_search_limit=1000), corpus="synthetic",
+        )
+    return index_dir
+
+
+class _Given:
+    """An embedder that returns the query vector it is told to (for searching synthetic vectors)."""
+
+    name, dimensions, max_tokens = "synthetic", 64, 256
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+
+    def encode(self, texts, progress=None) -> np.ndarray:
+        return self.vectors[[int(t) for t in texts]]
+
+    def count_tokens(self, text: str) -> int:
+        return 1
+
+
+def test_large_collection_gets_an_approximate_index_with_high_recall(approximate):
+    stored = load(approximate)
+    assert stored.manifest.vector_index == "IVF110,SQ8" and not stored.exact
+    queries = _clustered(200, 64, seed=1)
+    searcher = Searcher(stored, _Given(queries))
+    exact = np.argsort(-(stored.all_vectors().astype(np.float32) @ queries.T), axis=0)[:10].T
+    found = [searcher.rank(str(q), queries[q], mode="dense").rows[:10] for q in range(len(queries))]
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
+    assert recall >= 0.95
+    # Similarities are exact (re-scored from the stored copy), not the quantised ones.
+    ranking = searcher.rank("0", queries[0], mode="dense")
+    row = ranking.rows[0]
+    assert ranking.similarity[row] == pytest.approx(float(stored.all_vectors()[row].astype(np.float32) @ queries[0]), abs=1e-6)
+
+
+def test_memory_mapped_index_answers_like_the_one_in_memory(approximate):
+    stored = load(approximate)
+    in_memory = faiss.read_index(str(stored.path / "vectors.faiss"))
+    assert isinstance(stored.all_vectors(), np.memmap)
+    queries = _clustered(50, 64, seed=2)
+    mapped_scores, mapped_rows = stored.vectors.search(queries, 10)
+    scores, rows = in_memory.search(queries, 10)
+    assert (mapped_rows == rows).all() and (mapped_scores == scores).all()
+
+
+def test_small_collection_searches_exactly(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    stored = load(tmp_path / "idx")
+    assert stored.manifest.vector_index == "Flat" and stored.exact
+    searcher = Searcher(stored, fake_embedder)
+    for question in ["spinal fusion", "hip flexors stretch", "kyphoplasty balloon"]:
+        vector = fake_embedder.encode([question])[0]
+        ranking = searcher.rank(question, vector, mode="dense")
+        similarity = stored.all_vectors() @ vector
+        assert ranking.rows == sorted(range(len(similarity)), key=lambda r: (-similarity[r], r))
+        assert [ranking.similarity[r] for r in ranking.rows] == pytest.approx(similarity[ranking.rows].tolist())
+
+
+def test_exact_search_limit_is_validated():
+    with pytest.raises(ValueError, match="exact_search_limit must be at least 1000, got 10"):
+        Settings(exact_search_limit=10)

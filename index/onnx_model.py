@@ -1,0 +1,222 @@
+"""The bundled model as an ONNX graph: exported once, cached, run with onnxruntime.
+
+Full ingest is bound by the model's arithmetic. On this project's CPUs (AVX2;
+no AVX-512, VNNI or BF16, so torch bf16 runs 5x slower than fp32) the fastest
+route with the same vectors is: export the transformer with `torch.onnx`
+(eager attention) and fuse attention, layer norms and GELU with onnxruntime's
+BERT optimizer ("onnx", about 1.5x sentence-transformers). Quantizing the
+weights to int8 per output channel on top ("onnx-int8") reaches about 2.2x at
+cosine 0.99 on average. The figures are in bench/RESULTS.md, sections
+"Embedding speed" and "Embedding quality".
+
+The export needs torch and takes seconds, so it runs once per model and
+toolchain: the file is cached under `KB_CACHE_DIR` (default `~/.cache/kb`),
+named by a hash of the model files, the recipe and the library versions, and
+written atomically so concurrent processes never read half a file. Running
+the cached graph loads no torch model (though transformers' tokenizer still
+imports torch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+# Changing any step of `export_int8` must change this, so caches are rebuilt.
+RECIPE = "eager-opset17/bert-fusion/int8-weights-per-channel/v2"
+# The cosine an export must reach against sentence-transformers on the probe
+# texts, or it is refused; a sanity check against broken graphs (the quality
+# bound itself is tested in tests/test_embedding.py).
+EXPORT_MIN_COSINE = 0.98
+PROBES = (
+    "what is the role of p53 in apoptosis?",
+    "Vitamin D supplementation does not reduce the risk of hip fracture in older adults living at home.",
+    "short",
+)
+# The graphs BundledModel can run, by backend name: export() options.
+VARIANTS = {
+    "onnx": {"fuse": True, "quantize": None},
+    "onnx-int8": {"fuse": True, "quantize": "per-channel"},
+}
+_VERSIONED = ("torch", "transformers", "onnxruntime", "onnx")
+_IGNORED_FILES = {"README.md", ".gitattributes"}
+
+
+class ExportError(RuntimeError):
+    """The ONNX export could not be made or did not match the original model."""
+
+
+def cache_root() -> Path:
+    """Where exported models live: `$KB_CACHE_DIR`, else `$XDG_CACHE_HOME/kb`, else `~/.cache/kb`."""
+    if os.environ.get("KB_CACHE_DIR"):
+        return Path(os.environ["KB_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kb"
+
+
+def model_key(model_dir: Path) -> str:
+    """A hash of everything the exported file depends on: model files, recipe and library versions."""
+    digest = hashlib.sha256(RECIPE.encode())
+    for package in _VERSIONED:
+        try:
+            digest.update(f"{package}={metadata.version(package)};".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{package}=missing;".encode())
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name not in _IGNORED_FILES):
+        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
+        with open(path, "rb") as data:
+            digest.update(hashlib.file_digest(data, "sha256").digest())
+    return digest.hexdigest()[:20]
+
+
+def cached_onnx(
+    model_dir: Path, cache_dir: Path | None = None, exporter: Callable[[Path, Path], None] | None = None,
+    variant: str = "onnx-int8",
+) -> Path:
+    """The ONNX file for `model_dir`, exported on first use and reused after.
+
+    Args:
+        model_dir: A sentence-transformers model folder.
+        cache_dir: Cache folder (default: `cache_root()`).
+        exporter: Writes the ONNX file for a model folder (default: `export` with the variant's options).
+        variant: "onnx" (fused fp32) or "onnx-int8" (fused, int8 weights).
+
+    Returns:
+        The cached file. Files of the same variant cached for other model
+        versions or recipes are removed.
+
+    Raises:
+        ExportError: The export failed; nothing is cached.
+    """
+    folder = (cache_dir or cache_root()) / "onnx"
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown ONNX variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    target = folder / f"{model_dir.name}-{variant}-{model_key(model_dir)}.onnx"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as work:
+        written = Path(work) / "model.onnx"
+        try:
+            if exporter is None:
+                export(model_dir, written, **VARIANTS[variant])
+            else:
+                exporter(model_dir, written)
+        except ExportError:
+            raise
+        except Exception as exc:  # torch/onnx raise many kinds; the caller falls back to torch
+            raise ExportError(f"exporting {model_dir} to ONNX failed: {type(exc).__name__}: {exc}") from exc
+        os.replace(written, target)
+    for stale in folder.glob(f"{model_dir.name}-{variant}-*.onnx"):
+        if stale != target:
+            stale.unlink(missing_ok=True)
+    return target
+
+
+def export(model_dir: Path, out: Path, fuse: bool = True, quantize: str | None = "per-channel",
+           keep_float: Sequence[str] = (), min_cosine: float = EXPORT_MIN_COSINE) -> None:
+    """Export a sentence-transformers BERT model with mean pooling to ONNX.
+
+    The graph takes `input_ids` and `attention_mask` (int64, any batch and
+    length) and returns unit-length sentence vectors. It is checked against
+    sentence-transformers on `PROBES` before it is accepted.
+
+    Args:
+        model_dir: The sentence-transformers model folder.
+        out: The ONNX file to write.
+        fuse: Fuse attention, layer norms and GELU (onnxruntime's BERT optimizer).
+        quantize: "per-channel" or "per-tensor" int8 weight scales, or None for fp32.
+        keep_float: Op types left in fp32 when quantizing (e.g. "Attention").
+        min_cosine: The export is refused when a probe's cosine to the original is lower.
+    """
+    if quantize not in ("per-channel", "per-tensor", None):
+        raise ValueError(f"quantize must be 'per-channel', 'per-tensor' or None, got {quantize!r}")
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+    from onnxruntime.transformers import optimizer
+    from sentence_transformers import SentenceTransformer
+
+    # Eager attention exports as plain MatMul/Softmax, which the optimizer fuses
+    # into one Attention op per layer; the SDPA export is not recognised.
+    model = SentenceTransformer(str(model_dir), device="cpu", model_kwargs={"attn_implementation": "eager"})
+    pooling = model[1].get_config_dict() if len(model) > 1 else {}
+    if not pooling.get("pooling_mode_mean_tokens", pooling.get("pooling_mode") == "mean"):
+        raise ExportError(f"{model_dir} does not use mean pooling; only mean pooling is exported")
+    bert = model[0].auto_model.eval()
+    config = bert.config
+    sample = model.tokenizer(list(PROBES), padding=True, return_tensors="pt")
+    with tempfile.TemporaryDirectory() as work, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches
+        plain, fused = Path(work) / "plain.onnx", Path(work) / "fused.onnx"
+        torch.onnx.export(
+            _mean_pooled(bert), (sample["input_ids"], sample["attention_mask"]), str(plain),
+            dynamo=False, opset_version=17, input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"},
+                          "embedding": {0: "batch"}},
+        )
+        if fuse:
+            optimized = optimizer.optimize_model(str(plain), model_type="bert", opt_level=0,
+                                                 num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
+            optimized.save_model_to_file(str(fused))
+        graph = fused if fuse else plain
+        if quantize is None:
+            shutil.copyfile(graph, out)
+        else:
+            # Weights only: activations are quantized per batch at run time. Per-channel
+            # scales keep cosine to fp32 near 0.99; per-tensor scales drop it to ~0.94.
+            ops = [op for op in IntegerOpsRegistry if op not in keep_float]
+            quantize_dynamic(str(graph), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=ops,
+                             per_channel=quantize == "per-channel",
+                             extra_options={"DefaultTensorType": 1})  # 1 = FLOAT, for fused ops' outputs
+    reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
+    exported = OnnxEncoder(out, model.tokenizer, max_tokens=model.max_seq_length)(list(PROBES))
+    cosine = float((reference * exported).sum(axis=1).min())
+    if cosine < min_cosine:
+        raise ExportError(f"exported model disagrees with the original (cosine {cosine:.4f} < {min_cosine})")
+
+
+def _mean_pooled(bert):
+    """Transformer, mean pooling over real tokens, L2 normalisation: sentence-transformers' pipeline."""
+    import torch
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+    return MeanPooled().eval()
+
+
+class OnnxEncoder:
+    """Runs an exported graph: texts in, unit float32 vectors out (one batch, no sorting)."""
+
+    def __init__(self, path: Path, tokenizer, max_tokens: int, threads: int = 0) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: one per physical core
+        options.log_severity_level = 3  # the quantized graph logs harmless shape-inference warnings
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
+                                return_tensors="np")
+        feed = {name: tokens[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
+        return self.session.run(None, feed)[0].astype(np.float32, copy=False)
