@@ -168,12 +168,13 @@ def test_real_cli_strict_exit_code(tmp_path):
 def test_fifty_megabyte_file_is_indexed_with_bounded_memory(tmp_path):
     """The full corpus with a 50 MB big.txt, ingested in a fresh process that reports its peak RSS.
 
-    Measured on 2 shared cores: 72,756 passages, peak RSS 697 MB, 79 s of
+    Measured on 2 shared cores: 72,756 passages, peak RSS 821 MB, 81 s of
     CPU (the same corpus without the big file: 170 MB, 1.5 s). Before
-    de-duplication stopped keeping shingle sets and datasketch's LSH tables
-    the peak was 1,765 MB; the bound fails if either comes back. (Linux
-    keeps ru_maxrss across exec, so the child's figure starts from this
-    process's size at fork, about 280 MB: below the build's own peak.)
+    de-duplication stopped keeping every shingle as a string and before the
+    sentence splitter became linear, this corpus peaked at 1,765 MB or never
+    finished. (Linux keeps ru_maxrss across exec, so the child's figure
+    starts from this process's size at fork, about 280 MB: below the
+    build's own peak.)
     """
     corpus = make_bad_corpus(tmp_path / "corpus", big_mb=50)
     result = subprocess.run(
