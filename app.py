@@ -21,7 +21,7 @@ from index.display import NO_ANSWER, escape_markdown, highlight_markdown, hit_hi
 from index.embedding import BundledModel
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
 from index.records import Answer, Hit
-from index.search import Searcher
+from index.search import MAX_QUERY_CHARS, Searcher
 from index.store import IndexError, current_version, load
 from ingest import DEFAULT_CORPUS
 from ingest.jobs import BuildJob
@@ -37,6 +37,7 @@ EXAMPLES = (
     "When should back pain be investigated by a doctor?",
     "How often should I ice a painful hip?",
 )
+ASK_IN_WORDS = "Ask a question in words, for example one of the buttons above."
 _STAGE_LABELS = {"read": "Reading files", "embed": "Embedding passages", "publish": "Publishing the index"}
 
 
@@ -86,13 +87,20 @@ def main() -> None:
     query = question_box()
     if query:
         answer = searcher.search(query, k=k, sources=frozenset(sources) if sources else None)
-        show_answer(answer, searcher)
+        if answer.query:
+            show_answer(answer, searcher)
+        else:  # only control characters: nothing left to search
+            st.info(ASK_IN_WORDS)
 
 
 def question_box() -> str:
     if "query" not in st.session_state:
-        st.session_state.query = st.query_params.get("q", "")
-    st.text_input("Your question", key="query", placeholder="e.g. how long does a broken vertebra take to heal?")
+        # A link may carry a longer question than the box accepts; the search would cut it anyway.
+        st.session_state.query = st.query_params.get("q", "")[:MAX_QUERY_CHARS]
+    st.text_input(
+        "Your question", key="query", max_chars=MAX_QUERY_CHARS,
+        placeholder="e.g. how long does a broken vertebra take to heal?",
+    )
     columns = st.columns(len(EXAMPLES))
     for column, example in zip(columns, EXAMPLES):
         column.button(example, on_click=_set_query, args=(example,), use_container_width=True)
@@ -195,7 +203,7 @@ def quality_panel(searcher: Searcher) -> None:
         try:
             report = get_quality(*key)
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
             return
         st.markdown(
             f"recall@1 **{report.recall_at_1:.2f}** · recall@3 **{report.recall_at_3:.2f}** · MRR **{report.mrr:.2f}**  \n"
@@ -216,28 +224,33 @@ def sidebar_uploads(job: BuildJob) -> None:
             key=f"uploads-{st.session_state.upload_round}",
         )
         if files and st.button("Add to the knowledge base", type="primary", disabled=job.state.running):
-            for message in save_uploads(files):
-                st.write(message)
+            added = save_uploads(files)
             st.session_state.upload_round += 1
-            job.start()
+            if added:
+                job.start()
             st.rerun()
 
 
-def save_uploads(files) -> list[str]:
-    messages = []
+def save_uploads(files) -> int:
+    """Store the uploads, queue a message about each (names escaped: they come from the browser); return how many are new."""
+    messages, added = [], 0
     for upload in files:
         try:
             path, new = save_upload(CORPUS, upload.name, upload.getvalue())
         except UploadRejected as exc:
             messages.append(f"Not added: {exc}")
             continue
+        except OSError as exc:
+            messages.append(f"Not added: {upload.name!r} could not be saved ({exc.strerror or exc})")
+            continue
+        added += new
         messages.append(f"Added {path.relative_to(CORPUS)}" if new else f"Already present: {path.relative_to(CORPUS)}")
-    st.session_state.upload_messages = messages
-    return messages
+    st.session_state.upload_messages = [escape_markdown(m) for m in messages]
+    return added
 
 
 def show_index_problem(message: str, job: BuildJob) -> None:
-    st.error(f"The index cannot be used: {message}")
+    st.error(f"The index cannot be used: {escape_markdown(message)}")
     if st.button("Build the index now", type="primary", disabled=job.state.running):
         job.start()
         st.rerun()
@@ -260,7 +273,7 @@ def build_status(job: BuildJob) -> None:
         elif st.session_state.pop("build_watched", False):
             st.rerun()  # the new index is published: refresh everything
         elif state.error:
-            st.error(f"Rebuild failed, the previous index is still in use: {state.error}")
+            st.error(f"Rebuild failed, the previous index is still in use: {escape_markdown(state.error)}")
         elif state.report is not None and state.report.published:
             r = state.report
             st.success(f"Index updated: {r.documents} documents, {r.passages} passages ({r.embedded} newly embedded) in {r.seconds:.1f}s.")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from index import DEFAULT_INDEX
 from index.display import format_answer
+from index.search import MAX_QUERY_CHARS, clean_query
 from index.store import IndexError, StoredIndex, load
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,10 +73,16 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("give at least one QUESTION or --file FILE")
     if args.k < 1:
         parser.error(f"-k must be at least 1, got {args.k}")
+    for number, question in enumerate(questions, start=1):
+        if not clean_query(question):
+            parser.error(f"question {number} is empty; ask a question in words")
 
     searcher = _searcher(args.index)
     for number, question in enumerate(questions):
         answer = searcher.search(question, k=args.k)
+        if len(" ".join(question.split())) > MAX_QUERY_CHARS:
+            print(f"note: question {number + 1} has {len(question):,} characters; "
+                  f"only the first {MAX_QUERY_CHARS:,} or so are searched", file=sys.stderr)
         if args.json:
             record = answer.to_json()
             if args.explain:

@@ -39,13 +39,14 @@ def hit_highlight(hit: Hit) -> str:
 
 def format_answer(answer: Answer, explain: bool = False) -> str:
     """Readable terminal rendering: the question, then numbered citations with their answer sentence."""
-    lines = [f"Q: {answer.query}"]
+    lines = [f"Q: {_single_line(answer.query)}"]
     if not answer.answered:
         lines.append(f"   {NO_ANSWER}" + (" Nearest passages, weak matches:" if answer.hits else ""))
     for hit in answer.hits:
         locations = hit.passage.locations
         also = f" (also {'; '.join(l.cite() for l in locations[1:])})" if len(locations) > 1 else ""
-        lines.append(f"[{hit.rank}] {locations[0].cite()}{also}  score {hit.score:.4f}, similarity {hit.similarity:.2f}")
+        cite = _single_line(locations[0].cite() + also)  # file names may hold control characters too
+        lines.append(f"[{hit.rank}] {cite}  score {hit.score:.4f}, similarity {hit.similarity:.2f}")
         if explain:
             lines.append(f"    ranks: dense {_rank(hit.dense_rank)}, keyword {_rank(hit.keyword_rank)}, fused {hit.rank}")
         lines.append(f"    » {_single_line(hit.answer.text)}")
@@ -57,4 +58,9 @@ def _rank(rank: int | None) -> str:
 
 
 def _single_line(text: str) -> str:
-    return " ".join(text.split())
+    return " ".join(_printable(text).split())
+
+
+def _printable(text: str) -> str:
+    """`text` without control characters: a document's ESC sequences must not drive the terminal."""
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)

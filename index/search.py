@@ -109,6 +109,26 @@ _QUANTITY = re.compile(
     r"daily|weekly|hourly|seconds?|minutes?|hours?|days?|weeks?|months?|years?|times)\b",
     re.I,
 )
+# The model reads at most 256 word pieces, about 1,000 characters of English;
+# twice that loses nothing it would read and keeps BM25 on a pasted book fast.
+MAX_QUERY_CHARS = 2000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean_query(query: str) -> str:
+    """The text a question is searched with.
+
+    Control characters become spaces, runs of whitespace one space, and a
+    question longer than `MAX_QUERY_CHARS` is cut there (at the last space
+    before it, when there is one).
+    """
+    query = " ".join(_CONTROL.sub(" ", query).split())
+    if len(query) > MAX_QUERY_CHARS:
+        cut = query[: MAX_QUERY_CHARS + 1]
+        query = cut.rsplit(" ", 1)[0] if " " in cut else cut[:MAX_QUERY_CHARS]
+    return query
+
+
 @contextmanager
 def _one_thread() -> Iterator[None]:
     """Run FAISS and torch (when loaded) single-threaded for one question.
@@ -193,14 +213,16 @@ class Searcher:
         """Answer one question.
 
         Args:
-            query: The question, free text.
+            query: The question, free text; cleaned by `clean_query` (the
+                answer's `query` is the text actually searched).
             k: How many hits to return.
             sources: When given, only passages found in these source files count.
 
         Returns:
-            The ranked hits with answer sentences, and whether they answer the question.
+            The ranked hits with answer sentences, and whether they answer the
+            question; no hits and not answered when nothing of the question is left.
         """
-        query = " ".join(query.split())
+        query = clean_query(query)
         if not query or k < 1:
             return Answer(query, False, ())
         with _one_thread():

@@ -11,7 +11,6 @@ so citations and highlights are exact. Text without any word in it (a lone
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,11 +52,12 @@ def chunk_document(doc: Document, count_tokens: Callable[[str], int], settings: 
         pieces.extend(_pack(sentences, budget))
     pieces = [p for p in pieces if _WORD.search(doc.text, p[0], p[1])]
     pieces = _merge_short(pieces, settings.min_tokens, budget)
-    newlines = [i for i, ch in enumerate(doc.text) if ch == "\n"]
     chunks = []
+    line, counted_to = 1, 0  # pieces are in order: count line breaks once, in C
     for start, end, _ in pieces:
         text = doc.text[start:end]
-        line = bisect.bisect_right(newlines, start) + 1
+        line += doc.text.count("\n", counted_to, start)
+        counted_to = start
         location = Location(doc.doc_id, doc.source, start, end, line, doc.page_at(start))
         chunks.append(Chunk(text, location))
     return chunks

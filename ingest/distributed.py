@@ -143,7 +143,8 @@ class RayReader:
         import ray.data
 
         root = corpus_root(corpus)
-        paths = [{"file": i, "path": str(path)} for i, path in enumerate(discover(corpus))]
+        badly_named: list[Skipped] = []
+        paths = [{"file": i, "path": str(path)} for i, path in enumerate(discover(corpus, rejected=badly_named))]
         report("read", 0, files)
         read = ray.data.from_items(paths, override_num_blocks=max(1, len(paths))).flat_map(
             _read_rows, fn_kwargs={"root": str(root)}
@@ -164,7 +165,7 @@ class RayReader:
             chunks_of[n] = chunks
         documents: list[DocumentInfo] = [_info(doc, len(chunks)) for doc, chunks in zip(docs, chunks_of)]
         chunks = [chunk for doc_chunks in chunks_of for chunk in doc_chunks]
-        skipped = [item for item in items if isinstance(item, Skipped)]
+        skipped = badly_named + [item for item in items if isinstance(item, Skipped)]
         report("read", files, files)
         return documents, chunks, skipped
 

@@ -15,7 +15,7 @@ import codecs
 import json
 import os
 import re
-import zipfile
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -63,6 +63,9 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f]")
+# Lone UTF-16 surrogates: JSON "\\ud800" escapes and broken PDF font maps make
+# them, and they cannot be written as UTF-8 (the index files) or hashed.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def decode_text(data: bytes) -> str:
@@ -158,6 +161,8 @@ def _pdf(path: Path) -> tuple[str, tuple[int, ...]]:
         raise
     except Exception as exc:  # pypdf raises many kinds on damaged files
         raise LoadError(f"corrupt or unreadable PDF: {exc}") from None
+    if texts and not any(text.strip() for text in texts):
+        raise LoadError(f"no text layer in {len(texts)} page(s) (scanned images? run OCR on it first)")
     pages, parts, offset = [], [], 0
     for text in texts:
         pages.append(offset)
@@ -168,18 +173,17 @@ def _pdf(path: Path) -> tuple[str, tuple[int, ...]]:
 
 def _docx(path: Path) -> str:
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
 
     try:
         document = docx.Document(str(path))
-    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as exc:
-        raise LoadError(f"not a valid .docx file ({exc})") from None
-    paragraphs = [p.text.strip() for p in document.paragraphs if p.text.strip()]
-    for table in document.tables:
-        for row in table.rows:
-            cells = [cell.text.strip() for cell in row.cells]
-            if any(cells):
-                paragraphs.append(" | ".join(cells))
+        paragraphs = [p.text.strip() for p in document.paragraphs if p.text.strip()]
+        for table in document.tables:
+            for row in table.rows:
+                cells = [cell.text.strip() for cell in row.cells]
+                if any(cells):
+                    paragraphs.append(" | ".join(cells))
+    except Exception as exc:  # damaged zips and XML raise many kinds (zlib.error, XMLSyntaxError, ...)
+        raise LoadError(f"not a valid .docx file ({type(exc).__name__}: {exc})") from None
     return "\n\n".join(paragraphs)
 
 
@@ -199,27 +203,38 @@ def _jsonl(data: bytes, source: str) -> tuple[list[Document], list[Skipped]]:
         except (ValueError, KeyError) as exc:
             problems.append(Skipped(f"{source}:{number}", f"invalid JSON record: {exc}"))
             continue
+        if _SURROGATE.search(doc_id):
+            problems.append(Skipped(f"{source}:{number}", f"invalid JSON record: _id {doc_id!r} is not valid Unicode"))
+            continue
+        title, text = _valid_unicode(title), _valid_unicode(text)
         full = f"{title}\n\n{text}" if title.strip() else text
         documents.append(Document(doc_id, source, full, title=title))
     return documents, problems
+
+
+def _valid_unicode(text: str) -> str:
+    """`text` with lone surrogates replaced by U+FFFD (one character for one, so offsets hold)."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
 def _load(path: Path, source: str) -> tuple[list[Document], list[Skipped]]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(f"unsupported type {suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+    if path.stat().st_size == 0:
+        raise LoadError("file is empty")
     if suffix == ".pdf":
         text, pages = _pdf(path)
-        return [Document(source, source, text, pages)], []
+        return [Document(source, source, _valid_unicode(text), pages)], []
     if suffix == ".docx":
-        return [Document(source, source, _docx(path))], []
+        return [Document(source, source, _valid_unicode(_docx(path)))], []
     data = path.read_bytes()
-    if not data:
+    if not data:  # emptied since the size check
         raise LoadError("file is empty")
     if suffix == ".jsonl":
         return _jsonl(data, source)
     text = _html(data) if suffix in (".html", ".htm") else decode_text(data)
-    return [Document(source, source, text)], []
+    return [Document(source, source, _valid_unicode(text))], []
 
 
 def load_file(path: Path, source: str) -> list[Document]:
@@ -244,16 +259,19 @@ def corpus_root(corpus: Path) -> Path:
     return corpus.parent if corpus.is_file() else corpus
 
 
-def discover(corpus: Path) -> list[Path]:
+def discover(corpus: Path, rejected: list[Skipped] | None = None) -> list[Path]:
     """Supported files under `corpus`, sub-folders included, sorted by relative path.
 
     `corpus` may also be one file (for example a BEIR `corpus.jsonl` that sits
     beside its queries). Hidden files and folders and `IGNORED_NAMES` are left
     out; symbolic links to folders are not followed, so a link loop cannot
-    trap the walk.
+    trap the walk. Pipes and devices (a read may block forever, or never
+    end) and paths whose names are not valid UTF-8 (old archives unpacked on
+    Linux; they cannot be cited or stored) are left out too and, when
+    `rejected` is given, appended to it with the reason.
     """
     if corpus.is_file():
-        return [corpus]
+        return [] if _bad_name(corpus.name, rejected) else [corpus]
     found = []
     for folder, subfolders, files in os.walk(corpus, followlinks=False):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
@@ -261,8 +279,33 @@ def discover(corpus: Path) -> list[Path]:
             path = Path(folder) / name
             if name.startswith(".") or name in IGNORED_NAMES or path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 continue
-            found.append(path)
+            relative = path.relative_to(corpus).as_posix()
+            if not _bad_name(relative, rejected) and not _special_file(path, relative, rejected):
+                found.append(path)
     return sorted(found, key=lambda p: p.relative_to(corpus).as_posix())
+
+
+def _special_file(path: Path, relative: str, rejected: list[Skipped] | None) -> bool:
+    """Whether `path` (or what its link points at) is a FIFO, socket or device: reading one can block forever."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False  # broken link or link loop: the loader reports it
+    if stat.S_ISREG(mode):
+        return False
+    if rejected is not None:
+        rejected.append(Skipped(relative, "not a regular file (a pipe, socket or device); only files are read"))
+    return True
+
+
+def _bad_name(relative: str, rejected: list[Skipped] | None) -> bool:
+    """Whether `relative` holds bytes that are not UTF-8 (recording it in `rejected`)."""
+    if not _SURROGATE.search(relative):
+        return False
+    if rejected is not None:
+        printable = relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        rejected.append(Skipped(printable, "file name is not valid UTF-8; rename the file"))
+    return True
 
 
 def iter_documents(corpus: Path) -> Iterator[Document | Skipped]:
@@ -271,7 +314,10 @@ def iter_documents(corpus: Path) -> Iterator[Document | Skipped]:
     Record ids must be unique across the corpus; a repeated id is skipped.
     """
     root = corpus_root(corpus)
-    return unique_records(item for path in discover(corpus) for item in read_file(path, root))
+    badly_named: list[Skipped] = []
+    paths = discover(corpus, rejected=badly_named)
+    yield from badly_named
+    yield from unique_records(item for path in paths for item in read_file(path, root))
 
 
 def read_file(path: Path, root: Path) -> list[Document | Skipped]:

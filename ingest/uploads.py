@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -22,7 +23,10 @@ from ingest.loaders import SUPPORTED_SUFFIXES
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 UPLOAD_FOLDER = "uploads"
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+# Windows device names, which Windows also sees in "CON.txt", "com1.tar.txt" and "COM¹.md".
+_RESERVED = {"con", "prn", "aux", "nul", *(f"{port}{n}" for port in ("com", "lpt") for n in "0123456789¹²³")}
+# File systems cap a name at 255 bytes; leave room for " (999)" and the type.
+_MAX_STEM_BYTES = 200
 _UNSAFE = re.compile(r"[^\w.\- ()]+")
 
 
@@ -46,9 +50,14 @@ def safe_name(filename: str) -> str:
     suffix = "." + suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UploadRejected(f"{filename!r}: type {suffix} is not supported; allowed types: {_allowed()}")
-    if stem.lower().split(".")[0] in _RESERVED:
+    if stem.lower().split(".")[0].strip() in _RESERVED:
         stem = "_" + stem
-    return stem[:120] + suffix
+    return _truncate_utf8(stem, _MAX_STEM_BYTES).rstrip(" .") + suffix
+
+
+def _truncate_utf8(text: str, limit: int) -> str:
+    """The longest prefix of `text` whose UTF-8 encoding fits in `limit` bytes (never half a character)."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
 
 def save_upload(corpus: Path, filename: str, data: bytes) -> tuple[Path, bool]:
@@ -90,15 +99,17 @@ def save_upload(corpus: Path, filename: str, data: bytes) -> tuple[Path, bool]:
 
 def _write_exclusive(path: Path, data: bytes) -> None:
     """Create `path` (never replacing anything), fully written or not at all."""
-    temporary = path.with_name(f".{path.name}.part")
-    with open(temporary, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
+    # A temporary of our own (unique, created exclusively, no symlink followed):
+    # two uploads of the same name at once must not write into one file.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=".part")
     try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
         os.link(temporary, path)  # fails if path exists, unlike rename
     finally:
-        temporary.unlink(missing_ok=True)
+        os.unlink(temporary)
 
 
 def _allowed() -> str:

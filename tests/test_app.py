@@ -149,7 +149,7 @@ def test_broken_index_shows_clear_error(built):
     vectors.write_bytes(b"garbage")
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
-    assert "vectors.faiss does not match its manifest" in at.error[0].value
+    assert escape_markdown("vectors.faiss does not match its manifest") in at.error[0].value
 
 
 @pytest.mark.parametrize("how", BREAKS)
@@ -157,7 +157,8 @@ def test_damaged_index_names_the_file_and_the_fix(built, how):
     broken = break_index(built, how)
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
-    assert broken in at.error[0].value and f"python -m ingest --index {built}" in at.error[0].value
+    shown = at.error[0].value  # Markdown source: the message is escaped, it displays as written
+    assert escape_markdown(broken) in shown and escape_markdown(f"python -m ingest --index {built}") in shown
     assert any(b.label == "Build the index now" for b in at.button)
 
 
@@ -165,8 +166,8 @@ def test_index_of_another_model_is_refused_with_the_fix(app_env, tiny_corpus):
     build(tiny_corpus, app_env, OtherModelEmbedder())
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
-    assert "was built with model 'test/other-model'" in at.error[0].value
-    assert f"python -m ingest --index {app_env}" in at.error[0].value
+    assert escape_markdown("was built with model 'test/other-model'") in at.error[0].value
+    assert escape_markdown(f"python -m ingest --index {app_env}") in at.error[0].value
 
 
 def test_build_button_repairs_a_damaged_index(built):

@@ -1,0 +1,155 @@
+"""A corpus folder full of files that go wrong, beside good ones.
+
+Shared by tests/test_bad_files.py and the peak-memory measurement, which
+ingests in a fresh process so `ru_maxrss` is the build's own peak:
+`python tests/bad_corpus.py make DIR` then `python tests/bad_corpus.py
+ingest DIR --index IDX`. Each
+good file holds one sentence with a made-up word found nowhere else, so a
+search for that word proves the file is in the index; each bad file maps to
+the words its skip reason must contain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from conftest import write_pdf  # noqa: E402
+
+# source -> (made-up word, sentence that holds it)
+GOOD = {
+    "good.txt": ("zorbulent", "Zorbulent hip flexors lift the knee toward the body."),
+    "notes with spaces.md": ("quillimar", "# Notes\n\nQuillimar stretches relax the lower back."),
+    "café ünïcode 日本語.txt": ("vantrelle", "Vantrelle exercises help the café owner’s spine."),
+    "cp1252.txt": ("brummock", "The “brummock” brace – worn daily – supports the neck."),
+    "latin1.txt": ("glissonde", "Glissonde Ångström señor façade: the knee heals."),
+    "utf16.txt": ("trombelix", "Trombelix massage eases the shoulder 😀 muscles."),
+    "good.pdf": ("pellimore", "Pellimore rehabilitation restores ankle strength."),
+    "good.docx": ("snorquel", "Snorquel splints protect the wrist."),
+    "big.txt": ("farrowind", "Farrowind cycling builds the thigh muscles."),
+    "long line.txt": ("mellinox", "mellinox"),
+    "records.jsonl": ("crandavel", "Crandavel rowing strengthens the upper back."),
+}
+ENCODINGS = {"cp1252.txt": "cp1252", "latin1.txt": "latin-1", "utf16.txt": "utf-16"}
+# source -> words the skip reason must contain
+BAD = {
+    "empty.txt": "file is empty",
+    "binary.txt": "binary file",
+    "corrupt.pdf": "corrupt or unreadable PDF",
+    "locked.pdf": "encrypted PDF",
+    "scanned.pdf": "no text layer",
+    "empty.docx": "file is empty",
+    "blank.docx": "no text found",
+    "records.jsonl:2": "invalid JSON record",
+    "loop.txt": "cannot read",
+    "bad \\xe9name.txt": "not valid UTF-8",
+    "pipe.txt": "not a regular file",
+    "zero.txt": "not a regular file",
+}
+UNREADABLE = "secret.txt"  # made unreadable by the test (chmod, or a simulated PermissionError as root)
+
+
+def filler(size: int, seed: int = 0) -> str:
+    """About `size` characters of varied prose-like text: sentences and paragraphs of made-up words."""
+    rng = random.Random(seed)
+    vocabulary = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 10))) for _ in range(5000)]
+    sentences, total = [], 0
+    while total < size:
+        words = rng.choices(vocabulary, k=rng.randint(5, 25))
+        sentence = " ".join(words).capitalize() + "."
+        sentences.append(sentence + ("\n\n" if rng.random() < 0.15 else " "))
+        total += len(sentence) + 1
+    return "".join(sentences)
+
+
+def make_bad_corpus(root: Path, big_mb: float = 50) -> Path:
+    """Write the corpus into `root` (created) and return it."""
+    from pypdf import PdfWriter
+    import docx
+
+    root.mkdir(parents=True, exist_ok=True)
+    for source in ("good.txt", "notes with spaces.md", "café ünïcode 日本語.txt"):
+        (root / source).write_text(GOOD[source][1], encoding="utf-8")
+    for source, encoding in ENCODINGS.items():
+        (root / source).write_bytes(GOOD[source][1].encode(encoding))
+    write_pdf(root / "good.pdf", [GOOD["good.pdf"][1]])
+    document = docx.Document()
+    document.add_paragraph(GOOD["good.docx"][1])
+    document.save(root / "good.docx")
+    # The made-up word sits at the very end, so the whole file must have been read.
+    (root / "big.txt").write_text(filler(int(big_mb * 2**20)) + "\n\n" + GOOD["big.txt"][1], encoding="utf-8")
+    # One line of 1 MB: no line break, no sentence end, the made-up word in the middle.
+    half = filler(2**19, seed=1).replace(".", "").replace("\n", " ")
+    (root / "long line.txt").write_text(half + " mellinox " + half, encoding="utf-8")
+    records = [
+        json.dumps({"_id": "r1", "title": "Rowing", "text": GOOD["records.jsonl"][1]}),
+        '{"_id": "r2", "text": "cut off in the mid',
+        json.dumps({"_id": "r3", "title": "", "text": "Lone surrogate \ud800 from a JSON escape."}),
+    ]
+    (root / "records.jsonl").write_text("\n".join(records) + "\n", encoding="utf-8")
+
+    (root / "empty.txt").write_bytes(b"")
+    (root / "binary.txt").write_bytes(bytes(random.Random(2).randrange(256) for _ in range(4096)))
+    (root / "corrupt.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\ntrailer garbage")
+    write_pdf(root / "plain.pdf.tmp", ["Secret text."])
+    writer = PdfWriter(clone_from=root / "plain.pdf.tmp")
+    writer.encrypt("secret")
+    with open(root / "locked.pdf", "wb") as out:
+        writer.write(out)
+    (root / "plain.pdf.tmp").unlink()
+    scanned = PdfWriter()
+    scanned.add_blank_page(width=612, height=792)
+    with open(root / "scanned.pdf", "wb") as out:
+        scanned.write(out)
+    (root / "empty.docx").write_bytes(b"")
+    docx.Document().save(root / "blank.docx")
+    os.symlink("loop.txt", root / "loop.txt")  # points at itself
+    os.symlink(".", root / "folder loop")  # a folder link back to the corpus
+    os.mkfifo(root / "pipe.txt")  # reading it would wait for a writer forever
+    os.symlink("/dev/zero", root / "zero.txt")  # reading it would never end
+    (root / b"bad \xe9name.txt".decode("utf-8", "surrogateescape")).write_text("Badly named.", encoding="utf-8")
+    (root / UNREADABLE).write_text("Nobody may read this.", encoding="utf-8")
+    (root / UNREADABLE).chmod(0)
+    return root
+
+
+def measure_ingest(corpus: Path, index_dir: Path) -> dict:
+    """Ingest `corpus` with the fake embedder in this process; seconds and peak RSS (run it in a fresh process)."""
+    import resource
+    import time
+
+    from conftest import FakeEmbedder
+    from ingest.pipeline import build
+
+    start = resource.getrusage(resource.RUSAGE_SELF)
+    began = time.perf_counter()
+    report = build(corpus, index_dir, FakeEmbedder())
+    seconds = time.perf_counter() - began
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = end.ru_utime + end.ru_stime - start.ru_utime - start.ru_stime
+    return {  # ru_maxrss is in KiB on Linux
+        "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+        "peak_rss_mb": round(end.ru_maxrss / 1024, 1), "rss_at_start_mb": round(start.ru_maxrss / 1024, 1),
+        "documents": report.documents, "passages": report.passages, "skipped": len(report.skipped),
+    }
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Make the bad-files corpus, or ingest one and print its cost as JSON.")
+    parser.add_argument("command", choices=("make", "ingest"))
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--index", type=Path, help="ingest: the index folder")
+    parser.add_argument("--big-mb", type=float, default=50, help="make: size of big.txt in MB (default: 50)")
+    args = parser.parse_args()
+    if args.command == "make":
+        make_bad_corpus(args.corpus, args.big_mb)
+    else:
+        print(json.dumps(measure_ingest(args.corpus, args.index)))

@@ -1,0 +1,273 @@
+"""Hostile and odd input: questions that are empty, huge or in other scripts; markup in documents, names and questions.
+
+Sensible behaviour, decided here:
+- A question with nothing in it (empty, spaces, control characters only) is
+  not searched: the library returns no hits and "not answered", the CLI
+  refuses it with a message (exit 2), the app asks for a question in words.
+- A very long question is cut to `MAX_QUERY_CHARS` at a word boundary (the
+  model reads about half of that anyway) and answered as usual; the CLI says
+  it was cut, the app's box does not accept more and a longer `?q=` is cut.
+- Other scripts and emoji are searched like anything else.
+- Text from documents, file names, upload names and error messages reaches
+  the browser only through `escape_markdown` (or `st.text`), so HTML,
+  `<script>`, `javascript:` links and Markdown show literally; the terminal
+  gets no control characters from documents.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from index.__main__ import main as index_main
+from index.display import escape_markdown
+from index.search import MAX_QUERY_CHARS, Searcher, clean_query
+from index.store import load
+from ingest.pipeline import build
+
+from conftest import REPO, FakeEmbedder
+
+APP = str(REPO / "app.py")
+ARABIC_DOC = "عضلات الورك تثني الركبة نحو الجسم."
+ARABIC_QUESTION = "ما هي عضلات الورك"
+LONG_QUESTION = "how many weeks do vertebral fractures take to heal " * 2000  # 102,000 characters
+HOSTILE = "<script>alert(1)</script> <img src=x onerror=alert(2)> [click](javascript:alert(3)) **bold** :red[red] $x$"
+
+
+@pytest.fixture
+def corpus(tiny_corpus):
+    (tiny_corpus / "arabic.txt").write_text(ARABIC_DOC, encoding="utf-8")
+    (tiny_corpus / "evil.md").write_text(
+        f"Hostile zebra page {HOSTILE} with a bell\x07 and an escape \x1b[2J sequence.\n\n"
+        "Second zebra paragraph, plain.",
+        encoding="utf-8",
+    )
+    return tiny_corpus
+
+
+@pytest.fixture
+def index_dir(corpus, tmp_path):
+    build(corpus, tmp_path / "idx", FakeEmbedder())
+    return tmp_path / "idx"
+
+
+@pytest.fixture
+def searcher(index_dir):
+    embedder = FakeEmbedder()
+    return Searcher(load(index_dir, model=embedder.name), embedder)
+
+
+# Library ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t \r", "\x00\x1b\x07", "\u2028"])
+def test_empty_questions_are_not_searched(searcher, question):
+    answer = searcher.search(question)
+    assert (answer.query, answer.answered, answer.hits) == ("", False, ())
+
+
+def test_long_question_is_cut_at_a_word_and_still_answered(searcher):
+    answer = searcher.search(LONG_QUESTION, k=3)
+    assert len(answer.query) <= MAX_QUERY_CHARS
+    assert LONG_QUESTION.startswith(answer.query + " ")  # a prefix ending at a word boundary
+    assert answer.answered and answer.hits[0].passage.location.source == "fractures.txt"
+
+
+def test_long_word_without_spaces_is_cut_too():
+    assert clean_query("x" * 100_000) == "x" * MAX_QUERY_CHARS
+
+
+def test_control_characters_in_a_question_are_spaces():
+    assert clean_query("hip\x00flexors\x1b[2J  knee") == "hip flexors [2J knee"
+
+
+def test_other_scripts_are_searched(searcher):
+    answer = searcher.search(ARABIC_QUESTION, k=2)
+    assert answer.hits[0].passage.location.source == "arabic.txt"
+    for question in ["髋关节屈肌是什么？", "🦴🤕💊", "Ωμέγα ψ"]:
+        answer = searcher.search(question, k=2)
+        assert answer.query == question
+        for hit in answer.hits:  # whatever comes back is a well-formed, cited passage
+            assert hit.passage.text and hit.answer.text in hit.passage.text
+
+
+# Command line ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def query_cli(index_dir, monkeypatch):
+    """`python -m index query` with the fake embedder: run(args) -> (exit code, stdout, stderr)."""
+    monkeypatch.setattr("index.embedding.BundledModel", FakeEmbedder)
+
+    def run(capsys, *args: str) -> tuple[int, str, str]:
+        try:
+            code = index_main(["query", "--index", str(index_dir), *args])
+        except SystemExit as exit:  # argparse errors
+            code = exit.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\x00"])
+def test_cli_refuses_an_empty_question(query_cli, capsys, question):
+    code, out, err = query_cli(capsys, "hip flexors", question)
+    assert code == 2 and out == ""
+    assert "question 2 is empty; ask a question in words" in err
+
+
+def test_cli_cuts_a_long_question_and_says_so(query_cli, capsys):
+    code, out, err = query_cli(capsys, LONG_QUESTION, "--json")
+    assert code == 0
+    assert f"note: question 1 has {len(LONG_QUESTION):,} characters" in err
+    record = json.loads(out)
+    assert len(record["query"]) <= MAX_QUERY_CHARS and record["answered"]
+
+
+def test_cli_keeps_other_scripts_intact(query_cli, capsys):
+    code, out, _ = query_cli(capsys, ARABIC_QUESTION, "🦴🤕💊", "--json")
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["query"] for r in records] == [ARABIC_QUESTION, "🦴🤕💊"]
+    assert records[0]["hits"][0]["source"] == "arabic.txt"
+
+
+def test_cli_prints_no_control_characters_from_documents(query_cli, capsys):
+    code, out, _ = query_cli(capsys, "hostile zebra page bell escape sequence")
+    assert code == 0 and "evil.md" in out and "escape" in out
+    assert "\x1b" not in out and "\x07" not in out
+
+
+# The app -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(index_dir, corpus, monkeypatch):
+    monkeypatch.setattr("index.embedding.BundledModel", FakeEmbedder)
+    monkeypatch.setenv("KB_CORPUS", str(corpus))
+    monkeypatch.setenv("KB_INDEX", str(index_dir))
+    st.cache_resource.clear()
+    yield lambda: AppTest.from_file(APP, default_timeout=30)
+    st.cache_resource.clear()
+
+
+def shown(at: AppTest) -> str:
+    """Every piece of Markdown the page sends to the browser (elements that render Markdown)."""
+    kinds = (at.markdown, at.caption, at.info, at.warning, at.error, at.success, at.toast)
+    return "\n".join(str(element.value) for kind in kinds for element in kind)
+
+
+def assert_inert(text: str, *hostile: str) -> None:
+    """None of `hostile` occurs in `text` other than backslash-escaped."""
+    for raw in hostile:
+        assert not re.search(r"(?<!\\)" + re.escape(raw), text), f"{raw!r} reaches the browser unescaped"
+
+
+def test_question_box_has_a_length_limit(app):
+    at = app().run()
+    assert at.text_input(key="query").proto.max_chars == MAX_QUERY_CHARS
+
+
+@pytest.mark.parametrize("question", ["   ", "\t\n"])
+def test_blank_question_shows_nothing(app, question):
+    at = app().run()
+    at.text_input(key="query").input(question).run()
+    assert not at.exception and not at.warning and not at.info
+    assert not [m for m in at.markdown if m.value.startswith("**1.**")]
+
+
+def test_control_characters_only_ask_for_words(app):
+    at = app().run()
+    at.text_input(key="query").input("\x01\x02\x1b").run()
+    assert not at.exception
+    assert "Ask a question in words" in at.info[0].value
+
+
+def test_over_long_question_in_the_link_is_cut_and_answered(app):
+    at = app()
+    at.query_params["q"] = LONG_QUESTION
+    at.run()
+    assert not at.exception
+    assert len(at.text_input(key="query").value) == MAX_QUERY_CHARS
+    assert any(m.value.startswith("**1.**") and "fractures" in m.value for m in at.markdown)
+
+
+def test_question_in_another_script_is_answered(app):
+    at = app().run()
+    at.text_input(key="query").input(ARABIC_QUESTION).run()
+    assert not at.exception
+    assert escape_markdown("arabic.txt, line 1") in shown(at)
+
+
+def test_hostile_question_is_never_rendered_as_markdown(app):
+    at = app().run()
+    at.text_input(key="query").input(HOSTILE).run()
+    assert not at.exception
+    assert_inert(shown(at), "<script>", "<img", "](javascript:", "**bold**", ":red[red]")
+
+
+def test_hostile_document_text_is_escaped_in_cards_and_context(app):
+    at = app().run()
+    at.text_input(key="query").input("hostile zebra page bell escape sequence").run()
+    text = shown(at)
+    assert escape_markdown(HOSTILE) in text  # in the card (highlighted or not) and its context
+    assert_inert(text, "<script>", "<img", "](javascript:", "**bold**", ":red[red]", "\x1b", "\x07")
+    assert any(e.label == "Show in document" for e in at.expander)  # its Markdown is part of `shown`
+
+
+def test_hostile_file_name_is_escaped_in_the_citation(app, corpus, index_dir):
+    (corpus / "[x](javascript:alert(1)) <b>.md").write_text("Quokka habitats are islands.", encoding="utf-8")
+    build(corpus, index_dir, FakeEmbedder())
+    at = app().run()
+    at.text_input(key="query").input("quokka habitats islands").run()
+    text = shown(at)
+    assert escape_markdown("[x](javascript:alert(1)) <b>.md, line 1") in text
+    assert_inert(text, "](javascript:", "<b>")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("<img src=x onerror=alert(1)>/.txt", "Not added"),  # no name left: the message quotes the raw one
+        ("[click](javascript:alert(1)) <img src=x>.txt", "Added uploads"),
+    ],
+)
+def test_hostile_upload_names_are_escaped_in_messages(app, corpus, name, expected):
+    at = app().run()
+    at.sidebar.file_uploader[0].set_value((name, b"Wombat burrows are cube shaped.", "text/plain")).run()
+    next(b for b in at.sidebar.button if b.label == "Add to the knowledge base").click().run()
+    assert not at.exception
+    messages = [t.value for t in at.toast]
+    assert any(m.startswith(expected) for m in messages), messages
+    assert_inert("\n".join(messages), "<img", "](javascript:")
+    assert all(p.is_relative_to(corpus) for p in corpus.rglob("*"))
+
+
+# The real model -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+def test_real_model_on_huge_and_non_latin_questions(tiny_corpus, tmp_path):
+    """The bundled model: a 100,000-character question is cut and searched; questions in scripts
+    the English model cannot read come back not answered (best similarity ~0.1 measured), without error."""
+    from index.embedding import BundledModel
+
+    embedder = BundledModel()
+    build(tiny_corpus, tmp_path / "idx", embedder)
+    searcher = Searcher(load(tmp_path / "idx", model=embedder.name), embedder)
+    on_topic = "How long do vertebral fractures take to heal?"
+    assert searcher.search(on_topic).answered
+
+    huge = searcher.search((on_topic + " ") * 2300, k=3)
+    assert len(huge.query) <= MAX_QUERY_CHARS and len(huge.hits) == 3
+    assert all(h.answer.text in h.passage.text for h in huge.hits)
+
+    for question in ["髋屈肌是什么？", "ما هي عضلات الورك؟", "🦴🤕💊"]:
+        answer = searcher.search(question, k=3)
+        assert answer.query == question and len(answer.hits) == 3
+        assert not answer.answered, (question, [h.similarity for h in answer.hits])
