@@ -93,7 +93,8 @@ def page(browser, app_url):
 
 def ask(page, question: str) -> None:
     box = page.get_by_label("Your question")
-    box.fill(question)
+    box.wait_for(state="visible", timeout=90_000)  # the page reruns after an upload; a busy machine is slow
+    box.fill(question, timeout=90_000)
     box.press("Enter")
 
 
