@@ -71,7 +71,8 @@ def main() -> None:
     st.title("Ask the knowledge base")
     st.caption(f"Answers come from the documents in {escape_markdown(str(CORPUS))}, with citations.")
     job = get_build_job(str(CORPUS), str(INDEX))
-    build_status(job)
+    with st.container():  # the fragment's changing content stays in its own block, apart from the question box
+        build_status(job)
 
     version = current_version(INDEX)
     try:

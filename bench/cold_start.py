@@ -15,25 +15,18 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_server import free_port, wait_healthy  # noqa: E402
 from report import record, table  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 QUESTION = "how long does a broken vertebra take to heal?"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:
@@ -51,14 +44,8 @@ def main() -> None:
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         url = f"http://localhost:{port}"
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                if server.poll() is not None:
-                    raise SystemExit("make run exited before the app started")
-                time.sleep(0.2)
+        if not wait_healthy(url, server, timeout=3600):
+            raise SystemExit("make run exited (or took an hour) before the app started")
         ready = time.monotonic() - began
         answered = ready + first_answer(url)
     finally:

@@ -24,18 +24,16 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import app_server  # noqa: E402
 from report import record, table  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,30 +120,12 @@ def library_load(searcher, questions: list[str], expected: dict, clients: int, s
     return run
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_app(index: Path, corpus: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
     env = {**os.environ, "KB_INDEX": str(index), "KB_CORPUS": str(corpus), "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port",
-         str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                return server, url
-        except OSError:
-            time.sleep(0.3)
-    server.kill()
-    raise SystemExit("the app did not start within 120 s")
+    try:
+        return app_server.start_app(env, timeout=120)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 async def browser_session(browser, url: str, items: list[dict], run: Run) -> None:

@@ -176,7 +176,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     base = exact["results"][0]
-    rows = [[f"IndexFlatIP (exact, baseline)", "1.000", f"{base['p50']:.1f}", f"{base['p95']:.1f}", f"{exact['rss_mb']:.0f}",
+    rows = [["IndexFlatIP (exact, baseline)", "1.000", f"{base['p50']:.1f}", f"{base['p95']:.1f}", f"{exact['rss_mb']:.0f}",
              f"{exact['peak_mb']:.0f}", f"{sizes[EXACT]:.0f}", f"{build_seconds[EXACT]:.1f}"]]
     for result in approximate["results"]:
         mark = " (default)" if result["nprobe"] == default_probe else ""

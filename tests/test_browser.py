@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bench.app_server import start_app
 from conftest import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -27,12 +25,6 @@ pytestmark = [
     pytest.mark.model,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install chromium)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,23 +36,10 @@ def app_url(tmp_path_factory):
     env = {**os.environ, "KB_CORPUS": str(corpus), "KB_INDEX": str(root / "index"), "HF_HUB_OFFLINE": "1"}
     subprocess.run([sys.executable, "-m", "ingest", "--corpus", str(corpus), "--index", str(root / "index")],
                    cwd=REPO, env=env, check=True, capture_output=True)
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail("streamlit did not start within 60 s")
+    try:
+        server, url = start_app(env, timeout=90)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     yield url
     server.terminate()
     server.wait(timeout=10)
@@ -101,7 +80,7 @@ def ask(page, question: str) -> None:
 def test_question_shows_cited_passage_with_highlighted_sentence(page, app_url):
     ask(page, "how long does a broken vertebra take to heal?")
     sentence = page.get_by_text("vertebral fractures take weeks to heal", exact=False).first
-    sentence.wait_for(timeout=30_000)
+    sentence.wait_for(timeout=90_000)
     assert page.get_by_text("back-and-hip-health.txt, line 5").first.is_visible()
     highlighted = page.locator("span", has_text="vertebral fractures take weeks to heal").last
     colour = highlighted.evaluate("el => getComputedStyle(el).backgroundColor")
@@ -112,7 +91,7 @@ def test_question_shows_cited_passage_with_highlighted_sentence(page, app_url):
 
 def test_off_topic_question_says_no(page):
     ask(page, "What is the capital of France?")
-    page.get_by_text("No passage in the collection answers this.").wait_for(timeout=30_000)
+    page.get_by_text("No passage in the collection answers this.").wait_for(timeout=90_000)
 
 
 def upload(page, name: str, content: bytes) -> None:
@@ -124,13 +103,13 @@ def upload(page, name: str, content: bytes) -> None:
 def test_uploaded_document_can_be_found(page):
     upload(page, "rowing.txt", b"Indoor rowing machines strengthen the posterior chain and rarely hurt the lower back when the stroke starts from the legs.")
     ask(page, "Does indoor rowing hurt the lower back?")
-    page.get_by_text("uploads/rowing.txt, line 1").wait_for(timeout=30_000)
+    page.get_by_text("uploads/rowing.txt, line 1").wait_for(timeout=90_000)
 
 
 def test_script_in_document_shows_as_text(page):
     upload(page, "hostile.md", b"Hostile zebra note <script>alert(1)</script> and [click me](javascript:alert(2)) about zebra stripes.")
     ask(page, "hostile zebra note stripes")
-    page.get_by_text("<script>alert(1)</script>", exact=False).first.wait_for(timeout=30_000)
+    page.get_by_text("<script>alert(1)</script>", exact=False).first.wait_for(timeout=90_000)
     assert page.locator("a[href^='javascript']").count() == 0
     page.wait_for_timeout(1000)
     assert page.dialogs == []

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from index.search import Searcher
-from index.store import current_version, load
+from index.store import load
 from ingest.pipeline import build
 
 import crash_driver
