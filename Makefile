@@ -30,9 +30,9 @@ run: index
 test: install
 	$(PY) -m pytest
 
-# Unit tier only: fake embedder, no model, no browser, no Ray instance.
+# Quick unit tier: fake embedder; no model, browser, Ray instance or slow crash/50 MB tests.
 test-fast: install
-	$(PY) -m pytest -m "not model and not browser and not ray"
+	$(PY) -m pytest -m "not model and not browser and not ray and not slow"
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis
