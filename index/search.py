@@ -227,7 +227,7 @@ class Searcher:
             return Answer(query, False, ())
         with _one_thread():
             vector = self.embedder.encode([query])[0]
-            ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
+        ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))  # its FAISS search runs one-threaded too
         hits = tuple(
             Hit(
                 passage=self.passages[row],

@@ -31,7 +31,8 @@ from ingest.loaders import Document, corpus_root, discover, iter_documents
 
 # (stage, done, total): stages are "read", "embed" and "publish".
 Progress = Callable[[str, int, int], None]
-# (corpus, embedder, settings, file count, progress) -> (documents, chunks in corpus order, skipped)
+# (corpus, embedder, settings, file count, progress, the live index's known chunks)
+#   -> (documents, chunks in corpus order, skipped)
 Reader = Callable[[Path, Embedder, Settings, int, Progress, "KnownChunks"], tuple[list[DocumentInfo], list[Chunk], list[Skipped]]]
 
 
