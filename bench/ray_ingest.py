@@ -1,7 +1,7 @@
 """Ingest throughput: the local pipeline against the Ray path with 1 and 2 embedding workers.
 
 Builds the same SciFact subset (the first --docs abstracts) three times from
-scratch in one run, with the bundled model: locally (torch on every core),
+scratch in one run, with the bundled model: locally (the default embedder, all cores),
 then on one local Ray instance with 1 and with 2 embedding actors (one CPU
 each). Reports passages embedded per second of build time and the ratio to
 the local build; the Ray instance's start-up is reported apart. Checks that
@@ -89,14 +89,16 @@ def ivf_figures(vectors: np.ndarray, folder: Path) -> list[list]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=500, help="abstracts to ingest (default 500)")
+    parser.add_argument("--docs", type=int, default=500, help="abstracts to ingest (default 500; more than the corpus holds = all)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="a BEIR corpus.jsonl")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     work = Path(tempfile.mkdtemp(prefix="ray-bench-"))
     corpus = subset(args.corpus, args.docs, work)
-    runs: list[tuple[str, object]] = [("local (torch, all cores)", build(corpus, work / "local", BundledModel()))]
+    docs = sum(1 for _ in open(corpus / "corpus.jsonl", encoding="utf-8"))
+    model = BundledModel()
+    runs: list[tuple[str, object]] = [("local, all cores", build(corpus, work / "local", model))]
     began = time.perf_counter()
     with ray_session(None):
         started = time.perf_counter() - began
@@ -115,11 +117,11 @@ def main() -> None:
         rows.append([name, report.passages, f"{report.seconds:.1f}", f"{rate:.1f}",
                      f"{rate / (runs[0][1].embedded / runs[0][1].seconds):.2f}", "yes" if same else "NO"])
     body = (
-        f"SciFact, first {args.docs} abstracts, bundled model, each build from scratch; "
+        f"SciFact, first {docs} abstracts, bundled model ({model.backend} backend), each build from scratch; "
         f"Ray start-up ({started:.1f} s) not included.\n\n"
         + table(["build", "passages", "seconds", "passages/s", "ratio to local", "same index as local"], rows)
-        + "\n\nThe machine has 2 cores shared with other work: one actor uses one core where the local "
-        "build lets torch use both, and two actors cannot beat one by much more than the second core, "
+        + "\n\nOn this 2-core machine one actor uses one core where the local "
+        "build uses both, and two actors cannot beat one by much more than the second core, "
         "less Ray's own overhead (task scheduling, start-up of each actor and its model).\n\n"
         + table(["index over the same vectors", "bytes/vector on disk", "ms/query (1 at a time)", "recall@10 vs flat"],
                 ivf_figures(reference.all_vectors(), work))

@@ -205,9 +205,18 @@ def _mean_pooled(bert):
 class OnnxEncoder:
     """Runs an exported graph: texts in, unit float32 vectors out (one batch, no sorting)."""
 
-    def __init__(self, path: Path, tokenizer, max_tokens: int, threads: int = 0) -> None:
+    def __init__(self, path: Path, tokenizer, max_tokens: int, threads: int | None = None) -> None:
+        """
+        Args:
+            threads: Threads per forward pass; default `$OMP_NUM_THREADS` (Ray sets it to an
+                actor's CPUs, so actors sharing a node do not oversubscribe it), else one per
+                physical core.
+        """
         import onnxruntime
 
+        if threads is None:
+            omp = os.environ.get("OMP_NUM_THREADS", "")
+            threads = int(omp) if omp.isdigit() else 0
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per physical core
         options.log_severity_level = 3  # the quantized graph logs harmless shape-inference warnings
