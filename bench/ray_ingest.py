@@ -54,10 +54,7 @@ def subset(corpus: Path, docs: int, folder: Path) -> Path:
 
 def ivf_figures(vectors: np.ndarray, folder: Path) -> list[list]:
     """Flat against IVF+SQ8 assembled from shards: size per vector, ms per query, recall@10."""
-    shards = []
-    for k, part in enumerate(np.array_split(vectors, 4)):
-        shards.append(folder / f"shard-{k}.npy")
-        np.save(shards[-1], part)
+    shards = np.array_split(vectors, 4)
     lists = max(8, int(math.sqrt(len(vectors))))
     began = time.perf_counter()
     path = assemble(shards, folder / "ivf", IvfPlan(lists=lists, codec="SQ8", sample=len(vectors)))

@@ -41,7 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from index.records import FORMAT_VERSION, Manifest, Settings  # noqa: E402
 from index.search import SearchSettings  # noqa: E402
-from index.store import EXACT, StoredIndex, load, read_vectors, vector_index_type, write_vectors  # noqa: E402
+from index.shards import IvfPlan  # noqa: E402
+from index.store import EXACT, StoredIndex, load, nprobe_for, read_vectors, vector_index_type, write_vectors  # noqa: E402
+
 
 K = 10
 
@@ -164,8 +166,8 @@ def main() -> None:
         flat = faiss.read_index(str(folders[EXACT] / "vectors.faiss"))
         np.save(work / "truth.npy", flat.search(queries, K)[1])
         del flat
-        nlist = faiss.extract_index_ivf(faiss.read_index(str(folders[kind] / "vectors.faiss"))).nlist
-        default_probe = faiss.extract_index_ivf(faiss.read_index(str(folders[kind] / "vectors.faiss"))).nprobe
+        nlist = IvfPlan.parse(kind).lists
+        default_probe = nprobe_for(nlist)
         probes = sorted({16, 32, default_probe, 2 * default_probe})
         exact = in_fresh_process(folders[EXACT], EXACT, [])
         approximate = in_fresh_process(folders[kind], kind, probes)

@@ -7,14 +7,15 @@ quantization `PQ<m>`) the way FAISS's own `contrib.ondisk` recipe does:
 
 1. train the coarse quantizer and the codec once, on a sample of the vectors;
 2. add each shard of vectors to its own copy of the empty trained index, in
-   parallel (any `map`: the builtin, a thread pool, or Ray tasks), with ids
+   parallel (any `map`: the builtin, or Ray tasks on other nodes, since
+   shards travel as arrays and come back as serialized indexes), with ids
    that are the vectors' global row numbers, so row i is still passage i;
 3. merge the shards' inverted lists into one `OnDiskInvertedLists` file;
 4. load the result with its lists memory-mapped read-only, so the operating
    system pages lists in as queries touch them instead of the process reading
    them all (and processes on one node share those pages).
 
-The merged index keeps its lists in `lists.ivfdata` beside `vectors.index`,
+The merged index keeps its lists in `lists.ivfdata` beside the index file,
 found relative to the index file, so the folder can be renamed into place
 like every other version folder.
 """
@@ -30,7 +31,6 @@ import faiss
 import numpy as np
 from faiss.contrib.ondisk import merge_ondisk
 
-TRAINED = "trained.index"
 MERGED = "vectors.index"
 LISTS = "lists.ivfdata"
 # OnDiskInvertedLists always memory-map their file, read-only with this flag. IO_FLAG_MMAP is
@@ -63,59 +63,79 @@ class IvfPlan:
         if not _CODEC.fullmatch(self.codec):
             raise ValueError(f"codec must be 'SQ8', 'PQ<m>' or 'PQ<m>x<bits>' (for example 'PQ48'), got {self.codec!r}")
 
+    @property
+    def factory(self) -> str:
+        """The FAISS factory string, e.g. `IVF2000,SQ8`."""
+        return f"IVF{self.lists},{self.codec}"
+
+    @classmethod
+    def parse(cls, factory: str, **fields) -> IvfPlan:
+        """The plan for a factory string `IVF<lists>,<codec>` (other fields from `fields`)."""
+        match = re.fullmatch(r"IVF(\d+),(.+)", factory)
+        if match is None:
+            raise ValueError(f"not an IVF factory string: {factory!r}")
+        return cls(lists=int(match[1]), codec=match[2], **fields)
+
 
 def train(sample: np.ndarray, plan: IvfPlan) -> faiss.Index:
     """An empty IVF index (inner product, for unit vectors) trained on `sample`."""
     sample = np.ascontiguousarray(sample, dtype=np.float32)
     if len(sample) < plan.lists:
         raise ValueError(f"{len(sample)} training vectors cannot train {plan.lists} lists; lower IvfPlan.lists")
-    index = faiss.index_factory(sample.shape[1], f"IVF{plan.lists},{plan.codec}", faiss.METRIC_INNER_PRODUCT)
+    index = faiss.index_factory(sample.shape[1], plan.factory, faiss.METRIC_INNER_PRODUCT)
     if hasattr(index, "do_polysemous_training"):
         index.do_polysemous_training = False  # codes for Hamming pre-filtering we never use; 10x the training time
     index.train(sample)
     return index
 
 
-def sample_rows(shards: Sequence[Path], size: int, seed: int) -> np.ndarray:
-    """Up to `size` vectors drawn uniformly from `.npy` shards, read memory-mapped."""
-    arrays = [np.load(path, mmap_mode="r") for path in shards]
-    total = sum(len(a) for a in arrays)
+def split(vectors: np.ndarray, rows: int) -> list[np.ndarray]:
+    """`vectors` as consecutive shards of at most `rows` rows (views: a memory map stays on disk)."""
+    return [vectors[begin : begin + rows] for begin in range(0, len(vectors), rows)]
+
+
+def sample_rows(shards: Sequence[np.ndarray], size: int, seed: int) -> np.ndarray:
+    """Up to `size` vectors drawn uniformly from all shards (only those rows are read from a memory map)."""
+    total = sum(len(a) for a in shards)
     picks = np.sort(np.random.default_rng(seed).choice(total, size=min(size, total), replace=False))
-    starts = np.cumsum([0] + [len(a) for a in arrays])
+    starts = np.cumsum([0] + [len(a) for a in shards])
     out = []
-    for shard, array in enumerate(arrays):
+    for shard, array in enumerate(shards):
         mine = picks[(picks >= starts[shard]) & (picks < starts[shard + 1])] - starts[shard]
         out.append(np.asarray(array[mine], dtype=np.float32))
     return np.concatenate(out)
 
 
-def add_shard(trained: Path, shard: Path, first_id: int, out: Path) -> int:
-    """Add one `.npy` shard to a copy of the trained index, ids `first_id`.., and write it to `out`.
+def add_shard(trained: np.ndarray, vectors: np.ndarray, first_id: int) -> np.ndarray:
+    """The serialized trained index with `vectors` added as ids `first_id`, `first_id + 1`, ...
 
-    Returns:
-        The number of vectors added.
+    Takes and returns serialized indexes (bytes as a numpy array, what
+    `faiss.serialize_index` gives), so it runs as well in a Ray task on
+    another node as in this process: no file system is shared.
     """
-    index = faiss.read_index(str(trained))
-    vectors = np.ascontiguousarray(np.load(shard), dtype=np.float32)
+    index = faiss.deserialize_index(trained)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     index.add_with_ids(vectors, np.arange(first_id, first_id + len(vectors), dtype=np.int64))
-    faiss.write_index(index, str(out))
-    return len(vectors)
+    return faiss.serialize_index(index)
 
 
 def assemble(
-    shards: Sequence[Path],
+    shards: Sequence[np.ndarray],
     out_dir: Path,
     plan: IvfPlan,
-    map_fn: Callable[..., Iterable[int]] = map,
+    map_fn: Callable[..., Iterable[np.ndarray]] = map,
+    name: str = MERGED,
 ) -> Path:
-    """Build a memory-mappable IVF index over `.npy` vector shards (row order = shard order).
+    """Build a memory-mappable IVF index over vector shards (row order = shard order).
 
     Args:
-        shards: Vector files, shard k holding the rows after shard k-1.
-        out_dir: Receives `vectors.index` and `lists.ivfdata` (plus the per-shard
-            indexes, deleted once merged).
+        shards: Unit vectors, shard k holding the rows after shard k-1 (arrays or memory maps).
+        out_dir: Receives the index file `name` and `lists.ivfdata` (plus the
+            per-shard indexes, deleted once merged).
         plan: Lists, codec, training sample.
-        map_fn: Runs `add_shard` over the shards; `map(f, *iterables)` semantics.
+        map_fn: Runs `add_shard` over the shards, `map(f, *iterables)` semantics:
+            the builtin (each add already uses every core), or Ray tasks.
+        name: File name of the merged index.
 
     Returns:
         The path of the merged index file, to open with `load_mmap`.
@@ -123,20 +143,22 @@ def assemble(
     if not shards:
         raise ValueError("no vector shards to assemble")
     out_dir.mkdir(parents=True, exist_ok=True)
-    trained = out_dir / TRAINED
-    faiss.write_index(train(sample_rows(shards, plan.sample, plan.seed), plan), str(trained))
-    sizes = [len(np.load(path, mmap_mode="r")) for path in shards]
-    firsts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
-    parts = [out_dir / f"shard-{k:05d}.index" for k in range(len(shards))]
-    added = list(map_fn(add_shard, [trained] * len(shards), list(shards), firsts, parts))
-    if added != sizes:
-        raise RuntimeError(f"shards added {added} vectors, expected {sizes}")
-    merged = faiss.read_index(str(trained))
-    merge_ondisk(merged, [str(p) for p in parts], str(out_dir / LISTS))
-    faiss.write_index(merged, str(out_dir / MERGED))
-    for path in [trained, *parts]:
+    trained = train(sample_rows(shards, plan.sample, plan.seed), plan)
+    blob = faiss.serialize_index(trained)
+    sizes = [len(shard) for shard in shards]
+    firsts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
+    parts = []
+    for k, added in enumerate(map_fn(add_shard, [blob] * len(shards), shards, firsts)):
+        parts.append(out_dir / f"shard-{k:05d}.index")
+        np.asarray(added).tofile(parts[-1])  # serialize_index writes what write_index would
+    counts = [faiss.read_index(str(p), faiss.IO_FLAG_MMAP).ntotal for p in parts]
+    if counts != sizes:
+        raise RuntimeError(f"shards added {counts} vectors, expected {sizes}")
+    merge_ondisk(trained, [str(p) for p in parts], str(out_dir / LISTS))
+    faiss.write_index(trained, str(out_dir / name))
+    for path in parts:
         path.unlink()
-    return out_dir / MERGED
+    return out_dir / name
 
 
 def load_mmap(path: Path, probes: int = 16) -> faiss.Index:

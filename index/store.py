@@ -10,6 +10,8 @@ An index folder holds versions side by side and a small pointer file:
         vectors.faiss            row i = unit vector of passage i (inner product = cosine):
                                  exact (Flat) up to Settings.exact_search_limit passages,
                                  approximate (IVF, 8-bit scalar quantizer) above
+        lists.ivfdata            approximate indexes only: the IVF lists, assembled from
+                                 shards and merged on disk (index.shards)
         vectors.npy              approximate indexes only: row i = passage i as float16,
                                  memory-mapped, for exact re-scoring and reuse on update
         sentences.npy            float16 vectors of the answer candidates of every passage
@@ -22,8 +24,8 @@ A new version is written into a hidden temporary folder, flushed, verified by
 loading it back, renamed into place, and only then does CURRENT switch to it.
 A crash at any moment leaves CURRENT naming a complete, verified version.
 
-Large files are memory-mapped on load (the IVF lists with FAISS's
-IO_FLAG_MMAP, the .npy files with numpy), so a million-passage index does
+Large files are memory-mapped on load (the IVF lists as FAISS's on-disk
+inverted lists, the .npy files with numpy), so a million-passage index does
 not have to fit in resident memory; the pages a search touches are read
 on demand.
 """
@@ -36,9 +38,9 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,6 +49,10 @@ import numpy as np
 
 from index.keyword import KeywordIndex
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
+from index.shards import IvfPlan, assemble, load_mmap, split
+
+# `map(function, *iterables)` or a parallel equivalent (Ray tasks on the Ray path).
+Map = Callable[..., Iterable]
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -145,21 +151,14 @@ def vector_index_type(passages: int, settings: Settings) -> str:
 PROBE_SHARE = 1 / 64
 _MIN_PROBES = 16
 _TRAINING_PER_LIST = 64  # faiss asks for at least 39 points per centroid
+# Vectors per shard of an approximate index: each is added on its own (a Ray task on
+# the Ray path) and the shards' lists are merged on disk; 250,000 float32 rows = 384 MB.
+SHARD_ROWS = 250_000
 
 
-def build_vector_index(vectors: np.ndarray, kind: str) -> faiss.Index:
-    """A FAISS inner-product index over unit `vectors` (float32), of factory type `kind`."""
-    index = faiss.index_factory(vectors.shape[1], kind, faiss.METRIC_INNER_PRODUCT)
-    if not index.is_trained:
-        ivf = faiss.extract_index_ivf(index)
-        sample = vectors
-        if len(vectors) > _TRAINING_PER_LIST * ivf.nlist:
-            rows = np.random.default_rng(0).choice(len(vectors), _TRAINING_PER_LIST * ivf.nlist, replace=False)
-            sample = vectors[np.sort(rows)]
-        index.train(sample)
-        ivf.nprobe = min(ivf.nlist, max(_MIN_PROBES, round(ivf.nlist * PROBE_SHARE)))
-    index.add(vectors)
-    return index
+def nprobe_for(lists: int) -> int:
+    """Lists an approximate index probes per question."""
+    return min(lists, max(_MIN_PROBES, round(lists * PROBE_SHARE)))
 
 
 def current_version(index_dir: Path) -> Path | None:
@@ -208,6 +207,7 @@ def publish(
     corpus: str,
     skipped: tuple[Skipped, ...] = (),
     sentences: SentenceVectors | None = None,
+    parallel_map: Map = map,
 ) -> StoredIndex:
     """Write a new version and make it live atomically. Caller holds `publish_lock`.
 
@@ -222,6 +222,7 @@ def publish(
         corpus: The corpus folder, for the record.
         skipped: Files that could not be ingested, with reasons.
         sentences: Vectors of every passage's answer candidates, if computed.
+        parallel_map: Adds the shards of an approximate index (see `write_vectors`).
 
     Returns:
         The published index, loaded back and verified.
@@ -236,7 +237,9 @@ def publish(
     staging = index_dir / f".tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
-        _write_version(staging, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences)
+        _write_version(
+            staging, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map
+        )
         stored = load_version(staging)  # refuse to publish what we could not read back
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         final = index_dir / f"v-{stamp}-{staging.name[5:]}"
@@ -254,11 +257,13 @@ def publish(
     return stored
 
 
-def _write_version(folder, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences) -> None:
+def _write_version(
+    folder, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map
+) -> None:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dimensions = vectors.shape[1]
     kind = vector_index_type(len(vectors), settings)
-    write_vectors(folder, vectors, kind)
+    write_vectors(folder, vectors, kind, parallel_map)
     if sentences is not None:
         np.save(folder / SENTENCES, np.asarray(sentences.vectors, dtype=np.float16), allow_pickle=False)
         np.save(folder / SENTENCE_ROWS, np.asarray(sentences.starts, dtype=np.int64), allow_pickle=False)
@@ -290,15 +295,29 @@ def _write_version(folder, model, passages, vectors, documents, sources, setting
     _fsync(folder)
 
 
-def write_vectors(folder: Path, vectors: np.ndarray, kind: str) -> None:
-    """Write vectors.faiss of type `kind` for unit float32 `vectors` (and vectors.npy when approximate)."""
-    if kind != EXACT:
-        # The approximate index and the re-scoring copy both come from the
-        # float16 values, so an update that reuses them equals a rebuild.
-        copy = vectors.astype(np.float16)
-        np.save(folder / VECTOR_COPY, copy, allow_pickle=False)
-        vectors = copy.astype(np.float32)
-    faiss.write_index(build_vector_index(vectors, kind), str(folder / VECTORS))
+def write_vectors(folder: Path, vectors: np.ndarray, kind: str, parallel_map: Map = map) -> None:
+    """Write vectors.faiss of type `kind` for unit float32 `vectors`.
+
+    An approximate index also writes vectors.npy, the float16 copy that both
+    its IVF lists and the exact re-scoring come from (so an update that reuses
+    it equals a rebuild), and lists.ivfdata: the index is trained on a sample,
+    the copy's shards are added by `parallel_map` and their lists merged on
+    disk (`index.shards`), to be served memory-mapped.
+    """
+    if kind == EXACT:
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        faiss.write_index(index, str(folder / VECTORS))
+        return
+    np.save(folder / VECTOR_COPY, vectors.astype(np.float16), allow_pickle=False)
+    copy = np.load(folder / VECTOR_COPY, mmap_mode="r", allow_pickle=False)
+    assemble(split(copy, SHARD_ROWS), folder, ivf_plan(kind), map_fn=parallel_map, name=VECTORS)
+
+
+def ivf_plan(kind: str) -> IvfPlan:
+    """How an approximate index of factory type `kind` is trained (sample of 64 vectors per list, seed 0)."""
+    plan = IvfPlan.parse(kind)
+    return replace(plan, sample=_TRAINING_PER_LIST * plan.lists)
 
 
 def load(index_dir: Path, model: str | None = None) -> StoredIndex:
@@ -370,7 +389,9 @@ def read_vectors(folder: Path, manifest: Manifest) -> tuple[faiss.Index, np.ndar
         # A view of the index's own storage: no copy (it lives as long as `index`).
         matrix = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
         return index, matrix
-    index = faiss.read_index(str(folder / VECTORS), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    index = load_mmap(folder / VECTORS)
+    ivf = faiss.extract_index_ivf(index)
+    ivf.nprobe = nprobe_for(ivf.nlist)
     return index, np.load(folder / VECTOR_COPY, mmap_mode="r", allow_pickle=False)
 
 

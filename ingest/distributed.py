@@ -10,7 +10,10 @@ publish and its manifest verification) is the local code itself:
   order, and chunking runs as Ray tasks over batches of documents;
 - embedding: `RayEmbedder`, an `Embedder` whose `encode` streams the texts
   through a pool of actors, each building its model once from a picklable
-  factory (the class `BundledModel`, or a test's fake).
+  factory (the class `BundledModel`, or a test's fake);
+- for a collection past `Settings.exact_search_limit`, the approximate
+  index's shards are added by Ray tasks before their lists are merged on
+  disk (`index.shards`); shards travel as arrays, so no file system is shared.
 
 Vectors come back through Ray's object store, batch by batch, and the driver
 writes each batch into its rows of the one matrix that `publish` needs
@@ -35,7 +38,6 @@ import numpy as np
 
 from index.embedding import Embedder
 from index.records import DocumentInfo, Settings, Skipped
-from index.shards import IvfPlan, assemble
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import Document, corpus_root, discover, read_file, unique_records
 from ingest.pipeline import BuildReport, KnownChunks, Progress, _info, build, known_chunks
@@ -89,7 +91,9 @@ def build_on_ray(
         if not 1 <= workers <= cpus:
             raise ValueError(f"--workers must be between 1 and the cluster's {cpus} CPUs, got {workers}")
         embedder = RayEmbedder(factory, workers=workers, batch_size=batch_size)
-        return build(corpus, index_dir, embedder, settings, progress, strict, read=RayReader(factory))
+        return build(
+            corpus, index_dir, embedder, settings, progress, strict, read=RayReader(factory), parallel_map=_ray_map
+        )
 
 
 @contextmanager
@@ -276,16 +280,8 @@ class RayEmbedder:
         return out
 
 
-
-def assemble_on_ray(shards: Sequence[Path], out_dir: Path, plan: IvfPlan) -> Path:
-    """`index.shards.assemble` with every shard added by its own Ray task (on a path all nodes share).
-
-    Call inside `ray_session`; returns the merged index file.
-    """
-    return assemble(shards, out_dir, plan, map_fn=_ray_map)
-
-
 def _ray_map(function: Callable, *iterables) -> list:
+    """`map` with one Ray task per item (index shards are added this way)."""
     import ray
 
     remote = ray.remote(num_cpus=1)(function)

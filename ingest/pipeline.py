@@ -24,7 +24,7 @@ import numpy as np
 from index.embedding import Embedder
 from index.records import DocumentInfo, Location, Settings, Skipped, text_id
 from index.sentences import answer_candidates
-from index.store import IndexError, SentenceVectors, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
+from index.store import IndexError, Map, SentenceVectors, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import deduplicate
 from ingest.loaders import Document, corpus_root, discover, iter_documents
@@ -100,6 +100,7 @@ def build(
     progress: Progress | None = None,
     strict: bool = False,
     read: Reader | None = None,
+    parallel_map: Map = map,
 ) -> BuildReport:
     """Build the index for `corpus`, or bring it up to date.
 
@@ -111,6 +112,7 @@ def build(
         progress: Called as `progress(stage, done, total)`.
         strict: Refuse to publish when any file or record was skipped.
         read: Replaces the serial file reading and chunking (the Ray path reads in parallel tasks).
+        parallel_map: Adds the shards of an approximate (large) index; the Ray path uses Ray tasks.
 
     Returns:
         A report of what was read, embedded, reused and skipped.
@@ -155,6 +157,7 @@ def build(
             corpus=str(corpus),
             skipped=tuple(skipped),
             sentences=sentences,
+            parallel_map=parallel_map,
         )
         report("publish", 1, 1)
     return BuildReport(

@@ -15,11 +15,14 @@ import pytest
 import ray
 from conftest import REPO, FakeEmbedder, SlowFakeEmbedder
 
+from index import store
+from index.records import Settings
 from index.search import Searcher
 from index.shards import IvfPlan, assemble, load_mmap
 from index.store import load
+from ingest import distributed
 from ingest.__main__ import main
-from ingest.distributed import assemble_on_ray, build_on_ray
+from ingest.distributed import _ray_map, build_on_ray
 from ingest.pipeline import build
 
 pytestmark = pytest.mark.ray
@@ -127,6 +130,29 @@ def test_killed_embedding_worker_loses_and_duplicates_nothing(ray_cluster, ray_c
     assert_same_index(tmp_path / "ray", tmp_path / "local")
 
 
+def test_large_collection_adds_its_index_shards_in_ray_tasks(ray_cluster, tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(0)
+    words = [f"{stem}{n}" for stem in ("spine", "hip", "knee", "disc", "nerve", "bone") for n in range(40)]
+    records = [{"_id": f"r{i}", "text": " ".join(rng.choice(words, 12)) + "."} for i in range(1100)]
+    (corpus / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    shards_added: list[int] = []
+
+    def recording_ray_map(function, *iterables):
+        shards_added.append(len(iterables[1]))
+        return _ray_map(function, *iterables)
+
+    monkeypatch.setattr(store, "SHARD_ROWS", 300)
+    monkeypatch.setattr(distributed, "_ray_map", recording_ray_map)
+    settings = Settings(exact_search_limit=1000)
+    report = build_on_ray(corpus, tmp_path / "ray", FakeEmbedder, workers=2, settings=settings)
+    build(corpus, tmp_path / "local", FakeEmbedder(), settings)
+    assert report.passages == 1100 and shards_added == [4]  # 300 + 300 + 300 + 200 rows, one Ray task each
+    assert load(tmp_path / "ray").manifest.vector_index == "IVF66,SQ8"
+    assert_same_index(tmp_path / "ray", tmp_path / "local")
+
+
 def test_more_workers_than_cpus_is_a_clear_error(ray_cluster, tiny_corpus, tmp_path, capsys):
     code = main(["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--ray", "--workers", "9"])
     assert code == 1
@@ -138,12 +164,9 @@ def test_shards_added_by_ray_tasks_merge_to_the_serial_result(ray_cluster, tmp_p
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((1200, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    shards = []
-    for k, part in enumerate(np.array_split(vectors, 3)):
-        shards.append(tmp_path / f"{k}.npy")
-        np.save(shards[-1], part)
+    shards = np.array_split(vectors, 3)
     plan = IvfPlan(lists=8, sample=800)
-    on_ray = load_mmap(assemble_on_ray(shards, tmp_path / "ray", plan), probes=4)
+    on_ray = load_mmap(assemble(shards, tmp_path / "ray", plan, map_fn=_ray_map), probes=4)
     serial = load_mmap(assemble(shards, tmp_path / "serial", plan), probes=4)
     assert on_ray.ntotal == serial.ntotal == 1200
     d_ray, i_ray = on_ray.search(vectors[:50], 10)

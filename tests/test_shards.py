@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from index.shards import IvfPlan, assemble, load_mmap, sample_rows, train
+from index.shards import IvfPlan, assemble, load_mmap, sample_rows, split, train
 
 DIM = 32
 
@@ -27,13 +27,10 @@ def data():
     return clustered(4000, centers, rng), clustered(200, centers, rng)
 
 
-def write_shards(vectors: np.ndarray, folder: Path, count: int) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, part in enumerate(np.array_split(vectors, count)):
-        paths.append(folder / f"{k}.npy")
-        np.save(paths[-1], part)
-    return paths
+def memory_mapped(vectors: np.ndarray, folder: Path) -> np.ndarray:
+    """`vectors` as float16 on disk, memory-mapped (the form an index version stores them in)."""
+    np.save(folder / "vectors.npy", vectors.astype(np.float16))
+    return np.load(folder / "vectors.npy", mmap_mode="r")
 
 
 def recall_at_10(found: np.ndarray, exact: np.ndarray) -> float:
@@ -43,7 +40,7 @@ def recall_at_10(found: np.ndarray, exact: np.ndarray) -> float:
 def test_merged_index_finds_the_exact_neighbours(data, tmp_path):
     vectors, queries = data
     plan = IvfPlan(lists=32, codec="SQ8", sample=2000)
-    merged = load_mmap(assemble(write_shards(vectors, tmp_path / "shards", 4), tmp_path / "ivf", plan), probes=8)
+    merged = load_mmap(assemble(np.array_split(vectors, 4), tmp_path / "ivf", plan), probes=8)
     exact = faiss.IndexFlatIP(DIM)
     exact.add(vectors)
     _, truth = exact.search(queries, 10)
@@ -57,7 +54,7 @@ def test_merged_index_finds_the_exact_neighbours(data, tmp_path):
 @pytest.mark.parametrize("codec", ["SQ8", "PQ8x4"])
 def test_merge_loses_nothing_against_an_index_built_in_memory(data, tmp_path, codec):
     vectors, queries = data
-    shards = write_shards(vectors, tmp_path / "shards", 3)
+    shards = np.array_split(vectors, 3)
     plan = IvfPlan(lists=16, codec=codec, sample=1500, seed=3)
     merged = load_mmap(assemble(shards, tmp_path / "ivf", plan), probes=4)
     in_memory = train(sample_rows(shards, plan.sample, plan.seed), plan)
@@ -72,8 +69,9 @@ def test_merge_loses_nothing_against_an_index_built_in_memory(data, tmp_path, co
 
 def test_merged_folder_can_be_moved_and_is_memory_mapped(data, tmp_path):
     vectors, queries = data
-    built = assemble(write_shards(vectors, tmp_path / "shards", 2), tmp_path / "staging", IvfPlan(lists=8))
+    built = assemble(split(memory_mapped(vectors, tmp_path), 1500), tmp_path / "staging", IvfPlan(lists=8))
     assert sorted(p.name for p in built.parent.iterdir()) == ["lists.ivfdata", "vectors.index"]
+    assert index_of(built).ntotal == len(vectors)
     moved = tmp_path / "v-final"
     shutil.move(str(built.parent), moved)  # as a version folder is renamed into place
     index = load_mmap(moved / built.name, probes=8)
@@ -82,9 +80,9 @@ def test_merged_folder_can_be_moved_and_is_memory_mapped(data, tmp_path):
     assert index.search(queries[:5], 3)[1].min() >= 0
 
 
-def test_sample_spans_every_shard_without_repeats(tmp_path):
+def test_sample_spans_every_shard_without_repeats():
     vectors = np.arange(300, dtype=np.float32).reshape(100, 3)
-    sample = sample_rows(write_shards(vectors, tmp_path, 3), 60, seed=1)
+    sample = sample_rows(np.array_split(vectors, 3), 60, seed=1)
     rows = sample[:, 0] // 3
     assert len(set(rows)) == 60
     assert rows.min() < 34 and rows.max() >= 67
@@ -95,3 +93,23 @@ def test_bad_plans_are_refused():
         IvfPlan(lists=8, codec="flat")
     with pytest.raises(ValueError, match="cannot train 64 lists"):
         train(np.zeros((10, DIM), dtype=np.float32), IvfPlan(lists=64))
+
+
+def index_of(path: Path) -> faiss.Index:
+    return faiss.read_index(str(path), faiss.IO_FLAG_READ_ONLY | faiss.IO_FLAG_ONDISK_SAME_DIR)
+
+
+def test_split_makes_consecutive_views_of_at_most_the_given_rows(tmp_path):
+    vectors = memory_mapped(np.eye(10, dtype=np.float32), tmp_path)
+    shards = split(vectors, 4)
+    assert [len(s) for s in shards] == [4, 4, 2]
+    assert all(isinstance(s, np.memmap) for s in shards)  # nothing read yet
+    assert np.array_equal(np.concatenate(shards), vectors)
+
+
+def test_factory_strings_round_trip():
+    plan = IvfPlan.parse("IVF2000,SQ8", sample=128_000)
+    assert (plan.lists, plan.codec, plan.sample, plan.factory) == (2000, "SQ8", 128_000, "IVF2000,SQ8")
+    assert IvfPlan.parse("IVF16,PQ8x4").codec == "PQ8x4"
+    with pytest.raises(ValueError, match="not an IVF factory string: 'Flat'"):
+        IvfPlan.parse("Flat")

@@ -13,7 +13,9 @@ import pytest
 
 from index.records import DocumentInfo, Location, Passage, Settings, text_id
 from index.search import Searcher
-from index.store import IndexBusy, IndexError, current_version, load, publish, publish_lock
+from index import store
+from index.shards import sample_rows, train
+from index.store import IndexBusy, IndexError, current_version, ivf_plan, load, publish, publish_lock
 from ingest.pipeline import build
 
 from conftest import BREAKS, REPO, OtherModelEmbedder, break_index
@@ -174,15 +176,20 @@ def _clustered(count: int, dimensions: int, seed: int) -> np.ndarray:
 def approximate(tmp_path_factory) -> Path:
     """3,000 passages with an approximate index (exact_search_limit lowered to 1,000)."""
     index_dir = tmp_path_factory.mktemp("ann") / "idx"
-    vectors = _clustered(3000, 64, seed=0)
-    passages = [Passage(text_id(f"passage {i}"), f"passage {i}", (Location("d", "d.txt", i, i + 1, 1),)) for i in range(3000)]
+    _publish_synthetic(index_dir, _clustered(3000, 64, seed=0))
+    return index_dir
+
+
+def _publish_synthetic(index_dir: Path, vectors: np.ndarray, parallel_map=map) -> None:
+    """One passage per vector, past the lowered exact_search_limit of 1,000."""
+    count = len(vectors)
+    passages = [Passage(text_id(f"passage {i}"), f"passage {i}", (Location("d", "d.txt", i, i + 1, 1),)) for i in range(count)]
     with publish_lock(index_dir):
         publish(
             index_dir, model="synthetic", passages=passages, vectors=vectors,
-            documents=[DocumentInfo("d", "d.txt", "0", 3000, 3000)], sources={},
-            settings=Settings(exact_search_limit=1000), corpus="synthetic",
+            documents=[DocumentInfo("d", "d.txt", "0", count, count)], sources={},
+            settings=Settings(exact_search_limit=1000), corpus="synthetic", parallel_map=parallel_map,
         )
-    return index_dir
 
 
 class _Given:
@@ -215,14 +222,39 @@ def test_large_collection_gets_an_approximate_index_with_high_recall(approximate
     assert ranking.similarity[row] == pytest.approx(float(stored.all_vectors()[row].astype(np.float32) @ queries[0]), abs=1e-6)
 
 
-def test_memory_mapped_index_answers_like_the_one_in_memory(approximate):
+def test_approximate_index_is_served_from_lists_on_disk_like_one_built_in_memory(approximate):
     stored = load(approximate)
-    in_memory = faiss.read_index(str(stored.path / "vectors.faiss"))
+    assert "lists.ivfdata" in stored.manifest.files  # hashed and verified like every other file
+    ivf = faiss.extract_index_ivf(stored.vectors)
+    assert isinstance(faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists)
     assert isinstance(stored.all_vectors(), np.memmap)
+    # The same training sample, codec and probes, built and searched in memory.
+    copy = np.asarray(stored.all_vectors(), dtype=np.float32)
+    plan = ivf_plan(stored.manifest.vector_index)
+    in_memory = train(sample_rows([copy], plan.sample, plan.seed), plan)
+    in_memory.add(copy)
+    in_memory.nprobe = ivf.nprobe
     queries = _clustered(50, 64, seed=2)
     mapped_scores, mapped_rows = stored.vectors.search(queries, 10)
     scores, rows = in_memory.search(queries, 10)
-    assert (mapped_rows == rows).all() and (mapped_scores == scores).all()
+    assert (mapped_rows == rows).all() and np.allclose(mapped_scores, scores)
+
+
+def test_approximate_index_from_many_shards_equals_one_from_a_single_shard(approximate, tmp_path, monkeypatch):
+    one = load(approximate)
+    added: list[int] = []
+
+    def recording_map(function, *iterables):
+        for args in zip(*iterables):
+            added.append(len(args[1]))
+            yield function(*args)
+
+    monkeypatch.setattr(store, "SHARD_ROWS", 700)
+    _publish_synthetic(tmp_path / "idx", one.all_vectors().astype(np.float32), recording_map)
+    many = load(tmp_path / "idx")
+    assert added == [700, 700, 700, 700, 200]
+    queries = _clustered(50, 64, seed=3)
+    assert [a.tolist() for a in many.vectors.search(queries, 10)] == [a.tolist() for a in one.vectors.search(queries, 10)]
 
 
 def test_small_collection_searches_exactly(tiny_corpus, tmp_path, fake_embedder):
