@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -109,11 +110,13 @@ def ray_session(address: str | None) -> Iterator[None]:
         yield
         return
     if address:
+        _check_reachable(address)
         # Workers on other nodes get this project's packages shipped to them.
         runtime_env = {"py_modules": [str(REPO / "index"), str(REPO / "ingest")]}
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
     else:
         ray.init(
+            address="local",  # a new instance, even when `ray start` runs a cluster on this machine
             num_cpus=os.cpu_count(),
             include_dashboard=False,
             log_to_driver=False,
@@ -125,6 +128,24 @@ def ray_session(address: str | None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast on a `host:port` where nothing listens: `ray.init` would retry for minutes.
+
+    Raises:
+        ConnectionError: Nothing accepted a connection at `address` within `timeout` seconds.
+    """
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://..." and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with `ray start --head` "
+            "and pass the address it prints, or omit the address to run on a local Ray instance"
+        ) from None
 
 
 def _quiet_ray_data() -> None:

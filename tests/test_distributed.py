@@ -37,6 +37,7 @@ def ray_cluster():
     paths = os.pathsep.join([str(REPO), str(REPO / "tests")])
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reporting over the network
     ray.init(
+        address="local",
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

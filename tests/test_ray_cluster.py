@@ -1,0 +1,98 @@
+"""`python -m ingest --ray ADDRESS` joins a running Ray cluster (started here with `ray start --head`).
+
+The cluster is a separate set of processes, so the workers get this
+project's packages the way a real cluster's would: shipped by the driver
+(`runtime_env` py_modules), not from the test's PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from index.embedding import BundledModel
+from index.store import load
+from ingest.pipeline import build
+
+pytestmark = [pytest.mark.ray, pytest.mark.model]
+
+RAY = Path(sys.executable).parent / "ray"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# Ray's token authentication, set up as on a real cluster: one token, given to every node and driver.
+CLUSTER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    """A one-CPU Ray head node in its own process group; yields its address."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    env = {**os.environ, **CLUSTER_ENV}
+    command = [str(RAY), "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", "--block"]
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "Ray runtime started" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if "Ray runtime started" not in log.read_text():
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"ray start --head did not start:\n{log.read_text()}")
+    yield f"127.0.0.1:{port}"
+    # The head and every process it started share its process group (SIGTERM would drain for 30 s).
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(60)
+
+
+def ingest(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **CLUSTER_ENV, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_ingest_joins_the_cluster_at_an_address_and_matches_a_local_build(head, tiny_corpus, tmp_path):
+    index_dir = tmp_path / "ray-idx"
+    # The cluster's size, not this machine's, bounds --workers: proof that it joined.
+    refused = ingest("--corpus", str(tiny_corpus), "--index", str(index_dir), "--ray", head, "--workers", "2")
+    assert refused.returncode == 1, refused.stderr
+    assert "--workers must be between 1 and the cluster's 1 CPUs, got 2" in refused.stderr
+
+    done = ingest("--corpus", str(tiny_corpus), "--index", str(index_dir), "--ray", head)
+    assert done.returncode == 0, done.stderr
+    assert "indexed 3 documents as" in done.stdout
+    build(tiny_corpus, tmp_path / "local", BundledModel())
+    on_cluster, local = load(index_dir), load(tmp_path / "local")
+    assert on_cluster.passages == local.passages
+    assert np.allclose(on_cluster.all_vectors(), local.all_vectors(), atol=1e-5)
+    assert on_cluster.manifest.skipped == local.manifest.skipped
+
+
+def test_unreachable_address_is_a_clear_error(tiny_corpus, tmp_path):
+    result = ingest("--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--ray", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no Ray cluster answers at 127.0.0.1:") and "Traceback" not in result.stderr
+    assert not (tmp_path / "idx" / "CURRENT").exists()
+
+
+def test_ray_without_an_address_starts_its_own_instance_beside_a_running_cluster(head, tiny_corpus, tmp_path):
+    # Joining the one-CPU head would refuse two workers; a local instance has this machine's CPUs.
+    result = ingest("--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--ray", "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert load(tmp_path / "idx").manifest.passages > 0
