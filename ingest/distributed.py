@@ -280,7 +280,9 @@ class RayEmbedder:
         filled = np.zeros(len(texts), dtype=bool)
         # About four batches per block: every actor gets work, and progress moves every few batches.
         blocks = min(len(texts), max(self.workers, -(-len(texts) // (4 * self.batch_size))))
-        items = [{"row": row, "text": text} for row, text in enumerate(texts)]
+        # Longest first, as BundledModel.encode does locally: each batch pads to similar lengths.
+        order = np.argsort([len(text) for text in texts], kind="stable")[::-1]
+        items = [{"row": int(row), "text": texts[row]} for row in order]
         vectors = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             EmbedActor,
             fn_constructor_args=(self.factory,),
