@@ -1,6 +1,6 @@
 """Ingest throughput: the local pipeline against the Ray path with 1 and 2 embedding workers.
 
-Builds the same SciFact subset (the first --docs abstracts) three times from
+Builds the same SciFact corpus (or its first --docs abstracts) three times from
 scratch in one run, with the bundled model: locally (the default embedder, all cores),
 then on one local Ray instance with 1 and with 2 embedding actors (one CPU
 each). Reports passages embedded per second of build time and the ratio to
@@ -12,6 +12,7 @@ IVF+SQ8 assembled from 4 shards on disk, against the flat index: bytes per
 vector on disk, query time and recall@10. These feed docs/scaling.md.
 
     python bench/ray_ingest.py [--docs 500] [--corpus ../shared/eval/scifact/corpus.jsonl]
+    python bench/ray_ingest.py --docs 100000     # all 5,183 abstracts: about 95 min on 2 cores
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def main() -> None:
         + table(["index over the same vectors", "bytes/vector on disk", "ms/query (1 at a time)", "recall@10 vs flat"],
                 ivf_figures(reference.all_vectors(), work))
     )
-    record("Ingest on Ray (SciFact subset)", body)
+    record("Ingest on Ray (SciFact)", body)
     print(json.dumps({"work": str(work)}))
 
 
