@@ -144,12 +144,13 @@ def vector_index_type(passages: int, settings: Settings) -> str:
     return f"IVF{max(1, round(2 * passages ** 0.5))},SQ8"
 
 
-# Lists probed per question, as a share of all lists, chosen with bench/scale.py for
-# recall@10 >= 0.95 against exact search: at 1M passages and 2,000 lists, 32 probes
-# gave 0.972 at p50 13.5 ms, 62 gave 0.985 at 20.8 ms (a shared machine on which
-# exact search took 639 ms).
+# Lists probed per question: 1/64 of them, at least 32, chosen with bench/scale.py for
+# recall@10 >= 0.95 against exact search. At 1M passages and 2,000 lists, 32 probes
+# gave 0.972 at p50 13.5 ms (a shared machine on which exact search took 639 ms); at
+# 300k and 1,095 lists, 17 probes (1/64) gave only 0.935, 32 gave 0.964 at 3.0 ms
+# (exact: 26.6 ms).
 PROBE_SHARE = 1 / 64
-_MIN_PROBES = 16
+_MIN_PROBES = 32
 _TRAINING_PER_LIST = 64  # faiss asks for at least 39 points per centroid
 # Vectors per shard of an approximate index: each is added on its own (a Ray task on
 # the Ray path) and the shards' lists are merged on disk; 250,000 float32 rows = 384 MB.
