@@ -38,6 +38,8 @@ LISTS = "lists.ivfdata"
 # crashes faiss-cpu 1.15.1 in search.
 _CODEC = re.compile(r"SQ8|PQ\d+(x\d+)?")
 _FLAGS = faiss.IO_FLAG_READ_ONLY | faiss.IO_FLAG_ONDISK_SAME_DIR
+# `map(function, *iterables)` or a parallel equivalent (Ray tasks on the Ray path).
+Map = Callable[..., Iterable]
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def assemble(
     shards: Sequence[np.ndarray],
     out_dir: Path,
     plan: IvfPlan,
-    map_fn: Callable[..., Iterable[np.ndarray]] = map,
+    map_fn: Map = map,
     name: str = MERGED,
 ) -> Path:
     """Build a memory-mappable IVF index over vector shards (row order = shard order).

@@ -38,7 +38,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -49,10 +49,7 @@ import numpy as np
 
 from index.keyword import KeywordIndex
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
-from index.shards import IvfPlan, assemble, load_mmap, split
-
-# `map(function, *iterables)` or a parallel equivalent (Ray tasks on the Ray path).
-Map = Callable[..., Iterable]
+from index.shards import IvfPlan, Map, assemble, load_mmap, split
 
 POINTER = "CURRENT"
 LOCK = ".lock"

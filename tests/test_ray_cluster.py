@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench.app_server import free_port
 from conftest import REPO
 
 from index.embedding import BundledModel
@@ -27,12 +27,6 @@ from ingest.pipeline import build
 pytestmark = [pytest.mark.ray, pytest.mark.model]
 
 RAY = Path(sys.executable).parent / "ray"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # Ray's token authentication, set up as on a real cluster: one token, given to every node and driver.
