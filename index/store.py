@@ -387,9 +387,7 @@ def read_vectors(folder: Path, manifest: Manifest) -> tuple[faiss.Index, np.ndar
         # A view of the index's own storage: no copy (it lives as long as `index`).
         matrix = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
         return index, matrix
-    index = load_mmap(folder / VECTORS)
-    ivf = faiss.extract_index_ivf(index)
-    ivf.nprobe = nprobe_for(ivf.nlist)
+    index = load_mmap(folder / VECTORS, probes=nprobe_for(IvfPlan.parse(manifest.vector_index).lists))
     return index, np.load(folder / VECTOR_COPY, mmap_mode="r", allow_pickle=False)
 
 
