@@ -16,14 +16,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from app_server import free_port, wait_healthy  # noqa: E402
-from report import record, table  # noqa: E402
+from app_server import free_port, wait_healthy
+from report import record, table
 
 REPO = Path(__file__).resolve().parent.parent
 QUESTION = "how long does a broken vertebra take to heal?"

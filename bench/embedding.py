@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,15 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from report import record, table  # noqa: E402
+from report import record, table
 
-from index.embedding import BundledModel  # noqa: E402
-from index.onnx_model import OnnxEncoder, cached_onnx, export  # noqa: E402
-from index.records import Settings  # noqa: E402
-from ingest.chunking import chunk_document  # noqa: E402
-from ingest.loaders import Document, iter_documents  # noqa: E402
+from index.embedding import BundledModel
+from index.onnx_model import OnnxEncoder, cached_onnx, export
+from index.records import Settings
+from ingest.chunking import chunk_document
+from ingest.loaders import Document, iter_documents
 
 SCIFACT = Path("/work/shared/eval/scifact/corpus.jsonl")
 # bf16 runs ~5x slower than fp32 on CPUs without native bf16; a few passages per round show it.

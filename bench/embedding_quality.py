@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,14 +24,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from report import record, table  # noqa: E402
+from report import record, table
 
-from index import evaluate  # noqa: E402
-from index.embedding import BundledModel  # noqa: E402
-from index.search import Searcher, SearchSettings  # noqa: E402
-from index.store import load  # noqa: E402
+from index import evaluate
+from index.embedding import BundledModel
+from index.search import Searcher, SearchSettings
+from index.store import load
 
 SCIFACT = Path("/work/shared/eval/scifact")
 

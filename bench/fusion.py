@@ -12,18 +12,15 @@ Needs the SciFact index:
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from index.embedding import BundledModel  # noqa: E402
-from index.evaluate import evaluate_beir, read_qrels, read_queries  # noqa: E402
-from index.search import SearchSettings, Searcher  # noqa: E402
-from index.store import load  # noqa: E402
-from report import record, table  # noqa: E402
+from index.embedding import BundledModel
+from index.evaluate import evaluate_beir, read_qrels, read_queries
+from index.search import SearchSettings, Searcher
+from index.store import load
+from report import record, table
 
 
 class MemoEmbedder:

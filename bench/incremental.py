@@ -27,21 +27,18 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from index.embedding import BundledModel  # noqa: E402
-from index.sentences import answer_candidates  # noqa: E402
-from index.store import load  # noqa: E402
-from ingest.pipeline import build  # noqa: E402
-from report import record, table  # noqa: E402
+from index.embedding import BundledModel
+from index.sentences import answer_candidates
+from index.store import load
+from ingest.pipeline import build
+from report import record, table
 
 ADDED = (
     "Vitamin D supplementation and fracture risk in older adults. "

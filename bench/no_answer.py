@@ -13,19 +13,16 @@ sweeps the threshold to show the margin on either side.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from index.embedding import BundledModel  # noqa: E402
-from index.evaluate import read_qrels, read_questions, read_queries  # noqa: E402
-from index.search import SearchSettings, Searcher  # noqa: E402
-from index.store import load  # noqa: E402
-from report import record, table  # noqa: E402
+from index.embedding import BundledModel
+from index.evaluate import read_qrels, read_questions, read_queries
+from index.search import SearchSettings, Searcher
+from index.store import load
+from report import record, table
 
 # Off-topic for a biomedical abstract collection: no health questions here.
 GENERAL = [

@@ -26,7 +26,6 @@ gives; rows of passages no claim retrieves stay zero and are never read.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,15 +33,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from index.embedding import BundledModel  # noqa: E402
-from index.evaluate import read_qrels, read_queries  # noqa: E402
-from index.search import Searcher  # noqa: E402
-from index.sentences import answer_candidates  # noqa: E402
-from index.store import SentenceVectors, load  # noqa: E402
-from report import record, table  # noqa: E402
+from index.embedding import BundledModel
+from index.evaluate import read_qrels, read_queries
+from index.search import Searcher
+from index.sentences import answer_candidates
+from index.store import SentenceVectors, load
+from report import record, table
 
 
 def with_sentences_for(stored, embedder, claims: list[str]):

@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,15 +28,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from report import record, table  # noqa: E402
+from report import record, table
 
-from index.embedding import BundledModel  # noqa: E402
-from index.shards import IvfPlan, assemble, load_mmap  # noqa: E402
-from index.store import load  # noqa: E402
-from ingest.distributed import build_on_ray, ray_session  # noqa: E402
-from ingest.pipeline import build  # noqa: E402
+from index.embedding import BundledModel
+from index.shards import IvfPlan, assemble, load_mmap
+from index.store import load
+from ingest.distributed import build_on_ray, ray_session
+from ingest.pipeline import build
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "scifact" / "corpus.jsonl"
 

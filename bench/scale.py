@@ -36,13 +36,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from index.records import FORMAT_VERSION, Manifest, Settings  # noqa: E402
-from index.search import SearchSettings  # noqa: E402
-from index.shards import IvfPlan  # noqa: E402
-from index.store import EXACT, StoredIndex, load, nprobe_for, read_vectors, vector_index_type, write_vectors  # noqa: E402
+from index.records import FORMAT_VERSION, Manifest, Settings
+from index.search import SearchSettings
+from index.shards import IvfPlan
+from index.store import EXACT, StoredIndex, load, nprobe_for, read_vectors, vector_index_type, write_vectors
 
 
 K = 10

@@ -43,7 +43,6 @@ from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import Document, corpus_root, discover, read_file, unique_records
 from ingest.pipeline import BuildReport, KnownChunks, Progress, _info, build, known_chunks
 
-REPO = Path(__file__).resolve().parent.parent
 EmbedderFactory = Callable[[], Embedder]
 
 # Per worker process: the embedder each factory built, so tasks reuse one tokenizer.
@@ -111,17 +110,20 @@ def ray_session(address: str | None) -> Iterator[None]:
         return
     if address:
         _check_reachable(address)
-        # Workers on other nodes get this project's packages shipped to them.
-        runtime_env = {"py_modules": [str(REPO / "index"), str(REPO / "ingest")]}
+        import index
+        import ingest
+
+        # Workers on other nodes get this project's packages shipped to them (Ray packs the modules' folders).
+        runtime_env = {"py_modules": [index, ingest]}
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
     else:
+        # Local workers run this interpreter, where the project is installed (`pip install -e .`).
         ray.init(
             address="local",  # a new instance, even when `ray start` runs a cluster on this machine
             num_cpus=os.cpu_count(),
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
-            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}},
         )
     try:
         _quiet_ray_data()

@@ -2,8 +2,8 @@
 
 Shared by tests/test_bad_files.py and the peak-memory measurement, which
 ingests in a fresh process so `ru_maxrss` is the build's own peak:
-`python tests/bad_corpus.py make DIR` then `python tests/bad_corpus.py
-ingest DIR --index IDX`. Each
+`python -m tests.bad_corpus make DIR` then `python -m tests.bad_corpus
+ingest DIR --index IDX` (from the repository folder). Each
 good file holds one sentence with a made-up word found nowhere else, so a
 search for that word proves the file is in the index; each bad file maps to
 the words its skip reason must contain.
@@ -14,13 +14,9 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-from conftest import write_pdf  # noqa: E402
+from tests.helpers import write_pdf
 
 # source -> (made-up word, sentence that holds it)
 GOOD = {
@@ -124,7 +120,7 @@ def measure_ingest(corpus: Path, index_dir: Path) -> dict:
     import resource
     import time
 
-    from conftest import FakeEmbedder
+    from index.testing import FakeEmbedder
     from ingest.pipeline import build
 
     start = resource.getrusage(resource.RUSAGE_SELF)

@@ -1,6 +1,6 @@
 """Run one build in a process of its own so that a test can SIGKILL it at a chosen moment.
 
-    python tests/crash_driver.py CORPUS INDEX [--stop-at N | --stop-at-step STEP] [--jitter-ms MS] [--embed-seconds S]
+    python -m tests.crash_driver CORPUS INDEX [--stop-at N | --stop-at-step STEP] [--jitter-ms MS] [--embed-seconds S]
 
 Every file-system step the store takes (mkdir, fsync, rename, replace,
 unlink, rmdir, FAISS write, BM25 save) is an event, numbered before and after
@@ -21,32 +21,17 @@ import argparse
 import os
 import random
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
+import faiss
+from tqdm import tqdm
 
-import faiss  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from conftest import FakeEmbedder  # noqa: E402
-from index.keyword import KeywordIndex  # noqa: E402
-from ingest.pipeline import build  # noqa: E402
-
-
-class SlowEmbedder(FakeEmbedder):
-    """The fake embedder, taking `seconds` per call so a kill can land mid-embedding."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds = seconds
-
-    def encode(self, texts, progress=None):
-        time.sleep(self.seconds)
-        return super().encode(texts, progress)
+from index.keyword import KeywordIndex
+from index.testing import SlowFakeEmbedder
+from ingest.pipeline import build
 
 
 class Events:
@@ -93,7 +78,7 @@ def run(
     events.wrap(KeywordIndex, "save")
     events.wrap(shutil, "rmtree")
     emit("READY")
-    report = build(corpus, index_dir, SlowEmbedder(embed_seconds))
+    report = build(corpus, index_dir, SlowFakeEmbedder(embed_seconds))
     emit(f"DONE published={report.published}")
 
 

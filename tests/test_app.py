@@ -14,7 +14,8 @@ from index.display import NO_ANSWER, escape_markdown
 from index.store import current_version
 from ingest.pipeline import build
 
-from conftest import BREAKS, REPO, FakeEmbedder, OtherModelEmbedder, break_index
+from index.testing import FakeEmbedder
+from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 
 APP = str(REPO / "app.py")
 

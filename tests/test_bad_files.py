@@ -28,8 +28,9 @@ from index.store import current_version, load
 from ingest.__main__ import main as ingest_main
 from ingest.pipeline import build
 
-from bad_corpus import BAD, ENCODINGS, GOOD, UNREADABLE, make_bad_corpus
-from conftest import REPO, FakeEmbedder
+from tests.bad_corpus import BAD, ENCODINGS, GOOD, UNREADABLE, make_bad_corpus
+from index.testing import FakeEmbedder
+from tests.helpers import REPO
 
 EXPECTED_SKIPS = {**BAD, UNREADABLE: "permission denied"}
 
@@ -178,7 +179,7 @@ def test_fifty_megabyte_file_is_indexed_with_bounded_memory(tmp_path):
     """
     corpus = make_bad_corpus(tmp_path / "corpus", big_mb=50)
     result = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "bad_corpus.py"), "ingest", str(corpus), "--index", str(tmp_path / "index")],
+        [sys.executable, "-m", "tests.bad_corpus", "ingest", str(corpus), "--index", str(tmp_path / "index")],
         cwd=REPO, capture_output=True, text=True, check=True,
     )
     figures = json.loads(result.stdout.strip().splitlines()[-1])

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.app_server import start_app
-from conftest import REPO
+from tests.helpers import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

@@ -11,7 +11,8 @@ from index.sentences import split_sentences
 from ingest.chunking import chunk_document
 from ingest.loaders import Document
 
-from conftest import REPO, FakeEmbedder
+from index.testing import FakeEmbedder
+from tests.helpers import REPO
 
 COUNT = FakeEmbedder().count_tokens
 SETTINGS = Settings(max_tokens=40, min_tokens=8)

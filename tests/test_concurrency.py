@@ -1,6 +1,6 @@
 """Readers during rebuilds, and two rebuilds at once.
 
-Rebuilds run in other processes (tests/crash_driver.py with the fake
+Rebuilds run in other processes (`python -m tests.crash_driver`, the fake
 embedder slowed down) and switch the corpus between two contents whose
 passages are told apart by their words, while threads here load the index
 and ask questions without pause. Every answer must come whole from one
@@ -23,11 +23,11 @@ from index.search import Searcher
 from index.store import load
 from ingest.pipeline import build
 
-from conftest import REPO, TINY_DOCS, FakeEmbedder
+from index.testing import FakeEmbedder
+from tests.helpers import REPO, TINY_DOCS
 
 pytestmark = pytest.mark.slow
 
-DRIVER = REPO / "tests" / "crash_driver.py"
 # Corpus B shares no passage with corpus A (TINY_DOCS): every word differs.
 OTHER_DOCS = {
     "knees.txt": "Knee cartilage wears down with age and long-distance running.\n\nCycling spares the knees.",
@@ -51,8 +51,8 @@ def passage_ids(docs: dict[str, str], tmp: Path) -> frozenset[str]:
 
 
 def driver(corpus: Path, index_dir: Path, *options: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(DRIVER), str(corpus), str(index_dir), *options],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "tests.crash_driver", str(corpus), str(index_dir), *options],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_questions_during_rebuilds_come_whole_from_one_version(tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
-import os
 import random
 import shutil
 import signal
@@ -27,22 +26,27 @@ from index.search import Searcher
 from index.store import load
 from ingest.pipeline import build
 
-import crash_driver
-from conftest import REPO, TINY_DOCS, FakeEmbedder
+from tests import crash_driver
+from index.testing import FakeEmbedder
+from tests.helpers import REPO, TINY_DOCS
 
 pytestmark = pytest.mark.slow
 
 # Each kill needs a new process; forking them from a server that has imported
 # the driver (numpy, FAISS, bm25s) once makes a kill cost milliseconds, not seconds.
 FORKSERVER = multiprocessing.get_context("forkserver")
-FORKSERVER.set_forkserver_preload(["crash_driver"])
+FORKSERVER.set_forkserver_preload(["tests.crash_driver"])
 
 
 @pytest.fixture(scope="module", autouse=True)
 def forkserver():
-    """Start the fork server able to import the driver (it does not inherit our sys.path, only the environment)."""
+    """Start the fork server from the repository folder, so it imports `tests.crash_driver`.
+
+    The server is a new `python -c` process: it finds the installed packages
+    (index, ingest) itself, and the `tests` package in its working directory.
+    """
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")]))
+        patch.chdir(REPO)
         multiprocessing.forkserver.ensure_running()
 QUESTIONS = ["vertebral fractures heal", "hip flexors stretch", "knee cartilage running", "ankle sprain ice"]
 DETERMINISTIC_KILLS = 30

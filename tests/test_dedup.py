@@ -7,7 +7,8 @@ from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import deduplicate, jaccard, shingles
 from ingest.loaders import Document
 
-from conftest import REPO, FakeEmbedder
+from index.testing import FakeEmbedder
+from tests.helpers import REPO
 
 
 def chunk(text: str, source: str, start: int = 0) -> Chunk:

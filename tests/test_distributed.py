@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
-from conftest import REPO, FakeEmbedder, SlowFakeEmbedder
+from index.testing import FakeEmbedder, SlowFakeEmbedder
 
 from index import store
 from index.records import Settings
@@ -33,8 +33,7 @@ TOPICS = ["knee cartilage", "shoulder rotator cuff", "ankle ligament", "wrist te
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """One local Ray instance for the module: workers import the project and the test helpers."""
-    paths = os.pathsep.join([str(REPO), str(REPO / "tests")])
+    """One local Ray instance for the module: its workers import the installed project (and `index.testing`)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reporting over the network
     ray.init(
         address="local",
@@ -43,7 +42,6 @@ def ray_cluster():
         log_to_driver=False,
         configure_logging=False,
         object_store_memory=200 * 2**20,
-        runtime_env={"env_vars": {"PYTHONPATH": paths}},
     )
     yield
     ray.shutdown()

@@ -18,7 +18,7 @@ from index import onnx_model
 from index.embedding import BundledModel
 from index.onnx_model import ExportError, cached_onnx, model_key
 
-from conftest import REPO, TINY_DOCS
+from tests.helpers import REPO, TINY_DOCS
 
 
 @pytest.fixture

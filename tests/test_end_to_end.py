@@ -18,7 +18,7 @@ from index.search import Searcher
 from index.store import load
 from ingest.pipeline import build
 
-from conftest import REPO
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.model
 

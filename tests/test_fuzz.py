@@ -28,7 +28,8 @@ from index.sentences import split_sentences
 from ingest.chunking import chunk_document
 from ingest.loaders import SUPPORTED_SUFFIXES, Document, LoadError, decode_text, iter_documents, load_file
 
-from conftest import FakeEmbedder, write_pdf
+from index.testing import FakeEmbedder
+from tests.helpers import write_pdf
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 COUNT = FakeEmbedder().count_tokens

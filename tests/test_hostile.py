@@ -29,7 +29,8 @@ from index.search import MAX_QUERY_CHARS, Searcher, clean_query
 from index.store import load
 from ingest.pipeline import build
 
-from conftest import REPO, FakeEmbedder
+from index.testing import FakeEmbedder
+from tests.helpers import REPO
 
 APP = str(REPO / "app.py")
 ARABIC_DOC = "عضلات الورك تثني الركبة نحو الجسم."

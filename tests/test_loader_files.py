@@ -11,7 +11,7 @@ import pytest
 from index.records import Skipped
 from ingest.loaders import Document, LoadError, decode_text, discover, iter_documents, load_file
 
-from conftest import write_pdf
+from tests.helpers import write_pdf
 
 
 @pytest.mark.parametrize(

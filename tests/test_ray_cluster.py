@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bench.app_server import free_port
-from conftest import REPO
+from tests.helpers import REPO
 
 from index.embedding import BundledModel
 from index.store import load

@@ -12,7 +12,7 @@ from index.search import SearchSettings, Searcher, rrf
 from index.store import load
 from ingest.pipeline import build
 
-from conftest import REPO
+from tests.helpers import REPO
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from index.shards import sample_rows, train
 from index.store import IndexBusy, IndexError, current_version, ivf_plan, load, publish, publish_lock
 from ingest.pipeline import build
 
-from conftest import BREAKS, REPO, OtherModelEmbedder, break_index
+from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 
 
 def test_round_trip_keeps_passages_vectors_and_manifest(tiny_corpus, tmp_path, fake_embedder):

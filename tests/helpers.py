@@ -1,0 +1,99 @@
+"""Test helpers that are not library material: tiny corpora, a PDF writer, ways to damage an index.
+
+Imported as `tests.helpers` (tests/ is a package); the fake embedders live in
+the library (`index.testing`), where subprocesses and Ray workers find them too.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from index.testing import FakeEmbedder
+
+REPO = Path(__file__).resolve().parent.parent
+
+TINY_DOCS = {
+    "fractures.txt": (
+        "Vertebral fractures take weeks to heal with rest and pain relievers. "
+        "Kyphoplasty inflates a balloon in the compressed vertebra, restoring some of its lost height.\n\n"
+        "Spinal fusion joins two vertebrae with bone grafts and screws."
+    ),
+    "hips/flexors.md": (
+        "# Hip flexors\n\n"
+        "The hip flexors lift the knee toward the body and bend the trunk at the waist. "
+        "Stretch them gently after every workout, holding each stretch for thirty seconds.\n\n"
+        "Icing an inflamed hip joint four times daily lowers inflammation."
+    ),
+    "copy.txt": "Spinal fusion joins two vertebrae with bone grafts and screws.\n\n×\n",
+}
+
+
+def write_corpus(corpus: Path, docs: dict[str, str]) -> Path:
+    """Write `docs` (relative name -> text) as files under `corpus`; returns `corpus`."""
+    for name, text in docs.items():
+        path = corpus / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return corpus
+
+
+def write_pdf(path: Path, pages: list[str]) -> None:
+    """A minimal valid PDF with a Helvetica text layer, one line of text per page."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", None, "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for text in pages:
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream.decode('latin-1')}\nendstream")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            f"/Contents {len(objects)} 0 R >>"
+        )
+        kids.append(f"{len(objects)} 0 R")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>"
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(bytes(out))
+
+
+class OtherModelEmbedder(FakeEmbedder):
+    """The fake embedder under another model's name: its indexes must be refused by the real model."""
+
+    name = "test/other-model"
+
+
+def break_index(index_dir: Path, how: str) -> str:
+    """Damage the live version of an index one way; returns the file the error must name.
+
+    `how`: "truncated" (vectors cut short), "missing" (a file deleted),
+    "tampered" (a passage edited), "manifest" (manifest not JSON),
+    "version-gone" (CURRENT names a deleted version).
+    """
+    version = index_dir / (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    if how == "truncated":
+        path = version / "vectors.faiss"
+        path.write_bytes(path.read_bytes()[:100])
+    elif how == "missing":
+        path = version / "documents.json"
+        path.unlink()
+    elif how == "tampered":
+        path = version / "passages.jsonl"
+        path.write_text(path.read_text(encoding="utf-8").replace("vertebra", "vertebrum"), encoding="utf-8")
+    elif how == "manifest":
+        path = version / "manifest.json"
+        path.write_text("{ not json", encoding="utf-8")
+    elif how == "version-gone":
+        shutil.rmtree(version)
+        path = version / "manifest.json"
+    else:
+        raise ValueError(f"unknown damage {how!r}")
+    return str(path)
+
+
+BREAKS = ("truncated", "missing", "tampered", "manifest", "version-gone")
