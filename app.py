@@ -5,32 +5,31 @@ uploads and rebuilds in the background. Model and index load once per process
 (`st.cache_resource`); a rebuild never interrupts answering, because
 questions go to the published index until the new one replaces it.
 
-Run it with `make run` (or `streamlit run app.py`). KB_CORPUS and KB_INDEX
-choose the folders (defaults: corpus/ and data/index/).
+Run it with `make run` (or `streamlit run app.py`). KB_CORPUS, KB_INDEX and
+KB_EMBEDDER choose the folders and the model (`index.config.Config`,
+resolved once when the page first runs).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
 
-from index import DEFAULT_INDEX
+from index.config import Config, one_thread_per_question
 from index.display import NO_ANSWER, escape_markdown, highlight_markdown, hit_highlight
-from index.embedding import BundledModel
+from index.embedding import Embedder, embedder_for
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
 from index.records import Answer, Hit
 from index.search import MAX_QUERY_CHARS, Searcher
 from index.store import IndexError, current_version, load
-from ingest import DEFAULT_CORPUS
 from ingest.jobs import BuildJob
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import changed_sources
 from ingest.uploads import MAX_UPLOAD_BYTES, UploadRejected, save_upload
 
-CORPUS = Path(os.environ.get("KB_CORPUS", DEFAULT_CORPUS))
-INDEX = Path(os.environ.get("KB_INDEX", DEFAULT_INDEX))
+CONFIG = Config.resolve()
+CORPUS, INDEX = CONFIG.corpus, CONFIG.index
 EXAMPLES = (
     "How long does a broken vertebra take to heal?",
     "What muscles are the hip flexors?",
@@ -42,8 +41,10 @@ _STAGE_LABELS = {"read": "Reading files", "embed": "Embedding passages", "publis
 
 
 @st.cache_resource(show_spinner="Loading the language model…")
-def get_embedder() -> BundledModel:
-    embedder = BundledModel()
+def get_embedder(config: Config) -> Embedder:
+    """The configured model, loaded once per process (which also sets its thread counts, once)."""
+    one_thread_per_question()
+    embedder = embedder_for(config)
     embedder.encode(["warm up"])  # load weights now, not on the first question
     return embedder
 
@@ -51,7 +52,7 @@ def get_embedder() -> BundledModel:
 @st.cache_resource(max_entries=2, show_spinner="Loading the index…")
 def get_searcher(index_dir: str, version: str) -> Searcher:
     """One searcher per published version: a rebuild changes `version` and so the cache key."""
-    embedder = get_embedder()
+    embedder = get_embedder(CONFIG)
     return Searcher(load(Path(index_dir), model=embedder.name), embedder)
 
 
@@ -63,7 +64,7 @@ def get_quality(index_dir: str, version: str, questions: str, modified_ns: int) 
 
 @st.cache_resource
 def get_build_job(corpus: str, index_dir: str) -> BuildJob:
-    return BuildJob(Path(corpus), Path(index_dir), get_embedder())
+    return BuildJob(Path(corpus), Path(index_dir), get_embedder(CONFIG))
 
 
 def main() -> None:

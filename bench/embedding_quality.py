@@ -65,7 +65,7 @@ def main() -> None:
 
     queries = evaluate.read_queries(args.beir / "queries.jsonl")
     qrels = evaluate.read_qrels(args.beir / "qrels" / "test.tsv")
-    fp32, int8 = BundledModel(backend="torch"), BundledModel()
+    fp32, int8 = BundledModel(backend="torch"), BundledModel(backend="onnx-int8")
     stored = load(args.index, model=fp32.name)
     if int8.backend != "onnx-int8":
         raise SystemExit(f"the int8 backend is not available: {int8.notes}")

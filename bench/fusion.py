@@ -16,7 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 
-from index.embedding import BundledModel
+from index.config import Config
+from index.embedding import BundledModel, embedder_for
 from index.evaluate import evaluate_beir, read_qrels, read_queries
 from index.search import SearchSettings, Searcher
 from index.store import load
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/eval/scifact"))
     args = parser.parse_args()
 
-    embedder = MemoEmbedder(BundledModel())
+    embedder = MemoEmbedder(embedder_for(Config.resolve()))
     searcher = Searcher(load(args.index, model=embedder.name), embedder)
     queries = read_queries(args.data / "queries.jsonl")
     splits = {name: read_qrels(args.data / "qrels" / f"{name}.tsv") for name in ("train", "test")}

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 
-from index.embedding import BundledModel
+from index.config import Config
+from index.embedding import BundledModel, embedder_for
 from index.sentences import answer_candidates
 from index.store import load
 from ingest.pipeline import build
@@ -121,7 +122,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=600, help="texts embedded to time the model (without --full)")
     args = parser.parse_args()
 
-    embedder = BundledModel()
+    embedder = embedder_for(Config.resolve())
     embedder.encode(["warm up the model"])  # loading is not what we measure
     source = None if args.full else load(args.index, model=embedder.name)
     work = Path(tempfile.mkdtemp(prefix="incremental-bench-"))

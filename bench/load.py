@@ -180,7 +180,8 @@ def main() -> None:
     parser.add_argument("--browser-questions", type=int, default=4, help="questions per browser session")
     args = parser.parse_args()
 
-    from index.embedding import BundledModel
+    from index.config import Config
+    from index.embedding import embedder_for
     from index.search import Searcher
     from index.store import load
 
@@ -190,7 +191,7 @@ def main() -> None:
         torch.set_num_threads(args.torch_threads)
     items = read_questions(args.corpus / "questions.jsonl")
     questions = [item["query"] for item in items][: args.questions or None]
-    embedder = BundledModel()
+    embedder = embedder_for(Config.resolve())
     searcher = Searcher(load(args.index, model=embedder.name), embedder)
     searcher.search("warm up the model")
     baseline, expected = single_client(searcher, questions)

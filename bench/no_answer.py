@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 
-from index.embedding import BundledModel
+from index.config import Config
+from index.embedding import embedder_for
 from index.evaluate import read_qrels, read_questions, read_queries
 from index.search import SearchSettings, Searcher
 from index.store import load
@@ -52,7 +53,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/eval/scifact"))
     args = parser.parse_args()
 
-    embedder = BundledModel()
+    embedder = embedder_for(Config.resolve())
     threshold = SearchSettings().answer_threshold
     questions = read_questions(Path("corpus/questions.jsonl"))
     bundled = Searcher(load(args.bundled, model=embedder.name), embedder)

@@ -34,7 +34,8 @@ import faiss
 import numpy as np
 
 
-from index.embedding import BundledModel
+from index.config import Config
+from index.embedding import embedder_for
 from index.evaluate import read_qrels, read_queries
 from index.search import Searcher
 from index.sentences import answer_candidates
@@ -69,7 +70,7 @@ def main() -> None:
 
     import torch
 
-    embedder = BundledModel()
+    embedder = embedder_for(Config.resolve())
     stored = load(args.index, model=embedder.name)
     queries = read_queries(args.data / "queries.jsonl")
     claims = [queries[q] for q in read_qrels(args.data / "qrels" / "test.tsv")][: args.queries]

@@ -18,6 +18,7 @@ vector on disk, query time and recall@10. These feed docs/scaling.md.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 import json
 import math
 import os
@@ -30,7 +31,8 @@ import numpy as np
 
 from report import record, table
 
-from index.embedding import BundledModel
+from index.config import Config
+from index.embedding import embedder_for, get_embedder
 from index.shards import IvfPlan, assemble, load_mmap
 from index.store import load
 from ingest.distributed import build_on_ray, ray_session
@@ -92,13 +94,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ray-bench-"))
     corpus = subset(args.corpus, args.docs, work)
     docs = sum(1 for _ in open(corpus / "corpus.jsonl", encoding="utf-8"))
-    model = BundledModel()
+    config = Config.resolve()
+    model = embedder_for(config)
     runs: list[tuple[str, object]] = [("local, all cores", build(corpus, work / "local", model))]
     began = time.perf_counter()
     with ray_session(None):
         started = time.perf_counter() - began
         for workers in (1, 2):
-            report = build_on_ray(corpus, work / f"ray-{workers}", BundledModel, workers=workers)
+            report = build_on_ray(corpus, work / f"ray-{workers}", partial(get_embedder, config.embedder, config), workers=workers)
             runs.append((f"Ray, {workers} embedding actor{'s' if workers > 1 else ''} (1 CPU each)", report))
 
     reference = load(work / "local")

@@ -137,7 +137,8 @@ def main() -> None:
         serve(args.serve, args.kind, args.probes)
         return
 
-    from index.embedding import BundledModel
+    from index.config import Config
+    from index.embedding import embedder_for
     from index.evaluate import read_qrels, read_queries
 
     rng = np.random.default_rng(0)
@@ -146,7 +147,7 @@ def main() -> None:
     vectors = expand(real, args.size, distance, rng)
     queries_text = read_queries(args.data / "queries.jsonl")
     claims = [queries_text[q] for q in read_qrels(args.data / "qrels" / "test.tsv")]
-    queries = BundledModel().encode(claims)
+    queries = embedder_for(Config.resolve()).encode(claims)
     print(f"{len(real)} real vectors, neighbour distance {distance:.3f}, {len(vectors)} vectors, {len(queries)} queries", flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="scale-bench-"))

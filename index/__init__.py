@@ -1,5 +1,5 @@
 """The stored index and everything that reads it: search, answers, evaluation."""
 
-from pathlib import Path
+from index.config import DEFAULT_INDEX
 
-DEFAULT_INDEX = Path("data/index")
+__all__ = ["DEFAULT_INDEX"]

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from index import DEFAULT_INDEX
+from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
 from index.search import MAX_QUERY_CHARS, clean_query
 from index.store import IndexError, StoredIndex, load
@@ -46,22 +46,23 @@ def main(argv: list[str] | None = None) -> int:
     _add_index_option(evaluate)
 
     args = parser.parse_args(argv)
+    config = Config.resolve(index=args.index)
     try:
         if args.command == "query":
-            return _query(args, parser)
+            return _query(args, parser, config)
         if args.command == "eval":
-            return _eval(args, parser)
-        return _info(args)
+            return _eval(args, parser, config)
+        return _info(config)
     except IndexError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
 def _add_index_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help=f"index folder (default: {DEFAULT_INDEX})")
+    parser.add_argument("--index", type=Path, help=f"index folder (default: $KB_INDEX, else {DEFAULT_INDEX})")
 
 
-def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
     questions = list(args.questions)
     if args.file is not None:
         try:
@@ -77,7 +78,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if not clean_query(question):
             parser.error(f"question {number} is empty; ask a question in words")
 
-    searcher = _searcher(args.index)
+    searcher = _searcher(config)
     for number, question in enumerate(questions):
         answer = searcher.search(question, k=args.k)
         if len(" ".join(question.split())) > MAX_QUERY_CHARS:
@@ -95,15 +96,16 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _searcher(index_dir: Path):
-    from index.embedding import BundledModel  # imported here: `info` needs no model
+def _searcher(config: Config):
+    from index.embedding import embedder_for  # imported here: `info` needs no model
     from index.search import Searcher
 
-    embedder = BundledModel()
-    return Searcher(load(index_dir, model=embedder.name), embedder)
+    one_thread_per_question()
+    embedder = embedder_for(config)
+    return Searcher(load(config.index, model=embedder.name), embedder)
 
 
-def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
     from dataclasses import asdict, replace
 
     from index import evaluate
@@ -117,7 +119,7 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             queries, qrels = evaluate.read_queries(args.queries), evaluate.read_qrels(args.qrels)
     except (OSError, ValueError) as exc:
         parser.error(str(exc))
-    searcher = _searcher(args.index)
+    searcher = _searcher(config)
     if args.questions is None:
         # Recall@100 needs a hundred documents; documents may span several passages.
         searcher.settings = replace(searcher.settings, candidates=300)
@@ -143,8 +145,8 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _info(args: argparse.Namespace) -> int:
-    stored = load(args.index)
+def _info(config: Config) -> int:
+    stored = load(config.index)
     print(describe(stored))
     return 0
 

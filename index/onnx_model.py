@@ -10,7 +10,7 @@ cosine 0.99 on average. The figures are in bench/RESULTS.md, sections
 "Embedding speed" and "Embedding quality".
 
 The export needs torch and takes seconds, so it runs once per model and
-toolchain: the file is cached under `KB_CACHE_DIR` (default `~/.cache/kb`),
+toolchain: the file is cached under `Config.cache_dir` (`KB_CACHE_DIR`, default `~/.cache/kb`),
 named by a hash of the model files, the recipe and the library versions, and
 written atomically so concurrent processes never read half a file. Running
 the cached graph loads no torch model (though transformers' tokenizer still
@@ -55,9 +55,7 @@ class ExportError(RuntimeError):
 
 
 def cache_root() -> Path:
-    """Where exported models live: `$KB_CACHE_DIR`, else `$XDG_CACHE_HOME/kb`, else `~/.cache/kb`."""
-    if os.environ.get("KB_CACHE_DIR"):
-        return Path(os.environ["KB_CACHE_DIR"])
+    """Where exported models live unless a cache folder is given: `$XDG_CACHE_HOME/kb`, else `~/.cache/kb`."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kb"
 
 
@@ -146,7 +144,9 @@ def export(model_dir: Path, out: Path, fuse: bool = True, quantize: str | None =
 
     # Eager attention exports as plain MatMul/Softmax, which the optimizer fuses
     # into one Attention op per layer; the SDPA export is not recognised.
-    model = SentenceTransformer(str(model_dir), device="cpu", model_kwargs={"attn_implementation": "eager"})
+    model = SentenceTransformer(
+        str(model_dir), device="cpu", local_files_only=True, model_kwargs={"attn_implementation": "eager"}
+    )
     pooling = model[1].get_config_dict() if len(model) > 1 else {}
     if not pooling.get("pooling_mode_mean_tokens", pooling.get("pooling_mode") == "mean"):
         raise ExportError(f"{model_dir} does not use mean pooling; only mean pooling is exported")

@@ -1,5 +1,5 @@
 """Load documents, split them into passages, and publish them into an index."""
 
-from pathlib import Path
+from index.config import DEFAULT_CORPUS
 
-DEFAULT_CORPUS = Path("corpus")
+__all__ = ["DEFAULT_CORPUS"]

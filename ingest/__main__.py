@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
 
-from index import DEFAULT_INDEX
-from index.embedding import BundledModel
+from index.config import DEFAULT_CORPUS, DEFAULT_INDEX, Config
+from index.embedding import embedder_for, get_embedder
 from index.store import IndexError
-from ingest import DEFAULT_CORPUS
 from ingest.pipeline import build
 
 _STAGES = {"read": ("Reading files", "file"), "embed": ("Embedding", "passage"), "publish": ("Publishing", "step")}
@@ -40,8 +40,10 @@ class TqdmProgress:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"documents folder, or one file (default: {DEFAULT_CORPUS})")
-    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help=f"index folder (default: {DEFAULT_INDEX})")
+    parser.add_argument(
+        "--corpus", type=Path, help=f"documents folder, or one file (default: $KB_CORPUS, else {DEFAULT_CORPUS})"
+    )
+    parser.add_argument("--index", type=Path, help=f"index folder (default: $KB_INDEX, else {DEFAULT_INDEX})")
     parser.add_argument("--strict", action="store_true", help="exit with an error, publishing nothing, if any file is skipped")
     parser.add_argument(
         "--ray", nargs="?", const="", metavar="ADDRESS",
@@ -51,17 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers is not None and args.ray is None:
         parser.error("--workers needs --ray")
+    config = Config.resolve(corpus=args.corpus, index=args.index)
 
     progress = TqdmProgress()
     try:
         if args.ray is None:
-            report = build(args.corpus, args.index, BundledModel(), progress=progress, strict=args.strict)
+            report = build(config.corpus, config.index, embedder_for(config), progress=progress, strict=args.strict)
         else:
             from ingest.distributed import build_on_ray  # imports Ray only when asked for
 
             report = build_on_ray(
-                args.corpus, args.index, BundledModel, address=args.ray or None, workers=args.workers,
-                progress=progress, strict=args.strict,
+                config.corpus, config.index, partial(get_embedder, config.embedder, config),
+                address=args.ray or None, workers=args.workers, progress=progress, strict=args.strict,
             )
     except (IndexError, ValueError, OSError) as exc:
         progress.close()

@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from index.display import NO_ANSWER, escape_markdown
+from index.embedding import register_embedder
 from index.store import current_version
 from ingest.pipeline import build
 
@@ -22,8 +23,8 @@ APP = str(REPO / "app.py")
 
 @pytest.fixture
 def app_env(tiny_corpus, tmp_path, monkeypatch):
-    """Environment for the app: the tiny corpus, an index folder, the fake embedder."""
-    monkeypatch.setattr("index.embedding.BundledModel", FakeEmbedder)
+    """Environment for the app: the tiny corpus, an index folder, the fake embedder (by its registered name)."""
+    monkeypatch.setenv("KB_EMBEDDER", "fake")
     monkeypatch.setenv("KB_CORPUS", str(tiny_corpus))
     monkeypatch.setenv("KB_INDEX", str(tmp_path / "idx"))
     st.cache_resource.clear()
@@ -113,7 +114,8 @@ class GatedEmbedder(FakeEmbedder):
 
 
 def test_questions_during_a_rebuild_are_answered_from_the_old_index_then_the_new(built, tiny_corpus, monkeypatch):
-    monkeypatch.setattr("index.embedding.BundledModel", GatedEmbedder)
+    register_embedder("gated", lambda config: GatedEmbedder())
+    monkeypatch.setenv("KB_EMBEDDER", "gated")
     GatedEmbedder.gate.clear()
     (tiny_corpus / "knees.txt").write_text("Knee cartilage wears down with age and running.", encoding="utf-8")
     (tiny_corpus / "hips" / "flexors.md").unlink()

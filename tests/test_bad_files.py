@@ -121,8 +121,8 @@ def test_index_info_lists_every_skipped_file_with_its_reason(ingested):
 
 @pytest.fixture
 def fake_model_cli(monkeypatch):
-    """`python -m ingest`'s main with the fake embedder in place of the bundled model."""
-    monkeypatch.setattr("ingest.__main__.BundledModel", FakeEmbedder)
+    """`python -m ingest`'s main with the fake embedder (KB_EMBEDDER=fake) in place of the bundled model."""
+    monkeypatch.setenv("KB_EMBEDDER", "fake")
     return ingest_main
 
 

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 from index import onnx_model
-from index.embedding import BundledModel
+from index.config import Config
+from index.embedding import BundledModel, embedder_for, get_embedder, register_embedder
+from index.testing import FakeEmbedder
 from index.onnx_model import ExportError, cached_onnx, model_key
 
-from tests.helpers import REPO, TINY_DOCS
+from tests.helpers import REPO, TINY_DOCS, OtherModelEmbedder
 
 
 @pytest.fixture
@@ -87,9 +89,23 @@ def test_unknown_backend_is_refused_with_the_choices():
         BundledModel(backend="fp16")
 
 
-def test_backend_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv("KB_EMBEDDER", "torch")
-    assert BundledModel().requested == "torch"
+def test_embedder_is_chosen_by_name_from_flags_environment_or_default(tmp_path):
+    config = Config.resolve(environ={"KB_EMBEDDER": "torch", "KB_CACHE_DIR": str(tmp_path)})
+    embedder = embedder_for(config)
+    assert isinstance(embedder, BundledModel) and embedder.requested == "torch" and embedder.cache_dir == tmp_path
+    assert embedder_for(Config.resolve(environ={})).requested == "onnx"
+    assert Config.resolve(embedder="fake", environ={"KB_EMBEDDER": "torch"}).embedder == "fake"  # the flag wins
+    assert isinstance(get_embedder("fake"), FakeEmbedder)
+
+
+def test_unknown_embedder_name_is_refused_with_the_names_there_are():
+    with pytest.raises(ValueError, match="unknown embedder 'fp16'; choose one of onnx, onnx-int8, torch, fake"):
+        get_embedder("fp16")
+
+
+def test_a_registered_embedder_is_found_by_name():
+    register_embedder("test-other", lambda config: OtherModelEmbedder())
+    assert get_embedder("test-other").name == "test/other-model"
 
 
 def test_failed_export_falls_back_to_torch_with_a_note(monkeypatch, tmp_path, capsys):

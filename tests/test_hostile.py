@@ -102,7 +102,7 @@ def test_other_scripts_are_searched(searcher):
 @pytest.fixture
 def query_cli(index_dir, monkeypatch):
     """`python -m index query` with the fake embedder: run(args) -> (exit code, stdout, stderr)."""
-    monkeypatch.setattr("index.embedding.BundledModel", FakeEmbedder)
+    monkeypatch.setenv("KB_EMBEDDER", "fake")
 
     def run(capsys, *args: str) -> tuple[int, str, str]:
         try:
@@ -149,7 +149,7 @@ def test_cli_prints_no_control_characters_from_documents(query_cli, capsys):
 
 @pytest.fixture
 def app(index_dir, corpus, monkeypatch):
-    monkeypatch.setattr("index.embedding.BundledModel", FakeEmbedder)
+    monkeypatch.setenv("KB_EMBEDDER", "fake")
     monkeypatch.setenv("KB_CORPUS", str(corpus))
     monkeypatch.setenv("KB_INDEX", str(index_dir))
     st.cache_resource.clear()
