@@ -22,7 +22,8 @@ from index.embedding import Embedder, embedder_for
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
 from index.records import Answer, Hit
 from index.search import MAX_QUERY_CHARS, Searcher
-from index.store import IndexError, current_version, load
+from index.errors import StoreError
+from index.store import live_version, load
 from ingest.jobs import BuildJob
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import changed_sources
@@ -75,13 +76,10 @@ def main() -> None:
     with st.container():  # the fragment's changing content stays in its own block, apart from the question box
         build_status(job)
 
-    version = current_version(INDEX)
     try:
-        if version is None:
-            raise IndexError(f"no index found in {INDEX}; build one with: python -m ingest --index {INDEX}")
-        searcher = get_searcher(str(INDEX), version.name)
-    except IndexError as exc:
-        show_index_problem(str(exc), job)
+        searcher = get_searcher(str(INDEX), live_version(INDEX).name)
+    except StoreError as exc:
+        show_index_problem(exc, job)
         sidebar_uploads(job)
         return
 
@@ -251,8 +249,8 @@ def save_uploads(files) -> int:
     return added
 
 
-def show_index_problem(message: str, job: BuildJob) -> None:
-    st.error(f"The index cannot be used: {escape_markdown(message)}")
+def show_index_problem(error: StoreError, job: BuildJob) -> None:
+    st.error(f"The index cannot be used: {escape_markdown(str(error))}")
     if st.button("Build the index now", type="primary", disabled=job.state.running):
         job.start()
         st.rerun()

@@ -20,7 +20,8 @@ from pathlib import Path
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
 from index.search import MAX_QUERY_CHARS, clean_query
-from index.store import IndexError, StoredIndex, load
+from index.errors import StoreError
+from index.store import StoredIndex, load
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m index", description="Query or inspect a knowledge-base index.")
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             return _eval(args, parser, config)
         return _info(config)
-    except IndexError as exc:
+    except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

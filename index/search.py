@@ -38,6 +38,7 @@ import faiss
 import numpy as np
 
 from index.embedding import Embedder
+from index.errors import ModelMismatch, rebuild_fix
 from index.keyword import tokenize
 from index.records import Answer, Hit, Location, Passage, Span
 from index.sentences import answer_candidates
@@ -198,8 +199,10 @@ class Searcher:
 
     def __init__(self, stored: StoredIndex, embedder: Embedder, settings: SearchSettings = SearchSettings()) -> None:
         if embedder.name != stored.manifest.model:
-            raise ValueError(
-                f"index was built with {stored.manifest.model!r} but the embedder is {embedder.name!r}"
+            raise ModelMismatch(
+                f"index {stored.path.parent} was built with model {stored.manifest.model!r}, "
+                f"but the embedder is {embedder.name!r}",
+                rebuild_fix(stored.path.parent),
             )
         self.stored = stored
         self.embedder = embedder

@@ -47,6 +47,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, build_fix, rebuild_fix
 from index.keyword import KeywordIndex
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
 from index.shards import IvfPlan, Map, assemble, load_mmap, split
@@ -63,18 +64,6 @@ EXACT = "Flat"
 KEYWORD = "keyword"
 DOCUMENTS = "documents.json"
 SOURCES = "sources.json"
-
-
-class IndexError(Exception):  # noqa: A001 - the package's own error type, re-exported
-    """The index is missing, damaged or incompatible; the message says how to fix it."""
-
-
-class IndexBusy(IndexError):
-    """Another process is publishing into the same index folder."""
-
-
-def rebuild_hint(index_dir: Path) -> str:
-    return f"rebuild it with: python -m ingest --index {index_dir}"
 
 
 @dataclass(frozen=True)
@@ -169,6 +158,18 @@ def current_version(index_dir: Path) -> Path | None:
     return index_dir / name
 
 
+def live_version(index_dir: Path) -> Path:
+    """The live version folder.
+
+    Raises:
+        IndexNotFound: Nothing has been published in `index_dir`.
+    """
+    version = current_version(index_dir)
+    if version is None:
+        raise IndexNotFound(f"no index found in {index_dir}", build_fix(index_dir))
+    return version
+
+
 @contextmanager
 def publish_lock(index_dir: Path) -> Iterator[None]:
     """Hold the folder's publish lock, or raise IndexBusy at once if another process has it."""
@@ -180,7 +181,7 @@ def publish_lock(index_dir: Path) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             raise IndexBusy(
-                f"{index_dir} is being updated by {holder}; wait for it to finish and run again"
+                f"{index_dir} is being updated by {holder}", "wait for it to finish and run again"
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -327,21 +328,22 @@ def load(index_dir: Path, model: str | None = None) -> StoredIndex:
             built with another model is refused.
 
     Raises:
-        IndexError: With a message naming the problem and the fix.
+        IndexNotFound: Nothing was published there.
+        IndexDamaged: A file is missing, unreadable, edited, or of another format version.
+        ModelMismatch: `model` is given and the index was built with another.
     """
-    version = current_version(index_dir)
-    if version is None:
-        raise IndexError(f"no index found in {index_dir}; build one with: python -m ingest --index {index_dir}")
+    version = live_version(index_dir)
     try:
         stored = load_version(version)
-    except IndexError:
+    except IndexDamaged:
         if current_version(index_dir) == version:
             raise
-        stored = load_version(current_version(index_dir))  # a publish switched versions while we read
+        stored = load_version(live_version(index_dir))  # a publish switched versions while we read
     if model is not None and stored.manifest.model != model:
-        raise IndexError(
+        raise ModelMismatch(
             f"index {index_dir} was built with model {stored.manifest.model!r}, but this program embeds "
-            f"questions with {model!r}; {rebuild_hint(index_dir)}"
+            f"questions with {model!r}",
+            rebuild_fix(index_dir),
         )
     return stored
 
@@ -352,10 +354,10 @@ def load_version(folder: Path) -> StoredIndex:
     for name, expected in manifest.files.items():
         path = folder / name
         if not path.is_file():
-            raise IndexError(f"index file {path} is missing; {rebuild_hint(folder.parent)}")
+            raise IndexDamaged(f"index file {path} is missing", rebuild_fix(folder.parent))
         if file_sha256(path) != expected:
-            raise IndexError(
-                f"index file {path} does not match its manifest (damaged or edited); {rebuild_hint(folder.parent)}"
+            raise IndexDamaged(
+                f"index file {path} does not match its manifest (damaged or edited)", rebuild_fix(folder.parent)
             )
     try:
         vectors, matrix = read_vectors(folder, manifest)
@@ -366,16 +368,17 @@ def load_version(folder: Path) -> StoredIndex:
         documents = [DocumentInfo(**d) for d in _read_json(folder / DOCUMENTS)]
         sources = {name: SourceFile(**f) for name, f in _read_json(folder / SOURCES).items()}
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise IndexError(f"index {folder} cannot be read ({exc}); {rebuild_hint(folder.parent)}") from exc
+        raise IndexDamaged(f"index {folder} cannot be read ({exc})", rebuild_fix(folder.parent)) from exc
     counts = {"passages": len(passages), "vectors": vectors.ntotal, "vector rows": len(matrix), "documents": len(documents)}
     expected = {k: manifest.passages for k in ("passages", "vectors", "vector rows")} | {"documents": manifest.documents}
     if sentences is not None:
         counts["sentence rows"] = len(sentences.starts) - 1
         expected["sentence rows"] = manifest.passages
     if counts != expected or vectors.d != manifest.dimensions:
-        raise IndexError(
+        raise IndexDamaged(
             f"index {folder} is inconsistent: found {counts} with {vectors.d} dimensions, manifest says "
-            f"{expected} with {manifest.dimensions}; {rebuild_hint(folder.parent)}"
+            f"{expected} with {manifest.dimensions}",
+            rebuild_fix(folder.parent),
         )
     return StoredIndex(folder, manifest, passages, vectors, keyword, documents, sources, matrix, sentences)
 
@@ -406,19 +409,19 @@ def _read_manifest(folder: Path) -> Manifest:
     try:
         data = _read_json(path)
     except FileNotFoundError:
-        raise IndexError(f"index manifest {path} is missing; {rebuild_hint(folder.parent)}") from None
+        raise IndexDamaged(f"index manifest {path} is missing", rebuild_fix(folder.parent)) from None
     except ValueError as exc:
-        raise IndexError(f"index manifest {path} is not valid JSON ({exc}); {rebuild_hint(folder.parent)}") from None
+        raise IndexDamaged(f"index manifest {path} is not valid JSON ({exc})", rebuild_fix(folder.parent)) from None
     version = data.get("format_version") if isinstance(data, dict) else None
     if version != FORMAT_VERSION:
-        raise IndexError(
-            f"index {folder} has format version {version!r}, this program reads version {FORMAT_VERSION}; "
-            f"{rebuild_hint(folder.parent)}"
+        raise IndexDamaged(
+            f"index {folder} has format version {version!r}, this program reads version {FORMAT_VERSION}",
+            rebuild_fix(folder.parent),
         )
     try:
         return Manifest.from_json(data)
     except (TypeError, ValueError) as exc:
-        raise IndexError(f"index manifest {path} is malformed ({exc}); {rebuild_hint(folder.parent)}") from None
+        raise IndexDamaged(f"index manifest {path} is malformed ({exc})", rebuild_fix(folder.parent)) from None
 
 
 def _switch_pointer(index_dir: Path, name: str) -> None:

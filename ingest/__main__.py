@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from index.config import DEFAULT_CORPUS, DEFAULT_INDEX, Config
 from index.embedding import embedder_for, get_embedder
-from index.store import IndexError
+from index.errors import StoreError
 from ingest.pipeline import build
 
 _STAGES = {"read": ("Reading files", "file"), "embed": ("Embedding", "passage"), "publish": ("Publishing", "step")}
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 config.corpus, config.index, partial(get_embedder, config.embedder, config),
                 address=args.ray or None, workers=args.workers, progress=progress, strict=args.strict,
             )
-    except (IndexError, ValueError, OSError) as exc:
+    except (StoreError, ValueError, OSError) as exc:
         progress.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -24,7 +24,8 @@ import numpy as np
 from index.embedding import Embedder
 from index.records import DocumentInfo, Location, Settings, Skipped, text_id
 from index.sentences import answer_candidates
-from index.store import IndexError, Map, SentenceVectors, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
+from index.errors import IndexNotFound, StoreError
+from index.store import Map, SentenceVectors, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import deduplicate
 from ingest.loaders import Document, corpus_root, discover, iter_documents
@@ -170,9 +171,9 @@ def _previous(index_dir: Path, model: str) -> tuple[StoredIndex | None, list[str
     """The live index, when there is a usable one to update."""
     try:
         return load(index_dir, model=model), []
-    except IndexError as exc:
-        if "no index found" in str(exc):
-            return None, []
+    except IndexNotFound:
+        return None, []
+    except StoreError as exc:  # damaged, or built with another model: rebuilt from scratch
         return None, [f"previous index not reused: {exc}"]
 
 

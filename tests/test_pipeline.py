@@ -9,6 +9,7 @@ import pytest
 from index.search import Searcher
 from index.store import load
 from ingest.pipeline import SkippedFiles, build, changed_sources
+from tests.helpers import break_index
 
 
 def test_rerun_without_changes_publishes_nothing(tiny_corpus, tmp_path, fake_embedder):
@@ -143,3 +144,13 @@ def test_incremental_sentence_vectors_equal_a_rebuild_after_edits(tiny_corpus, t
     assert (inc.sentences.starts == full.sentences.starts).all()
     assert (inc.sentences.vectors == full.sentences.vectors).all()
     assert inc.manifest.sentences == full.manifest.sentences > 0
+
+
+def test_a_damaged_index_is_rebuilt_with_a_note_and_a_missing_one_without(tiny_corpus, tmp_path, fake_embedder):
+    first = build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    assert first.published and first.notes == ()  # nothing to reuse, nothing to say
+    broken = break_index(tmp_path / "idx", "tampered")
+    report = build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    assert report.published and report.reused == 0
+    assert report.notes[0].startswith(f"previous index not reused: index file {broken} does not match its manifest")
+    load(tmp_path / "idx")  # the rebuilt index verifies

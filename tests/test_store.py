@@ -15,7 +15,8 @@ from index.records import DocumentInfo, Location, Passage, Settings, text_id
 from index.search import Searcher
 from index import store
 from index.shards import sample_rows, train
-from index.store import IndexBusy, IndexError, current_version, ivf_plan, load, publish, publish_lock
+from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, StoreError
+from index.store import current_version, ivf_plan, load, publish, publish_lock
 from ingest.pipeline import build
 
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
@@ -38,8 +39,10 @@ def test_round_trip_keeps_passages_vectors_and_manifest(tiny_corpus, tmp_path, f
 
 
 def test_missing_index_says_how_to_build(tmp_path):
-    with pytest.raises(IndexError, match=r"no index found in .*python -m ingest"):
+    with pytest.raises(IndexNotFound, match=r"no index found in .*python -m ingest") as raised:
         load(tmp_path / "nothing")
+    assert raised.value.fix == f"build one with: python -m ingest --index {tmp_path / 'nothing'}"
+    assert isinstance(raised.value, StoreError) and not isinstance(raised.value, IndexDamaged)
 
 
 @pytest.fixture
@@ -51,33 +54,34 @@ def built(tiny_corpus, tmp_path, fake_embedder) -> Path:
 def test_tampered_file_is_refused_naming_it(built):
     path = built / "passages.jsonl"
     path.write_text(path.read_text(encoding="utf-8").replace("vertebrae", "vertebræ"), encoding="utf-8")
-    with pytest.raises(IndexError, match=r"passages\.jsonl does not match its manifest.*python -m ingest"):
+    with pytest.raises(IndexDamaged, match=r"passages\.jsonl does not match its manifest.*python -m ingest"):
         load(built.parent)
 
 
 def test_truncated_vectors_are_refused(built):
     path = built / "vectors.faiss"
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(IndexError, match=r"vectors\.faiss"):
+    with pytest.raises(IndexDamaged, match=r"vectors\.faiss"):
         load(built.parent)
 
 
 def test_deleted_file_is_refused(built):
     (built / "documents.json").unlink()
-    with pytest.raises(IndexError, match=r"documents\.json is missing"):
+    with pytest.raises(IndexDamaged, match=r"documents\.json is missing"):
         load(built.parent)
 
 
 def test_other_model_is_refused(built):
-    with pytest.raises(IndexError, match=r"built with model 'test/fake-hashing-embedder'.*other/model"):
+    with pytest.raises(ModelMismatch, match=r"built with model 'test/fake-hashing-embedder'.*other/model") as raised:
         load(built.parent, model="other/model")
+    assert raised.value.fix == f"rebuild it with: python -m ingest --index {built.parent}"
 
 
 def test_other_format_version_is_refused(built):
     manifest = json.loads((built / "manifest.json").read_text())
     manifest["format_version"] = 99
     (built / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexError, match=r"format version 99"):
+    with pytest.raises(IndexDamaged, match=r"format version 99"):
         load(built.parent)
 
 
