@@ -28,6 +28,7 @@ from report import record, table
 
 from index import evaluate
 from index.embedding import BundledModel
+from index.dense import EXACT, DenseIndex
 from index.search import Searcher, SearchSettings
 from index.store import load
 
@@ -73,9 +74,9 @@ def main() -> None:
     vectors = int8_vectors(stored, int8, args.vectors)
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    int8_index = replace(stored, vectors=flat)
+    int8_index = replace(stored, dense=DenseIndex(EXACT, flat, vectors))
 
-    cosine = (stored.all_vectors() * vectors).sum(axis=1)
+    cosine = (stored.dense.vectors() * vectors).sum(axis=1)
     settings = SearchSettings(candidates=300)  # as `python -m index eval`
     rows = []
     for passages, index in (("fp32", fp32_index), ("int8", int8_index)):

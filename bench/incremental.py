@@ -80,7 +80,7 @@ class Replay:
     def __init__(self, model: BundledModel, stored) -> None:
         self.name, self.dimensions, self.max_tokens = model.name, model.dimensions, model.max_tokens
         self.count_tokens = model.count_tokens
-        self.known = {p.text: v for p, v in zip(stored.passages, np.asarray(stored.all_vectors(), dtype=np.float32))}
+        self.known = {p.text: v for p, v in zip(stored.passages, np.asarray(stored.dense.vectors(), dtype=np.float32))}
         for row, passage in enumerate(stored.passages if stored.sentences is not None else ()):
             vectors = stored.sentences.of(row)
             for (start, end), vector in zip(answer_candidates(passage.text) if len(vectors) else (), vectors):
@@ -164,7 +164,7 @@ def main() -> None:
         seconds, phases, report = timed(folder, work / "inc", embedder)
         row("remove it again", seconds, phases, report, full_s)
         inc = load(work / "inc")
-        same = inc.passages == reference.passages and np.array_equal(inc.all_vectors(), reference.all_vectors())
+        same = inc.passages == reference.passages and np.array_equal(inc.dense.vectors(), reference.dense.vectors())
 
         shutil.copytree(work / "full", work / "append")
         appended = work / "appended"

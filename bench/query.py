@@ -80,7 +80,7 @@ def main() -> None:
         completed = f" Sentence vectors embedded in memory for the {embedded:,} candidates of the passages the claims retrieve."
     model = embedder.model
     flat = faiss.IndexFlatIP(stored.manifest.dimensions)
-    flat.add(np.ascontiguousarray(stored.all_vectors(), dtype=np.float32))
+    flat.add(np.ascontiguousarray(stored.dense.vectors(), dtype=np.float32))
     searcher = Searcher(stored, embedder)
     query_time_sentences = Searcher(replace(stored, sentences=None), embedder)
     if completed:  # check the completion: same answers as embedding at query time

@@ -109,7 +109,7 @@ def main() -> None:
     for (name, report), folder in zip(runs, ["local", "ray-1", "ray-2"]):
         stored = load(work / folder)
         same = stored.passages == reference.passages and np.allclose(
-            stored.all_vectors(), reference.all_vectors(), atol=1e-5
+            stored.dense.vectors(), reference.dense.vectors(), atol=1e-5
         )
         rate = report.embedded / report.seconds
         rows.append([name, report.passages, f"{report.seconds:.1f}", f"{rate:.1f}",
@@ -122,7 +122,7 @@ def main() -> None:
         "build uses both, and two actors cannot beat one by much more than the second core, "
         "less Ray's own overhead (task scheduling, start-up of each actor and its model).\n\n"
         + table(["index over the same vectors", "bytes/vector on disk", "ms/query (1 at a time)", "recall@10 vs flat"],
-                ivf_figures(reference.all_vectors(), work))
+                ivf_figures(reference.dense.vectors(), work))
     )
     record("Ingest on Ray (SciFact)", body)
     print(json.dumps({"work": str(work)}))

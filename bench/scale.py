@@ -15,7 +15,7 @@ second on two cores), so the collection is grown from real embeddings:
 Questions are the SciFact test claims, embedded by the model. Ground truth is
 exact search over the float32 vectors. Both index types are written to disk
 and each is then loaded by a fresh process through the library
-(`index.store.read_vectors`, memory-mapped for IVF), which searches one
+(`index.dense.DenseIndex.load`, memory-mapped for IVF), which searches one
 question at a time through `Searcher.rank(mode="dense")` (the approximate
 index re-scores its candidates exactly), twice (the second pass is timed),
 and reports its resident memory.
@@ -40,7 +40,8 @@ import numpy as np
 from index.records import FORMAT_VERSION, Manifest, Settings
 from index.search import SearchSettings
 from index.shards import IvfPlan
-from index.store import EXACT, StoredIndex, load, nprobe_for, read_vectors, vector_index_type, write_vectors
+from index.dense import EXACT, DenseIndex, nprobe_for
+from index.store import StoredIndex, load
 
 
 K = 10
@@ -48,7 +49,7 @@ K = 10
 
 def real_vectors(index_dir: Path) -> np.ndarray:
     stored = load(index_dir)
-    parts = [np.asarray(stored.all_vectors(), dtype=np.float32)]
+    parts = [np.asarray(stored.dense.vectors(), dtype=np.float32)]
     if stored.sentences is not None:
         parts.append(np.asarray(stored.sentences.vectors, dtype=np.float32))
     vectors = np.concatenate(parts)
@@ -91,17 +92,17 @@ def serve(folder: Path, kind: str, probes: list[int]) -> None:
     from index.search import Searcher
 
     began = time.perf_counter()
-    vectors, matrix = read_vectors(folder, Manifest(FORMAT_VERSION, "bench", 0, 0, 0, 0, Settings(), "", "", vector_index=kind))
+    dense = DenseIndex.load(folder, kind)
     loaded = time.perf_counter() - began
-    manifest = Manifest(FORMAT_VERSION, "bench", vectors.d, 0, vectors.ntotal, 0, Settings(), "", "", vector_index=kind)
-    stored = StoredIndex(folder, manifest, [], vectors, None, [], {}, matrix)
+    manifest = Manifest(FORMAT_VERSION, "bench", dense.dimensions, 0, len(dense), 0, Settings(), "", "", vector_index=kind)
+    stored = StoredIndex(folder, manifest, [], dense, None, [], {})
     searcher = Searcher(stored, _Named())
     queries = np.load(folder.parent / "queries.npy")
     truth = np.load(folder.parent / "truth.npy")
     results = []
     for probe in probes or [0]:
         if probe:
-            faiss.extract_index_ivf(vectors).nprobe = probe
+            faiss.extract_index_ivf(dense.faiss).nprobe = probe
         for _ in range(2):  # the first pass warms caches and pages, the second is timed
             seconds, found = [], []
             for query in queries:
@@ -153,13 +154,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="scale-bench-"))
     try:
         np.save(work / "queries.npy", queries)
-        kind = vector_index_type(len(vectors), Settings(exact_search_limit=args.exact_limit))
+        kind = DenseIndex.kind_for(len(vectors), args.exact_limit)
         folders = {EXACT: work / "flat", kind: work / "approximate"}
         build_seconds = {}
         for name, folder in folders.items():
             folder.mkdir()
             start = time.perf_counter()
-            write_vectors(folder, vectors, name)
+            DenseIndex.save(folder, vectors, name)
             build_seconds[name] = time.perf_counter() - start
             print(f"built {name} in {build_seconds[name]:.1f}s", flush=True)
         flat = faiss.read_index(str(folders[EXACT] / "vectors.faiss"))

@@ -162,7 +162,7 @@ def describe(stored: StoredIndex) -> str:
         f"documents  {m.documents}",
         f"passages   {m.passages} ({m.locations} locations; duplicates share a passage)",
         f"chunking   max {s.max_tokens} tokens, merge below {s.min_tokens}, near-duplicate at {s.near_duplicate_threshold}",
-        f"vectors    {'exact (Flat)' if stored.exact else 'approximate (' + m.vector_index + ')'}, "
+        f"vectors    {'exact (Flat)' if stored.dense.exact else 'approximate (' + m.vector_index + ')'}, "
         f"exact up to {s.exact_search_limit:,} passages; {m.sentences} answer-sentence vectors",
         f"skipped    {len(m.skipped)} file(s)",
     ]

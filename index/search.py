@@ -1,9 +1,9 @@
 """Answering a question from a stored index.
 
 Search runs the question through two retrievers over the same passages,
-dense (cosine similarity of all-MiniLM-L6-v2 vectors: exact inner product in
-FAISS, or for very large collections an approximate FAISS index whose
-candidates are re-scored exactly) and keyword (BM25), and fuses them. The fusion was chosen by
+dense (cosine similarity of all-MiniLM-L6-v2 vectors, `index.dense`: exact,
+or for very large collections approximate with its candidates re-scored
+exactly) and keyword (BM25), and fuses them. The fusion was chosen by
 measurement on SciFact's train queries (bench/fusion.py, figures in
 bench/RESULTS.md): a convex combination of min-max normalised scores with
 weight 0.7 on dense beat reciprocal rank fusion at every k tried (train
@@ -296,7 +296,7 @@ class Searcher:
 
     def _similarities(self, rows: list[int] | np.ndarray, vector: np.ndarray) -> np.ndarray:
         """Exact cosine similarity of the question with these passage rows."""
-        return np.asarray(self.stored.matrix[rows], dtype=np.float32) @ vector
+        return self.stored.dense.vectors(rows) @ vector
 
     def _allowed_rows(self, sources: frozenset[str] | None) -> np.ndarray | None:
         if sources is None:
@@ -307,25 +307,9 @@ class Searcher:
         )
 
     def _dense(self, vector: np.ndarray, allowed: np.ndarray | None) -> tuple[list[int], dict[int, float]]:
-        """Top passages by cosine similarity (FAISS), with their similarities."""
-        depth = min(self.settings.candidates, self.stored.vectors.ntotal if allowed is None else len(allowed))
-        if depth == 0:
-            return [], {}
-        if self.stored.exact:
-            params = None if allowed is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-            with _one_thread():
-                scores, rows = self.stored.vectors.search(vector[None, :], depth, params=params)
-            pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
-            return [r for r, _ in pairs], dict(pairs)
-        if allowed is None:
-            with _one_thread():
-                _, found = self.stored.vectors.search(vector[None, :], depth)
-            rows = found[0][found[0] >= 0]
-        else:
-            rows = allowed  # a filtered search is over few passages: score them all exactly
-        scores = self._similarities(rows, vector)
-        best = np.lexsort((rows, -scores))[:depth]
-        return [int(rows[i]) for i in best], {int(rows[i]): float(scores[i]) for i in best}
+        """Top passages by cosine similarity, with their similarities."""
+        with _one_thread():
+            return self.stored.dense.search(vector, self.settings.candidates, allowed)
 
     def _keyword(self, query: str, allowed: np.ndarray | None) -> tuple[list[int], np.ndarray]:
         """Top passages by BM25 (only those sharing a term with the query), and all BM25 scores."""

@@ -40,27 +40,24 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import faiss
 import numpy as np
 
+from index.dense import DenseIndex
 from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, build_fix, rebuild_fix
 from index.keyword import KeywordIndex
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
-from index.shards import IvfPlan, Map, assemble, load_mmap, split
+from index.shards import Map
 
 POINTER = "CURRENT"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
-VECTORS = "vectors.faiss"
-VECTOR_COPY = "vectors.npy"
 SENTENCES = "sentences.npy"
 SENTENCE_ROWS = "sentence_rows.npy"
-EXACT = "Flat"
 KEYWORD = "keyword"
 DOCUMENTS = "documents.json"
 SOURCES = "sources.json"
@@ -93,59 +90,16 @@ class SentenceVectors:
 
 @dataclass
 class StoredIndex:
-    """A loaded, verified index version."""
+    """A loaded, verified index version: row i of `dense`, `keyword` and `sentences` is `passages[i]`."""
 
     path: Path
     manifest: Manifest
     passages: list[Passage]
-    vectors: faiss.Index
+    dense: DenseIndex
     keyword: KeywordIndex
     documents: list[DocumentInfo]
     sources: dict[str, SourceFile]
-    matrix: np.ndarray
     sentences: SentenceVectors | None = None
-
-    @property
-    def exact(self) -> bool:
-        """True when `vectors` searches exactly (IndexFlatIP)."""
-        return self.manifest.vector_index == EXACT
-
-    def all_vectors(self) -> np.ndarray:
-        """Every passage vector, row i = passage i (used to reuse embeddings on update).
-
-        float32 for an exact index; for an approximate one, the memory-mapped
-        float16 copy, so index it by rows rather than converting it whole.
-        """
-        return self.matrix
-
-
-def vector_index_type(passages: int, settings: Settings) -> str:
-    """The FAISS factory string for a collection of this size (see `Settings.exact_search_limit`).
-
-    IVF with about 2·sqrt(N) lists keeps both the list scan and the centroid
-    scan near sqrt(N) vectors per probe.
-    """
-    if passages <= settings.exact_search_limit:
-        return EXACT
-    return f"IVF{max(1, round(2 * passages ** 0.5))},SQ8"
-
-
-# Lists probed per question: 1/64 of them, at least 32, chosen with bench/scale.py for
-# recall@10 >= 0.95 against exact search. At 1M passages and 2,000 lists, 32 probes
-# gave 0.972 at p50 13.5 ms (a shared machine on which exact search took 639 ms); at
-# 300k and 1,095 lists, 17 probes (1/64) gave only 0.935, 32 gave 0.964 at 3.0 ms
-# (exact: 26.6 ms).
-PROBE_SHARE = 1 / 64
-_MIN_PROBES = 32
-_TRAINING_PER_LIST = 64  # faiss asks for at least 39 points per centroid
-# Vectors per shard of an approximate index: each is added on its own (a Ray task on
-# the Ray path) and the shards' lists are merged on disk; 250,000 float32 rows = 384 MB.
-SHARD_ROWS = 250_000
-
-
-def nprobe_for(lists: int) -> int:
-    """Lists an approximate index probes per question."""
-    return min(lists, max(_MIN_PROBES, round(lists * PROBE_SHARE)))
 
 
 def current_version(index_dir: Path) -> Path | None:
@@ -221,7 +175,7 @@ def publish(
         corpus: The corpus folder, for the record.
         skipped: Files that could not be ingested, with reasons.
         sentences: Vectors of every passage's answer candidates, if computed.
-        parallel_map: Adds the shards of an approximate index (see `write_vectors`).
+        parallel_map: Adds the shards of an approximate index (see `DenseIndex.save`).
 
     Returns:
         The published index, loaded back and verified.
@@ -261,8 +215,8 @@ def _write_version(
 ) -> None:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dimensions = vectors.shape[1]
-    kind = vector_index_type(len(vectors), settings)
-    write_vectors(folder, vectors, kind, parallel_map)
+    kind = DenseIndex.kind_for(len(vectors), settings.exact_search_limit)
+    DenseIndex.save(folder, vectors, kind, parallel_map)
     if sentences is not None:
         np.save(folder / SENTENCES, np.asarray(sentences.vectors, dtype=np.float16), allow_pickle=False)
         np.save(folder / SENTENCE_ROWS, np.asarray(sentences.starts, dtype=np.int64), allow_pickle=False)
@@ -292,31 +246,6 @@ def _write_version(
     for path in sorted(folder.rglob("*"), key=lambda p: (p.is_dir(), -len(p.parts))):
         _fsync(path)
     _fsync(folder)
-
-
-def write_vectors(folder: Path, vectors: np.ndarray, kind: str, parallel_map: Map = map) -> None:
-    """Write vectors.faiss of type `kind` for unit float32 `vectors`.
-
-    An approximate index also writes vectors.npy, the float16 copy that both
-    its IVF lists and the exact re-scoring come from (so an update that reuses
-    it equals a rebuild), and lists.ivfdata: the index is trained on a sample,
-    the copy's shards are added by `parallel_map` and their lists merged on
-    disk (`index.shards`), to be served memory-mapped.
-    """
-    if kind == EXACT:
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        faiss.write_index(index, str(folder / VECTORS))
-        return
-    np.save(folder / VECTOR_COPY, vectors.astype(np.float16), allow_pickle=False)
-    copy = np.load(folder / VECTOR_COPY, mmap_mode="r", allow_pickle=False)
-    assemble(split(copy, SHARD_ROWS), folder, ivf_plan(kind), map_fn=parallel_map, name=VECTORS)
-
-
-def ivf_plan(kind: str) -> IvfPlan:
-    """How an approximate index of factory type `kind` is trained (sample of 64 vectors per list, seed 0)."""
-    plan = IvfPlan.parse(kind)
-    return replace(plan, sample=_TRAINING_PER_LIST * plan.lists)
 
 
 def load(index_dir: Path, model: str | None = None) -> StoredIndex:
@@ -360,7 +289,7 @@ def load_version(folder: Path) -> StoredIndex:
                 f"index file {path} does not match its manifest (damaged or edited)", rebuild_fix(folder.parent)
             )
     try:
-        vectors, matrix = read_vectors(folder, manifest)
+        dense = DenseIndex.load(folder, manifest.vector_index)
         sentences = _read_sentences(folder, manifest)
         with open(folder / PASSAGES, encoding="utf-8") as lines:
             passages = [Passage.from_json(json.loads(line)) for line in lines]
@@ -369,29 +298,18 @@ def load_version(folder: Path) -> StoredIndex:
         sources = {name: SourceFile(**f) for name, f in _read_json(folder / SOURCES).items()}
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexDamaged(f"index {folder} cannot be read ({exc})", rebuild_fix(folder.parent)) from exc
-    counts = {"passages": len(passages), "vectors": vectors.ntotal, "vector rows": len(matrix), "documents": len(documents)}
+    counts = {"passages": len(passages), "vectors": len(dense), "vector rows": dense.rows, "documents": len(documents)}
     expected = {k: manifest.passages for k in ("passages", "vectors", "vector rows")} | {"documents": manifest.documents}
     if sentences is not None:
         counts["sentence rows"] = len(sentences.starts) - 1
         expected["sentence rows"] = manifest.passages
-    if counts != expected or vectors.d != manifest.dimensions:
+    if counts != expected or dense.dimensions != manifest.dimensions:
         raise IndexDamaged(
-            f"index {folder} is inconsistent: found {counts} with {vectors.d} dimensions, manifest says "
+            f"index {folder} is inconsistent: found {counts} with {dense.dimensions} dimensions, manifest says "
             f"{expected} with {manifest.dimensions}",
             rebuild_fix(folder.parent),
         )
-    return StoredIndex(folder, manifest, passages, vectors, keyword, documents, sources, matrix, sentences)
-
-
-def read_vectors(folder: Path, manifest: Manifest) -> tuple[faiss.Index, np.ndarray]:
-    """The FAISS index and the matrix of passage vectors (row i = passage i)."""
-    if manifest.vector_index == EXACT:
-        index = faiss.read_index(str(folder / VECTORS))
-        # A view of the index's own storage: no copy (it lives as long as `index`).
-        matrix = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
-        return index, matrix
-    index = load_mmap(folder / VECTORS, probes=nprobe_for(IvfPlan.parse(manifest.vector_index).lists))
-    return index, np.load(folder / VECTOR_COPY, mmap_mode="r", allow_pickle=False)
+    return StoredIndex(folder, manifest, passages, dense, keyword, documents, sources, sentences)
 
 
 def _read_sentences(folder: Path, manifest: Manifest) -> SentenceVectors | None:

@@ -267,7 +267,7 @@ def _vectors(
     vectors = np.zeros((len(passages), embedder.dimensions), dtype=np.float32)
     sentences = np.zeros((int(starts[-1]), embedder.dimensions), dtype=np.float32)
     if old:
-        vectors[list(old)] = previous.all_vectors()[list(old.values())]
+        vectors[list(old)] = previous.dense.vectors(list(old.values()))
     if old and old_sentences is not None:
         here = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in old] or [[]]).astype(np.int64)
         there = np.concatenate(

@@ -15,7 +15,7 @@ import pytest
 import ray
 from index.testing import FakeEmbedder, SlowFakeEmbedder
 
-from index import store
+from index import dense
 from index.records import Settings
 from index.search import Searcher
 from index.shards import IvfPlan, assemble, load_mmap
@@ -64,7 +64,7 @@ def ray_corpus(tiny_corpus: Path) -> Path:
 def assert_same_index(a_dir: Path, b_dir: Path) -> None:
     a, b = load(a_dir), load(b_dir)
     assert a.passages == b.passages
-    assert np.array_equal(a.all_vectors(), b.all_vectors())
+    assert np.array_equal(a.dense.vectors(), b.dense.vectors())
     assert a.documents == b.documents
     assert a.manifest.skipped == b.manifest.skipped
     assert a.manifest.model == b.manifest.model
@@ -142,7 +142,7 @@ def test_large_collection_adds_its_index_shards_in_ray_tasks(ray_cluster, tmp_pa
         shards_added.append(len(iterables[1]))
         return _ray_map(function, *iterables)
 
-    monkeypatch.setattr(store, "SHARD_ROWS", 300)
+    monkeypatch.setattr(dense, "SHARD_ROWS", 300)
     monkeypatch.setattr(distributed, "_ray_map", recording_ray_map)
     settings = Settings(exact_search_limit=1000)
     report = build_on_ray(corpus, tmp_path / "ray", FakeEmbedder, workers=2, settings=settings)

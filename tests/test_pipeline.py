@@ -37,7 +37,7 @@ def test_incremental_equals_full_rebuild(tiny_corpus, tmp_path, fake_embedder):
     build(tiny_corpus, tmp_path / "full", fake_embedder)
     inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
     assert inc.passages == full.passages
-    assert (inc.all_vectors() == full.all_vectors()).all()
+    assert (inc.dense.vectors() == full.dense.vectors()).all()
     for question in ["knee pain running", "hip flexors", "spinal fusion"]:
         a = Searcher(inc, fake_embedder).search(question)
         b = Searcher(full, fake_embedder).search(question)
@@ -124,7 +124,7 @@ def test_appending_a_record_chunks_only_the_new_record_and_equals_a_rebuild(tmp_
     build(corpus, tmp_path / "full", fake_embedder)
     inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
     assert inc.passages == full.passages and inc.documents == full.documents
-    assert (inc.all_vectors() == full.all_vectors()).all()
+    assert (inc.dense.vectors() == full.dense.vectors()).all()
     assert (inc.sentences.starts == full.sentences.starts).all()
     assert (inc.sentences.vectors == full.sentences.vectors).all()
 

@@ -74,7 +74,7 @@ def test_ingest_joins_the_cluster_at_an_address_and_matches_a_local_build(head, 
     build(tiny_corpus, tmp_path / "local", BundledModel())
     on_cluster, local = load(index_dir), load(tmp_path / "local")
     assert on_cluster.passages == local.passages
-    assert np.allclose(on_cluster.all_vectors(), local.all_vectors(), atol=1e-5)
+    assert np.allclose(on_cluster.dense.vectors(), local.dense.vectors(), atol=1e-5)
     assert on_cluster.manifest.skipped == local.manifest.skipped
 
 

@@ -13,10 +13,11 @@ import pytest
 
 from index.records import DocumentInfo, Location, Passage, Settings, text_id
 from index.search import Searcher
-from index import store
+from index import dense
 from index.shards import sample_rows, train
 from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, StoreError
-from index.store import current_version, ivf_plan, load, publish, publish_lock
+from index.dense import ivf_plan
+from index.store import current_version, load, publish, publish_lock
 from ingest.pipeline import build
 
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
@@ -25,13 +26,13 @@ from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 def test_round_trip_keeps_passages_vectors_and_manifest(tiny_corpus, tmp_path, fake_embedder):
     report = build(tiny_corpus, tmp_path / "idx", fake_embedder)
     stored = load(tmp_path / "idx", model=fake_embedder.name)
-    assert stored.manifest.passages == len(stored.passages) == report.passages == stored.vectors.ntotal
+    assert stored.manifest.passages == len(stored.passages) == report.passages == len(stored.dense)
     assert stored.manifest.model == fake_embedder.name
     assert stored.manifest.dimensions == fake_embedder.dimensions
     assert stored.manifest.settings == Settings()
     assert stored.manifest.documents == 3
     expected = fake_embedder.encode([p.text for p in stored.passages])
-    np.testing.assert_allclose(stored.all_vectors(), expected, atol=1e-6)
+    np.testing.assert_allclose(stored.dense.vectors(), expected, atol=1e-6)
     for passage in stored.passages:
         for loc in passage.locations:
             text = (tiny_corpus / loc.source).read_text(encoding="utf-8")
@@ -213,33 +214,33 @@ class _Given:
 
 def test_large_collection_gets_an_approximate_index_with_high_recall(approximate):
     stored = load(approximate)
-    assert stored.manifest.vector_index == "IVF110,SQ8" and not stored.exact
+    assert stored.manifest.vector_index == "IVF110,SQ8" and not stored.dense.exact
     queries = _clustered(200, 64, seed=1)
     searcher = Searcher(stored, _Given(queries))
-    exact = np.argsort(-(stored.all_vectors().astype(np.float32) @ queries.T), axis=0)[:10].T
+    exact = np.argsort(-(stored.dense.vectors().astype(np.float32) @ queries.T), axis=0)[:10].T
     found = [searcher.rank(str(q), queries[q], mode="dense").rows[:10] for q in range(len(queries))]
     recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
     assert recall >= 0.95
     # Similarities are exact (re-scored from the stored copy), not the quantised ones.
     ranking = searcher.rank("0", queries[0], mode="dense")
     row = ranking.rows[0]
-    assert ranking.similarity[row] == pytest.approx(float(stored.all_vectors()[row].astype(np.float32) @ queries[0]), abs=1e-6)
+    assert ranking.similarity[row] == pytest.approx(float(stored.dense.vectors()[row].astype(np.float32) @ queries[0]), abs=1e-6)
 
 
 def test_approximate_index_is_served_from_lists_on_disk_like_one_built_in_memory(approximate):
     stored = load(approximate)
     assert "lists.ivfdata" in stored.manifest.files  # hashed and verified like every other file
-    ivf = faiss.extract_index_ivf(stored.vectors)
+    ivf = faiss.extract_index_ivf(stored.dense.faiss)
     assert isinstance(faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists)
-    assert isinstance(stored.all_vectors(), np.memmap)
+    assert stored.dense.memory_mapped
     # The same training sample, codec and probes, built and searched in memory.
-    copy = np.asarray(stored.all_vectors(), dtype=np.float32)
+    copy = np.asarray(stored.dense.vectors(), dtype=np.float32)
     plan = ivf_plan(stored.manifest.vector_index)
     in_memory = train(sample_rows([copy], plan.sample, plan.seed), plan)
     in_memory.add(copy)
     in_memory.nprobe = ivf.nprobe
     queries = _clustered(50, 64, seed=2)
-    mapped_scores, mapped_rows = stored.vectors.search(queries, 10)
+    mapped_scores, mapped_rows = stored.dense.faiss.search(queries, 10)
     scores, rows = in_memory.search(queries, 10)
     assert (mapped_rows == rows).all() and np.allclose(mapped_scores, scores)
 
@@ -253,23 +254,23 @@ def test_approximate_index_from_many_shards_equals_one_from_a_single_shard(appro
             added.append(len(args[1]))
             yield function(*args)
 
-    monkeypatch.setattr(store, "SHARD_ROWS", 700)
-    _publish_synthetic(tmp_path / "idx", one.all_vectors().astype(np.float32), recording_map)
+    monkeypatch.setattr(dense, "SHARD_ROWS", 700)
+    _publish_synthetic(tmp_path / "idx", one.dense.vectors().astype(np.float32), recording_map)
     many = load(tmp_path / "idx")
     assert added == [700, 700, 700, 700, 200]
     queries = _clustered(50, 64, seed=3)
-    assert [a.tolist() for a in many.vectors.search(queries, 10)] == [a.tolist() for a in one.vectors.search(queries, 10)]
+    assert [a.tolist() for a in many.dense.faiss.search(queries, 10)] == [a.tolist() for a in one.dense.faiss.search(queries, 10)]
 
 
 def test_small_collection_searches_exactly(tiny_corpus, tmp_path, fake_embedder):
     build(tiny_corpus, tmp_path / "idx", fake_embedder)
     stored = load(tmp_path / "idx")
-    assert stored.manifest.vector_index == "Flat" and stored.exact
+    assert stored.manifest.vector_index == "Flat" and stored.dense.exact
     searcher = Searcher(stored, fake_embedder)
     for question in ["spinal fusion", "hip flexors stretch", "kyphoplasty balloon"]:
         vector = fake_embedder.encode([question])[0]
         ranking = searcher.rank(question, vector, mode="dense")
-        similarity = stored.all_vectors() @ vector
+        similarity = stored.dense.vectors() @ vector
         assert ranking.rows == sorted(range(len(similarity)), key=lambda r: (-similarity[r], r))
         assert [ranking.similarity[r] for r in ranking.rows] == pytest.approx(similarity[ranking.rows].tolist())
 
@@ -281,4 +282,4 @@ def test_exact_search_limit_is_validated():
 
 def test_probes_are_a_64th_of_the_lists_but_at_least_32():
     # bench/RESULTS.md: at 300k passages (1,095 lists) 17 probes gave recall@10 0.935, 32 gave 0.964.
-    assert [store.nprobe_for(lists) for lists in (20, 1095, 2000, 6400)] == [20, 32, 32, 100]
+    assert [dense.nprobe_for(lists) for lists in (20, 1095, 2000, 6400)] == [20, 32, 32, 100]
