@@ -180,11 +180,12 @@ def main() -> None:
     parser.add_argument("--browser-questions", type=int, default=4, help="questions per browser session")
     args = parser.parse_args()
 
-    from index.config import Config
+    from index.config import Config, one_thread_per_question
     from index.embedding import embedder_for
     from index.search import Searcher
     from index.store import load
 
+    one_thread_per_question()  # as the app does, once per process
     if args.torch_threads:
         import torch
 

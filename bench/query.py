@@ -10,9 +10,9 @@ query by query so a busy machine slows all of them alike:
 - the same with sentences embedded at query time (what search did before
   sentence vectors were stored), for comparison.
 
-Each runs with torch set to 1 and to 2 threads (Searcher.search itself runs a
-question single-threaded either way). A first pass over all claims warms
-caches; the second is timed.
+Each runs with torch set to 1 and to 2 threads; FAISS runs single-threaded,
+as in `python -m index` (`one_thread_per_question`). A first pass over all
+claims warms caches; the second is timed.
 
 An index built before sentence vectors were stored (such as one whose
 full re-embedding would take hours on a busy two-core machine) is completed
@@ -34,7 +34,7 @@ import faiss
 import numpy as np
 
 
-from index.config import Config
+from index.config import Config, one_thread_per_question
 from index.embedding import embedder_for
 from index.evaluate import read_qrels, read_queries
 from index.search import Searcher
@@ -70,6 +70,7 @@ def main() -> None:
 
     import torch
 
+    one_thread_per_question()
     embedder = embedder_for(Config.resolve())
     stored = load(args.index, model=embedder.name)
     queries = read_queries(args.data / "queries.jsonl")

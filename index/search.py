@@ -27,14 +27,10 @@ the collection's size (bench/no_answer.py checks it on two collections).
 from __future__ import annotations
 
 import re
-import sys
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
-import faiss
 import numpy as np
 
 from index.embedding import Embedder
@@ -130,29 +126,6 @@ def clean_query(query: str) -> str:
     return query
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run FAISS and torch (when loaded) single-threaded for one question.
-
-    One question is too little work to share between threads, and on a busy
-    machine threads waiting for each other cost far more than they save:
-    a flat FAISS search over 30,000 vectors took 48 ms with two OpenMP
-    threads against 7 ms with one, and embedding a question took 490 ms with
-    two torch threads against 103 ms with one (2 shared cores, load 14).
-    """
-    torch = sys.modules.get("torch")
-    threads = faiss.omp_get_max_threads(), torch.get_num_threads() if torch else 0
-    faiss.omp_set_num_threads(1)
-    if torch:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(threads[0])
-        if torch:
-            torch.set_num_threads(threads[1])
-
-
 def convex(dense: dict[int, float], keyword: dict[int, float], dense_weight: float) -> dict[int, float]:
     """Weighted sum of min-max normalised scores over the same candidates.
 
@@ -228,9 +201,8 @@ class Searcher:
         query = clean_query(query)
         if not query or k < 1:
             return Answer(query, False, ())
-        with _one_thread():
-            vector = self.embedder.encode([query])[0]
-        ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))  # its FAISS search runs one-threaded too
+        vector = self.embedder.encode([query])[0]
+        ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
         hits = tuple(
             Hit(
                 passage=self.passages[row],
@@ -308,8 +280,7 @@ class Searcher:
 
     def _dense(self, vector: np.ndarray, allowed: np.ndarray | None) -> tuple[list[int], dict[int, float]]:
         """Top passages by cosine similarity, with their similarities."""
-        with _one_thread():
-            return self.stored.dense.search(vector, self.settings.candidates, allowed)
+        return self.stored.dense.search(vector, self.settings.candidates, allowed)
 
     def _keyword(self, query: str, allowed: np.ndarray | None) -> tuple[list[int], np.ndarray]:
         """Top passages by BM25 (only those sharing a term with the query), and all BM25 scores."""
