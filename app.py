@@ -21,7 +21,7 @@ from index.display import NO_ANSWER, escape_markdown, highlight_markdown, hit_hi
 from index.embedding import Embedder, embedder_for
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
 from index.records import Answer, Hit
-from index.search import MAX_QUERY_CHARS, Searcher
+from index.search import MAX_QUERY_CHARS, RetrievalMode, Searcher
 from index.errors import StoreError
 from index.store import live_version, load
 from ingest.jobs import BuildJob
@@ -38,7 +38,6 @@ EXAMPLES = (
     "How often should I ice a painful hip?",
 )
 ASK_IN_WORDS = "Ask a question in words, for example one of the buttons above."
-_STAGE_LABELS = {"read": "Reading files", "embed": "Embedding passages", "publish": "Publishing the index"}
 
 
 @st.cache_resource(show_spinner="Loading the language model…")
@@ -132,9 +131,9 @@ def show_answer(answer: Answer, searcher: Searcher) -> None:
         st.dataframe(
             [
                 {
-                    "fused rank": hit.rank,
-                    "dense rank": hit.dense_rank,
-                    "keyword rank": hit.keyword_rank,
+                    f"{RetrievalMode.HYBRID.label} rank": hit.rank,
+                    f"{RetrievalMode.DENSE.label} rank": hit.dense_rank,
+                    f"{RetrievalMode.KEYWORD.label} rank": hit.keyword_rank,
                     "similarity": round(hit.similarity, 3),
                     "source": hit.passage.location.cite(),
                 }
@@ -265,7 +264,7 @@ def build_status(job: BuildJob) -> None:
             st.toast(message)
         state = job.state
         if state.running:
-            label = _STAGE_LABELS.get(state.stage, state.stage)
+            label = state.stage.label if state.stage else ""
             left = f", about {state.seconds_left:.0f}s left" if state.seconds_left is not None else ""
             fraction = state.done / state.total if state.total else 0.0
             st.progress(min(fraction, 1.0), text=f"{label}: {state.done} of {state.total}{left}. Answers come from the current index meanwhile.")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
-from index.search import MAX_QUERY_CHARS, clean_query
+from index.search import MAX_QUERY_CHARS, RetrievalMode, clean_query
 from index.errors import StoreError
 from index.store import StoredIndex, load
 
@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--queries", type=Path, help='BEIR queries, JSON lines {"_id", "text"}')
     evaluate.add_argument("--qrels", type=Path, help="BEIR qrels TSV: query-id corpus-id score, with a header")
     evaluate.add_argument("--questions", type=Path, help='or: a question set, JSON lines {"query", "answer"}')
-    evaluate.add_argument("--mode", choices=("dense", "keyword", "hybrid"), default="hybrid", help="retriever (default: hybrid)")
+    evaluate.add_argument(
+        "--mode", choices=[m.value for m in RetrievalMode], default=RetrievalMode.HYBRID.value,
+        help="retriever (default: hybrid)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     _add_index_option(evaluate)
 
@@ -124,7 +127,7 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
     if args.questions is None:
         # Recall@100 needs a hundred documents; documents may span several passages.
         searcher.settings = replace(searcher.settings, candidates=300)
-        scores = evaluate.evaluate_beir(searcher, queries, qrels, mode=args.mode)
+        scores = evaluate.evaluate_beir(searcher, queries, qrels, mode=RetrievalMode.from_str(args.mode))
         if args.json:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
         else:

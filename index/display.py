@@ -13,6 +13,7 @@ from __future__ import annotations
 import string
 
 from index.records import Answer, Hit
+from index.search import RetrievalMode
 
 NO_ANSWER = "No passage in the collection answers this."
 _ESCAPES = {ord(ch): "\\" + ch for ch in string.punctuation}
@@ -48,7 +49,10 @@ def format_answer(answer: Answer, explain: bool = False) -> str:
         cite = _single_line(locations[0].cite() + also)  # file names may hold control characters too
         lines.append(f"[{hit.rank}] {cite}  score {hit.score:.4f}, similarity {hit.similarity:.2f}")
         if explain:
-            lines.append(f"    ranks: dense {_rank(hit.dense_rank)}, keyword {_rank(hit.keyword_rank)}, fused {hit.rank}")
+            lines.append(
+                f"    ranks: {RetrievalMode.DENSE.label} {_rank(hit.dense_rank)}, "
+                f"{RetrievalMode.KEYWORD.label} {_rank(hit.keyword_rank)}, {RetrievalMode.HYBRID.label} {hit.rank}"
+            )
         lines.append(f"    » {_single_line(hit.answer.text)}")
     return "\n".join(lines)
 

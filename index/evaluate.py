@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.search import Searcher
+from index.search import RetrievalMode, Searcher
 
 
 @dataclass(frozen=True)
@@ -158,17 +158,21 @@ def documents_by_best_passage(searcher: Searcher, rows: list[int]) -> list[str]:
 
 
 def evaluate_beir(
-    searcher: Searcher, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: str = "hybrid"
+    searcher: Searcher,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    mode: RetrievalMode | str = RetrievalMode.HYBRID,
 ) -> dict[str, float | int]:
     """nDCG@10, Recall@100 and MRR@10 averaged over the judged queries.
 
     Returns:
         `{"ndcg@10", "recall@100", "mrr@10", "queries"}`.
     """
+    mode = RetrievalMode.from_str(mode)
     judged = [q for q in qrels if q in queries and any(r > 0 for r in qrels[q].values())]
     if not judged:
         raise ValueError("no query in the qrels file has a text in the queries file")
-    vectors = searcher.embedder.encode([queries[q] for q in judged]) if mode != "keyword" else None
+    vectors = searcher.embedder.encode([queries[q] for q in judged]) if mode is not RetrievalMode.KEYWORD else None
     totals = {"ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
     for i, query in enumerate(judged):
         vector = vectors[i] if vectors is not None else np.zeros(searcher.stored.manifest.dimensions, np.float32)

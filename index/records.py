@@ -11,8 +11,41 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Self
 
 FORMAT_VERSION = 1
+
+
+class Choice(StrEnum):
+    """One of a fixed set of named options (a retrieval mode, a fusion, a build stage).
+
+    A member equals its value, so it prints and serialises as plain text;
+    `from_str` parses a value and names the valid ones when it is not one;
+    `label` is what a person reads for it, the same on the command line and
+    in the app.
+    """
+
+    @classmethod
+    def what(cls) -> str:
+        """What the option is called in messages ("mode", "fusion", "stage")."""
+        return cls.__name__.lower()
+
+    @classmethod
+    def from_str(cls, text: str) -> Self:
+        """The member whose value is `text`.
+
+        Raises:
+            ValueError: `text` is no member's value; the message lists the values.
+        """
+        try:
+            return cls(text)
+        except ValueError:
+            raise ValueError(f"{cls.what()} must be one of {', '.join(cls)}, got {text!r}") from None
+
+    @property
+    def label(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)

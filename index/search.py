@@ -10,7 +10,7 @@ weight 0.7 on dense beat reciprocal rank fusion at every k tried (train
 nDCG@10 0.731 against at most 0.718) and held on the test queries (0.725
 against 0.713). Both scores are computed exactly for every candidate either
 retriever proposes, so no candidate gets a made-up score. RRF stays
-available (`fusion="rrf"`, Cormack et al.'s k=60) because it needs no score
+available (`Fusion.RRF`, Cormack et al.'s k=60) because it needs no score
 scale at all.
 
 Each hit gets its answering sentence: the sentence of the passage closest to
@@ -36,9 +36,39 @@ import numpy as np
 from index.embedding import Embedder
 from index.errors import ModelMismatch, rebuild_fix
 from index.keyword import tokenize
-from index.records import Answer, Hit, Location, Passage, Span
+from index.records import Answer, Choice, Hit, Location, Passage, Span
 from index.sentences import answer_candidates
 from index.store import StoredIndex
+
+
+class RetrievalMode(Choice):
+    """Which retrievers rank the passages: the dense one, the keyword one, or both fused."""
+
+    DENSE = "dense"
+    KEYWORD = "keyword"
+    HYBRID = "hybrid"
+
+    @classmethod
+    def what(cls) -> str:
+        return "mode"
+
+    @property
+    def label(self) -> str:
+        """The name of a hit's rank in this mode's ranking: "dense", "keyword" or "fused"."""
+        return "fused" if self is RetrievalMode.HYBRID else self.value
+
+
+class Fusion(Choice):
+    """How the dense and keyword rankings are combined in hybrid mode."""
+
+    RRF = "rrf"
+    CONVEX = "convex"
+
+    @property
+    def label(self) -> str:
+        if self is Fusion.RRF:
+            return "reciprocal rank fusion"
+        return "convex combination of min-max normalised scores"
 
 
 @dataclass(frozen=True)
@@ -47,8 +77,8 @@ class SearchSettings:
 
     Attributes:
         candidates: How deep each retriever's list goes before fusion.
-        fusion: "rrf" (reciprocal rank fusion) or "convex" (weighted sum of
-            min-max normalised scores).
+        fusion: `Fusion.RRF` (reciprocal rank fusion) or `Fusion.CONVEX` (weighted
+            sum of min-max normalised scores); its value as text is accepted too.
         rrf_k: Reciprocal rank fusion constant.
         dense_weight: Weight of the dense score in convex fusion.
         answer_threshold: Best question-passage cosine similarity at or above
@@ -57,25 +87,20 @@ class SearchSettings:
     """
 
     candidates: int = 100
-    fusion: str = "convex"
+    fusion: Fusion = Fusion.CONVEX
     rrf_k: int = 60
     dense_weight: float = 0.7
     answer_threshold: float = 0.40
     keyword_weight: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        object.__setattr__(self, "fusion", Fusion.from_str(self.fusion))
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
         if self.candidates < 1:
             raise ValueError(f"candidates must be at least 1, got {self.candidates}")
         if self.rrf_k < 0:
             raise ValueError(f"rrf_k must be non-negative, got {self.rrf_k}")
-
-
-MODES = ("dense", "keyword", "hybrid")
-FUSIONS = ("rrf", "convex")
 
 
 @dataclass(frozen=True)
@@ -219,29 +244,32 @@ class Searcher:
         return Answer(query, answered, hits)
 
     def rank(
-        self, query: str, vector: np.ndarray, mode: str = "hybrid", allowed: np.ndarray | None = None
+        self,
+        query: str,
+        vector: np.ndarray,
+        mode: RetrievalMode | str = RetrievalMode.HYBRID,
+        allowed: np.ndarray | None = None,
     ) -> Ranking:
         """Rank passages for a query with one retriever or both fused.
 
         Args:
             query: The question text (for BM25).
             vector: Its embedding (for dense search).
-            mode: "dense", "keyword" or "hybrid".
+            mode: A `RetrievalMode` (or its value: "dense", "keyword", "hybrid").
             allowed: Passage rows to restrict to, or None for all.
 
         Returns:
             Passage rows best first (up to `candidates` from each retriever), with
             fused scores, each retriever's ranks, and exact cosine similarities.
         """
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        dense, similarity = self._dense(vector, allowed) if mode != "keyword" else ([], {})
-        keyword, bm25 = self._keyword(query, allowed) if mode != "dense" else ([], np.zeros(0))
-        if mode == "dense":
+        mode = RetrievalMode.from_str(mode)
+        dense, similarity = self._dense(vector, allowed) if mode is not RetrievalMode.KEYWORD else ([], {})
+        keyword, bm25 = self._keyword(query, allowed) if mode is not RetrievalMode.DENSE else ([], np.zeros(0))
+        if mode is RetrievalMode.DENSE:
             scores = dict(similarity)
-        elif mode == "keyword":
+        elif mode is RetrievalMode.KEYWORD:
             scores = {row: float(bm25[row]) for row in keyword}
-        elif self.settings.fusion == "rrf":
+        elif self.settings.fusion is Fusion.RRF:
             scores = rrf([dense, keyword], self.settings.rrf_k)
         else:
             candidates = list(dict.fromkeys(dense + keyword))

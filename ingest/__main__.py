@@ -12,10 +12,7 @@ from tqdm import tqdm
 from index.config import DEFAULT_CORPUS, DEFAULT_INDEX, Config
 from index.embedding import embedder_for, get_embedder
 from index.errors import StoreError
-from ingest.pipeline import build
-
-_STAGES = {"read": ("Reading files", "file"), "embed": ("Embedding", "passage"), "publish": ("Publishing", "step")}
-
+from ingest.pipeline import Stage, build
 
 class TqdmProgress:
     """One progress bar per stage, with counts, rate and time left."""
@@ -23,11 +20,11 @@ class TqdmProgress:
     def __init__(self) -> None:
         self.bars: dict[str, tqdm] = {}
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: Stage, done: int, total: int) -> None:
         bar = self.bars.get(stage)
         if bar is None:
-            label, unit = _STAGES[stage]
-            bar = self.bars[stage] = tqdm(total=total, desc=f"{label:<14}", unit=unit, file=sys.stderr)
+            width = max(len(s.label) for s in Stage)
+            bar = self.bars[stage] = tqdm(total=total, desc=f"{stage.label:<{width}}", unit=stage.unit, file=sys.stderr)
         bar.total = total
         bar.update(done - bar.n)
         if done >= total:

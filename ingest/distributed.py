@@ -41,7 +41,7 @@ from index.embedding import Embedder, longest_first
 from index.records import DocumentInfo, Settings, Skipped
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import Document, corpus_root, discover, read_file, unique_records
-from ingest.pipeline import BuildReport, KnownChunks, Progress, _info, build, known_chunks
+from ingest.pipeline import BuildReport, KnownChunks, Progress, Stage, _info, build, known_chunks
 
 EmbedderFactory = Callable[[], Embedder]
 
@@ -172,7 +172,7 @@ class RayReader:
         root = corpus_root(corpus)
         badly_named: list[Skipped] = []
         paths = [{"file": i, "path": str(path)} for i, path in enumerate(discover(corpus, rejected=badly_named))]
-        report("read", 0, files)
+        report(Stage.READ, 0, files)
         read = ray.data.from_items(paths, override_num_blocks=max(1, len(paths))).flat_map(
             _read_rows, fn_kwargs={"root": str(root)}
         )
@@ -181,7 +181,7 @@ class RayReader:
             rows.append(row)
             if row["file"] not in done:
                 done.add(row["file"])
-                report("read", len(done), files)
+                report(Stage.READ, len(done), files)
         rows.sort(key=lambda r: (r["file"], r["item"]))
         items = list(unique_records(r["record"] for r in rows))
         docs = [item for item in items if isinstance(item, Document)]
@@ -193,7 +193,7 @@ class RayReader:
         documents: list[DocumentInfo] = [_info(doc, len(chunks)) for doc, chunks in zip(docs, chunks_of)]
         chunks = [chunk for doc_chunks in chunks_of for chunk in doc_chunks]
         skipped = badly_named + [item for item in items if isinstance(item, Skipped)]
-        report("read", files, files)
+        report(Stage.READ, files, files)
         return documents, chunks, skipped
 
     def _chunk(self, docs: list[Document], settings: Settings) -> list[list[Chunk]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.embedding import Embedder
-from ingest.pipeline import BuildReport, build
+from ingest.pipeline import BuildReport, Stage, build
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class JobState:
     """A snapshot of a background build."""
 
     running: bool
-    stage: str = ""
+    stage: Stage | None = None
     done: int = 0
     total: int = 0
     started: float = 0.0
@@ -61,7 +61,7 @@ class BuildJob:
             if self._state.running:
                 return False
             now = time.monotonic()
-            self._state = JobState(running=True, stage="read", started=now, stage_started=now)
+            self._state = JobState(running=True, stage=Stage.READ, started=now, stage_started=now)
             self._thread = threading.Thread(target=self._run, name="kb-build", daemon=True)
             self._thread.start()
             return True
@@ -72,7 +72,7 @@ class BuildJob:
             thread.join(timeout)
         return self.state
 
-    def _progress(self, stage: str, done: int, total: int) -> None:
+    def _progress(self, stage: Stage, done: int, total: int) -> None:
         with self._lock:
             state = self._state
             stage_started = state.stage_started if stage == state.stage else time.monotonic()
@@ -86,4 +86,4 @@ class BuildJob:
                 self._state = JobState(False, self._state.stage, started=self._state.started, error=str(exc))
             return
         with self._lock:
-            self._state = JobState(False, "done", started=self._state.started, report=report)
+            self._state = JobState(False, None, started=self._state.started, report=report)

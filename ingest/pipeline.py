@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from index.embedding import Embedder
-from index.records import DocumentInfo, Location, Settings, Skipped, text_id
+from index.records import Choice, DocumentInfo, Location, Settings, Skipped, text_id
 from index.sentences import answer_candidates
 from index.errors import IndexNotFound, StoreError
 from index.store import Map, SentenceVectors, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
@@ -30,8 +30,26 @@ from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import deduplicate
 from ingest.loaders import Document, corpus_root, discover, iter_documents
 
-# (stage, done, total): stages are "read", "embed" and "publish".
-Progress = Callable[[str, int, int], None]
+class Stage(Choice):
+    """The steps of a build that report progress, in order."""
+
+    READ = "read"
+    EMBED = "embed"
+    PUBLISH = "publish"
+
+    @property
+    def label(self) -> str:
+        """What a person reads while this stage runs (progress bars in the terminal and the app)."""
+        return {"read": "Reading files", "embed": "Embedding passages", "publish": "Publishing the index"}[self.value]
+
+    @property
+    def unit(self) -> str:
+        """What the stage counts."""
+        return {"read": "file", "embed": "text", "publish": "step"}[self.value]
+
+
+# (stage, done, total)
+Progress = Callable[[Stage, int, int], None]
 # (corpus, embedder, settings, file count, progress, the live index's known chunks)
 #   -> (documents, chunks in corpus order, skipped)
 Reader = Callable[[Path, Embedder, Settings, int, Progress, "KnownChunks"], tuple[list[DocumentInfo], list[Chunk], list[Skipped]]]
@@ -146,7 +164,7 @@ def build(
         if not passages:
             raise ValueError(f"no text found in {corpus}: nothing to index ({len(skipped)} files skipped)")
         vectors, sentences, reused = _vectors(passages, previous, embedder, report)
-        report("publish", 0, 1)
+        report(Stage.PUBLISH, 0, 1)
         stored = publish(
             index_dir,
             model=embedder.name,
@@ -160,7 +178,7 @@ def build(
             sentences=sentences,
             parallel_map=parallel_map,
         )
-        report("publish", 1, 1)
+        report(Stage.PUBLISH, 1, 1)
     return BuildReport(
         len(documents), len(passages), len(passages) - reused, reused, tuple(skipped),
         time.perf_counter() - began, True, stored.path, tuple(notes),
@@ -223,7 +241,7 @@ def _read(corpus: Path, embedder: Embedder, settings: Settings, files: int, repo
     chunks: list[Chunk] = []
     skipped: list[Skipped] = []
     seen_files: set[str] = set()
-    report("read", 0, files)
+    report(Stage.READ, 0, files)
     for item in iter_documents(corpus):
         if isinstance(item, Skipped):
             skipped.append(item)
@@ -235,7 +253,7 @@ def _read(corpus: Path, embedder: Embedder, settings: Settings, files: int, repo
             source = item.source
         if source not in seen_files:
             seen_files.add(source)
-            report("read", len(seen_files), files)
+            report(Stage.READ, len(seen_files), files)
     return documents, chunks, skipped
 
 
@@ -282,12 +300,12 @@ def _vectors(
             sentence_rows.extend(range(starts[i], starts[i + 1]))
             texts.extend(passages[i].text[s:e] for s, e in passage_spans)
     done = 0
-    report("embed", 0, len(texts))
+    report(Stage.EMBED, 0, len(texts))
 
     def advance(count: int) -> None:
         nonlocal done
         done += count
-        report("embed", done, len(texts))
+        report(Stage.EMBED, done, len(texts))
 
     if texts:
         embedded = embedder.encode(texts, progress=advance)

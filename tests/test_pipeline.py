@@ -8,7 +8,7 @@ import pytest
 
 from index.search import Searcher
 from index.store import load
-from ingest.pipeline import SkippedFiles, build, changed_sources
+from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
 from tests.helpers import break_index
 
 
@@ -154,3 +154,8 @@ def test_a_damaged_index_is_rebuilt_with_a_note_and_a_missing_one_without(tiny_c
     assert report.published and report.reused == 0
     assert report.notes[0].startswith(f"previous index not reused: index file {broken} does not match its manifest")
     load(tmp_path / "idx")  # the rebuilt index verifies
+
+
+def test_stages_have_one_label_for_the_terminal_and_the_app():
+    assert [stage.label for stage in Stage] == ["Reading files", "Embedding passages", "Publishing the index"]
+    assert Stage.from_str("embed") is Stage.EMBED

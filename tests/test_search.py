@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from index.search import SearchSettings, Searcher, rrf
+from index.search import Fusion, RetrievalMode, SearchSettings, Searcher, rrf
 from index.store import load
 from ingest.pipeline import build
 
@@ -123,3 +123,21 @@ def test_stored_answer_sentences_equal_the_query_time_computation(tmp_path, fake
                 assert np.sort(fresh_scores)[-1] - np.sort(fresh_scores)[-2] < 2e-3, question
             choices += len(spans) > 1
     assert choices > 100  # most hits had a real choice of sentence
+
+
+def test_modes_and_fusions_parse_their_values_and_name_the_choices():
+    assert RetrievalMode.from_str("dense") is RetrievalMode.DENSE and RetrievalMode.DENSE == "dense"
+    assert [m.label for m in RetrievalMode] == ["dense", "keyword", "fused"]
+    with pytest.raises(ValueError, match="mode must be one of dense, keyword, hybrid, got 'sparse'"):
+        RetrievalMode.from_str("sparse")
+    assert SearchSettings(fusion="rrf").fusion is Fusion.RRF and SearchSettings().fusion is Fusion.CONVEX
+    with pytest.raises(ValueError, match="fusion must be one of rrf, convex, got 'max'"):
+        SearchSettings(fusion="max")
+
+
+def test_rrf_fusion_ranks_by_reciprocal_ranks(searcher):
+    rrf_searcher = Searcher(searcher.stored, searcher.embedder, SearchSettings(fusion=Fusion.RRF))
+    query = "hip flexors knee stretch"
+    ranking = rrf_searcher.rank(query, searcher.embedder.encode([query])[0])
+    expected = rrf([list(ranking.dense_rank), list(ranking.keyword_rank)], 60)
+    assert ranking.scores == pytest.approx(expected)
