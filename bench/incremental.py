@@ -36,7 +36,7 @@ import numpy as np
 
 from index.config import Config
 from index.embedding import BundledModel, embedder_for
-from index.sentences import answer_candidates
+from index.sentences import stored_candidates
 from index.store import load
 from ingest.pipeline import build
 from report import record, table
@@ -83,7 +83,7 @@ class Replay:
         self.known = {p.text: v for p, v in zip(stored.passages, np.asarray(stored.dense.vectors(), dtype=np.float32))}
         for row, passage in enumerate(stored.passages if stored.sentences is not None else ()):
             vectors = stored.sentences.of(row)
-            for (start, end), vector in zip(answer_candidates(passage.text) if len(vectors) else (), vectors):
+            for (start, end), vector in zip(stored_candidates(passage.text), vectors):
                 self.known[passage.text[start:end]] = np.asarray(vector, dtype=np.float32)
         self.placeholder = np.eye(1, self.dimensions, dtype=np.float32)[0]
         self.texts: list[str] = []

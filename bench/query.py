@@ -38,7 +38,7 @@ from index.config import Config, one_thread_per_question
 from index.embedding import embedder_for
 from index.evaluate import read_qrels, read_queries
 from index.search import Searcher
-from index.sentences import answer_candidates
+from index.sentences import stored_candidates
 from index.store import SentenceVectors, load
 from report import record, table
 
@@ -48,15 +48,12 @@ def with_sentences_for(stored, embedder, claims: list[str]):
     searcher = Searcher(stored, embedder)
     rows = sorted({row for claim, vector in zip(claims, embedder.encode(claims))
                    for row in searcher.rank(" ".join(claim.split()), vector).rows[:5]})
-    spans = {row: answer_candidates(stored.passages[row].text) for row in rows}
-    counts = np.zeros(len(stored.passages), dtype=np.int64)
-    for row, found in spans.items():
-        counts[row] = len(found) if len(found) > 1 else 0
-    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    texts = [stored.passages[row].text[s:e] for row in rows if counts[row] for s, e in spans[row]]
+    spans = {row: stored_candidates(stored.passages[row].text) for row in rows}
+    starts = SentenceVectors.starts_for([len(spans.get(row, ())) for row in range(len(stored.passages))])
+    texts = [stored.passages[row].text[s:e] for row in rows for s, e in spans[row]]
     print(f"embedding {len(texts)} answer candidates of {len(rows)} retrieved passages", flush=True)
     vectors = np.zeros((int(starts[-1]), stored.manifest.dimensions), dtype=np.float16)
-    vectors[np.concatenate([np.arange(starts[r], starts[r + 1]) for r in rows if counts[r]])] = embedder.encode(texts)
+    vectors[np.concatenate([np.arange(starts[r], starts[r + 1]) for r in rows])] = embedder.encode(texts)
     return replace(stored, sentences=SentenceVectors(vectors, starts)), len(texts)
 
 

@@ -38,7 +38,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -76,7 +76,7 @@ class SourceFile:
 class SentenceVectors:
     """Precomputed vectors of each passage's answer candidates.
 
-    Passage i's candidates (`index.sentences.answer_candidates`, in order) are
+    Passage i's candidates (`index.sentences.stored_candidates`, in order) are
     rows `starts[i]:starts[i + 1]` of `vectors`; a passage with a single
     candidate has none, since there is nothing to choose.
     """
@@ -86,6 +86,11 @@ class SentenceVectors:
 
     def of(self, row: int) -> np.ndarray:
         return self.vectors[self.starts[row] : self.starts[row + 1]]
+
+    @staticmethod
+    def starts_for(counts: Sequence[int]) -> np.ndarray:
+        """The `starts` of passages holding `counts[i]` candidate vectors each."""
+        return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
 
 
 @dataclass
