@@ -1,19 +1,20 @@
 """The same ingest pipeline on Ray: parallel reading and chunking, a pool of embedding actors.
 
-`build_on_ray` runs `pipeline.build` with two parts swapped for Ray Data
-stages, so everything between them (the publish lock, the up-to-date check,
-global de-duplication on the driver, vector reuse by passage id, the atomic
-publish and its manifest verification) is the local code itself:
+`build_on_ray` runs `pipeline.build` with a `RayExecutor`, so every step of
+the build (the publish lock, the up-to-date check, the corpus-wide record-id
+rule, global de-duplication on the driver, vector reuse by passage id, the
+atomic publish and its manifest verification) is the local code itself, and
+only where the parallel work runs differs:
 
-- reading: one Ray task per file (`loaders.read_file`); the driver then
-  applies the corpus-wide record-id rule (`loaders.unique_records`) in corpus
-  order, and chunking runs as Ray tasks over batches of documents;
-- embedding: `RayEmbedder`, an `Embedder` whose `encode` streams the texts
-  through a pool of actors, each building its model once from a picklable
-  factory (the class `BundledModel`, or a test's fake);
-- for a collection past `Settings.exact_search_limit`, the approximate
-  index's shards are added by Ray tasks before their lists are merged on
-  disk (`index.shards`); shards travel as arrays, so no file system is shared.
+- `RayExecutor.map` runs the pipeline's functions as Ray tasks over batches
+  of items, results in order: reading files (`loaders.read_file`), chunking
+  documents (each worker builds the embedder once, for its token counter),
+  and, for a collection past `Settings.exact_search_limit`, adding the
+  approximate index's shards before their lists are merged on disk
+  (`index.shards`; shards travel as arrays, so no file system is shared);
+- `RayEmbedder`, an `Embedder` whose `encode` streams the texts through a
+  pool of actors, each building its model once from a picklable factory
+  (`functools.partial(get_embedder, name, config)`, or a test's fake class).
 
 Vectors come back through Ray's object store, batch by batch, and the driver
 writes each batch into its rows of the one matrix that `publish` needs
@@ -38,12 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from index.embedding import Embedder, longest_first
-from index.records import DocumentInfo, Settings, Skipped
+from index.records import Settings
 from ingest.chunking import Chunk, chunk_document
-from ingest.loaders import Document, corpus_root, discover, read_file, unique_records
-from ingest.pipeline import BuildReport, KnownChunks, Progress, Stage, _info, build, known_chunks
+from ingest.loaders import Document
+from ingest.pipeline import BuildReport, Item, Progress, Result, build
 
 EmbedderFactory = Callable[[], Embedder]
+# Tasks per CPU for a map: enough that a slow batch does not hold the others up, few enough to stay cheap.
+_TASKS_PER_CPU = 4
 
 # Per worker process: the embedder each factory built, so tasks reuse one tokenizer.
 _WORKER_EMBEDDERS: dict[bytes, Embedder] = {}
@@ -90,10 +93,55 @@ def build_on_ray(
         workers = cpus if workers is None else workers
         if not 1 <= workers <= cpus:
             raise ValueError(f"--workers must be between 1 and the cluster's {cpus} CPUs, got {workers}")
-        embedder = RayEmbedder(factory, workers=workers, batch_size=batch_size)
-        return build(
-            corpus, index_dir, embedder, settings, progress, strict, read=RayReader(factory), parallel_map=_ray_map
-        )
+        executor = RayExecutor(factory, workers=workers, batch_size=batch_size)
+        return build(corpus, index_dir, settings=settings, progress=progress, strict=strict, executor=executor)
+
+
+class RayExecutor:
+    """A `pipeline.Executor` on the connected Ray cluster: maps as Ray tasks, embedding on an actor pool."""
+
+    def __init__(self, factory: EmbedderFactory, workers: int, batch_size: int = 64) -> None:
+        self.factory = factory
+        self.embedder = RayEmbedder(factory, workers=workers, batch_size=batch_size)
+
+    def map(self, function: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+        """`function` over `items` in Ray tasks of one CPU, a few per CPU, each over consecutive items.
+
+        Results come back in the items' order, a task's worth at a time. Ray
+        retries a task whose worker dies.
+        """
+        import ray
+
+        items = list(items)
+        if not items:
+            return iter(())
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        bounds = np.linspace(0, len(items), min(len(items), _TASKS_PER_CPU * cpus) + 1).astype(int)
+        task = ray.remote(num_cpus=1)(_apply)
+        refs = [task.remote(function, items[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        return (result for ref in refs for result in ray.get(ref))
+
+    def chunker(self, settings: Settings) -> Callable[[Document], list[Chunk]]:
+        return WorkerChunker(self.factory, settings)
+
+
+def _apply(function: Callable, items: list) -> list:
+    """Ray task: `function` over a batch of items."""
+    return [function(item) for item in items]
+
+
+class WorkerChunker:
+    """Chunks a document with the token counter of the worker's own embedder (built once per worker)."""
+
+    def __init__(self, factory: EmbedderFactory, settings: Settings) -> None:
+        self.factory = factory
+        self.settings = settings
+        self._count_tokens: Callable[[str], int] | None = None  # set on the worker, at its first document
+
+    def __call__(self, document: Document) -> list[Chunk]:
+        if self._count_tokens is None:
+            self._count_tokens = _worker_embedder(self.factory).count_tokens
+        return chunk_document(document, self._count_tokens, self.settings)
 
 
 @contextmanager
@@ -158,76 +206,6 @@ def _quiet_ray_data() -> None:
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-
-
-class RayReader:
-    """A `pipeline.Reader`: files read by Ray tasks, documents chunked by Ray tasks, in corpus order."""
-
-    def __init__(self, factory: EmbedderFactory) -> None:
-        self.factory = factory
-
-    def __call__(self, corpus: Path, embedder: Embedder, settings: Settings, files: int, report: Progress, known: KnownChunks):
-        import ray.data
-
-        root = corpus_root(corpus)
-        badly_named: list[Skipped] = []
-        paths = [{"file": i, "path": str(path)} for i, path in enumerate(discover(corpus, rejected=badly_named))]
-        report(Stage.READ, 0, files)
-        read = ray.data.from_items(paths, override_num_blocks=max(1, len(paths))).flat_map(
-            _read_rows, fn_kwargs={"root": str(root)}
-        )
-        rows, done = [], set()
-        for row in read.iter_rows():
-            rows.append(row)
-            if row["file"] not in done:
-                done.add(row["file"])
-                report(Stage.READ, len(done), files)
-        rows.sort(key=lambda r: (r["file"], r["item"]))
-        items = list(unique_records(r["record"] for r in rows))
-        docs = [item for item in items if isinstance(item, Document)]
-        # Documents whose text the live index already cut keep its chunks; only the rest go to Ray.
-        chunks_of = [known_chunks(doc, known) for doc in docs]
-        todo = [n for n, chunks in enumerate(chunks_of) if chunks is None]
-        for n, chunks in zip(todo, self._chunk([docs[n] for n in todo], settings)):
-            chunks_of[n] = chunks
-        documents: list[DocumentInfo] = [_info(doc, len(chunks)) for doc, chunks in zip(docs, chunks_of)]
-        chunks = [chunk for doc_chunks in chunks_of for chunk in doc_chunks]
-        skipped = badly_named + [item for item in items if isinstance(item, Skipped)]
-        report(Stage.READ, files, files)
-        return documents, chunks, skipped
-
-    def _chunk(self, docs: list[Document], settings: Settings) -> list[list[Chunk]]:
-        import ray.data
-
-        if not docs:
-            return []
-        blocks = min(len(docs), 4 * max(1, int(ray.cluster_resources().get("CPU", 1))))
-        items = [{"n": n, "document": doc} for n, doc in enumerate(docs)]
-        chunked = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
-            _chunk_batch, fn_kwargs={"factory": self.factory, "settings": settings}, batch_size=None
-        )
-        out: list[list[Chunk] | None] = [None] * len(docs)
-        for row in chunked.iter_rows():
-            out[row["n"]] = row["chunks"]
-        missing = [n for n, chunks in enumerate(out) if chunks is None]
-        if missing:
-            raise RuntimeError(f"{len(missing)} documents came back unchunked from the Ray tasks")
-        return out
-
-
-def _read_rows(row: dict, root: str) -> list[dict]:
-    """Ray task: one file's documents and problems, numbered so the driver can restore corpus order."""
-    items = read_file(Path(row["path"]), Path(root))
-    return [{"file": row["file"], "item": j, "record": item} for j, item in enumerate(items)]
-
-
-def _chunk_batch(batch: dict, factory: EmbedderFactory, settings: Settings) -> dict:
-    """Ray task: chunk a batch of documents with the embedder's token counter."""
-    count_tokens = _worker_embedder(factory).count_tokens
-    return {
-        "n": batch["n"],
-        "chunks": [chunk_document(doc, count_tokens, settings) for doc in batch["document"]],
-    }
 
 
 def _worker_embedder(factory: EmbedderFactory) -> Embedder:
@@ -302,11 +280,3 @@ class RayEmbedder:
         if not filled.all():
             raise RuntimeError(f"{int((~filled).sum())} passages came back without vectors from the Ray actors")
         return out
-
-
-def _ray_map(function: Callable, *iterables) -> list:
-    """`map` with one Ray task per item (index shards are added this way)."""
-    import ray
-
-    remote = ray.remote(num_cpus=1)(function)
-    return ray.get([remote.remote(*args) for args in zip(*iterables)])

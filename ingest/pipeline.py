@@ -1,10 +1,21 @@
 """Corpus folder in, published index out, re-embedding only what changed.
 
-`build` is the one entry point the command line and the app share. It holds
-the index's publish lock, reads every supported file, splits and
+`build` is the one entry point the command line, the app and the Ray path
+share, and the one place the steps of a build are written:
+
+    read files -> chunk documents -> de-duplicate -> embed -> publish
+
+It holds the index's publish lock, reads every supported file, splits and
 de-duplicates passages, takes the vectors of passages whose text the live
-index already holds (ids are content hashes), embeds only the new ones, and
-publishes the result atomically. While it runs, the live index keeps serving.
+index already holds (ids are content hashes, `ingest.vectors.VectorCache`),
+embeds only the new ones, and publishes the result atomically. While it
+runs, the live index keeps serving.
+
+Where the parallel work runs is the `Executor`'s business: `LocalExecutor`
+reads, chunks and embeds in this process; `ingest.distributed.RayExecutor`
+maps the same functions over Ray tasks and embeds on a pool of Ray actors.
+Everything else, global de-duplication included, runs here either way, so
+both give the same index.
 
 An update does only the work that depends on what changed: a document whose
 text hash the live index already knows is not chunked again (its passages'
@@ -15,20 +26,26 @@ its passage and answer-sentence vectors. The result equals a full rebuild.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
 from pathlib import Path
-
-import numpy as np
+from typing import Protocol, TypeVar
 
 from index.embedding import Embedder
-from index.records import Choice, DocumentInfo, Location, Settings, Skipped, text_id
-from index.sentences import answer_candidates
 from index.errors import IndexNotFound, StoreError
-from index.store import Map, SentenceVectors, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
+from index.records import Choice, DocumentInfo, Location, Settings, Skipped, text_id
+from index.shards import Map
+from index.store import SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import deduplicate
-from ingest.loaders import Document, corpus_root, discover, iter_documents
+from ingest.loaders import Document, corpus_root, discover, read_file, unique_records
+from ingest.vectors import VectorCache
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
 
 class Stage(Choice):
     """The steps of a build that report progress, in order."""
@@ -50,9 +67,36 @@ class Stage(Choice):
 
 # (stage, done, total)
 Progress = Callable[[Stage, int, int], None]
-# (corpus, embedder, settings, file count, progress, the live index's known chunks)
-#   -> (documents, chunks in corpus order, skipped)
-Reader = Callable[[Path, Embedder, Settings, int, Progress, "KnownChunks"], tuple[list[DocumentInfo], list[Chunk], list[Skipped]]]
+
+
+class Executor(Protocol):
+    """Where a build's parallel work runs: a map over items, and the embedder."""
+
+    embedder: Embedder
+
+    def map(self, function: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+        """`function` over `items`, results in the items' order, yielded as they are ready.
+
+        `function` is picklable (a module-level function or a `functools.partial` of one).
+        """
+        ...
+
+    def chunker(self, settings: Settings) -> Callable[[Document], list[Chunk]]:
+        """A picklable function chunking one document with the embedder's token counter."""
+        ...
+
+
+class LocalExecutor:
+    """Everything in this process: the builtin `map`, and the embedder as given."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def map(self, function: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+        return map(function, items)
+
+    def chunker(self, settings: Settings) -> Callable[[Document], list[Chunk]]:
+        return partial(chunk_document, count_tokens=self.embedder.count_tokens, settings=settings)
 
 
 @dataclass(frozen=True)
@@ -114,24 +158,23 @@ def changed_sources(corpus: Path, stored: StoredIndex) -> list[str]:
 def build(
     corpus: Path,
     index_dir: Path,
-    embedder: Embedder,
+    embedder: Embedder | None = None,
     settings: Settings = Settings(),
     progress: Progress | None = None,
     strict: bool = False,
-    read: Reader | None = None,
-    parallel_map: Map = map,
+    executor: Executor | None = None,
 ) -> BuildReport:
     """Build the index for `corpus`, or bring it up to date.
 
     Args:
-        corpus: Folder of documents (sub-folders included).
+        corpus: Folder of documents (sub-folders included), or one file.
         index_dir: Index folder; the live version keeps serving until the new one is published.
-        embedder: The model that embeds passages (and later, questions).
+        embedder: The model that embeds passages (and later, questions); runs in this process.
         settings: Chunking settings.
         progress: Called as `progress(stage, done, total)`.
         strict: Refuse to publish when any file or record was skipped.
-        read: Replaces the serial file reading and chunking (the Ray path reads in parallel tasks).
-        parallel_map: Adds the shards of an approximate (large) index; the Ray path uses Ray tasks.
+        executor: Instead of `embedder`: where reading, chunking, embedding and index shards run
+            (`ingest.distributed.RayExecutor` for Ray).
 
     Returns:
         A report of what was read, embedded, reused and skipped.
@@ -141,12 +184,15 @@ def build(
         SkippedFiles: `strict` is set and something was skipped (nothing is published).
         ValueError: The corpus holds no passages at all.
     """
+    if (embedder is None) == (executor is None):
+        raise ValueError("give build() an embedder or an executor, not both")
+    executor = executor or LocalExecutor(embedder)
     began = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
     if not corpus.exists():
         raise FileNotFoundError(f"corpus {corpus} does not exist")
     with publish_lock(index_dir):
-        previous, notes = _previous(index_dir, embedder.name)
+        previous, notes = _previous(index_dir, executor.embedder.name)
         sources = fingerprint(corpus)
         if previous is not None and previous.sources == sources and previous.manifest.settings == settings:
             m = previous.manifest
@@ -156,33 +202,79 @@ def build(
                 m.documents, m.passages, 0, 0, m.skipped, time.perf_counter() - began, False, previous.path,
                 ("index is up to date",),
             )
-        known = _known_chunks(previous, settings)
-        documents, chunks, skipped = (read or _read)(corpus, embedder, settings, len(sources), report, known)
+        documents, chunks, skipped = read_corpus(corpus, executor, settings, _known_chunks(previous, settings), report)
         if strict and skipped:
             raise SkippedFiles(skipped)
         passages = deduplicate(chunks, settings.near_duplicate_threshold)
         if not passages:
             raise ValueError(f"no text found in {corpus}: nothing to index ({len(skipped)} files skipped)")
-        vectors, sentences, reused = _vectors(passages, previous, embedder, report)
+        vectors = VectorCache(executor.embedder, previous).vectors(
+            passages, progress=lambda done, total: report(Stage.EMBED, done, total)
+        )
         report(Stage.PUBLISH, 0, 1)
         stored = publish(
             index_dir,
-            model=embedder.name,
+            model=executor.embedder.name,
             passages=passages,
-            vectors=vectors,
+            vectors=vectors.passages,
             documents=documents,
             sources=sources,
             settings=settings,
             corpus=str(corpus),
             skipped=tuple(skipped),
-            sentences=sentences,
-            parallel_map=parallel_map,
+            sentences=vectors.sentences,
+            parallel_map=shard_map(executor),
         )
         report(Stage.PUBLISH, 1, 1)
     return BuildReport(
-        len(documents), len(passages), len(passages) - reused, reused, tuple(skipped),
+        len(documents), len(passages), len(passages) - vectors.reused, vectors.reused, tuple(skipped),
         time.perf_counter() - began, True, stored.path, tuple(notes),
     )
+
+
+def read_corpus(
+    corpus: Path, executor: Executor, settings: Settings, known: KnownChunks, report: Progress
+) -> tuple[list[DocumentInfo], list[Chunk], list[Skipped]]:
+    """Read every file and chunk every document, in corpus order.
+
+    Files are read by `executor.map` (bad input never raises: `read_file`);
+    the corpus-wide record-id rule then applies in corpus order
+    (`unique_records`); documents the live index already cut keep its chunks
+    and the rest are chunked by `executor.map`.
+
+    Returns:
+        One `DocumentInfo` per document, the chunks in corpus order, and what was skipped.
+    """
+    root = corpus_root(corpus)
+    badly_named: list[Skipped] = []
+    paths = discover(corpus, rejected=badly_named)
+    report(Stage.READ, 0, len(paths))
+    per_file = []
+    for done, items in enumerate(executor.map(partial(read_file, root=root), paths), start=1):
+        per_file.append(items)
+        report(Stage.READ, done, len(paths))
+    items = list(unique_records(chain(badly_named, *per_file)))
+    docs = [item for item in items if isinstance(item, Document)]
+    chunks_of = [known_chunks(doc, known) for doc in docs]
+    todo = [n for n, chunks in enumerate(chunks_of) if chunks is None]
+    for n, chunks in zip(todo, executor.map(executor.chunker(settings), [docs[n] for n in todo])):
+        chunks_of[n] = chunks
+    documents = [_info(doc, len(chunks)) for doc, chunks in zip(docs, chunks_of)]
+    chunks = [chunk for doc_chunks in chunks_of for chunk in doc_chunks]
+    return documents, chunks, [item for item in items if isinstance(item, Skipped)]
+
+
+def shard_map(executor: Executor) -> Map:
+    """`map(function, *iterables)` over the executor, as the store adds an approximate index's shards."""
+
+    def parallel_map(function: Callable, *iterables: Iterable) -> Iterator:
+        return executor.map(partial(_call, function), list(zip(*iterables)))
+
+    return parallel_map
+
+
+def _call(function: Callable, args: tuple):
+    return function(*args)
 
 
 def _previous(index_dir: Path, model: str) -> tuple[StoredIndex | None, list[str]]:
@@ -223,11 +315,6 @@ def _chunking(settings: Settings) -> tuple[int, int]:
     return settings.max_tokens, settings.min_tokens
 
 
-def _chunks(doc: Document, embedder: Embedder, settings: Settings, known: KnownChunks) -> list[Chunk]:
-    reused = known_chunks(doc, known)
-    return chunk_document(doc, embedder.count_tokens, settings) if reused is None else reused
-
-
 def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
     """The document's chunks as the live index cut them, when its text is unchanged."""
     locations = known.get((doc.source, doc.doc_id, text_id(doc.text)))
@@ -236,79 +323,5 @@ def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
     return [Chunk(doc.text[loc.start : loc.end], loc) for loc in locations]
 
 
-def _read(corpus: Path, embedder: Embedder, settings: Settings, files: int, report: Progress, known: KnownChunks):
-    documents: list[DocumentInfo] = []
-    chunks: list[Chunk] = []
-    skipped: list[Skipped] = []
-    seen_files: set[str] = set()
-    report(Stage.READ, 0, files)
-    for item in iter_documents(corpus):
-        if isinstance(item, Skipped):
-            skipped.append(item)
-            source = item.source.split(":")[0]
-        else:
-            doc_chunks = _chunks(item, embedder, settings, known)
-            chunks.extend(doc_chunks)
-            documents.append(_info(item, len(doc_chunks)))
-            source = item.source
-        if source not in seen_files:
-            seen_files.add(source)
-            report(Stage.READ, len(seen_files), files)
-    return documents, chunks, skipped
-
-
 def _info(doc: Document, passages: int) -> DocumentInfo:
     return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), passages)
-
-
-def _vectors(
-    passages, previous: StoredIndex | None, embedder: Embedder, report: Progress
-) -> tuple[np.ndarray, SentenceVectors, int]:
-    """Passage and answer-sentence vectors: reused by content hash where possible, embedded otherwise.
-
-    Returns:
-        Passage vectors (row i = passage i), answer-sentence vectors, and how
-        many passages were reused.
-    """
-    known = {p.id: row for row, p in enumerate(previous.passages)} if previous is not None else {}
-    old = {i: known[p.id] for i, p in enumerate(passages) if p.id in known}
-    old_sentences = previous.sentences if previous is not None else None
-    # Same text, same candidates: a reused passage keeps its stored sentence rows.
-    spans = {i: answer_candidates(p.text) for i, p in enumerate(passages) if i not in old or old_sentences is None}
-    counts = np.zeros(len(passages), dtype=np.int64)
-    for i in range(len(passages)):
-        if i in spans:
-            counts[i] = len(spans[i]) if len(spans[i]) > 1 else 0
-        else:
-            counts[i] = len(old_sentences.of(old[i]))
-    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    vectors = np.zeros((len(passages), embedder.dimensions), dtype=np.float32)
-    sentences = np.zeros((int(starts[-1]), embedder.dimensions), dtype=np.float32)
-    if old:
-        vectors[list(old)] = previous.dense.vectors(list(old.values()))
-    if old and old_sentences is not None:
-        here = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in old] or [[]]).astype(np.int64)
-        there = np.concatenate(
-            [np.arange(old_sentences.starts[r], old_sentences.starts[r + 1]) for r in old.values()] or [[]]
-        ).astype(np.int64)
-        sentences[here] = old_sentences.vectors[there]
-    todo = [i for i in range(len(passages)) if i not in old]
-    texts = [passages[i].text for i in todo]
-    sentence_rows: list[int] = []
-    for i, passage_spans in spans.items():
-        if counts[i]:
-            sentence_rows.extend(range(starts[i], starts[i + 1]))
-            texts.extend(passages[i].text[s:e] for s, e in passage_spans)
-    done = 0
-    report(Stage.EMBED, 0, len(texts))
-
-    def advance(count: int) -> None:
-        nonlocal done
-        done += count
-        report(Stage.EMBED, done, len(texts))
-
-    if texts:
-        embedded = embedder.encode(texts, progress=advance)
-        vectors[todo] = embedded[: len(todo)]
-        sentences[sentence_rows] = embedded[len(todo) :]
-    return vectors, SentenceVectors(sentences, starts), len(passages) - len(todo)

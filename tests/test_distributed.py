@@ -18,12 +18,11 @@ from index.testing import FakeEmbedder, SlowFakeEmbedder
 from index import dense
 from index.records import Settings
 from index.search import Searcher
-from index.shards import IvfPlan, assemble, load_mmap
+from index.shards import IvfPlan, add_shard, assemble, load_mmap
 from index.store import load
-from ingest import distributed
 from ingest.__main__ import main
-from ingest.distributed import _ray_map, build_on_ray
-from ingest.pipeline import build
+from ingest.distributed import RayExecutor, build_on_ray
+from ingest.pipeline import build, shard_map
 
 pytestmark = pytest.mark.ray
 
@@ -137,13 +136,15 @@ def test_large_collection_adds_its_index_shards_in_ray_tasks(ray_cluster, tmp_pa
     records = [{"_id": f"r{i}", "text": " ".join(rng.choice(words, 12)) + "."} for i in range(1100)]
     (corpus / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
     shards_added: list[int] = []
+    ray_map = RayExecutor.map
 
-    def recording_ray_map(function, *iterables):
-        shards_added.append(len(iterables[1]))
-        return _ray_map(function, *iterables)
+    def recording_map(self, function, items):
+        if getattr(function, "args", ()) == (add_shard,):  # shard_map's partial(_call, add_shard)
+            shards_added.append(len(items))
+        return ray_map(self, function, items)
 
     monkeypatch.setattr(dense, "SHARD_ROWS", 300)
-    monkeypatch.setattr(distributed, "_ray_map", recording_ray_map)
+    monkeypatch.setattr(RayExecutor, "map", recording_map)
     settings = Settings(exact_search_limit=1000)
     report = build_on_ray(corpus, tmp_path / "ray", FakeEmbedder, workers=2, settings=settings)
     build(corpus, tmp_path / "local", FakeEmbedder(), settings)
@@ -165,7 +166,7 @@ def test_shards_added_by_ray_tasks_merge_to_the_serial_result(ray_cluster, tmp_p
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     shards = np.array_split(vectors, 3)
     plan = IvfPlan(lists=8, sample=800)
-    on_ray = load_mmap(assemble(shards, tmp_path / "ray", plan, map_fn=_ray_map), probes=4)
+    on_ray = load_mmap(assemble(shards, tmp_path / "ray", plan, map_fn=shard_map(RayExecutor(FakeEmbedder, 1))), probes=4)
     serial = load_mmap(assemble(shards, tmp_path / "serial", plan), probes=4)
     assert on_ray.ntotal == serial.ntotal == 1200
     d_ray, i_ray = on_ray.search(vectors[:50], 10)
