@@ -77,7 +77,7 @@ def main() -> None:
     int8_index = replace(stored, dense=DenseIndex(EXACT, flat, vectors))
 
     cosine = (stored.dense.vectors() * vectors).sum(axis=1)
-    settings = SearchSettings(candidates=300)  # as `python -m index eval`
+    settings = evaluate.beir_settings()  # as `python -m index eval`
     rows = []
     for passages, index in (("fp32", fp32_index), ("int8", int8_index)):
         for questions, embedder in (("fp32", fp32), ("int8", int8)):

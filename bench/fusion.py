@@ -12,13 +12,12 @@ Needs the SciFact index:
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 
 from index.config import Config
 from index.embedding import BundledModel, embedder_for
-from index.evaluate import evaluate_beir, read_qrels, read_queries
+from index.evaluate import beir_settings, evaluate_beir, read_qrels, read_queries
 from index.search import SearchSettings, Searcher
 from index.store import load
 from report import record, table
@@ -50,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     embedder = MemoEmbedder(embedder_for(Config.resolve()))
-    searcher = Searcher(load(args.index, model=embedder.name), embedder)
+    stored = load(args.index, model=embedder.name)
     queries = read_queries(args.data / "queries.jsonl")
     splits = {name: read_qrels(args.data / "qrels" / f"{name}.tsv") for name in ("train", "test")}
 
@@ -59,7 +58,7 @@ def main() -> None:
     configs += [(f"convex w={w}", "hybrid", SearchSettings(fusion="convex", dense_weight=w)) for w in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)]
     rows = []
     for label, mode, settings in configs:
-        searcher.settings = replace(settings, candidates=300)
+        searcher = Searcher(stored, embedder, beir_settings(settings))
         scores = {split: evaluate_beir(searcher, queries, qrels, mode=mode) for split, qrels in splits.items()}
         rows.append([label, f"{scores['train']['ndcg@10']:.4f}", f"{scores['test']['ndcg@10']:.4f}",
                      f"{scores['test']['recall@100']:.4f}", f"{scores['test']['mrr@10']:.4f}"])

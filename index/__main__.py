@@ -1,13 +1,15 @@
-"""`python -m index`: ask questions of an index, or describe it.
+"""`python -m index` (or `kb-index`): ask questions of an index, describe it, or score it.
 
     python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json] [--explain]
-    python -m index info [--index DIR]
+    python -m index info [--index DIR] [--json]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
     python -m index eval --questions FILE [--index DIR] [--json]
 
 Each QUESTION argument is one question (quote it); `--file` adds one
 question per line. `--json` prints one JSON object per question, one per
-line, in input order.
+line, in input order. The index folder is `--index`, else `$KB_INDEX`, else
+data/index. A runtime error exits with status 1 and one line `error: ...` on
+stderr; a command line that makes no sense exits with 2 (`index.cli`).
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
+from index.cli import fail, note
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
-from index.search import MAX_QUERY_CHARS, RetrievalMode, clean_query
 from index.errors import StoreError
+from index.search import MAX_QUERY_CHARS, RetrievalMode, SearchSettings, clean_query, query_is_cut
 from index.store import StoredIndex, load
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m index", description="Query or inspect a knowledge-base index.")
@@ -36,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_index_option(query)
 
     info = commands.add_parser("info", help="what the index holds")
+    info.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
     _add_index_option(info)
 
     evaluate = commands.add_parser("eval", help="score retrieval on BEIR files or a question set")
@@ -56,10 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             return _query(args, parser, config)
         if args.command == "eval":
             return _eval(args, parser, config)
-        return _info(config)
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _info(args, config)
+    except (StoreError, OSError, ValueError) as exc:
+        return fail(exc)
 
 
 def _add_index_option(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +77,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
         try:
             lines = args.file.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            parser.error(f"cannot read questions from {args.file}: {exc}")
+            raise ValueError(f"cannot read questions from {args.file}: {exc}") from None
         questions += [line.strip() for line in lines if line.strip()]
     if not questions:
         parser.error("give at least one QUESTION or --file FILE")
@@ -85,9 +90,11 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     searcher = _searcher(config)
     for number, question in enumerate(questions):
         answer = searcher.search(question, k=args.k)
-        if len(" ".join(question.split())) > MAX_QUERY_CHARS:
-            print(f"note: question {number + 1} has {len(question):,} characters; "
-                  f"only the first {MAX_QUERY_CHARS:,} or so are searched", file=sys.stderr)
+        if query_is_cut(question):
+            note(
+                f"question {number + 1} has {len(question):,} characters; "
+                f"only the first {MAX_QUERY_CHARS:,} or so are searched"
+            )
         if args.json:
             record = answer.to_json()
             if args.explain:
@@ -100,33 +107,26 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     return 0
 
 
-def _searcher(config: Config):
+def _searcher(config: Config, settings: SearchSettings = SearchSettings()):
     from index.embedding import embedder_for  # imported here: `info` needs no model
     from index.search import Searcher
 
     one_thread_per_question()
     embedder = embedder_for(config)
-    return Searcher(load(config.index, model=embedder.name), embedder)
+    return Searcher(load(config.index, model=embedder.name), embedder, settings)
 
 
 def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
-    from dataclasses import asdict, replace
-
     from index import evaluate
 
     if (args.queries is None) != (args.qrels is None) or (args.questions is None) == (args.queries is None):
         parser.error("give either --queries and --qrels (BEIR), or --questions")
-    try:
-        if args.questions is not None:
-            questions = evaluate.read_questions(args.questions)
-        else:
-            queries, qrels = evaluate.read_queries(args.queries), evaluate.read_qrels(args.qrels)
-    except (OSError, ValueError) as exc:
-        parser.error(str(exc))
-    searcher = _searcher(config)
+    if args.questions is not None:
+        questions = evaluate.read_questions(args.questions)
+    else:
+        queries, qrels = evaluate.read_queries(args.queries), evaluate.read_qrels(args.qrels)
     if args.questions is None:
-        # Recall@100 needs a hundred documents; documents may span several passages.
-        searcher.settings = replace(searcher.settings, candidates=300)
+        searcher = _searcher(config, evaluate.beir_settings())
         scores = evaluate.evaluate_beir(searcher, queries, qrels, mode=RetrievalMode.from_str(args.mode))
         if args.json:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
@@ -134,7 +134,7 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
             print(f"{args.mode}: nDCG@10 {scores['ndcg@10']:.4f}  Recall@100 {scores['recall@100']:.4f}  "
                   f"MRR@10 {scores['mrr@10']:.4f}  ({scores['queries']} queries)")
         return 0
-    report = evaluate.evaluate_questions(searcher, questions)
+    report = evaluate.evaluate_questions(_searcher(config), questions)
     if args.json:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(report).items()}))
         return 0
@@ -149,9 +149,12 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
     return 0
 
 
-def _info(config: Config) -> int:
+def _info(args: argparse.Namespace, config: Config) -> int:
     stored = load(config.index)
-    print(describe(stored))
+    if args.json:
+        print(json.dumps({"index": str(stored.path), **stored.manifest.to_json()}, ensure_ascii=False))
+    else:
+        print(describe(stored))
     return 0
 
 

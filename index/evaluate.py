@@ -10,12 +10,21 @@ sentence is right when it contains it too. Off-topic questions have
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from index.search import RetrievalMode, Searcher
+from index.search import RetrievalMode, Searcher, SearchSettings
+
+# Recall@100 needs a hundred documents, and a document may span several
+# passages, so BEIR scoring takes each retriever deeper than search does.
+BEIR_CANDIDATES = 300
+
+
+def beir_settings(settings: SearchSettings = SearchSettings()) -> SearchSettings:
+    """`settings` with the candidate depth BEIR scoring needs (`BEIR_CANDIDATES`)."""
+    return replace(settings, candidates=BEIR_CANDIDATES)
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,8 @@ def evaluate_beir(
     mode: RetrievalMode | str = RetrievalMode.HYBRID,
 ) -> dict[str, float | int]:
     """nDCG@10, Recall@100 and MRR@10 averaged over the judged queries.
+
+    Give `searcher` `beir_settings()` for scores comparable with the README's.
 
     Returns:
         `{"ndcg@10", "recall@100", "mrr@10", "queries"}`.

@@ -144,11 +144,20 @@ def clean_query(query: str) -> str:
     question longer than `MAX_QUERY_CHARS` is cut there (at the last space
     before it, when there is one).
     """
+    return _clean(query)[0]
+
+
+def query_is_cut(query: str) -> bool:
+    """Whether `clean_query` cuts `query` short (not just its spacing), so callers can say so."""
+    return _clean(query)[1]
+
+
+def _clean(query: str) -> tuple[str, bool]:
     query = " ".join(_CONTROL.sub(" ", query).split())
-    if len(query) > MAX_QUERY_CHARS:
-        cut = query[: MAX_QUERY_CHARS + 1]
-        query = cut.rsplit(" ", 1)[0] if " " in cut else cut[:MAX_QUERY_CHARS]
-    return query
+    if len(query) <= MAX_QUERY_CHARS:
+        return query, False
+    cut = query[: MAX_QUERY_CHARS + 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut[:MAX_QUERY_CHARS]), True
 
 
 def convex(dense: dict[int, float], keyword: dict[int, float], dense_weight: float) -> dict[int, float]:

@@ -1,4 +1,10 @@
-"""`python -m ingest`: build the index for a corpus folder, or bring it up to date."""
+"""`python -m ingest` (or `kb-ingest`): build the index for a corpus folder, or bring it up to date.
+
+The folders are `--corpus` / `--index`, else `$KB_CORPUS` / `$KB_INDEX`, else
+corpus/ and data/index/. The summary goes to stdout; progress, notes and
+skipped files to stderr; a runtime error exits with status 1 and one line
+`error: ...` (`index.cli`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from index.cli import fail, note
 from index.config import DEFAULT_CORPUS, DEFAULT_INDEX, Config
 from index.embedding import embedder_for, get_embedder
 from index.errors import StoreError
@@ -36,7 +43,7 @@ class TqdmProgress:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--corpus", type=Path, help=f"documents folder, or one file (default: $KB_CORPUS, else {DEFAULT_CORPUS})"
     )
@@ -65,11 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             )
     except (StoreError, ValueError, OSError) as exc:
         progress.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return fail(exc)
     progress.close()
-    for note in report.notes:
-        print(note)
+    for message in report.notes:
+        note(message)
     if report.published:
         print(
             f"indexed {report.documents} documents as {report.passages} passages "

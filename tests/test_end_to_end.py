@@ -115,7 +115,7 @@ def test_cli_reports_missing_index_cleanly(tmp_path):
         [sys.executable, "-m", "index", "info", "--index", str(tmp_path / "none")],
         cwd=REPO, capture_output=True, text=True,
     )
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.startswith("error: no index found") and "Traceback" not in result.stderr
 
 

@@ -154,7 +154,7 @@ def test_cli_names_the_broken_file_and_the_fix(how, tiny_corpus, tmp_path, fake_
     build(tiny_corpus, index_dir, fake_embedder)
     broken = break_index(index_dir, how)
     result = ask_cli(index_dir)
-    assert result.returncode == 2 and result.stdout == ""
+    assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert broken in result.stderr
     assert f"python -m ingest --index {index_dir}" in result.stderr
@@ -164,7 +164,7 @@ def test_cli_refuses_an_index_built_with_another_model(tiny_corpus, tmp_path):
     index_dir = tmp_path / "idx"
     build(tiny_corpus, index_dir, OtherModelEmbedder())
     result = ask_cli(index_dir)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"index {index_dir} was built with model 'test/other-model'" in result.stderr
     assert "sentence-transformers/all-MiniLM-L6-v2" in result.stderr
     assert f"python -m ingest --index {index_dir}" in result.stderr

@@ -1,0 +1,96 @@
+"""The two command lines agree: configuration from flags, then KB_* variables; exit codes; where text goes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from index.__main__ import main as index_main
+from index.search import SearchSettings, Searcher
+from ingest.__main__ import main as ingest_main
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    monkeypatch.setenv("KB_EMBEDDER", "fake")
+
+
+def run(main, argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # argparse
+        code = exit.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_both_clis_take_the_folders_from_the_environment(fake, tiny_corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KB_CORPUS", str(tiny_corpus))
+    monkeypatch.setenv("KB_INDEX", str(tmp_path / "from-env"))
+    code, out, _ = run(ingest_main, [], capsys)
+    assert code == 0 and f"-> {tmp_path / 'from-env'}" in out
+    code, out, _ = run(index_main, ["info"], capsys)
+    assert code == 0 and f"from {tiny_corpus}" in out
+    code, out, _ = run(index_main, ["query", "hip flexors"], capsys)
+    assert code == 0 and out.startswith("Q: hip flexors")
+
+
+def test_flags_win_over_the_environment(fake, tiny_corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KB_INDEX", str(tmp_path / "from-env"))
+    code, _, _ = run(ingest_main, ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "from-flag")], capsys)
+    assert code == 0 and (tmp_path / "from-flag" / "CURRENT").exists() and not (tmp_path / "from-env").exists()
+
+
+def test_runtime_errors_exit_1_with_one_line_and_usage_errors_exit_2(fake, tiny_corpus, tmp_path, capsys):
+    for main, argv in [
+        (index_main, ["info", "--index", str(tmp_path / "none")]),
+        (index_main, ["query", "hip", "--index", str(tmp_path / "none")]),
+        (index_main, ["query", "--file", str(tmp_path / "missing.txt"), "--index", str(tmp_path / "none")]),
+        (ingest_main, ["--corpus", str(tmp_path / "no-corpus"), "--index", str(tmp_path / "idx")]),
+    ]:
+        code, out, err = run(main, argv, capsys)
+        assert code == 1 and out == "", argv
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+    code, _, err = run(index_main, ["query", "--index", str(tmp_path / "none")], capsys)
+    assert code == 2 and "give at least one QUESTION or --file FILE" in err
+    code, _, err = run(ingest_main, ["--workers", "2"], capsys)
+    assert code == 2 and "--workers needs --ray" in err
+
+
+def test_ingest_notes_go_to_stderr_and_the_summary_to_stdout(fake, tiny_corpus, tmp_path, capsys):
+    argv = ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx")]
+    run(ingest_main, argv, capsys)
+    code, out, err = run(ingest_main, argv, capsys)
+    assert code == 0 and out == ""
+    assert "note: index is up to date" in err
+
+
+def test_info_json_is_the_manifest(fake, tiny_corpus, tmp_path, capsys):
+    run(ingest_main, ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx")], capsys)
+    code, out, _ = run(index_main, ["info", "--index", str(tmp_path / "idx"), "--json"], capsys)
+    record = json.loads(out)
+    assert code == 0 and record["documents"] == 3 and record["model"] == "test/fake-hashing-embedder"
+    assert record["index"].startswith(str(tmp_path / "idx" / "v-")) and record["vector_index"] == "Flat"
+
+
+def test_eval_json_on_a_question_set_and_search_settings_stay_as_they_were(fake, tiny_corpus, tmp_path, capsys, monkeypatch):
+    run(ingest_main, ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx")], capsys)
+    (tmp_path / "q.jsonl").write_text('{"query": "kyphoplasty balloon", "answer": "Kyphoplasty inflates"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "kyphoplasty balloon vertebra"}\n')
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tfractures.txt\t1\n")
+    searchers: list[Searcher] = []
+    real_init = Searcher.__init__
+
+    def recording_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        searchers.append(self)
+
+    monkeypatch.setattr(Searcher, "__init__", recording_init)
+    code, out, _ = run(index_main, ["eval", "--questions", str(tmp_path / "q.jsonl"), "--index", str(tmp_path / "idx"), "--json"], capsys)
+    assert code == 0 and json.loads(out)["recall_at_1"] == 1.0
+    code, out, _ = run(index_main, ["eval", "--queries", str(tmp_path / "queries.jsonl"), "--qrels", str(tmp_path / "qrels.tsv"),
+                                    "--index", str(tmp_path / "idx"), "--json"], capsys)
+    assert code == 0 and json.loads(out)["ndcg@10"] == 1.0
+    # The question set is scored as search answers; BEIR gets its own, deeper settings, set at construction.
+    assert [s.settings.candidates for s in searchers] == [SearchSettings().candidates, 300]
