@@ -17,7 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from index.config import Config, one_thread_per_question
-from index.display import NO_ANSWER, escape_markdown, highlight_markdown, hit_highlight
+from index.display import NO_ANSWER
 from index.embedding import Embedder, embedder_for
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
 from index.records import Answer, Hit
@@ -28,6 +28,7 @@ from ingest.jobs import BuildJob
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import changed_sources
 from ingest.uploads import MAX_UPLOAD_BYTES, UploadRejected, save_upload
+from ui.markdown import context_markdown, escape_markdown, hit_heading, hit_highlight
 
 CONFIG = Config.resolve()
 CORPUS, INDEX = CONFIG.corpus, CONFIG.index
@@ -144,20 +145,13 @@ def show_answer(answer: Answer, searcher: Searcher) -> None:
 
 
 def hit_card(hit: Hit, searcher: Searcher) -> None:
-    locations = hit.passage.locations
     with st.container(border=True):
-        cite = escape_markdown(locations[0].cite())
-        also = f" · also {escape_markdown('; '.join(l.cite() for l in locations[1:]))}" if len(locations) > 1 else ""
-        st.markdown(f"**{hit.rank}.** {cite}{also}")
+        st.markdown(hit_heading(hit))
         st.markdown(hit_highlight(hit))
         st.caption(f"score {hit.score:.4f} · similarity {hit.similarity:.2f}")
         with st.expander("Show in document"):
             for neighbour in searcher.context(hit.passage.location, before=1, after=1):
-                if neighbour.is_hit:
-                    offset = neighbour.location.start
-                    st.markdown(highlight_markdown(neighbour.text, hit.answer.start - offset, hit.answer.end - offset))
-                else:
-                    st.markdown(f":gray[{escape_markdown(neighbour.text)}]")
+                st.markdown(context_markdown(hit, neighbour.location, neighbour.text, neighbour.is_hit))
 
 
 def sidebar(searcher: Searcher, job: BuildJob) -> tuple[list[str], int]:

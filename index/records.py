@@ -124,6 +124,10 @@ class Passage:
     def location(self) -> Location:
         return self.locations[0]
 
+    def also_cited(self) -> str:
+        """The further places this text occurs, as "source, line n; ..." ("" when it occurs once)."""
+        return "; ".join(loc.cite() for loc in self.locations[1:])
+
     def to_json(self) -> dict:
         # vars(), not asdict(): the same flat dict, without asdict's deep copy (a third of writing a version)
         return {"id": self.id, "text": self.text, "locations": [dict(vars(loc)) for loc in self.locations]}
@@ -168,6 +172,14 @@ class Hit:
     answer: Span
     dense_rank: int | None = None
     keyword_rank: int | None = None
+
+    def answer_within(self, start: int) -> tuple[int, int]:
+        """The answer's span relative to text that begins at document offset `start`.
+
+        The passage's own text begins at `passage.location.start`; a
+        neighbouring passage shown for context has its own start.
+        """
+        return self.answer.start - start, self.answer.end - start
 
     def to_json(self) -> dict:
         loc = self.passage.location

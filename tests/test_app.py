@@ -10,7 +10,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from index.display import NO_ANSWER, escape_markdown
+from index.display import NO_ANSWER
+from ui.markdown import escape_markdown
 from index.embedding import register_embedder
 from index.store import current_version
 from ingest.pipeline import build

@@ -24,7 +24,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from index.__main__ import main as index_main
-from index.display import escape_markdown
+from ui.markdown import escape_markdown
 from index.search import MAX_QUERY_CHARS, Searcher, clean_query
 from index.store import load
 from ingest.pipeline import build

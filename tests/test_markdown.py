@@ -1,0 +1,66 @@
+"""Text for the browser is inert Markdown: no markup of its own survives, only our highlight and citations."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+
+from index.records import Hit, Location, Passage, Span
+from ui.markdown import context_markdown, escape_markdown, hit_heading, hit_highlight, highlight_markdown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<script>alert(1)</script>",
+        "[click](javascript:alert(1))",
+        "**bold** _it_ `code` ~strike~",
+        "$x^2$ and :red[red] and :smile:",
+        "# heading\n- item\n1. item",
+        "a | table | row",
+    ],
+)
+def test_every_markdown_character_is_escaped(text):
+    escaped = escape_markdown(text)
+    i = 0
+    while i < len(escaped):
+        if escaped[i] == "\\":
+            assert escaped[i + 1] in string.punctuation
+            i += 2
+            continue
+        assert escaped[i] not in string.punctuation, f"unescaped {escaped[i]!r} in {escaped!r}"
+        i += 1
+    unescaped = re.sub(r"\\(.)", r"\1", escaped.replace("  \n", "\n"))
+    assert unescaped == text
+
+
+def test_control_characters_are_dropped_and_newlines_kept():
+    assert escape_markdown("a\x1b[31mb\nc") == "a \\[31mb  \nc"
+
+
+def test_highlight_wraps_only_the_span():
+    text = "First sentence. Second [one]."
+    marked = highlight_markdown(text, 16, len(text))
+    assert marked == "First sentence\\. :orange-background[Second \\[one\\]\\.]"
+
+
+def hit_in(text: str, start: int, answer: tuple[int, int], locations: int = 1) -> Hit:
+    places = tuple(Location(f"d{i}.txt", f"d{i}.txt", start, start + len(text), 1 + i) for i in range(locations))
+    return Hit(Passage("id", text, places), 1, 1.0, 0.5, Span(*answer, text[answer[0] - start : answer[1] - start]))
+
+
+def test_hit_heading_cites_every_location_once_escaped():
+    assert hit_heading(hit_in("Some text.", 0, (0, 10))) == "**1.** d0\\.txt\\, line 1"
+    heading = hit_heading(hit_in("Some text.", 0, (0, 10), locations=3))
+    assert heading == "**1.** d0\\.txt\\, line 1 · also d1\\.txt\\, line 2\\; d2\\.txt\\, line 3"
+
+
+def test_the_answer_is_highlighted_at_its_place_in_the_passage_and_in_context():
+    text = "First sentence. Second one."
+    hit = hit_in(text, 100, (116, 127))  # the passage starts at offset 100 of its document
+    assert hit.answer_within(100) == (16, 27)
+    assert hit_highlight(hit) == "First sentence\\. :orange-background[Second one\\.]"
+    assert context_markdown(hit, hit.passage.location, text, is_hit=True) == hit_highlight(hit)
+    assert context_markdown(hit, hit.passage.location, "Before *it*.", is_hit=False) == ":gray[Before \\*it\\*\\.]"
