@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import fnmatch
 import json
 import os
 import re
@@ -24,8 +25,14 @@ from pathlib import Path
 from index.records import Skipped
 
 SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".jsonl"})
-# An evaluation question set may sit beside the documents; it is not one of them.
-IGNORED_NAMES = frozenset({"questions.jsonl"})
+# Evaluation question sets (questions.jsonl, questions-everyday.jsonl, ...) may sit
+# beside the documents; they are not documents.
+QUESTION_SETS = "questions*.jsonl"
+
+
+def is_question_set(name: str) -> bool:
+    """Whether a file of this name is a question set rather than a document."""
+    return fnmatch.fnmatchcase(name.lower(), QUESTION_SETS)
 
 
 class LoadError(Exception):
@@ -263,7 +270,7 @@ def discover(corpus: Path, rejected: list[Skipped] | None = None) -> list[Path]:
     """Supported files under `corpus`, sub-folders included, sorted by relative path.
 
     `corpus` may also be one file (for example a BEIR `corpus.jsonl` that sits
-    beside its queries). Hidden files and folders and `IGNORED_NAMES` are left
+    beside its queries). Hidden files and folders and question sets (`QUESTION_SETS`) are left
     out; symbolic links to folders are not followed, so a link loop cannot
     trap the walk. Pipes and devices (a read may block forever, or never
     end) and paths whose names are not valid UTF-8 (old archives unpacked on
@@ -277,7 +284,7 @@ def discover(corpus: Path, rejected: list[Skipped] | None = None) -> list[Path]:
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
         for name in files:
             path = Path(folder) / name
-            if name.startswith(".") or name in IGNORED_NAMES or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            if name.startswith(".") or is_question_set(name) or path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 continue
             relative = path.relative_to(corpus).as_posix()
             if not _bad_name(relative, rejected) and not _special_file(path, relative, rejected):

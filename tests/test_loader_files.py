@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from index.records import Skipped
-from ingest.loaders import Document, LoadError, decode_text, discover, iter_documents, load_file
+from index.store import load
+from ingest.loaders import Document, LoadError, decode_text, discover, is_question_set, iter_documents, load_file
+from ingest.pipeline import build
 
 from tests.helpers import write_pdf
 
@@ -128,11 +130,27 @@ def test_jsonl_records_become_documents_and_bad_lines_are_reported(tmp_path):
 
 
 def test_discover_walks_subfolders_and_ignores_hidden_and_question_sets(tmp_path):
-    for name in ["a.txt", "sub/b.MD", "sub/deeper/c.html", ".hidden.txt", ".git/x.txt", "questions.jsonl", "d.exe"]:
+    names = ["a.txt", "sub/b.MD", "sub/deeper/c.html", ".hidden.txt", ".git/x.txt", "questions.jsonl", "d.exe",
+             "questions-everyday.jsonl", "sub/questions_hard.jsonl", "Questions-Extra.JSONL", "records.jsonl"]
+    for name in names:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("text", encoding="utf-8")
-    assert [p.relative_to(tmp_path).as_posix() for p in discover(tmp_path)] == ["a.txt", "sub/b.MD", "sub/deeper/c.html"]
+    found = [p.relative_to(tmp_path).as_posix() for p in discover(tmp_path)]
+    assert found == ["a.txt", "records.jsonl", "sub/b.MD", "sub/deeper/c.html"]
+
+
+def test_every_question_set_in_the_corpus_is_left_out_of_the_index(tmp_path, fake_embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "hips.txt").write_text("The hip flexors lift the knee toward the body.", encoding="utf-8")
+    question_set = '{"query": "what do hip flexors do", "answer": "lift the knee"}\n'
+    for name in ("questions.jsonl", "questions-everyday.jsonl"):
+        (corpus / name).write_text(question_set, encoding="utf-8")
+    report = build(corpus, tmp_path / "idx", fake_embedder)
+    assert report.documents == 1 and report.skipped == ()
+    assert {d.source for d in load(tmp_path / "idx").documents} == {"hips.txt"}
+    assert is_question_set("questions-everyday.jsonl") and not is_question_set("my-questions.jsonl")
 
 
 def test_symlink_loop_does_not_hang(tmp_path):
