@@ -54,7 +54,7 @@ def test_spans_reproduce_text_and_cover_every_word(text):
 @given(document_text)
 def test_every_passage_fits_the_window(text):
     for chunk in chunk_document(doc(text), COUNT, SETTINGS):
-        assert COUNT(chunk.text) <= SETTINGS.max_tokens + 2  # +2: word joins can differ by a piece
+        assert COUNT(chunk.text) <= SETTINGS.max_tokens  # the chunker's contract, special tokens included
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400))
@@ -108,11 +108,13 @@ def test_short_heading_merges_with_next_paragraph():
 
 
 def test_ids_are_content_hashes_and_stable():
+    # Hashes written out when the format was fixed: an index built on any run or machine has these ids.
+    assert text_id("The same words.") == "4dda3e17aca09e90b732"
+    assert text_id("Other words here.") == "a89f3550dcf37d2c6acb"
+    assert text_id("The same words!") == "1155a90f362b5935a207"
     text = "The same words.\n\nOther words here."
-    first = [text_id(c.text) for c in chunk_document(doc(text), COUNT, Settings())]
-    again = [text_id(c.text) for c in chunk_document(doc(text), COUNT, Settings())]
-    assert first == again
-    assert text_id("The same words.") == text_id("The same words.") != text_id("The same words!")
+    chunks = chunk_document(doc(text), COUNT, Settings(max_tokens=16, min_tokens=0))
+    assert [text_id(c.text) for c in chunks] == ["4dda3e17aca09e90b732", "a89f3550dcf37d2c6acb"]
 
 
 def test_pdf_pages_recorded():

@@ -210,3 +210,7 @@ def test_kill_at_random_moments_keeps_one_whole_version(states):
     print(f"\n{len(outcomes)} random kills, {sum(not c for _, _, c, _ in outcomes)} of them mid-build, all survived:")
     for delay, where, completed, version in outcomes:
         print(f"  at {delay:.2f}s, last step {where:<40} -> {version} index served{' (build had finished)' if completed else ''}")
+    # The test means something only if the kills landed inside builds, and some inside the store's steps.
+    mid_build = [where for _, where, completed, _ in outcomes if not completed]
+    assert len(mid_build) >= RANDOM_KILLS, f"only {len(mid_build)} of {len(outcomes)} kills landed mid-build"
+    assert any(where.startswith("EVENT") for where in mid_build), "no kill landed while the store was writing"

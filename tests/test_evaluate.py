@@ -71,10 +71,16 @@ def searcher(tiny_corpus, tmp_path, fake_embedder):
 
 
 def test_documents_ranked_by_best_passage(searcher):
-    rows = [i for i, p in enumerate(searcher.passages)]
-    docs = documents_by_best_passage(searcher, rows)
-    assert len(docs) == len(set(docs)) == 3
-    assert docs[0] == searcher.passages[0].location.doc_id
+    source = {row: [loc.doc_id for loc in p.locations] for row, p in enumerate(searcher.passages)}
+    shared = next(row for row, docs in source.items() if len(docs) > 1)  # the spinal-fusion paragraph, in two files
+    assert source[shared] == ["copy.txt", "fractures.txt"]  # corpus order: copy.txt is read first
+    hips = next(row for row, docs in source.items() if docs == ["hips/flexors.md"])
+    # A ranking not in index order: a hips passage first, then the shared passage.
+    docs = documents_by_best_passage(searcher, [hips, shared, *reversed(range(len(source)))])
+    assert docs == ["hips/flexors.md", "copy.txt", "fractures.txt"]
+    # Each document ranks where its best passage does: a passage found in two documents ranks both.
+    assert documents_by_best_passage(searcher, [shared]) == ["copy.txt", "fractures.txt"]
+    assert documents_by_best_passage(searcher, []) == []
 
 
 def test_evaluate_beir_on_tiny_index(searcher):

@@ -64,9 +64,17 @@ def test_duplicate_text_returned_once_with_all_locations(searcher):
     assert len({h.passage.id for h in answer.hits}) == len(answer.hits)
 
 
-def test_off_topic_question_is_not_answered(searcher):
-    answer = searcher.search("What is the capital of France?")
-    assert not answer.answered
+def test_answered_is_decided_by_the_best_similarity_against_the_threshold(searcher):
+    """Not by the fake embedder's geometry: the same hits flip at exactly the threshold."""
+    # Shares "hip" with the corpus, so its best similarity is above zero but below 0.40.
+    question = "What is the capital of France, and does it have hip museums?"
+    answer = searcher.search(question)
+    best = max(h.similarity for h in answer.hits)
+    assert answer.hits and 0 < best < searcher.settings.answer_threshold and not answer.answered
+    at_best = Searcher(searcher.stored, searcher.embedder, replace(searcher.settings, answer_threshold=best))
+    above_best = Searcher(searcher.stored, searcher.embedder, replace(searcher.settings, answer_threshold=best + 1e-6))
+    assert at_best.search(question).answered and not above_best.search(question).answered
+    assert at_best.search(question).hits == answer.hits  # the threshold decides "answered", nothing else
 
 
 def test_ranks_and_scores_are_consistent(searcher):
