@@ -7,7 +7,7 @@ INDEX ?= data/index
 CORPUS ?= corpus
 PORT ?= 8501
 
-.PHONY: install index run test test-fast clean
+.PHONY: install index run lint test test-fast clean
 
 install: $(STAMP)
 
@@ -28,11 +28,16 @@ run: index
 		--server.address localhost --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
 
-test: install
+# Lint and formatting (ruff, configured in pyproject.toml); part of both test targets.
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: install lint
 	$(PY) -m pytest
 
 # Quick unit tier: fake embedder; no model, browser, Ray instance or slow crash/50 MB tests.
-test-fast: install
+test-fast: install lint
 	$(PY) -m pytest -m "not model and not browser and not ray and not slow"
 
 clean:

@@ -19,10 +19,10 @@ import streamlit as st
 from index.config import Config, one_thread_per_question
 from index.display import NO_ANSWER
 from index.embedding import Embedder, embedder_for
+from index.errors import StoreError
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
 from index.records import Answer, Hit
 from index.search import MAX_QUERY_CHARS, RetrievalMode, Searcher
-from index.errors import StoreError
 from index.store import live_version, load
 from ingest.jobs import BuildJob
 from ingest.loaders import SUPPORTED_SUFFIXES

@@ -23,13 +23,12 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
 from report import record, table
 
 from index import evaluate
-from index.embedding import BundledModel
 from index.dense import EXACT, DenseIndex
-from index.search import Searcher, SearchSettings
+from index.embedding import BundledModel
+from index.search import Searcher
 from index.store import load
 
 SCIFACT = Path("/work/shared/eval/scifact")

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from report import record, table
 
 from index.config import Config
 from index.embedding import BundledModel, embedder_for
 from index.evaluate import beir_settings, evaluate_beir, read_qrels, read_queries
-from index.search import SearchSettings, Searcher
+from index.search import Searcher, SearchSettings
 from index.store import load
-from report import record, table
 
 
 class MemoEmbedder:

@@ -32,14 +32,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
+from report import record, table
 
 from index.config import Config
 from index.embedding import BundledModel, embedder_for
 from index.sentences import stored_candidates
 from index.store import load
 from ingest.pipeline import build
-from report import record, table
 
 ADDED = (
     "Vitamin D supplementation and fracture risk in older adults. "

@@ -16,14 +16,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-
+from report import record, table
 
 from index.config import Config
 from index.embedding import embedder_for
-from index.evaluate import read_qrels, read_questions, read_queries
-from index.search import SearchSettings, Searcher
+from index.evaluate import read_qrels, read_queries, read_questions
+from index.search import Searcher, SearchSettings
 from index.store import load
-from report import record, table
 
 # Off-topic for a biomedical abstract collection: no health questions here.
 GENERAL = [

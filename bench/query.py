@@ -32,7 +32,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
+from report import record, table
 
 from index.config import Config, one_thread_per_question
 from index.embedding import embedder_for
@@ -40,7 +40,6 @@ from index.evaluate import read_qrels, read_queries
 from index.search import Searcher
 from index.sentences import stored_candidates
 from index.store import SentenceVectors, load
-from report import record, table
 
 
 def with_sentences_for(stored, embedder, claims: list[str]):

@@ -18,17 +18,16 @@ vector on disk, query time and recall@10. These feed docs/scaling.md.
 from __future__ import annotations
 
 import argparse
-from functools import partial
 import json
 import math
 import os
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import faiss
 import numpy as np
-
 from report import record, table
 
 from index.config import Config

@@ -10,7 +10,7 @@ import os
 import platform
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -37,7 +37,7 @@ def table(headers: list[str], rows: list[list]) -> str:
 def record(name: str, body: str) -> None:
     """Print `body` and store it as section `name` of RESULTS.md."""
     command = "python " + " ".join([Path(sys.argv[0]).as_posix().split("/work/main/")[-1], *sys.argv[1:]])
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = f"## {name}\n\n`{command}` on {machine()}, {stamp}\n\n{body}\n"
     print(section)
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"

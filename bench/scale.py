@@ -36,13 +36,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-
+from index.dense import EXACT, DenseIndex, nprobe_for
 from index.records import FORMAT_VERSION, Manifest, Settings
 from index.search import SearchSettings
 from index.shards import IvfPlan
-from index.dense import EXACT, DenseIndex, nprobe_for
 from index.store import StoredIndex, load
-
 
 K = 10
 

@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -199,7 +199,7 @@ def publish(
             staging, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map
         )
         stored = load_version(staging)  # refuse to publish what we could not read back
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         final = index_dir / f"v-{stamp}-{staging.name[5:]}"
         staging.rename(final)  # open files and memory maps follow the rename
         _fsync(index_dir)  # the rename is on disk before CURRENT may name it
@@ -239,7 +239,7 @@ def _write_version(
         passages=len(passages),
         locations=sum(len(p.locations) for p in passages),
         settings=settings,
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         corpus=corpus,
         files=_hash_files(folder),
         skipped=tuple(skipped),

@@ -21,6 +21,7 @@ from index.embedding import embedder_for, get_embedder
 from index.errors import StoreError
 from ingest.pipeline import Stage, build
 
+
 class TqdmProgress:
     """One progress bar per stage, with counts, rate and time left."""
 

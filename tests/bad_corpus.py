@@ -66,8 +66,8 @@ def filler(size: int, seed: int = 0) -> str:
 
 def make_bad_corpus(root: Path, big_mb: float = 50) -> Path:
     """Write the corpus into `root` (created) and return it."""
-    from pypdf import PdfWriter
     import docx
+    from pypdf import PdfWriter
 
     root.mkdir(parents=True, exist_ok=True)
     for source in ("good.txt", "notes with spaces.md", "café ünïcode 日本語.txt"):

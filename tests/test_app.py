@@ -11,14 +11,13 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from index.display import NO_ANSWER
-from ui.markdown import escape_markdown
 from index.embedding import register_embedder
 from index.search import Searcher, SearchSettings
 from index.store import current_version, load
-from ingest.pipeline import build
-
 from index.testing import FakeEmbedder
+from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
+from ui.markdown import escape_markdown
 
 APP = str(REPO / "app.py")
 

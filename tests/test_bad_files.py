@@ -25,11 +25,10 @@ import pytest
 
 from index.search import Searcher
 from index.store import current_version, load
+from index.testing import FakeEmbedder
 from ingest.__main__ import main as ingest_main
 from ingest.pipeline import build
-
 from tests.bad_corpus import BAD, ENCODINGS, GOOD, UNREADABLE, make_bad_corpus
-from index.testing import FakeEmbedder
 from tests.helpers import REPO
 
 EXPECTED_SKIPS = {**BAD, UNREADABLE: "permission denied"}
@@ -115,7 +114,7 @@ def test_index_info_lists_every_skipped_file_with_its_reason(ingested):
     )
     assert f"skipped    {len(EXPECTED_SKIPS)} file(s)" in result.stdout
     for source, words in EXPECTED_SKIPS.items():
-        line = next((l for l in result.stdout.splitlines() if l.startswith(f"  {source}: ")), None)
+        line = next((row for row in result.stdout.splitlines() if row.startswith(f"  {source}: ")), None)
         assert line is not None and words in line, (source, result.stdout)
 
 
@@ -132,7 +131,7 @@ def test_cli_prints_a_summary_naming_each_skipped_file(small_bad_corpus, tmp_pat
     err = capsys.readouterr().err
     assert code == 0
     for source, words in EXPECTED_SKIPS.items():
-        assert any(l.startswith(f"skipped {source}: ") and words in l for l in err.splitlines()), (source, err)
+        assert any(line.startswith(f"skipped {source}: ") and words in line for line in err.splitlines()), (source, err)
     assert err.rstrip().endswith(f"{len(EXPECTED_SKIPS)} file(s) skipped")
 
 

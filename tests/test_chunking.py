@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from index.records import Settings, text_id
 from index.sentences import split_sentences
+from index.testing import FakeEmbedder
 from ingest.chunking import chunk_document
 from ingest.loaders import Document
-
-from index.testing import FakeEmbedder
 from tests.helpers import REPO
 
 COUNT = FakeEmbedder().count_tokens

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from index.__main__ import main as index_main
-from index.search import SearchSettings, Searcher
+from index.search import Searcher, SearchSettings
 from ingest.__main__ import main as ingest_main
 
 
@@ -19,8 +19,8 @@ def fake(monkeypatch):
 def run(main, argv: list[str], capsys) -> tuple[int, str, str]:
     try:
         code = main(argv)
-    except SystemExit as exit:  # argparse
-        code = exit.code
+    except SystemExit as stopped:  # argparse
+        code = stopped.code
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -24,10 +24,9 @@ import pytest
 
 from index.search import Searcher
 from index.store import load
-from ingest.pipeline import build
-
-from tests import crash_driver
 from index.testing import FakeEmbedder
+from ingest.pipeline import build
+from tests import crash_driver
 from tests.helpers import REPO, TINY_DOCS
 
 pytestmark = pytest.mark.slow

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from index.records import Location, Settings
+from index.testing import FakeEmbedder
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import deduplicate, jaccard, shingles
 from ingest.loaders import Document
-
-from index.testing import FakeEmbedder
 from tests.helpers import REPO
 
 
@@ -19,7 +18,7 @@ def test_exact_copies_merge_keeping_all_locations():
     text = "Spinal fusion joins two vertebrae with bone grafts."
     passages = deduplicate([chunk(text, "a.txt"), chunk("Other text entirely.", "b.txt"), chunk(text, "c.txt", 40)], 0.85)
     assert [p.text for p in passages] == [text, "Other text entirely."]
-    assert [(l.source, l.start) for l in passages[0].locations] == [("a.txt", 0), ("c.txt", 40)]
+    assert [(loc.source, loc.start) for loc in passages[0].locations] == [("a.txt", 0), ("c.txt", 40)]
 
 
 def test_case_spacing_and_punctuation_variants_are_exact_duplicates():
@@ -57,7 +56,7 @@ def test_bundled_corpus_repeats_collapse():
     assert len(set(normalised)) == len(normalised)
     tumours = [p for p in passages if p.text.startswith("Low back pain can be caused by tumors")]
     assert len(tumours) == 1
-    assert [l.line for l in tumours[0].locations] == [6, 27]
+    assert [loc.line for loc in tumours[0].locations] == [6, 27]
     for passage in passages:
         for loc in passage.locations:
             assert " ".join(text[loc.start : loc.end].split()).lower() == " ".join(passage.text.split()).lower()

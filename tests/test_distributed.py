@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
-from index.testing import FakeEmbedder, SlowFakeEmbedder
 
 from index import dense
 from index.records import Settings
 from index.search import Searcher
 from index.shards import IvfPlan, add_shard, assemble, load_mmap
 from index.store import load
+from index.testing import FakeEmbedder, SlowFakeEmbedder
 from ingest.__main__ import main
 from ingest.distributed import RayExecutor, build_on_ray
 from ingest.pipeline import build, shard_map

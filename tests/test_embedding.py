@@ -17,9 +17,8 @@ import pytest
 from index import onnx_model
 from index.config import Config
 from index.embedding import BundledModel, embedder_for, get_embedder, register_embedder
-from index.testing import FakeEmbedder
 from index.onnx_model import ExportError, cached_onnx, model_key
-
+from index.testing import FakeEmbedder
 from tests.helpers import REPO, TINY_DOCS, OtherModelEmbedder
 
 

@@ -17,7 +17,6 @@ from index.embedding import BundledModel
 from index.search import Searcher
 from index.store import load
 from ingest.pipeline import build
-
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.model

@@ -21,14 +21,14 @@ import re
 import zipfile
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from index.records import Settings, Skipped, text_id
 from index.sentences import split_sentences
+from index.testing import FakeEmbedder
 from ingest.chunking import chunk_document
 from ingest.loaders import SUPPORTED_SUFFIXES, Document, LoadError, decode_text, iter_documents, load_file
-
-from index.testing import FakeEmbedder
 from tests.helpers import write_pdf
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

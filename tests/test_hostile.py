@@ -24,13 +24,12 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from index.__main__ import main as index_main
-from ui.markdown import escape_markdown
 from index.search import MAX_QUERY_CHARS, Searcher, clean_query
 from index.store import load
-from ingest.pipeline import build
-
 from index.testing import FakeEmbedder
+from ingest.pipeline import build
 from tests.helpers import REPO
+from ui.markdown import escape_markdown
 
 APP = str(REPO / "app.py")
 ARABIC_DOC = "عضلات الورك تثني الركبة نحو الجسم."
@@ -108,8 +107,8 @@ def query_cli(index_dir, monkeypatch):
     def run(capsys, *args: str) -> tuple[int, str, str]:
         try:
             code = index_main(["query", "--index", str(index_dir), *args])
-        except SystemExit as exit:  # argparse errors
-            code = exit.code
+        except SystemExit as stopped:  # argparse errors
+            code = stopped.code
         out = capsys.readouterr()
         return code, out.out, out.err
 

@@ -12,14 +12,13 @@ from index.records import Skipped
 from index.store import load
 from ingest.loaders import Document, LoadError, decode_text, discover, is_question_set, iter_documents, load_file
 from ingest.pipeline import build
-
 from tests.helpers import write_pdf
 
 
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ("plain ascii\n".encode(), "plain ascii\n"),
+        (b"plain ascii\n", "plain ascii\n"),
         ("utf-8 café\r\nnext".encode(), "utf-8 café\r\nnext"),
         (b"\xef\xbb\xbfwith bom", "with bom"),
         (b"caf\xe9 \x93quoted\x94", "café “quoted”"),  # cp1252

@@ -8,7 +8,7 @@ import string
 import pytest
 
 from index.records import Hit, Location, Passage, Span
-from ui.markdown import context_markdown, escape_markdown, hit_heading, hit_highlight, highlight_markdown
+from ui.markdown import context_markdown, escape_markdown, highlight_markdown, hit_heading, hit_highlight
 
 
 @pytest.mark.parametrize(

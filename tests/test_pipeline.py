@@ -49,7 +49,7 @@ def test_removed_document_disappears_from_results(tiny_corpus, tmp_path, fake_em
     (tiny_corpus / "hips" / "flexors.md").unlink()
     build(tiny_corpus, tmp_path / "idx", fake_embedder)
     answer = Searcher(load(tmp_path / "idx"), fake_embedder).search("hip flexors knee icing", k=10)
-    assert all(l.source != "hips/flexors.md" for h in answer.hits for l in h.passage.locations)
+    assert all(loc.source != "hips/flexors.md" for h in answer.hits for loc in h.passage.locations)
 
 
 def test_changed_sources_lists_added_edited_removed(tiny_corpus, tmp_path, fake_embedder):

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench.app_server import free_port
-from tests.helpers import REPO
 
+from bench.app_server import free_port
 from index.embedding import BundledModel
 from index.store import load
 from ingest.pipeline import build
+from tests.helpers import REPO
 
 pytestmark = [pytest.mark.ray, pytest.mark.model]
 

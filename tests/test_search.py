@@ -8,10 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from index.search import Fusion, RetrievalMode, SearchSettings, Searcher, rrf
+from index.search import Fusion, RetrievalMode, Searcher, SearchSettings, rrf
 from index.store import load
 from ingest.pipeline import build
-
 from tests.helpers import REPO
 
 
@@ -60,7 +59,7 @@ def test_duplicate_text_returned_once_with_all_locations(searcher):
     answer = searcher.search("spinal fusion bone grafts screws", k=5)
     fusion = [h for h in answer.hits if "Spinal fusion" in h.passage.text]
     assert len(fusion) == 1
-    assert {l.source for l in fusion[0].passage.locations} == {"copy.txt", "fractures.txt"}
+    assert {loc.source for loc in fusion[0].passage.locations} == {"copy.txt", "fractures.txt"}
     assert len({h.passage.id for h in answer.hits}) == len(answer.hits)
 
 
@@ -88,7 +87,7 @@ def test_ranks_and_scores_are_consistent(searcher):
 def test_source_filter_limits_hits(searcher):
     answer = searcher.search("hip flexors knee", k=5, sources=frozenset({"fractures.txt"}))
     assert answer.hits
-    assert all(any(l.source == "fractures.txt" for l in h.passage.locations) for h in answer.hits)
+    assert all(any(loc.source == "fractures.txt" for loc in h.passage.locations) for h in answer.hits)
 
 
 def test_empty_query_returns_nothing(searcher):

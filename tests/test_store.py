@@ -11,15 +11,14 @@ import faiss
 import numpy as np
 import pytest
 
+from index import dense
+from index.dense import ivf_plan
+from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, StoreError
 from index.records import DocumentInfo, Location, Passage, Settings, text_id
 from index.search import Searcher
-from index import dense
 from index.shards import sample_rows, train
-from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, StoreError
-from index.dense import ivf_plan
 from index.store import current_version, load, publish, publish_lock
 from ingest.pipeline import build
-
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 
 
