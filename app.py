@@ -98,7 +98,9 @@ def question_box() -> str:
         # A link may carry a longer question than the box accepts; the search would cut it anyway.
         st.session_state.query = st.query_params.get("q", "")[:MAX_QUERY_CHARS]
     st.text_input(
-        "Your question", key="query", max_chars=MAX_QUERY_CHARS,
+        "Your question",
+        key="query",
+        max_chars=MAX_QUERY_CHARS,
         placeholder="e.g. how long does a broken vertebra take to heal?",
     )
     columns = st.columns(len(EXAMPLES))
@@ -261,7 +263,10 @@ def build_status(job: BuildJob) -> None:
             label = state.stage.label if state.stage else ""
             left = f", about {state.seconds_left:.0f}s left" if state.seconds_left is not None else ""
             fraction = state.done / state.total if state.total else 0.0
-            st.progress(min(fraction, 1.0), text=f"{label}: {state.done} of {state.total}{left}. Answers come from the current index meanwhile.")
+            st.progress(
+                min(fraction, 1.0),
+                text=f"{label}: {state.done} of {state.total}{left}. Answers come from the current index meanwhile.",
+            )
             st.session_state.build_watched = True
         elif st.session_state.pop("build_watched", False):
             st.rerun()  # the new index is published: refresh everything
@@ -269,7 +274,9 @@ def build_status(job: BuildJob) -> None:
             st.error(f"Rebuild failed, the previous index is still in use: {escape_markdown(state.error)}")
         elif state.report is not None and state.report.published:
             r = state.report
-            st.success(f"Index updated: {r.documents} documents, {r.passages} passages ({r.embedded} newly embedded) in {r.seconds:.1f}s.")
+            st.success(
+                f"Index updated: {r.documents} documents, {r.passages} passages ({r.embedded} newly embedded) in {r.seconds:.1f}s."
+            )
 
     status()
 

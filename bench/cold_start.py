@@ -38,8 +38,13 @@ def main() -> None:
         subprocess.run(["cp", "-a", str(REPO / ".venv"), str(clone / ".venv")], check=True)
     port = free_port()
     began = time.monotonic()
-    server = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=clone, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        ["make", "run", f"PORT={port}"],
+        cwd=clone,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         url = f"http://localhost:{port}"
         if not wait_healthy(url, server, timeout=3600):
@@ -53,8 +58,10 @@ def main() -> None:
     mode = "copied .venv" if args.reuse_venv else "fresh install"
     record(
         f"Cold start ({mode})",
-        table(["step", "seconds from `make run`"], [["app answers health check", f"{ready:.1f}"],
-                                                     ["first answer visible in the browser", f"{answered:.1f}"]]),
+        table(
+            ["step", "seconds from `make run`"],
+            [["app answers health check", f"{ready:.1f}"], ["first answer visible in the browser", f"{answered:.1f}"]],
+        ),
     )
 
 

@@ -85,8 +85,9 @@ def variants(work: Path) -> dict[str, tuple[Callable[[list[str]], np.ndarray], i
         "plain-fp32": dict(fuse=False, quantize=None),
         "fused-fp32": dict(fuse=True, quantize=None),
         "fused-int8-tensor": dict(fuse=True, quantize="per-tensor", min_cosine=0.0),  # measured, not used
-        "fused-int8-channel-float-embeddings": dict(fuse=True, quantize="per-channel",
-                                                    keep_float=("EmbedLayerNormalization", "Gather")),
+        "fused-int8-channel-float-embeddings": dict(
+            fuse=True, quantize="per-channel", keep_float=("EmbedLayerNormalization", "Gather")
+        ),
     }.items():
         began = time.perf_counter()
         graphs[name] = work / f"{name}.onnx"
@@ -97,16 +98,20 @@ def variants(work: Path) -> dict[str, tuple[Callable[[list[str]], np.ndarray], i
     int8_graph = cached_onnx(model_dir, int8.cache_dir, variant="onnx-int8")
     print(f"exported onnx-int8 in {time.perf_counter() - began:.0f} s", flush=True)
     return {
-        "sentence-transformers fp32, batch 32 (baseline)":
-            (lambda texts: st.encode(texts, batch_size=32, normalize_embeddings=True), None),
+        "sentence-transformers fp32, batch 32 (baseline)": (
+            lambda texts: st.encode(texts, batch_size=32, normalize_embeddings=True),
+            None,
+        ),
         "BundledModel torch fp32 (sorted, batch 64)": (torch_model.encode, None),
         "BundledModel torch fp32, 1 thread": (torch_threads(torch_model.encode, 1), None),
         "torch bf16 autocast, batch 32": (bf16, SLOW_LIMIT),
         "onnxruntime fp32": (onnx_variant(graphs["plain-fp32"]), None),
         "onnxruntime fp32, fused (BundledModel default, onnx)": (onnx_variant(graphs["fused-fp32"]), None),
         "onnxruntime int8 per-tensor, fused": (onnx_variant(graphs["fused-int8-tensor"]), None),
-        "onnxruntime int8 per-channel, fused, fp32 embeddings":
-            (onnx_variant(graphs["fused-int8-channel-float-embeddings"]), None),
+        "onnxruntime int8 per-channel, fused, fp32 embeddings": (
+            onnx_variant(graphs["fused-int8-channel-float-embeddings"]),
+            None,
+        ),
         "onnxruntime int8 per-channel, fused (onnx-int8)": (int8.encode, None),
         "same, 1 thread": (onnx_variant(int8_graph, threads=1), None),
     }
@@ -146,8 +151,9 @@ def main() -> None:
     for name in runs:
         rate = done[name] / seconds[name]
         cosine = np.array([float(v @ vectors[baseline][i]) for i, v in vectors[name].items()])
-        rows.append([name, done[name], f"{rate:.1f}", f"{rate / base_rate:.2f}",
-                     f"{cosine.mean():.4f}", f"{cosine.min():.4f}"])
+        rows.append(
+            [name, done[name], f"{rate:.1f}", f"{rate / base_rate:.2f}", f"{cosine.mean():.4f}", f"{cosine.min():.4f}"]
+        )
     lengths = [BundledModel().count_tokens(t) for t in texts]
     record(
         "Embedding speed",

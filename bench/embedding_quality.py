@@ -81,8 +81,10 @@ def main() -> None:
     for passages, index in (("fp32", fp32_index), ("int8", int8_index)):
         for questions, embedder in (("fp32", fp32), ("int8", int8)):
             searcher = Searcher(index, embedder, settings)
-            scores = {mode: evaluate.evaluate_beir(searcher, queries, qrels, mode=mode)["ndcg@10"]
-                      for mode in ("dense", "hybrid")}
+            scores = {
+                mode: evaluate.evaluate_beir(searcher, queries, qrels, mode=mode)["ndcg@10"]
+                for mode in ("dense", "hybrid")
+            }
             rows.append([passages, questions, f"{scores['dense']:.4f}", f"{scores['hybrid']:.4f}"])
             print(rows[-1], flush=True)
     base_dense, base_hybrid = float(rows[0][2]), float(rows[0][3])
@@ -93,8 +95,7 @@ def main() -> None:
         f"{args.beir.name} test ({len([q for q in qrels if q in queries])} queries), index {args.index} "
         f"({len(stored.passages)} passages). Passage cosine int8 vs fp32: mean {cosine.mean():.4f}, "
         f"1st percentile {np.percentile(cosine, 1):.4f}, min {cosine.min():.4f}.\n\n"
-        + table(["passages", "questions", "dense nDCG@10", "hybrid nDCG@10", "dense vs fp32", "hybrid vs fp32"],
-                rows),
+        + table(["passages", "questions", "dense nDCG@10", "hybrid nDCG@10", "dense vs fp32", "hybrid vs fp32"], rows),
     )
 
 

@@ -55,13 +55,23 @@ def main() -> None:
 
     configs = [("dense", "dense", SearchSettings()), ("keyword", "keyword", SearchSettings())]
     configs += [(f"rrf k={k}", "hybrid", SearchSettings(fusion="rrf", rrf_k=k)) for k in (10, 30, 60, 100)]
-    configs += [(f"convex w={w}", "hybrid", SearchSettings(fusion="convex", dense_weight=w)) for w in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)]
+    configs += [
+        (f"convex w={w}", "hybrid", SearchSettings(fusion="convex", dense_weight=w))
+        for w in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
+    ]
     rows = []
     for label, mode, settings in configs:
         searcher = Searcher(stored, embedder, beir_settings(settings))
         scores = {split: evaluate_beir(searcher, queries, qrels, mode=mode) for split, qrels in splits.items()}
-        rows.append([label, f"{scores['train']['ndcg@10']:.4f}", f"{scores['test']['ndcg@10']:.4f}",
-                     f"{scores['test']['recall@100']:.4f}", f"{scores['test']['mrr@10']:.4f}"])
+        rows.append(
+            [
+                label,
+                f"{scores['train']['ndcg@10']:.4f}",
+                f"{scores['test']['ndcg@10']:.4f}",
+                f"{scores['test']['recall@100']:.4f}",
+                f"{scores['test']['mrr@10']:.4f}",
+            ]
+        )
         print(rows[-1], flush=True)
     best = max(rows[2:], key=lambda row: float(row[1]))
     record(

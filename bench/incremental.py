@@ -49,11 +49,15 @@ ADDED = (
     "Effects did not differ by calcium co-administration, sex or residence. "
     "High-dose vitamin D may therefore be favourable for the prevention of fractures in persons 65 years or older."
 )
-RECORD = '{"_id": "bench-added", "title": "Aspirin after a first heart attack", "text": "' + (
-    "Low-dose aspirin lowers the risk of a second myocardial infarction. "
-    "In 2,400 patients followed for five years, recurrent events fell from 9.1% to 6.4%. "
-    "Major bleeding rose slightly, from 0.7% to 1.1%."
-) + '"}\n'
+RECORD = (
+    '{"_id": "bench-added", "title": "Aspirin after a first heart attack", "text": "'
+    + (
+        "Low-dose aspirin lowers the risk of a second myocardial infarction. "
+        "In 2,400 patients followed for five years, recurrent events fell from 9.1% to 6.4%. "
+        "Major bleeding rose slightly, from 0.7% to 1.1%."
+    )
+    + '"}\n'
+)
 
 
 class Phases:
@@ -116,8 +120,12 @@ def timed(corpus: Path, index_dir: Path, embedder) -> tuple[float, list[float], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("../shared/eval/scifact/corpus.jsonl"))
-    parser.add_argument("--index", type=Path, default=Path("data/scifact"), help="a SciFact index to replay vectors from")
-    parser.add_argument("--full", action="store_true", help="run the full rebuild for real instead of in two measured parts")
+    parser.add_argument(
+        "--index", type=Path, default=Path("data/scifact"), help="a SciFact index to replay vectors from"
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="run the full rebuild for real instead of in two measured parts"
+    )
     parser.add_argument("--sample", type=int, default=600, help="texts embedded to time the model (without --full)")
     args = parser.parse_args()
 
@@ -132,8 +140,16 @@ def main() -> None:
         rows = []
 
         def row(name: str, seconds: float, phases: list[float], report, baseline: float) -> None:
-            rows.append([name, f"{seconds:.1f}", f"{baseline / seconds:.0f}×" if seconds != baseline else "1× (baseline)",
-                         report.embedded if report else "", report.passages if report else "", *(f"{p:.1f}" for p in phases)])
+            rows.append(
+                [
+                    name,
+                    f"{seconds:.1f}",
+                    f"{baseline / seconds:.0f}×" if seconds != baseline else "1× (baseline)",
+                    report.embedded if report else "",
+                    report.passages if report else "",
+                    *(f"{p:.1f}" for p in phases),
+                ]
+            )
             print(rows[-1], flush=True)
 
         if args.full:
@@ -147,11 +163,27 @@ def main() -> None:
             passages_s = sampled_embedding_seconds(embedder, passages, args.sample)
             phases[2] = embed_s
             full_s = rest_s + embed_s
-            row(f"full rebuild: measured without embedding + embedding {len(replay.texts):,} texts timed on "
+            row(
+                f"full rebuild: measured without embedding + embedding {len(replay.texts):,} texts timed on "
                 f"{args.sample} ({len(replay.texts) - len(passages):,} answer sentences; {replay.missing:,} placeholders)",
-                full_s, phases, report, full_s)
-            rows.append([f"(full rebuild embedding passages only, as before this branch: {len(passages):,} texts)",
-                         f"{rest_s + passages_s:.1f}", "", "", "", "", "", f"{passages_s:.1f}", ""])
+                full_s,
+                phases,
+                report,
+                full_s,
+            )
+            rows.append(
+                [
+                    f"(full rebuild embedding passages only, as before this branch: {len(passages):,} texts)",
+                    f"{rest_s + passages_s:.1f}",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    f"{passages_s:.1f}",
+                    "",
+                ]
+            )
         reference = load(work / "full")
 
         shutil.copytree(work / "full", work / "inc")
@@ -177,8 +209,17 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     body = table(
-        ["run", "seconds", "faster than full", "passages embedded", "passages", "load + fingerprint", "read + chunk + dedup",
-         "embed", "publish"],
+        [
+            "run",
+            "seconds",
+            "faster than full",
+            "passages embedded",
+            "passages",
+            "load + fingerprint",
+            "read + chunk + dedup",
+            "embed",
+            "publish",
+        ],
         rows,
     )
     body += (

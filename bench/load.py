@@ -52,10 +52,23 @@ class Run:
         done = len(self.latencies)
         rate = done / self.seconds if self.seconds else 0.0
         p50, p95 = percentile(self.latencies, 50), percentile(self.latencies, 95)
-        ratio = f"{rate / (len(baseline.latencies) / baseline.seconds):.2f}x" if baseline and baseline.latencies else "1.00x"
+        ratio = (
+            f"{rate / (len(baseline.latencies) / baseline.seconds):.2f}x"
+            if baseline and baseline.latencies
+            else "1.00x"
+        )
         p95_ratio = f"{p95 / percentile(baseline.latencies, 95):.2f}x" if baseline and baseline.latencies else "1.00x"
-        return [self.label, self.clients, done, len(self.errors), f"{rate:.2f}", f"{p50 * 1000:.0f}",
-                f"{p95 * 1000:.0f}", ratio, p95_ratio]
+        return [
+            self.label,
+            self.clients,
+            done,
+            len(self.errors),
+            f"{rate:.2f}",
+            f"{p50 * 1000:.0f}",
+            f"{p95 * 1000:.0f}",
+            ratio,
+            p95_ratio,
+        ]
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -159,10 +172,14 @@ async def app_load(url: str, items: list[dict], sessions: int, per_session: int,
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         began = time.monotonic()
-        await asyncio.gather(*[
-            browser_session(browser, url, [items[(s * per_session + i) % len(items)] for i in range(per_session)], run)
-            for s in range(sessions)
-        ])
+        await asyncio.gather(
+            *[
+                browser_session(
+                    browser, url, [items[(s * per_session + i) % len(items)] for i in range(per_session)], run
+                )
+                for s in range(sessions)
+            ]
+        )
         run.seconds = time.monotonic() - began
         await browser.close()
     return run
@@ -170,7 +187,9 @@ async def app_load(url: str, items: list[dict], sessions: int, per_session: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", type=Path, default=REPO / "data" / "index", help="index folder (built with the real model)")
+    parser.add_argument(
+        "--index", type=Path, default=REPO / "data" / "index", help="index folder (built with the real model)"
+    )
     parser.add_argument("--corpus", type=Path, default=REPO / "corpus", help="corpus folder holding questions.jsonl")
     parser.add_argument("--seconds", type=float, default=60.0, help="duration of the concurrent library run")
     parser.add_argument("--questions", type=int, default=0, help="use only the first N questions (0: all)")
@@ -197,7 +216,9 @@ def main() -> None:
     searcher.search("warm up the model")
     baseline, expected = single_client(searcher, questions)
     runs = [baseline]
-    runs.append(library_load(searcher, questions, expected, args.clients, args.seconds, f"library, {args.clients} threads"))
+    runs.append(
+        library_load(searcher, questions, expected, args.clients, args.seconds, f"library, {args.clients} threads")
+    )
     rows = [runs[0].row(None), runs[1].row(runs[0])]
     if args.browsers:
         on_topic = [item for item in items if item["answer"]]
@@ -205,19 +226,34 @@ def main() -> None:
         try:
             asyncio.run(app_load(url, on_topic, 1, 1, "warm-up"))  # the app loads its model on the first question
             single = asyncio.run(app_load(url, on_topic, 1, args.browser_questions, "app, 1 browser session"))
-            many = asyncio.run(app_load(url, on_topic, args.browsers, args.browser_questions,
-                                        f"app, {args.browsers} browser sessions"))
+            many = asyncio.run(
+                app_load(url, on_topic, args.browsers, args.browser_questions, f"app, {args.browsers} browser sessions")
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)
         runs += [single, many]
         rows += [single.row(None), many.row(single)]
     errors = [f"- {run.label}: {error}" for run in runs for error in dict.fromkeys(run.errors)]
-    body = table(["load", "clients", "questions", "errors", "questions/s", "p50 ms", "p95 ms",
-                  "throughput vs 1 client", "p95 vs 1 client"], rows)
+    body = table(
+        [
+            "load",
+            "clients",
+            "questions",
+            "errors",
+            "questions/s",
+            "p50 ms",
+            "p95 ms",
+            "throughput vs 1 client",
+            "p95 vs 1 client",
+        ],
+        rows,
+    )
     body += "\n\nErrors: none." if not errors else "\n\nErrors (distinct):\n" + "\n".join(errors[:20])
-    body += (f"\n\nLibrary clients share one loaded index and model; an answer counts as an error if it differs "
-             f"from the single client's. {os.cpu_count()} cores shared with other work: compare rows, not machines.")
+    body += (
+        f"\n\nLibrary clients share one loaded index and model; an answer counts as an error if it differs "
+        f"from the single client's. {os.cpu_count()} cores shared with other work: compare rows, not machines."
+    )
     record("Questions under load", body)
     if errors:
         sys.exit(1)

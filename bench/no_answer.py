@@ -26,10 +26,18 @@ from index.store import load
 
 # Off-topic for a biomedical abstract collection: no health questions here.
 GENERAL = [
-    "What is the capital of France?", "best recipe for chocolate chip cookies", "how do I reverse a linked list in Python",
-    "should I invest in index funds or bonds", "who won the 2018 football world cup", "how far is the moon from the earth",
-    "weather tomorrow", "how to train a puppy to sit", "translate good morning into Japanese",
-    "how do I change a flat bicycle tyre", "who wrote the novel Pride and Prejudice", "cheap flights to Lisbon in May",
+    "What is the capital of France?",
+    "best recipe for chocolate chip cookies",
+    "how do I reverse a linked list in Python",
+    "should I invest in index funds or bonds",
+    "who won the 2018 football world cup",
+    "how far is the moon from the earth",
+    "weather tomorrow",
+    "how to train a puppy to sit",
+    "translate good morning into Japanese",
+    "how do I change a flat bicycle tyre",
+    "who wrote the novel Pride and Prejudice",
+    "cheap flights to Lisbon in May",
 ]
 
 
@@ -60,8 +68,10 @@ def main() -> None:
     queries = read_queries(args.data / "queries.jsonl")
     claims = [queries[q] for q in read_qrels(args.data / "qrels" / "test.tsv")]
     sets = {
-        "bundled corpus": (best_similarities(bundled, [q.query for q in questions if q.answer]),
-                           best_similarities(bundled, [q.query for q in questions if not q.answer])),
+        "bundled corpus": (
+            best_similarities(bundled, [q.query for q in questions if q.answer]),
+            best_similarities(bundled, [q.query for q in questions if not q.answer]),
+        ),
         "SciFact": (best_similarities(scifact, claims), best_similarities(scifact, GENERAL)),
     }
     rows = []
@@ -69,13 +79,39 @@ def main() -> None:
         for t in (0.30, 0.35, threshold, 0.45, 0.50):
             answered, precision, recall = rates(on, off, t)
             mark = " (default)" if t == threshold else ""
-            rows.append([name, f"{t:.2f}{mark}", f"{len(on)}/{len(off)}", f"{answered:.3f}", f"{precision:.3f}", f"{recall:.3f}"])
-        rows.append([name, "similarity range", "", f"on-topic min {on.min():.2f}, median {np.median(on):.2f}",
-                     f"off-topic max {off.max():.2f}", ""])
+            rows.append(
+                [
+                    name,
+                    f"{t:.2f}{mark}",
+                    f"{len(on)}/{len(off)}",
+                    f"{answered:.3f}",
+                    f"{precision:.3f}",
+                    f"{recall:.3f}",
+                ]
+            )
+        rows.append(
+            [
+                name,
+                "similarity range",
+                "",
+                f"on-topic min {on.min():.2f}, median {np.median(on):.2f}",
+                f"off-topic max {off.max():.2f}",
+                "",
+            ]
+        )
     record(
         "No-answer decision on two collections",
-        table(["collection", "threshold", "on/off questions", "on-topic answered", "no-answer precision",
-               "no-answer recall"], rows),
+        table(
+            [
+                "collection",
+                "threshold",
+                "on/off questions",
+                "on-topic answered",
+                "no-answer precision",
+                "no-answer recall",
+            ],
+            rows,
+        ),
     )
 
 

@@ -45,8 +45,13 @@ from index.store import SentenceVectors, load
 def with_sentences_for(stored, embedder, claims: list[str]):
     """A copy of `stored` whose sentence vectors are real for every passage the claims retrieve."""
     searcher = Searcher(stored, embedder)
-    rows = sorted({row for claim, vector in zip(claims, embedder.encode(claims))
-                   for row in searcher.rank(" ".join(claim.split()), vector).rows[:5]})
+    rows = sorted(
+        {
+            row
+            for claim, vector in zip(claims, embedder.encode(claims))
+            for row in searcher.rank(" ".join(claim.split()), vector).rows[:5]
+        }
+    )
     spans = {row: stored_candidates(stored.passages[row].text) for row in rows}
     starts = SentenceVectors.starts_for([len(spans.get(row, ())) for row in range(len(stored.passages))])
     texts = [stored.passages[row].text[s:e] for row in rows for s, e in spans[row]]
@@ -74,7 +79,9 @@ def main() -> None:
     completed = ""
     if stored.sentences is None:
         stored, embedded = with_sentences_for(stored, embedder, claims)
-        completed = f" Sentence vectors embedded in memory for the {embedded:,} candidates of the passages the claims retrieve."
+        completed = (
+            f" Sentence vectors embedded in memory for the {embedded:,} candidates of the passages the claims retrieve."
+        )
     model = embedder.model
     flat = faiss.IndexFlatIP(stored.manifest.dimensions)
     flat.add(np.ascontiguousarray(stored.dense.vectors(), dtype=np.float32))
@@ -94,7 +101,9 @@ def main() -> None:
         "  of which: embed the question": lambda q: embedder.encode([q]),
     }
     if args.with_old:
-        contenders["Searcher.search (sentences embedded per query, before)"] = lambda q: query_time_sentences.search(q, k=5)
+        contenders["Searcher.search (sentences embedded per query, before)"] = lambda q: query_time_sentences.search(
+            q, k=5
+        )
     rows = []
     for threads in (1, 2):
         torch.set_num_threads(threads)

@@ -69,7 +69,11 @@ def ivf_figures(vectors: np.ndarray, folder: Path) -> list[list]:
     truth = None
     for name, index, size in [
         ("flat (float32)", flat, (folder / "flat.faiss").stat().st_size),
-        (f"IVF{lists},SQ8 from 4 shards, nprobe {max(1, lists // 4)}", ivf, sum(p.stat().st_size for p in path.parent.iterdir())),
+        (
+            f"IVF{lists},SQ8 from 4 shards, nprobe {max(1, lists // 4)}",
+            ivf,
+            sum(p.stat().st_size for p in path.parent.iterdir()),
+        ),
     ]:
         began = time.perf_counter()
         for query in queries:  # one at a time, as the app asks
@@ -79,13 +83,22 @@ def ivf_figures(vectors: np.ndarray, folder: Path) -> list[list]:
         truth = found if truth is None else truth
         recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
         rows.append([name, f"{size / len(vectors):.0f}", f"{per_query:.3f}", f"{recall:.3f}"])
-    rows.append([f"(IVF assembly: train + 4 shard adds + on-disk merge, {len(vectors)} vectors)", "", f"{assembled:.2f} s total", ""])
+    rows.append(
+        [
+            f"(IVF assembly: train + 4 shard adds + on-disk merge, {len(vectors)} vectors)",
+            "",
+            f"{assembled:.2f} s total",
+            "",
+        ]
+    )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=500, help="abstracts to ingest (default 500; more than the corpus holds = all)")
+    parser.add_argument(
+        "--docs", type=int, default=500, help="abstracts to ingest (default 500; more than the corpus holds = all)"
+    )
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="a BEIR corpus.jsonl")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -100,7 +113,9 @@ def main() -> None:
     with ray_session(None):
         started = time.perf_counter() - began
         for workers in (1, 2):
-            report = build_on_ray(corpus, work / f"ray-{workers}", partial(get_embedder, config.embedder, config), workers=workers)
+            report = build_on_ray(
+                corpus, work / f"ray-{workers}", partial(get_embedder, config.embedder, config), workers=workers
+            )
             runs.append((f"Ray, {workers} embedding actor{'s' if workers > 1 else ''} (1 CPU each)", report))
 
     reference = load(work / "local")
@@ -111,8 +126,16 @@ def main() -> None:
             stored.dense.vectors(), reference.dense.vectors(), atol=1e-5
         )
         rate = report.embedded / report.seconds
-        rows.append([name, report.passages, f"{report.seconds:.1f}", f"{rate:.1f}",
-                     f"{rate / (runs[0][1].embedded / runs[0][1].seconds):.2f}", "yes" if same else "NO"])
+        rows.append(
+            [
+                name,
+                report.passages,
+                f"{report.seconds:.1f}",
+                f"{rate:.1f}",
+                f"{rate / (runs[0][1].embedded / runs[0][1].seconds):.2f}",
+                "yes" if same else "NO",
+            ]
+        )
     body = (
         f"SciFact, first {docs} abstracts, bundled model ({model.backend} backend), each build from scratch; "
         f"Ray start-up ({started:.1f} s) not included.\n\n"
@@ -120,8 +143,10 @@ def main() -> None:
         + "\n\nOn this 2-core machine one actor uses one core where the local "
         "build uses both, and two actors cannot beat one by much more than the second core, "
         "less Ray's own overhead (task scheduling, start-up of each actor and its model).\n\n"
-        + table(["index over the same vectors", "bytes/vector on disk", "ms/query (1 at a time)", "recall@10 vs flat"],
-                ivf_figures(reference.dense.vectors(), work))
+        + table(
+            ["index over the same vectors", "bytes/vector on disk", "ms/query (1 at a time)", "recall@10 vs flat"],
+            ivf_figures(reference.dense.vectors(), work),
+        )
     )
     record("Ingest on Ray (SciFact)", body)
     print(json.dumps({"work": str(work)}))

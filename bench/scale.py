@@ -70,14 +70,18 @@ def expand(real: np.ndarray, size: int, distance: float, rng: np.random.Generato
     scale = distance / np.sqrt(real.shape[1])
     for begin in range(len(real), size, 100_000):
         end = min(size, begin + 100_000)
-        block = real[rng.integers(0, len(real), end - begin)] + rng.normal(scale=scale, size=(end - begin, real.shape[1]))
+        block = real[rng.integers(0, len(real), end - begin)] + rng.normal(
+            scale=scale, size=(end - begin, real.shape[1])
+        )
         out[begin:end] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 
 def rss_mb() -> tuple[float, float]:
     status = Path("/proc/self/status").read_text()
-    value = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith(("VmRSS", "VmHWM"))}
+    value = {
+        line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith(("VmRSS", "VmHWM"))
+    }
     return value["VmRSS"] / 1024, value["VmHWM"] / 1024
 
 
@@ -92,7 +96,9 @@ def serve(folder: Path, kind: str, probes: list[int]) -> None:
     began = time.perf_counter()
     dense = DenseIndex.load(folder, kind)
     loaded = time.perf_counter() - began
-    manifest = Manifest(FORMAT_VERSION, "bench", dense.dimensions, 0, len(dense), 0, Settings(), "", "", vector_index=kind)
+    manifest = Manifest(
+        FORMAT_VERSION, "bench", dense.dimensions, 0, len(dense), 0, Settings(), "", "", vector_index=kind
+    )
     stored = StoredIndex(folder, manifest, [], dense, None, [], {})
     searcher = Searcher(stored, _Named())
     queries = np.load(folder.parent / "queries.npy")
@@ -110,8 +116,14 @@ def serve(folder: Path, kind: str, probes: list[int]) -> None:
                 found.append(rows)
         recall = np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth)])
         ms = np.array(seconds) * 1000
-        results.append({"nprobe": probe or None, "recall": float(recall), "p50": float(np.percentile(ms, 50)),
-                        "p95": float(np.percentile(ms, 95))})
+        results.append(
+            {
+                "nprobe": probe or None,
+                "recall": float(recall),
+                "p50": float(np.percentile(ms, 50)),
+                "p95": float(np.percentile(ms, 95)),
+            }
+        )
     rss, peak = rss_mb()
     print(json.dumps({"results": results, "rss_mb": rss, "peak_mb": peak, "load_s": loaded}))
 
@@ -147,7 +159,10 @@ def main() -> None:
     queries_text = read_queries(args.data / "queries.jsonl")
     claims = [queries_text[q] for q in read_qrels(args.data / "qrels" / "test.tsv")]
     queries = embedder_for(Config.resolve()).encode(claims)
-    print(f"{len(real)} real vectors, neighbour distance {distance:.3f}, {len(vectors)} vectors, {len(queries)} queries", flush=True)
+    print(
+        f"{len(real)} real vectors, neighbour distance {distance:.3f}, {len(vectors)} vectors, {len(queries)} queries",
+        flush=True,
+    )
 
     work = Path(tempfile.mkdtemp(prefix="scale-bench-"))
     try:
@@ -176,19 +191,47 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     base = exact["results"][0]
-    rows = [["IndexFlatIP (exact, baseline)", "1.000", f"{base['p50']:.1f}", f"{base['p95']:.1f}", f"{exact['rss_mb']:.0f}",
-             f"{exact['peak_mb']:.0f}", f"{sizes[EXACT]:.0f}", f"{build_seconds[EXACT]:.1f}"]]
+    rows = [
+        [
+            "IndexFlatIP (exact, baseline)",
+            "1.000",
+            f"{base['p50']:.1f}",
+            f"{base['p95']:.1f}",
+            f"{exact['rss_mb']:.0f}",
+            f"{exact['peak_mb']:.0f}",
+            f"{sizes[EXACT]:.0f}",
+            f"{build_seconds[EXACT]:.1f}",
+        ]
+    ]
     for result in approximate["results"]:
         mark = " (default)" if result["nprobe"] == default_probe else ""
-        rows.append([f"{kind}, nprobe {result['nprobe']}{mark}", f"{result['recall']:.3f}",
-                     f"{result['p50']:.1f} ({result['p50'] / base['p50']:.2f}×)", f"{result['p95']:.1f}",
-                     f"{approximate['rss_mb']:.0f} ({approximate['rss_mb'] / exact['rss_mb']:.2f}×)" if mark else "",
-                     f"{approximate['peak_mb']:.0f}" if mark else "", f"{sizes[kind]:.0f}" if mark else "",
-                     f"{build_seconds[kind]:.1f} ({build_seconds[kind] / build_seconds[EXACT]:.0f}×)" if mark else ""])
+        rows.append(
+            [
+                f"{kind}, nprobe {result['nprobe']}{mark}",
+                f"{result['recall']:.3f}",
+                f"{result['p50']:.1f} ({result['p50'] / base['p50']:.2f}×)",
+                f"{result['p95']:.1f}",
+                f"{approximate['rss_mb']:.0f} ({approximate['rss_mb'] / exact['rss_mb']:.2f}×)" if mark else "",
+                f"{approximate['peak_mb']:.0f}" if mark else "",
+                f"{sizes[kind]:.0f}" if mark else "",
+                f"{build_seconds[kind]:.1f} ({build_seconds[kind] / build_seconds[EXACT]:.0f}×)" if mark else "",
+            ]
+        )
     from report import record, table
 
-    body = table(["dense index", f"recall@{K} vs exact", "p50 ms", "p95 ms", "RSS MB after queries", "peak RSS MB",
-                  "on disk MB", "build s"], rows)
+    body = table(
+        [
+            "dense index",
+            f"recall@{K} vs exact",
+            "p50 ms",
+            "p95 ms",
+            "RSS MB after queries",
+            "peak RSS MB",
+            "on disk MB",
+            "build s",
+        ],
+        rows,
+    )
     body += (
         f"\n\n{len(vectors):,} vectors of 384 dimensions: {len(real):,} real all-MiniLM-L6-v2 embeddings of SciFact "
         f"passages (and answer sentences, if stored), the rest real vectors plus Gaussian noise of length {distance:.3f} (the median "

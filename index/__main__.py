@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--qrels", type=Path, help="BEIR qrels TSV: query-id corpus-id score, with a header")
     evaluate.add_argument("--questions", type=Path, help='or: a question set, JSON lines {"query", "answer"}')
     evaluate.add_argument(
-        "--mode", choices=[m.value for m in RetrievalMode], default=RetrievalMode.HYBRID.value,
+        "--mode",
+        choices=[m.value for m in RetrievalMode],
+        default=RetrievalMode.HYBRID.value,
         help="retriever (default: hybrid)",
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
@@ -99,8 +101,11 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
             record = answer.to_json()
             if args.explain:
                 for hit, out in zip(answer.hits, record["hits"]):
-                    out["explain"] = {"dense_rank": hit.dense_rank, "keyword_rank": hit.keyword_rank,
-                                      "similarity": round(hit.similarity, 6)}
+                    out["explain"] = {
+                        "dense_rank": hit.dense_rank,
+                        "keyword_rank": hit.keyword_rank,
+                        "similarity": round(hit.similarity, 6),
+                    }
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
             print(("\n" if number else "") + format_answer(answer, explain=args.explain), flush=True)
@@ -131,8 +136,10 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
         if args.json:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
         else:
-            print(f"{args.mode}: nDCG@10 {scores['ndcg@10']:.4f}  Recall@100 {scores['recall@100']:.4f}  "
-                  f"MRR@10 {scores['mrr@10']:.4f}  ({scores['queries']} queries)")
+            print(
+                f"{args.mode}: nDCG@10 {scores['ndcg@10']:.4f}  Recall@100 {scores['recall@100']:.4f}  "
+                f"MRR@10 {scores['mrr@10']:.4f}  ({scores['queries']} queries)"
+            )
         return 0
     report = evaluate.evaluate_questions(_searcher(config), questions)
     if args.json:

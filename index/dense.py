@@ -132,7 +132,9 @@ class DenseIndex:
         """The float32 vectors of these passage rows (all of them by default)."""
         return np.asarray(self._matrix[rows], dtype=np.float32)
 
-    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[list[int], dict[int, float]]:
+    def search(
+        self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[list[int], dict[int, float]]:
         """The `k` passages closest to `vector`, best first, with their cosine similarities.
 
         Args:

@@ -72,7 +72,7 @@ def read_questions(path: Path) -> list[Question]:
             record = json.loads(line)
             questions.append(Question(str(record["query"]), record.get("answer")))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: expected {{\"query\": str, \"answer\": str|null}} ({exc})") from None
+            raise ValueError(f'{path}:{number}: expected {{"query": str, "answer": str|null}} ({exc})') from None
     return questions
 
 
@@ -121,7 +121,7 @@ def read_queries(path: Path) -> dict[str, str]:
                 record = json.loads(line)
                 queries[str(record["_id"])] = str(record["text"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: expected {{\"_id\", \"text\"}} ({exc})") from None
+                raise ValueError(f'{path}:{number}: expected {{"_id", "text"}} ({exc})') from None
     return queries
 
 

@@ -75,7 +75,9 @@ def model_key(model_dir: Path) -> str:
 
 
 def cached_onnx(
-    model_dir: Path, cache_dir: Path | None = None, exporter: Callable[[Path, Path], None] | None = None,
+    model_dir: Path,
+    cache_dir: Path | None = None,
+    exporter: Callable[[Path, Path], None] | None = None,
     variant: str = "onnx-int8",
 ) -> Path:
     """The ONNX file for `model_dir`, exported on first use and reused after.
@@ -118,8 +120,14 @@ def cached_onnx(
     return target
 
 
-def export(model_dir: Path, out: Path, fuse: bool = True, quantize: str | None = "per-channel",
-           keep_float: Sequence[str] = (), min_cosine: float = EXPORT_MIN_COSINE) -> None:
+def export(
+    model_dir: Path,
+    out: Path,
+    fuse: bool = True,
+    quantize: str | None = "per-channel",
+    keep_float: Sequence[str] = (),
+    min_cosine: float = EXPORT_MIN_COSINE,
+) -> None:
     """Export a sentence-transformers BERT model with mean pooling to ONNX.
 
     The graph takes `input_ids` and `attention_mask` (int64, any batch and
@@ -157,15 +165,27 @@ def export(model_dir: Path, out: Path, fuse: bool = True, quantize: str | None =
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches
         plain, fused = Path(work) / "plain.onnx", Path(work) / "fused.onnx"
         torch.onnx.export(
-            _mean_pooled(bert), (sample["input_ids"], sample["attention_mask"]), str(plain),
-            dynamo=False, opset_version=17, input_names=["input_ids", "attention_mask"],
+            _mean_pooled(bert),
+            (sample["input_ids"], sample["attention_mask"]),
+            str(plain),
+            dynamo=False,
+            opset_version=17,
+            input_names=["input_ids", "attention_mask"],
             output_names=["embedding"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"},
-                          "embedding": {0: "batch"}},
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "length"},
+                "attention_mask": {0: "batch", 1: "length"},
+                "embedding": {0: "batch"},
+            },
         )
         if fuse:
-            optimized = optimizer.optimize_model(str(plain), model_type="bert", opt_level=0,
-                                                 num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
+            optimized = optimizer.optimize_model(
+                str(plain),
+                model_type="bert",
+                opt_level=0,
+                num_heads=config.num_attention_heads,
+                hidden_size=config.hidden_size,
+            )
             optimized.save_model_to_file(str(fused))
         graph = fused if fuse else plain
         if quantize is None:
@@ -174,9 +194,14 @@ def export(model_dir: Path, out: Path, fuse: bool = True, quantize: str | None =
             # Weights only: activations are quantized per batch at run time. Per-channel
             # scales keep cosine to fp32 near 0.99; per-tensor scales drop it to ~0.94.
             ops = [op for op in IntegerOpsRegistry if op not in keep_float]
-            quantize_dynamic(str(graph), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=ops,
-                             per_channel=quantize == "per-channel",
-                             extra_options={"DefaultTensorType": 1})  # 1 = FLOAT, for fused ops' outputs
+            quantize_dynamic(
+                str(graph),
+                str(out),
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=ops,
+                per_channel=quantize == "per-channel",
+                extra_options={"DefaultTensorType": 1},
+            )  # 1 = FLOAT, for fused ops' outputs
     reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
     exported = OnnxEncoder(out, model.tokenizer, max_tokens=model.max_seq_length)(list(PROBES))
     cosine = float((reference * exported).sum(axis=1).min())
@@ -225,7 +250,8 @@ class OnnxEncoder:
         self.max_tokens = max_tokens
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
-                                return_tensors="np")
+        tokens = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_tokens, return_tensors="np"
+        )
         feed = {name: tokens[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
         return self.session.run(None, feed)[0].astype(np.float32, copy=False)

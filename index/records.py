@@ -80,9 +80,7 @@ class Settings:
         if not 0 <= self.min_tokens < self.max_tokens:
             raise ValueError(f"min_tokens must be in [0, max_tokens), got {self.min_tokens}")
         if not 0.5 <= self.near_duplicate_threshold <= 1.0:
-            raise ValueError(
-                f"near_duplicate_threshold must be in [0.5, 1.0], got {self.near_duplicate_threshold}"
-            )
+            raise ValueError(f"near_duplicate_threshold must be in [0.5, 1.0], got {self.near_duplicate_threshold}")
         if self.exact_search_limit < 1000:
             raise ValueError(f"exact_search_limit must be at least 1000, got {self.exact_search_limit}")
 

@@ -125,7 +125,9 @@ class Neighbour:
 
 # Questions that ask for an amount, a duration or a frequency are answered by
 # sentences that state one; a small bonus steers the highlight to them.
-_QUANTITY_QUESTION = re.compile(r"\b(how (long|often|many|much|far|old|soon)|what (percent|percentage|share|proportion)|when)\b", re.I)
+_QUANTITY_QUESTION = re.compile(
+    r"\b(how (long|often|many|much|far|old|soon)|what (percent|percentage|share|proportion)|when)\b", re.I
+)
 _QUANTITY = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|dozen|hundred|thousand|million|billion|percent|"
     r"daily|weekly|hourly|seconds?|minutes?|hours?|days?|weeks?|months?|years?|times)\b",

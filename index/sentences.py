@@ -75,7 +75,11 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         # Only a capital, digit, quote or bracket opens a new sentence;
         # "e.g. this" or "approx. five" stay together.
         nxt = _next_visible(text, match.end(), end)
-        if match.group() != "\n" and nxt is not None and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'“‘([¿¡^•-–—*"):
+        if (
+            match.group() != "\n"
+            and nxt is not None
+            and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'“‘([¿¡^•-–—*")
+        ):
             continue
         _append_stripped(text, cursor, stop, spans)
         cursor = match.end()

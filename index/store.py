@@ -304,7 +304,9 @@ def load_version(folder: Path) -> StoredIndex:
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexDamaged(f"index {folder} cannot be read ({exc})", rebuild_fix(folder.parent)) from exc
     counts = {"passages": len(passages), "vectors": len(dense), "vector rows": dense.rows, "documents": len(documents)}
-    expected = {k: manifest.passages for k in ("passages", "vectors", "vector rows")} | {"documents": manifest.documents}
+    expected = {k: manifest.passages for k in ("passages", "vectors", "vector rows")} | {
+        "documents": manifest.documents
+    }
     if sentences is not None:
         counts["sentence rows"] = len(sentences.starts) - 1
         expected["sentence rows"] = manifest.passages

@@ -49,9 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         "--corpus", type=Path, help=f"documents folder, or one file (default: $KB_CORPUS, else {DEFAULT_CORPUS})"
     )
     parser.add_argument("--index", type=Path, help=f"index folder (default: $KB_INDEX, else {DEFAULT_INDEX})")
-    parser.add_argument("--strict", action="store_true", help="exit with an error, publishing nothing, if any file is skipped")
     parser.add_argument(
-        "--ray", nargs="?", const="", metavar="ADDRESS",
+        "--strict", action="store_true", help="exit with an error, publishing nothing, if any file is skipped"
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
         help="run on Ray: join the cluster at ADDRESS, or start a local Ray instance when none is given",
     )
     parser.add_argument("--workers", type=int, help="with --ray: embedding actors, one CPU each (default: all CPUs)")
@@ -68,8 +73,13 @@ def main(argv: list[str] | None = None) -> int:
             from ingest.distributed import build_on_ray  # imports Ray only when asked for
 
             report = build_on_ray(
-                config.corpus, config.index, partial(get_embedder, config.embedder, config),
-                address=args.ray or None, workers=args.workers, progress=progress, strict=args.strict,
+                config.corpus,
+                config.index,
+                partial(get_embedder, config.embedder, config),
+                address=args.ray or None,
+                workers=args.workers,
+                progress=progress,
+                strict=args.strict,
             )
     except (StoreError, ValueError, OSError) as exc:
         progress.close()

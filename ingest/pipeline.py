@@ -199,7 +199,14 @@ def build(
             if strict and m.skipped:
                 raise SkippedFiles(list(m.skipped))
             return BuildReport(
-                m.documents, m.passages, 0, 0, m.skipped, time.perf_counter() - began, False, previous.path,
+                m.documents,
+                m.passages,
+                0,
+                0,
+                m.skipped,
+                time.perf_counter() - began,
+                False,
+                previous.path,
                 ("index is up to date",),
             )
         documents, chunks, skipped = read_corpus(corpus, executor, settings, _known_chunks(previous, settings), report)
@@ -227,8 +234,15 @@ def build(
         )
         report(Stage.PUBLISH, 1, 1)
     return BuildReport(
-        len(documents), len(passages), len(passages) - vectors.reused, vectors.reused, tuple(skipped),
-        time.perf_counter() - began, True, stored.path, tuple(notes),
+        len(documents),
+        len(passages),
+        len(passages) - vectors.reused,
+        vectors.reused,
+        tuple(skipped),
+        time.perf_counter() - began,
+        True,
+        stored.path,
+        tuple(notes),
     )
 
 

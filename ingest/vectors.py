@@ -69,7 +69,10 @@ class VectorCache:
         # A passage reuses its stored candidate vectors, unless the live index predates them.
         reuse_sentences = [row is not None and stored is not None for row in live_rows]
         spans = {i: stored_candidates(p.text) for i, p in enumerate(passages) if not reuse_sentences[i]}
-        counts = [len(stored.of(row)) if reuse else len(spans[i]) for i, (row, reuse) in enumerate(zip(live_rows, reuse_sentences))]
+        counts = [
+            len(stored.of(row)) if reuse else len(spans[i])
+            for i, (row, reuse) in enumerate(zip(live_rows, reuse_sentences))
+        ]
         starts = SentenceVectors.starts_for(counts)
         vectors = np.zeros((len(passages), dimensions), dtype=np.float32)
         sentences = np.zeros((int(starts[-1]), dimensions), dtype=np.float32)

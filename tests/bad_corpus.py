@@ -130,9 +130,13 @@ def measure_ingest(corpus: Path, index_dir: Path) -> dict:
     end = resource.getrusage(resource.RUSAGE_SELF)
     cpu = end.ru_utime + end.ru_stime - start.ru_utime - start.ru_stime
     return {  # ru_maxrss is in KiB on Linux
-        "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-        "peak_rss_mb": round(end.ru_maxrss / 1024, 1), "rss_at_start_mb": round(start.ru_maxrss / 1024, 1),
-        "documents": report.documents, "passages": report.passages, "skipped": len(report.skipped),
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "peak_rss_mb": round(end.ru_maxrss / 1024, 1),
+        "rss_at_start_mb": round(start.ru_maxrss / 1024, 1),
+        "documents": report.documents,
+        "passages": report.passages,
+        "skipped": len(report.skipped),
     }
 
 

@@ -67,7 +67,11 @@ class Events:
 
 
 def run(
-    corpus: Path, index_dir: Path, stop_at: int | str | None, jitter_ms: float, embed_seconds: float,
+    corpus: Path,
+    index_dir: Path,
+    stop_at: int | str | None,
+    jitter_ms: float,
+    embed_seconds: float,
     emit: Callable[[str], None],
 ) -> None:
     """Hook the store's file-system steps, then build."""
@@ -100,7 +104,14 @@ def main() -> None:
     parser.add_argument("--embed-seconds", type=float, default=0.0)
     args = parser.parse_args()
 
-    run(args.corpus, args.index, args.stop_at or args.stop_at_step, args.jitter_ms, args.embed_seconds, emit=lambda line: print(line, flush=True))
+    run(
+        args.corpus,
+        args.index,
+        args.stop_at or args.stop_at_step,
+        args.jitter_ms,
+        args.embed_seconds,
+        emit=lambda line: print(line, flush=True),
+    )
 
 
 if __name__ == "__main__":

@@ -95,7 +95,9 @@ def test_example_question_button_asks_it(built):
 def test_upload_saves_file_and_rebuilds_index(built, tiny_corpus):
     before = current_version(built)
     at = AppTest.from_file(APP, default_timeout=30).run()
-    at.sidebar.file_uploader[0].set_value(("../../knees.txt", b"Knee cartilage wears down with age and running.", "text/plain")).run()
+    at.sidebar.file_uploader[0].set_value(
+        ("../../knees.txt", b"Knee cartilage wears down with age and running.", "text/plain")
+    ).run()
     add = next(b for b in at.sidebar.button if b.label == "Add to the knowledge base")
     add.click().run()
     assert (tiny_corpus / "uploads" / "knees.txt").read_bytes().startswith(b"Knee cartilage")

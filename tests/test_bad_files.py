@@ -110,7 +110,11 @@ def test_index_info_lists_every_skipped_file_with_its_reason(ingested):
     _, index_dir = ingested
     result = subprocess.run(
         [sys.executable, "-m", "index", "info", "--index", str(index_dir)],
-        cwd=REPO, capture_output=True, text=True, encoding="utf-8", check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
     )
     assert f"skipped    {len(EXPECTED_SKIPS)} file(s)" in result.stdout
     for source, words in EXPECTED_SKIPS.items():
@@ -135,7 +139,9 @@ def test_cli_prints_a_summary_naming_each_skipped_file(small_bad_corpus, tmp_pat
     assert err.rstrip().endswith(f"{len(EXPECTED_SKIPS)} file(s) skipped")
 
 
-def test_cli_strict_exits_with_an_error_and_publishes_nothing(small_bad_corpus, tmp_path, monkeypatch, capsys, fake_model_cli):
+def test_cli_strict_exits_with_an_error_and_publishes_nothing(
+    small_bad_corpus, tmp_path, monkeypatch, capsys, fake_model_cli
+):
     deny_reading(monkeypatch, small_bad_corpus)
     index_dir = tmp_path / "index"
     code = fake_model_cli(["--corpus", str(small_bad_corpus), "--index", str(index_dir), "--strict"])
@@ -179,7 +185,10 @@ def test_fifty_megabyte_file_is_indexed_with_bounded_memory(tmp_path):
     corpus = make_bad_corpus(tmp_path / "corpus", big_mb=50)
     result = subprocess.run(
         [sys.executable, "-m", "tests.bad_corpus", "ingest", str(corpus), "--index", str(tmp_path / "index")],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     print(f"\n50 MB bad corpus: {figures}")

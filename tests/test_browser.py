@@ -31,8 +31,13 @@ def app_url(tmp_path_factory):
     corpus.mkdir()
     shutil.copy(REPO / "corpus" / "back-and-hip-health.txt", corpus)
     env = {**os.environ, "KB_CORPUS": str(corpus), "KB_INDEX": str(root / "index"), "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-m", "ingest", "--corpus", str(corpus), "--index", str(root / "index")],
-                   cwd=REPO, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "ingest", "--corpus", str(corpus), "--index", str(root / "index")],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     try:
         server, url = start_app(env, timeout=90)
     except RuntimeError as exc:
@@ -45,8 +50,11 @@ def app_url(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), "
-                    'or leave the browser tests out with -m "not browser"', pytrace=False)
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), "
+            'or leave the browser tests out with -m "not browser"',
+            pytrace=False,
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -95,19 +103,29 @@ def test_off_topic_question_says_no(page):
 
 
 def upload(page, name: str, content: bytes) -> None:
-    page.locator("input[type=file]").set_input_files(files=[{"name": name, "mimeType": "text/plain", "buffer": content}])
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": name, "mimeType": "text/plain", "buffer": content}]
+    )
     page.get_by_role("button", name="Add to the knowledge base").click()
     page.get_by_text("Index updated").wait_for(timeout=120_000)
 
 
 def test_uploaded_document_can_be_found(page):
-    upload(page, "rowing.txt", b"Indoor rowing machines strengthen the posterior chain and rarely hurt the lower back when the stroke starts from the legs.")
+    upload(
+        page,
+        "rowing.txt",
+        b"Indoor rowing machines strengthen the posterior chain and rarely hurt the lower back when the stroke starts from the legs.",
+    )
     ask(page, "Does indoor rowing hurt the lower back?")
     page.get_by_text("uploads/rowing.txt, line 1").wait_for(timeout=90_000)
 
 
 def test_script_in_document_shows_as_text(page):
-    upload(page, "hostile.md", b"Hostile zebra note <script>alert(1)</script> and [click me](javascript:alert(2)) about zebra stripes.")
+    upload(
+        page,
+        "hostile.md",
+        b"Hostile zebra note <script>alert(1)</script> and [click me](javascript:alert(2)) about zebra stripes.",
+    )
     ask(page, "hostile zebra note stripes")
     page.get_by_text("<script>alert(1)</script>", exact=False).first.wait_for(timeout=90_000)
     assert page.locator("a[href^='javascript']").count() == 0

@@ -48,7 +48,7 @@ def test_spans_reproduce_text_and_cover_every_word(text):
             covered[i] = True
     # Every character that belongs to a word is inside some passage.
     for match in re.finditer(r"\w", text):
-        assert covered[match.start()], f"{text[match.start():match.start()+20]!r} not covered"
+        assert covered[match.start()], f"{text[match.start() : match.start() + 20]!r} not covered"
 
 
 @hsettings(max_examples=150, deadline=None)

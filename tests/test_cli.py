@@ -74,7 +74,9 @@ def test_info_json_is_the_manifest(fake, tiny_corpus, tmp_path, capsys):
     assert record["index"].startswith(str(tmp_path / "idx" / "v-")) and record["vector_index"] == "Flat"
 
 
-def test_eval_json_on_a_question_set_and_search_settings_stay_as_they_were(fake, tiny_corpus, tmp_path, capsys, monkeypatch):
+def test_eval_json_on_a_question_set_and_search_settings_stay_as_they_were(
+    fake, tiny_corpus, tmp_path, capsys, monkeypatch
+):
     run(ingest_main, ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx")], capsys)
     (tmp_path / "q.jsonl").write_text('{"query": "kyphoplasty balloon", "answer": "Kyphoplasty inflates"}\n')
     (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "kyphoplasty balloon vertebra"}\n')
@@ -87,10 +89,26 @@ def test_eval_json_on_a_question_set_and_search_settings_stay_as_they_were(fake,
         searchers.append(self)
 
     monkeypatch.setattr(Searcher, "__init__", recording_init)
-    code, out, _ = run(index_main, ["eval", "--questions", str(tmp_path / "q.jsonl"), "--index", str(tmp_path / "idx"), "--json"], capsys)
+    code, out, _ = run(
+        index_main,
+        ["eval", "--questions", str(tmp_path / "q.jsonl"), "--index", str(tmp_path / "idx"), "--json"],
+        capsys,
+    )
     assert code == 0 and json.loads(out)["recall_at_1"] == 1.0
-    code, out, _ = run(index_main, ["eval", "--queries", str(tmp_path / "queries.jsonl"), "--qrels", str(tmp_path / "qrels.tsv"),
-                                    "--index", str(tmp_path / "idx"), "--json"], capsys)
+    code, out, _ = run(
+        index_main,
+        [
+            "eval",
+            "--queries",
+            str(tmp_path / "queries.jsonl"),
+            "--qrels",
+            str(tmp_path / "qrels.tsv"),
+            "--index",
+            str(tmp_path / "idx"),
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0 and json.loads(out)["ndcg@10"] == 1.0
     # The question set is scored as search answers; BEIR gets its own, deeper settings, set at construction.
     assert [s.settings.candidates for s in searchers] == [SearchSettings().candidates, 300]

@@ -50,8 +50,13 @@ def passage_ids(docs: dict[str, str], tmp: Path) -> frozenset[str]:
 
 
 def driver(corpus: Path, index_dir: Path, *options: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.crash_driver", str(corpus), str(index_dir), *options],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_driver", str(corpus), str(index_dir), *options],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_questions_during_rebuilds_come_whole_from_one_version(tmp_path):
@@ -106,18 +111,28 @@ def test_second_build_is_refused_while_the_first_publishes(tmp_path):
     build(corpus, index_dir, FakeEmbedder())
     before = load(index_dir)
     write_corpus(corpus, OTHER_DOCS)
-    first = driver(corpus, index_dir, "--stop-at-step", "before os.rename")  # holding the lock, about to rename its version into place
+    first = driver(
+        corpus, index_dir, "--stop-at-step", "before os.rename"
+    )  # holding the lock, about to rename its version into place
     try:
         for line in first.stdout:
             if line.startswith("STOP"):
                 break
-        second = subprocess.run([sys.executable, "-m", "ingest", "--corpus", str(corpus), "--index", str(index_dir)],
-                                cwd=REPO, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            [sys.executable, "-m", "ingest", "--corpus", str(corpus), "--index", str(index_dir)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         first.kill()
         first.wait(timeout=10)
     assert second.returncode == 1 and "Traceback" not in second.stderr
-    assert f"error: {index_dir} is being updated by process {first.pid}; wait for it to finish and run again" in second.stderr
+    assert (
+        f"error: {index_dir} is being updated by process {first.pid}; wait for it to finish and run again"
+        in second.stderr
+    )
     assert load(index_dir).passages == before.passages  # verified against every file hash
     build(corpus, index_dir, FakeEmbedder())
     assert {p.text for p in load(index_dir).passages} >= {"Wrist splints ease carpal tunnel symptoms at night."}

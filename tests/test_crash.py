@@ -47,6 +47,8 @@ def forkserver():
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(REPO)
         multiprocessing.forkserver.ensure_running()
+
+
 QUESTIONS = ["vertebral fractures heal", "hip flexors stretch", "knee cartilage running", "ankle sprain ice"]
 DETERMINISTIC_KILLS = 30
 RANDOM_KILLS = 20
@@ -73,8 +75,12 @@ def states(tmp_path_factory):
     build(corpus, pristine, FakeEmbedder())  # version A, live
     old = snapshot(pristine)
     # Corpus B: a new document, an edited one, a removed one.
-    (corpus / "ankles.md").write_text("An ankle sprain heals faster with ice, rest and early gentle movement.", encoding="utf-8")
-    (corpus / "copy.txt").write_text("Spinal fusion joins vertebrae. Recovery from fusion surgery takes months.", encoding="utf-8")
+    (corpus / "ankles.md").write_text(
+        "An ankle sprain heals faster with ice, rest and early gentle movement.", encoding="utf-8"
+    )
+    (corpus / "copy.txt").write_text(
+        "Spinal fusion joins vertebrae. Recovery from fusion surgery takes months.", encoding="utf-8"
+    )
     (corpus / "hips" / "flexors.md").unlink()
     reference = root / "reference"
     shutil.copytree(pristine, reference)
@@ -93,8 +99,14 @@ def fresh_index(root: Path, pristine: Path, name: str) -> Path:
 class Driver:
     """A build in a child process (forked from a server that imported the driver once), reporting its steps."""
 
-    def __init__(self, corpus: Path, index_dir: Path, stop_at: int | None = None, jitter_ms: float = 0.0,
-                 embed_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        corpus: Path,
+        index_dir: Path,
+        stop_at: int | None = None,
+        jitter_ms: float = 0.0,
+        embed_seconds: float = 0.0,
+    ) -> None:
         self.lines: list[str] = []
         self._receive, send = FORKSERVER.Pipe(duplex=False)
         self.process = FORKSERVER.Process(
@@ -110,7 +122,9 @@ class Driver:
                 line = self._receive.recv()
             except EOFError:
                 self.process.join()
-                pytest.fail(f"driver ended (exit code {self.process.exitcode}) before {prefix}; last: {self.lines[-3:]}")
+                pytest.fail(
+                    f"driver ended (exit code {self.process.exitcode}) before {prefix}; last: {self.lines[-3:]}"
+                )
             self.lines.append(line)
             if line.startswith(prefix):
                 return line
@@ -208,7 +222,9 @@ def test_kill_at_random_moments_keeps_one_whole_version(states):
         shutil.rmtree(index_dir)
     print(f"\n{len(outcomes)} random kills, {sum(not c for _, _, c, _ in outcomes)} of them mid-build, all survived:")
     for delay, where, completed, version in outcomes:
-        print(f"  at {delay:.2f}s, last step {where:<40} -> {version} index served{' (build had finished)' if completed else ''}")
+        print(
+            f"  at {delay:.2f}s, last step {where:<40} -> {version} index served{' (build had finished)' if completed else ''}"
+        )
     # The test means something only if the kills landed inside builds, and some inside the store's steps.
     mid_build = [where for _, where, completed, _ in outcomes if not completed]
     assert len(mid_build) >= RANDOM_KILLS, f"only {len(mid_build)} of {len(outcomes)} kills landed mid-build"

@@ -16,7 +16,9 @@ def chunk(text: str, source: str, start: int = 0) -> Chunk:
 
 def test_exact_copies_merge_keeping_all_locations():
     text = "Spinal fusion joins two vertebrae with bone grafts."
-    passages = deduplicate([chunk(text, "a.txt"), chunk("Other text entirely.", "b.txt"), chunk(text, "c.txt", 40)], 0.85)
+    passages = deduplicate(
+        [chunk(text, "a.txt"), chunk("Other text entirely.", "b.txt"), chunk(text, "c.txt", 40)], 0.85
+    )
     assert [p.text for p in passages] == [text, "Other text entirely."]
     assert [(loc.source, loc.start) for loc in passages[0].locations] == [("a.txt", 0), ("c.txt", 40)]
 

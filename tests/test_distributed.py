@@ -50,8 +50,12 @@ def ray_cluster():
 def ray_corpus(tiny_corpus: Path) -> Path:
     """The tiny corpus plus 40 JSONL records, a repeated record id, a blank record and an unreadable file."""
     records = [
-        {"_id": f"r{i}", "title": f"Record {i}", "text": f"Record {i} is about {TOPICS[i % 5]} injuries in "
-         f"patient group {i}. Treatment number {i * 7} combines rest with exercise {i % 3}."}
+        {
+            "_id": f"r{i}",
+            "title": f"Record {i}",
+            "text": f"Record {i} is about {TOPICS[i % 5]} injuries in "
+            f"patient group {i}. Treatment number {i * 7} combines rest with exercise {i % 3}.",
+        }
         for i in range(40)
     ]
     records += [{"_id": "r3", "title": "", "text": "a second record with a repeated id"}, {"_id": "blank", "text": " "}]
@@ -74,8 +78,9 @@ def assert_same_index(a_dir: Path, b_dir: Path) -> None:
 
 def test_ray_build_matches_local_build(ray_cluster, ray_corpus, tmp_path):
     events = []
-    report = build_on_ray(ray_corpus, tmp_path / "ray", FakeEmbedder, workers=2, batch_size=3,
-                          progress=lambda *e: events.append(e))
+    report = build_on_ray(
+        ray_corpus, tmp_path / "ray", FakeEmbedder, workers=2, batch_size=3, progress=lambda *e: events.append(e)
+    )
     local = build(ray_corpus, tmp_path / "local", FakeEmbedder())
     assert report.published and report.passages == local.passages > 40
     assert report.embedded == local.embedded and report.skipped == local.skipped
@@ -166,7 +171,9 @@ def test_shards_added_by_ray_tasks_merge_to_the_serial_result(ray_cluster, tmp_p
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     shards = np.array_split(vectors, 3)
     plan = IvfPlan(lists=8, sample=800)
-    on_ray = load_mmap(assemble(shards, tmp_path / "ray", plan, map_fn=shard_map(RayExecutor(FakeEmbedder, 1))), probes=4)
+    on_ray = load_mmap(
+        assemble(shards, tmp_path / "ray", plan, map_fn=shard_map(RayExecutor(FakeEmbedder, 1))), probes=4
+    )
     serial = load_mmap(assemble(shards, tmp_path / "serial", plan), probes=4)
     assert on_ray.ntotal == serial.ntotal == 1200
     d_ray, i_ray = on_ray.search(vectors[:50], 10)

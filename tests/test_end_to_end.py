@@ -21,7 +21,11 @@ from tests.helpers import REPO
 
 pytestmark = pytest.mark.model
 
-QUESTIONS = [json.loads(line) for line in (REPO / "corpus" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+QUESTIONS = [
+    json.loads(line)
+    for line in (REPO / "corpus" / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    if line.strip()
+]
 ON_TOPIC = [q for q in QUESTIONS if q["answer"]]
 OFF_TOPIC = [q for q in QUESTIONS if not q["answer"]]
 
@@ -58,7 +62,9 @@ def test_on_topic_question_is_answered_with_its_passage(searcher, item):
 @pytest.mark.parametrize("item", OFF_TOPIC, ids=[q["query"][:40] for q in OFF_TOPIC])
 def test_off_topic_question_is_refused(searcher, item):
     answer = searcher.search(item["query"], k=3)
-    assert not answer.answered, f"answered with similarity {answer.hits[0].similarity:.3f}: {answer.hits[0].passage.text[:80]}"
+    assert not answer.answered, (
+        f"answered with similarity {answer.hits[0].similarity:.3f}: {answer.hits[0].passage.text[:80]}"
+    )
 
 
 def test_answer_sentence_spans_point_into_the_file(searcher):
@@ -74,7 +80,10 @@ def test_query_cli_json_contract(bundled_index):
     questions = ["how long does a broken vertebra take to heal?", "What is the capital of France?"]
     result = subprocess.run(
         [sys.executable, "-m", "index", "query", *questions, "--index", str(bundled_index), "-k", "2", "--json"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["query"] for line in lines] == questions
@@ -90,10 +99,15 @@ def test_query_cli_json_contract(bundled_index):
 
 def test_query_cli_readable_output_and_file_input(bundled_index, tmp_path):
     questions = tmp_path / "q.txt"
-    questions.write_text("how long does a broken vertebra take to heal?\n\nWhat is the capital of France?\n", encoding="utf-8")
+    questions.write_text(
+        "how long does a broken vertebra take to heal?\n\nWhat is the capital of France?\n", encoding="utf-8"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "index", "query", "--file", str(questions), "--index", str(bundled_index), "-k", "1"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "[1] back-and-hip-health.txt, line 5" in result.stdout
     assert "No passage in the collection answers this." in result.stdout
@@ -102,7 +116,10 @@ def test_query_cli_readable_output_and_file_input(bundled_index, tmp_path):
 def test_info_cli(bundled_index):
     result = subprocess.run(
         [sys.executable, "-m", "index", "info", "--index", str(bundled_index)],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "documents  1" in result.stdout
     assert "sentence-transformers/all-MiniLM-L6-v2 (384 dimensions)" in result.stdout
@@ -112,7 +129,9 @@ def test_info_cli(bundled_index):
 def test_cli_reports_missing_index_cleanly(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "index", "info", "--index", str(tmp_path / "none")],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: no index found") and "Traceback" not in result.stderr
@@ -120,9 +139,22 @@ def test_cli_reports_missing_index_cleanly(tmp_path):
 
 def test_query_cli_explain_shows_each_retrievers_rank(bundled_index):
     result = subprocess.run(
-        [sys.executable, "-m", "index", "query", "how long does a broken vertebra take to heal?",
-         "--index", str(bundled_index), "-k", "2", "--explain"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "index",
+            "query",
+            "how long does a broken vertebra take to heal?",
+            "--index",
+            str(bundled_index),
+            "-k",
+            "2",
+            "--explain",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "    ranks: dense 1, keyword 1, fused 1" in result.stdout
 

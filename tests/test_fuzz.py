@@ -69,7 +69,10 @@ def test_decode_text_returns_text_or_refuses(data):
 
 
 @FUZZ
-@given(st.text(max_size=300).filter(lambda t: not t.startswith("\ufeff")), st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32"]))
+@given(
+    st.text(max_size=300).filter(lambda t: not t.startswith("\ufeff")),
+    st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32"]),
+)
 def test_decode_text_reads_back_what_was_encoded(text, encoding):
     """Text with a BOM, or UTF-8 without one, round-trips exactly (unless it looks binary).
 
@@ -144,11 +147,13 @@ def test_every_loader_on_damaged_valid_files(tmp_path, suffix, flips, cut):
 
 
 @FUZZ
-@given(members=st.dictionaries(
-    st.sampled_from(["[Content_Types].xml", "word/document.xml", "_rels/.rels", "word/_rels/document.xml.rels"]),
-    st.binary(max_size=200) | st.sampled_from([b"<w:document/>", b"<?xml version='1.0'?><Types/>", b"<<<"]),
-    max_size=4,
-))
+@given(
+    members=st.dictionaries(
+        st.sampled_from(["[Content_Types].xml", "word/document.xml", "_rels/.rels", "word/_rels/document.xml.rels"]),
+        st.binary(max_size=200) | st.sampled_from([b"<w:document/>", b"<?xml version='1.0'?><Types/>", b"<<<"]),
+        max_size=4,
+    )
+)
 def test_docx_loader_on_zips_with_junk_parts(tmp_path, members):
     """A .docx is a zip; one holding the right part names with junk inside must be refused, not crash."""
     buffer = io.BytesIO()
@@ -161,7 +166,9 @@ def test_docx_loader_on_zips_with_junk_parts(tmp_path, members):
 
 
 # Surrogates included: json.dumps writes them as "\\ud800" escapes, which json.loads turns back into them.
-any_text = st.text(max_size=20) | st.lists(st.sampled_from(["x", " ", "\ud800", "\udfff", "\ud83d"]), max_size=6).map("".join)
+any_text = st.text(max_size=20) | st.lists(st.sampled_from(["x", " ", "\ud800", "\udfff", "\ud83d"]), max_size=6).map(
+    "".join
+)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
@@ -219,7 +226,7 @@ def test_chunks_are_exact_ordered_within_window_and_cover_every_word(text):
         assert COUNT(chunk.text) <= SMALL.max_tokens or len(chunk.text) == 1
         covered[loc.start : loc.end] = b"\x01" * (loc.end - loc.start)
     for match in re.finditer(r"[^\W_]", text):
-        assert covered[match.start()], f"{text[max(0, match.start() - 10):match.start() + 10]!r} not covered"
+        assert covered[match.start()], f"{text[max(0, match.start() - 10) : match.start() + 10]!r} not covered"
 
 
 @settings(max_examples=300, deadline=None)

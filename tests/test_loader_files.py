@@ -129,8 +129,19 @@ def test_jsonl_records_become_documents_and_bad_lines_are_reported(tmp_path):
 
 
 def test_discover_walks_subfolders_and_ignores_hidden_and_question_sets(tmp_path):
-    names = ["a.txt", "sub/b.MD", "sub/deeper/c.html", ".hidden.txt", ".git/x.txt", "questions.jsonl", "d.exe",
-             "questions-everyday.jsonl", "sub/questions_hard.jsonl", "Questions-Extra.JSONL", "records.jsonl"]
+    names = [
+        "a.txt",
+        "sub/b.MD",
+        "sub/deeper/c.html",
+        ".hidden.txt",
+        ".git/x.txt",
+        "questions.jsonl",
+        "d.exe",
+        "questions-everyday.jsonl",
+        "sub/questions_hard.jsonl",
+        "Questions-Extra.JSONL",
+        "records.jsonl",
+    ]
     for name in names:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,9 @@ def test_strict_refuses_to_publish_when_a_file_is_skipped(tiny_corpus, tmp_path,
 
 
 def _records(path, records) -> None:
-    path.write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in records), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in records), encoding="utf-8"
+    )
 
 
 RECORDS = [

@@ -113,7 +113,11 @@ def test_stored_answer_sentences_equal_the_query_time_computation(tmp_path, fake
     assert stored.sentences is not None and stored.manifest.sentences > len(stored.passages)
     precomputed = Searcher(stored, fake_embedder)
     at_query_time = Searcher(replace(stored, sentences=None), fake_embedder)
-    questions = [json.loads(line)["query"] for line in (REPO / "corpus" / "questions.jsonl").read_text().splitlines() if line.strip()]
+    questions = [
+        json.loads(line)["query"]
+        for line in (REPO / "corpus" / "questions.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     fake_embedder.encoded = 0
     answers = [precomputed.search(q, k=5) for q in questions]
     assert fake_embedder.encoded == len(questions)  # only the questions were embedded
@@ -123,7 +127,9 @@ def test_stored_answer_sentences_equal_the_query_time_computation(tmp_path, fake
         assert [h.passage for h in answer.hits] == [h.passage for h in expected.hits]
         vector = fake_embedder.encode([question])[0]
         for hit, other in zip(answer.hits, expected.hits):
-            spans, stored_scores = precomputed.sentence_scores(question, vector, hit.passage, precomputed.passages.index(hit.passage))
+            spans, stored_scores = precomputed.sentence_scores(
+                question, vector, hit.passage, precomputed.passages.index(hit.passage)
+            )
             _, fresh_scores = at_query_time.sentence_scores(question, vector, hit.passage)
             np.testing.assert_allclose(stored_scores, fresh_scores, atol=2e-3)  # float16 storage
             if hit.answer != other.answer:  # only a near-tie may flip

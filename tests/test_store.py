@@ -118,7 +118,9 @@ def test_only_current_and_previous_versions_are_kept(tiny_corpus, tmp_path, fake
     assert sorted(p.name for p in index_dir.glob("v-*")) == sorted(names[-2:])
 
 
-def test_every_file_and_folder_is_flushed_before_the_pointer_switches(tiny_corpus, tmp_path, fake_embedder, monkeypatch):
+def test_every_file_and_folder_is_flushed_before_the_pointer_switches(
+    tiny_corpus, tmp_path, fake_embedder, monkeypatch
+):
     """Durability on power loss: data, then the names of the data, then CURRENT."""
     import index.store as store
 
@@ -143,7 +145,10 @@ def test_every_file_and_folder_is_flushed_before_the_pointer_switches(tiny_corpu
 def ask_cli(index_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "index", "query", "hip flexors", "--index", str(index_dir)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -168,6 +173,7 @@ def test_cli_refuses_an_index_built_with_another_model(tiny_corpus, tmp_path):
     assert "sentence-transformers/all-MiniLM-L6-v2" in result.stderr
     assert f"python -m ingest --index {index_dir}" in result.stderr
 
+
 def _clustered(count: int, dimensions: int, seed: int) -> np.ndarray:
     """Unit vectors around 40 random centres, like embeddings of texts on 40 topics."""
     rng = np.random.default_rng(seed)
@@ -187,12 +193,20 @@ def approximate(tmp_path_factory) -> Path:
 def _publish_synthetic(index_dir: Path, vectors: np.ndarray, parallel_map=map) -> None:
     """One passage per vector, past the lowered exact_search_limit of 1,000."""
     count = len(vectors)
-    passages = [Passage(text_id(f"passage {i}"), f"passage {i}", (Location("d", "d.txt", i, i + 1, 1),)) for i in range(count)]
+    passages = [
+        Passage(text_id(f"passage {i}"), f"passage {i}", (Location("d", "d.txt", i, i + 1, 1),)) for i in range(count)
+    ]
     with publish_lock(index_dir):
         publish(
-            index_dir, model="synthetic", passages=passages, vectors=vectors,
-            documents=[DocumentInfo("d", "d.txt", "0", count, count)], sources={},
-            settings=Settings(exact_search_limit=1000), corpus="synthetic", parallel_map=parallel_map,
+            index_dir,
+            model="synthetic",
+            passages=passages,
+            vectors=vectors,
+            documents=[DocumentInfo("d", "d.txt", "0", count, count)],
+            sources={},
+            settings=Settings(exact_search_limit=1000),
+            corpus="synthetic",
+            parallel_map=parallel_map,
         )
 
 
@@ -223,7 +237,9 @@ def test_large_collection_gets_an_approximate_index_with_high_recall(approximate
     # Similarities are exact (re-scored from the stored copy), not the quantised ones.
     ranking = searcher.rank("0", queries[0], mode="dense")
     row = ranking.rows[0]
-    assert ranking.similarity[row] == pytest.approx(float(stored.dense.vectors()[row].astype(np.float32) @ queries[0]), abs=1e-6)
+    assert ranking.similarity[row] == pytest.approx(
+        float(stored.dense.vectors()[row].astype(np.float32) @ queries[0]), abs=1e-6
+    )
 
 
 def test_approximate_index_is_served_from_lists_on_disk_like_one_built_in_memory(approximate):
@@ -258,7 +274,9 @@ def test_approximate_index_from_many_shards_equals_one_from_a_single_shard(appro
     many = load(tmp_path / "idx")
     assert added == [700, 700, 700, 700, 200]
     queries = _clustered(50, 64, seed=3)
-    assert [a.tolist() for a in many.dense.faiss.search(queries, 10)] == [a.tolist() for a in one.dense.faiss.search(queries, 10)]
+    assert [a.tolist() for a in many.dense.faiss.search(queries, 10)] == [
+        a.tolist() for a in one.dense.faiss.search(queries, 10)
+    ]
 
 
 def test_small_collection_searches_exactly(tiny_corpus, tmp_path, fake_embedder):

@@ -87,7 +87,9 @@ def test_hostile_names_are_made_harmless(given, expected):
         assert safe_name(given) == expected
 
 
-@pytest.mark.parametrize("given", ["CON", "NUL", "..", ".", "", "   ", "../../etc/passwd", "/etc/passwd", "\x00", "....txt"])
+@pytest.mark.parametrize(
+    "given", ["CON", "NUL", "..", ".", "", "   ", "../../etc/passwd", "/etc/passwd", "\x00", "....txt"]
+)
 def test_names_without_a_usable_name_and_type_are_rejected(given):
     with pytest.raises(UploadRejected, match="allowed types"):
         safe_name(given)
@@ -121,4 +123,6 @@ def test_concurrent_uploads_of_one_name_keep_every_file_intact(tmp_path):
     assert all(new for _, new in stored)
     assert sorted(path.read_bytes() for path, _ in stored) == sorted(contents)
     assert len({path for path, _ in stored}) == len(contents)
-    assert sorted(p.name for p in (tmp_path / "uploads").iterdir() if p.name.startswith(".")) == []  # no temporaries left
+    assert (
+        sorted(p.name for p in (tmp_path / "uploads").iterdir() if p.name.startswith(".")) == []
+    )  # no temporaries left

@@ -40,7 +40,9 @@ def test_passages_the_live_index_holds_are_reused_by_id(tiny_corpus, tmp_path, f
     fake_embedder.encoded = 0
     progress = []
     result = cache.vectors([fresh, known], progress=lambda done, total: progress.append((done, total)))
-    assert result.reused == 1 and fake_embedder.encoded == result.embedded == 1 + 2  # the new passage and its candidates
+    assert (
+        result.reused == 1 and fake_embedder.encoded == result.embedded == 1 + 2
+    )  # the new passage and its candidates
     assert progress[0] == (0, 3) and progress[-1] == (3, 3)
     np.testing.assert_array_equal(result.passages[1], live.dense.vectors([1])[0])
     np.testing.assert_array_equal(result.sentences.of(1), np.asarray(live.sentences.of(1), dtype=np.float32))

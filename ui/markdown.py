@@ -32,7 +32,7 @@ def highlight_markdown(text: str, start: int, end: int, colour: str = "orange") 
 
 
 def hit_heading(hit: Hit) -> str:
-    """"**rank.** citation · also other citations", the citations escaped."""
+    """ "**rank.** citation · also other citations", the citations escaped."""
     also = hit.passage.also_cited()
     return f"**{hit.rank}.** {escape_markdown(hit.passage.location.cite())}" + (
         f" · also {escape_markdown(also)}" if also else ""
