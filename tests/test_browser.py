@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,11 +104,23 @@ def test_off_topic_question_says_no(page):
 
 
 def upload(page, name: str, content: bytes) -> None:
+    """Upload a file and wait until the rebuild it starts has published.
+
+    The app's build job is shared by every session, so a new page can already
+    show the previous upload's "Index updated": wait for a different one.
+    """
+    status = page.get_by_text("Index updated")
+    before = status.first.inner_text() if status.count() else None
     page.locator("input[type=file]").set_input_files(
         files=[{"name": name, "mimeType": "text/plain", "buffer": content}]
     )
     page.get_by_role("button", name="Add to the knowledge base").click()
-    page.get_by_text("Index updated").wait_for(timeout=120_000)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if status.count() and status.first.inner_text() != before:
+            return
+        page.wait_for_timeout(500)
+    pytest.fail(f"no new 'Index updated' within 120 s after uploading {name}")
 
 
 def test_uploaded_document_can_be_found(page):
