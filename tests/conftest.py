@@ -22,3 +22,15 @@ def fake_embedder() -> FakeEmbedder:
 def tiny_corpus(tmp_path: Path) -> Path:
     """Three small documents in two folders, one paragraph repeated across files, a junk line."""
     return write_corpus(tmp_path / "corpus", TINY_DOCS)
+
+
+@pytest.fixture
+def thread_counts_restored():
+    """For tests that run an entry point in this process: it sets FAISS and torch to one thread for good."""
+    import faiss
+    import torch
+
+    before = faiss.omp_get_max_threads(), torch.get_num_threads()
+    yield
+    faiss.omp_set_num_threads(before[0])
+    torch.set_num_threads(before[1])

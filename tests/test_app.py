@@ -23,7 +23,7 @@ APP = str(REPO / "app.py")
 
 
 @pytest.fixture
-def app_env(tiny_corpus, tmp_path, monkeypatch):
+def app_env(tiny_corpus, tmp_path, monkeypatch, thread_counts_restored):
     """Environment for the app: the tiny corpus, an index folder, the fake embedder (by its registered name)."""
     monkeypatch.setenv("KB_EMBEDDER", "fake")
     monkeypatch.setenv("KB_CORPUS", str(tiny_corpus))

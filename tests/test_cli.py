@@ -12,7 +12,7 @@ from ingest.__main__ import main as ingest_main
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake(monkeypatch, thread_counts_restored):
     monkeypatch.setenv("KB_EMBEDDER", "fake")
 
 
@@ -34,6 +34,17 @@ def test_both_clis_take_the_folders_from_the_environment(fake, tiny_corpus, tmp_
     assert code == 0 and f"from {tiny_corpus}" in out
     code, out, _ = run(index_main, ["query", "hip flexors"], capsys)
     assert code == 0 and out.startswith("Q: hip flexors")
+
+
+def test_answering_sets_one_thread_for_the_process_once(fake, tiny_corpus, tmp_path, capsys):
+    import faiss
+    import torch
+
+    run(ingest_main, ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx")], capsys)
+    faiss.omp_set_num_threads(2)
+    torch.set_num_threads(2)
+    assert run(index_main, ["query", "hip flexors", "--index", str(tmp_path / "idx")], capsys)[0] == 0
+    assert faiss.omp_get_max_threads() == 1 and torch.get_num_threads() == 1  # set, and not restored per question
 
 
 def test_flags_win_over_the_environment(fake, tiny_corpus, tmp_path, monkeypatch, capsys):

@@ -100,7 +100,7 @@ def test_other_scripts_are_searched(searcher):
 
 
 @pytest.fixture
-def query_cli(index_dir, monkeypatch):
+def query_cli(index_dir, monkeypatch, thread_counts_restored):
     """`python -m index query` with the fake embedder: run(args) -> (exit code, stdout, stderr)."""
     monkeypatch.setenv("KB_EMBEDDER", "fake")
 
@@ -148,7 +148,7 @@ def test_cli_prints_no_control_characters_from_documents(query_cli, capsys):
 
 
 @pytest.fixture
-def app(index_dir, corpus, monkeypatch):
+def app(index_dir, corpus, monkeypatch, thread_counts_restored):
     monkeypatch.setenv("KB_EMBEDDER", "fake")
     monkeypatch.setenv("KB_CORPUS", str(corpus))
     monkeypatch.setenv("KB_INDEX", str(index_dir))
