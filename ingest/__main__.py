@@ -44,7 +44,9 @@ class TqdmProgress:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ingest", description="Build the index for a corpus folder, or bring it up to date."
+    )
     parser.add_argument(
         "--corpus", type=Path, help=f"documents folder, or one file (default: $KB_CORPUS, else {DEFAULT_CORPUS})"
     )
