@@ -7,7 +7,8 @@ questions go to the published index until the new one replaces it.
 
 Run it with `make run` (or `streamlit run app.py`). KB_CORPUS, KB_INDEX and
 KB_EMBEDDER choose the folders and the model (`index.config.Config`,
-resolved once when the page first runs).
+resolved at the top of the script, the page's entry point). Markdown comes
+from `ui.markdown`: document text is always escaped.
 """
 
 from __future__ import annotations
