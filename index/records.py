@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Self
 
-FORMAT_VERSION = 1
+# 2: answer-candidate vectors pooled from each passage's own forward pass, stored for every passage.
+FORMAT_VERSION = 2
 
 
 class Choice(StrEnum):
@@ -302,8 +303,7 @@ class Manifest:
 
     `vector_index` is the FAISS factory string of vectors.faiss: "Flat"
     (exact) or "IVF<lists>,SQ8" (approximate, see `Settings.exact_search_limit`).
-    `sentences` counts the precomputed answer-sentence vectors (0 for an index
-    built before they existed: search then embeds sentences at query time).
+    `sentences` counts the stored answer-candidate vectors (every passage has at least one).
     """
 
     format_version: int

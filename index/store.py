@@ -74,11 +74,11 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class SentenceVectors:
-    """Precomputed vectors of each passage's answer candidates.
+    """Vectors of each passage's answer candidates, pooled from the passage's own forward pass.
 
-    Passage i's candidates (`index.sentences.stored_candidates`, in order) are
-    rows `starts[i]:starts[i + 1]` of `vectors`; a passage with a single
-    candidate has none, since there is nothing to choose.
+    Passage i's candidates (`index.sentences.answer_candidates`, in order) are
+    rows `starts[i]:starts[i + 1]` of `vectors`. Search scores a passage by its
+    best candidate too, and highlights the best one.
     """
 
     vectors: np.ndarray
@@ -104,7 +104,7 @@ class StoredIndex:
     keyword: KeywordIndex
     documents: list[DocumentInfo]
     sources: dict[str, SourceFile]
-    sentences: SentenceVectors | None = None
+    sentences: SentenceVectors
 
 
 def current_version(index_dir: Path) -> Path | None:
@@ -163,8 +163,8 @@ def publish(
     sources: dict[str, SourceFile],
     settings: Settings,
     corpus: str,
+    sentences: SentenceVectors,
     skipped: tuple[Skipped, ...] = (),
-    sentences: SentenceVectors | None = None,
     parallel_map: Map = map,
 ) -> StoredIndex:
     """Write a new version and make it live atomically. Caller holds `publish_lock`.
@@ -179,7 +179,7 @@ def publish(
         settings: The chunking settings used.
         corpus: The corpus folder, for the record.
         skipped: Files that could not be ingested, with reasons.
-        sentences: Vectors of every passage's answer candidates, if computed.
+        sentences: Vectors of every passage's answer candidates.
         parallel_map: Adds the shards of an approximate index (see `DenseIndex.save`).
 
     Returns:
@@ -189,7 +189,7 @@ def publish(
         raise ValueError("no passages to index")
     if vectors.ndim != 2 or len(passages) != len(vectors):
         raise ValueError(f"{len(passages)} passages but vectors of shape {vectors.shape}")
-    if sentences is not None and len(sentences.starts) != len(passages) + 1:
+    if len(sentences.starts) != len(passages) + 1:
         raise ValueError(f"{len(passages)} passages but sentence rows for {len(sentences.starts) - 1}")
     _remove_leftovers(index_dir)
     staging = index_dir / f".tmp-{uuid.uuid4().hex[:8]}"
@@ -222,9 +222,8 @@ def _write_version(
     dimensions = vectors.shape[1]
     kind = DenseIndex.kind_for(len(vectors), settings.exact_search_limit)
     DenseIndex.save(folder, vectors, kind, parallel_map)
-    if sentences is not None:
-        np.save(folder / SENTENCES, np.asarray(sentences.vectors, dtype=np.float16), allow_pickle=False)
-        np.save(folder / SENTENCE_ROWS, np.asarray(sentences.starts, dtype=np.int64), allow_pickle=False)
+    np.save(folder / SENTENCES, np.asarray(sentences.vectors, dtype=np.float16), allow_pickle=False)
+    np.save(folder / SENTENCE_ROWS, np.asarray(sentences.starts, dtype=np.int64), allow_pickle=False)
     with open(folder / PASSAGES, "w", encoding="utf-8") as out:
         for passage in passages:
             out.write(json.dumps(passage.to_json(), ensure_ascii=False) + "\n")
@@ -244,7 +243,7 @@ def _write_version(
         files=_hash_files(folder),
         skipped=tuple(skipped),
         vector_index=kind,
-        sentences=0 if sentences is None else len(sentences.vectors),
+        sentences=len(sentences.vectors),
     )
     _write_json(folder / MANIFEST, manifest.to_json())
     # Files first, then the folders that name them, so a power cut cannot keep a name without its data.
@@ -307,9 +306,8 @@ def load_version(folder: Path) -> StoredIndex:
     expected = {k: manifest.passages for k in ("passages", "vectors", "vector rows")} | {
         "documents": manifest.documents
     }
-    if sentences is not None:
-        counts["sentence rows"] = len(sentences.starts) - 1
-        expected["sentence rows"] = manifest.passages
+    counts["sentence rows"] = len(sentences.starts) - 1
+    expected["sentence rows"] = manifest.passages
     if counts != expected or dense.dimensions != manifest.dimensions:
         raise IndexDamaged(
             f"index {folder} is inconsistent: found {counts} with {dense.dimensions} dimensions, manifest says "
@@ -319,9 +317,7 @@ def load_version(folder: Path) -> StoredIndex:
     return StoredIndex(folder, manifest, passages, dense, keyword, documents, sources, sentences)
 
 
-def _read_sentences(folder: Path, manifest: Manifest) -> SentenceVectors | None:
-    if not (folder / SENTENCE_ROWS).exists():
-        return None
+def _read_sentences(folder: Path, manifest: Manifest) -> SentenceVectors:
     vectors = np.load(folder / SENTENCES, mmap_mode="r", allow_pickle=False)
     starts = np.load(folder / SENTENCE_ROWS, allow_pickle=False)
     if len(vectors) != manifest.sentences or (len(starts) and starts[-1] != len(vectors)):

@@ -17,7 +17,7 @@ from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, 
 from index.records import DocumentInfo, Location, Passage, Settings, text_id
 from index.search import Searcher
 from index.shards import sample_rows, train
-from index.store import current_version, load, publish, publish_lock
+from index.store import SentenceVectors, current_version, load, publish, publish_lock
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 
@@ -206,6 +206,7 @@ def _publish_synthetic(index_dir: Path, vectors: np.ndarray, parallel_map=map) -
             sources={},
             settings=Settings(exact_search_limit=1000),
             corpus="synthetic",
+            sentences=SentenceVectors(vectors, np.arange(count + 1)),  # one candidate each: the passage itself
             parallel_map=parallel_map,
         )
 
