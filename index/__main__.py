@@ -105,6 +105,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
                         "dense_rank": hit.dense_rank,
                         "keyword_rank": hit.keyword_rank,
                         "similarity": round(hit.similarity, 6),
+                        **(hit.parts.to_json() if hit.parts else {}),
                     }
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
@@ -149,9 +150,15 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
     print(f"recall@1         {report.recall_at_1:.3f}")
     print(f"recall@3         {report.recall_at_3:.3f}")
     print(f"MRR@10           {report.mrr:.3f}")
-    print(f"answer sentence  {report.sentence_accuracy:.3f} (highlighted sentence is the answering one)")
-    print(f"answered         {report.answered_on_topic}/{report.on_topic} on-topic")
-    print(f"refused          {report.refused_off_topic}/{report.off_topic} off-topic")
+    print(
+        f"answer sentence  {report.sentence_accuracy:.3f} (the highlight holds the answering sentence; "
+        f"{report.highlight_sentences:.2f} sentences per highlight)"
+    )
+    print(f"answered         {report.answered_on_topic}/{report.on_topic} on-topic ({report.unsure_on_topic} unsure)")
+    print(
+        f"not answered     {report.refused_off_topic}/{report.off_topic} off-topic ({report.unsure_off_topic} unsure)"
+    )
+    print(f"decided right    {report.decided:.3f} of all questions (on-topic answered, off-topic not)")
     print(f"no-answer        precision {report.no_answer_precision:.3f}, recall {report.no_answer_recall:.3f}")
     return 0
 
