@@ -77,7 +77,9 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     questions = list(args.questions)
     if args.file is not None:
         try:
-            lines = args.file.read_text(encoding="utf-8").splitlines()
+            # "\n" only: str.splitlines() also breaks at U+2028, NEL, form feeds and more, which
+            # would make one question two; "\r" of Windows line ends goes with the strip below.
+            lines = args.file.read_text(encoding="utf-8").split("\n")
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read questions from {args.file}: {exc}") from None
         questions += [line.strip() for line in lines if line.strip()]
