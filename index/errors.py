@@ -32,6 +32,10 @@ class IndexDamaged(StoreError):
     """A file of the live version is missing, unreadable, edited, or of another format version."""
 
 
+class PointerDamaged(IndexDamaged):
+    """CURRENT cannot be read, is empty, or names something other than a version folder of the index."""
+
+
 class IndexBusy(StoreError):
     """Another process is publishing into the same index folder."""
 

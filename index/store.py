@@ -36,6 +36,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
@@ -47,7 +48,15 @@ from pathlib import Path
 import numpy as np
 
 from index.dense import DenseIndex
-from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, build_fix, rebuild_fix
+from index.errors import (
+    IndexBusy,
+    IndexDamaged,
+    IndexNotFound,
+    ModelMismatch,
+    PointerDamaged,
+    build_fix,
+    rebuild_fix,
+)
 from index.keyword import KeywordIndex
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
 from index.shards import Map
@@ -61,6 +70,9 @@ SENTENCE_ROWS = "sentence_rows.npy"
 KEYWORD = "keyword"
 DOCUMENTS = "documents.json"
 SOURCES = "sources.json"
+# What CURRENT may name: a version folder as publish() names it, one path component.
+_VERSION_NAME = re.compile(r"v-[A-Za-z0-9_.-]+")
+_MAX_POINTER_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -108,12 +120,37 @@ class StoredIndex:
 
 
 def current_version(index_dir: Path) -> Path | None:
-    """The live version folder, or None when nothing has been published."""
+    """The live version folder, or None when nothing has been published.
+
+    Raises:
+        PointerDamaged: CURRENT cannot be read, is not text, or does not name a
+            version folder (`v-...`) directly inside `index_dir`.
+    """
     pointer = index_dir / POINTER
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
+        with open(pointer, "rb") as handle:
+            data = handle.read(_MAX_POINTER_BYTES + 1)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise PointerDamaged(
+            f"index pointer {pointer} cannot be read ({exc.strerror or exc})", rebuild_fix(index_dir)
+        ) from None
+    try:
+        name = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PointerDamaged(
+            f"index pointer {pointer} is not text (it should name a version folder)", rebuild_fix(index_dir)
+        ) from None
+    if not name:
+        raise PointerDamaged(f"index pointer {pointer} is empty", rebuild_fix(index_dir))
+    # One folder name, never a path: whatever CURRENT holds, nothing outside the index folder is read.
+    if len(data) > _MAX_POINTER_BYTES or not _VERSION_NAME.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:60] + "..."
+        raise PointerDamaged(
+            f"index pointer {pointer} names {shown!r}, which is not a version folder of {index_dir}",
+            rebuild_fix(index_dir),
+        )
     return index_dir / name
 
 
@@ -207,7 +244,10 @@ def publish(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    previous = current_version(index_dir)
+    try:
+        previous = current_version(index_dir)
+    except PointerDamaged:  # the build replaces it; no version is known to be in use
+        previous = None
     _switch_pointer(index_dir, final.name)
     # The version just replaced stays one more round: a reader that read the old
     # pointer a moment ago can still load it.

@@ -13,7 +13,7 @@ import pytest
 
 from index import dense
 from index.dense import ivf_plan
-from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, StoreError
+from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, PointerDamaged, StoreError
 from index.records import DocumentInfo, Location, Passage, Settings, text_id
 from index.search import Searcher
 from index.shards import sample_rows, train
@@ -83,6 +83,47 @@ def test_other_format_version_is_refused(built):
     (built / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexDamaged, match=r"format version 99"):
         load(built.parent)
+
+
+# Issue 16 D4 and D6: what CURRENT may hold after a bad copy, a bad edit or an attack.
+GARBAGE_POINTERS = {
+    "not UTF-8": b"\xd6\xff",
+    "empty": b"",
+    "blank": b" \n",
+    "parent folders": b"../../etc\n",
+    "absolute path": b"/etc\n",
+    "a sub-folder": b"v-1/../../x\n",
+    "not a version": b".tmp-12345678\n",
+    "huge": b"v-" + b"x" * 100_000,
+}
+
+
+@pytest.mark.parametrize("content", GARBAGE_POINTERS.values(), ids=GARBAGE_POINTERS.keys())
+def test_garbage_in_current_is_a_clear_error_whose_fix_names_the_index_folder(built, content):
+    index_dir = built.parent
+    (index_dir / "CURRENT").write_bytes(content)
+    with pytest.raises(PointerDamaged, match=r"index pointer .*CURRENT") as raised:
+        load(index_dir)
+    assert isinstance(raised.value, IndexDamaged)
+    assert raised.value.fix == f"rebuild it with: python -m ingest --index {index_dir}"
+
+
+def test_current_that_cannot_be_read_is_a_clear_error(built):
+    index_dir = built.parent
+    (index_dir / "CURRENT").unlink()
+    (index_dir / "CURRENT").mkdir()
+    with pytest.raises(PointerDamaged, match=r"index pointer .*CURRENT cannot be read") as raised:
+        load(index_dir)
+    assert raised.value.fix == f"rebuild it with: python -m ingest --index {index_dir}"
+
+
+@pytest.mark.parametrize("content", GARBAGE_POINTERS.values(), ids=GARBAGE_POINTERS.keys())
+def test_a_build_replaces_garbage_in_current(built, tiny_corpus, fake_embedder, content):
+    index_dir = built.parent
+    (index_dir / "CURRENT").write_bytes(content)
+    report = build(tiny_corpus, index_dir, fake_embedder)
+    assert report.published and any("previous index not reused" in note for note in report.notes)
+    assert load(index_dir).manifest.documents == 3
 
 
 def test_failed_build_leaves_previous_index_serving(tiny_corpus, tmp_path, fake_embedder, monkeypatch):
