@@ -40,6 +40,10 @@ class IndexBusy(StoreError):
     """Another process is publishing into the same index folder."""
 
 
+class IndexWriteFailed(StoreError):
+    """A new version could not be written (a full disk, no permission); the live version is untouched."""
+
+
 class ModelMismatch(StoreError):
     """The index was built with another model than the one that would embed the questions."""
 

@@ -32,6 +32,7 @@ on demand.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -52,6 +53,7 @@ from index.errors import (
     IndexBusy,
     IndexDamaged,
     IndexNotFound,
+    IndexWriteFailed,
     ModelMismatch,
     PointerDamaged,
     build_fix,
@@ -230,8 +232,8 @@ def publish(
         raise ValueError(f"{len(passages)} passages but sentence rows for {len(sentences.starts) - 1}")
     _remove_leftovers(index_dir)
     staging = index_dir / f".tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
     try:
+        staging.mkdir(parents=True)
         _write_version(
             staging, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map
         )
@@ -241,14 +243,20 @@ def publish(
         staging.rename(final)  # open files and memory maps follow the rename
         _fsync(index_dir)  # the rename is on disk before CURRENT may name it
         stored.path = final
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError | RuntimeError):  # a full disk: FAISS raises RuntimeError, numpy and open OSError
+            raise _not_written(index_dir, exc) from exc
         raise
     try:
         previous = current_version(index_dir)
     except PointerDamaged:  # the build replaces it; no version is known to be in use
         previous = None
-    _switch_pointer(index_dir, final.name)
+    try:
+        _switch_pointer(index_dir, final.name)
+    except OSError as exc:
+        shutil.rmtree(final, ignore_errors=True)  # CURRENT was not replaced: nothing names it
+        raise _not_written(index_dir, exc) from exc
     # The version just replaced stays one more round: a reader that read the old
     # pointer a moment ago can still load it.
     _remove_old_versions(index_dir, keep={final.name} | ({previous.name} if previous else set()))
@@ -391,10 +399,32 @@ def _read_manifest(folder: Path) -> Manifest:
 
 def _switch_pointer(index_dir: Path, name: str) -> None:
     temporary = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
-    temporary.write_text(name + "\n", encoding="utf-8")
-    _fsync(temporary)
+    try:
+        temporary.write_text(name + "\n", encoding="utf-8")
+        _fsync(temporary)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, index_dir / POINTER)
     _fsync(index_dir)
+
+
+def _not_written(index_dir: Path, error: OSError | RuntimeError) -> IndexWriteFailed:
+    """What to say when a new version cannot be written: nothing changed, and what to free or fix."""
+    full = getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error)
+    if full:
+        problem, fix = "no space left on device", f"free space on the disk holding {index_dir}"
+        try:
+            fix += f" ({shutil.disk_usage(index_dir).free / 2**20:.1f} MB free now)"
+        except OSError:
+            pass
+    else:
+        problem = (error.strerror if isinstance(error, OSError) else None) or str(error)
+        fix = f"check that {index_dir} is writable and has free space"
+    return IndexWriteFailed(
+        f"cannot write a new version of the index in {index_dir}: {problem}; the index in use is unchanged",
+        fix + ", then run again",
+    )
 
 
 def _remove_old_versions(index_dir: Path, keep: set[str]) -> None:
