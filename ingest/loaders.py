@@ -272,14 +272,15 @@ def discover(corpus: Path, rejected: list[Skipped] | None = None) -> list[Path]:
     `corpus` may also be one file (for example a BEIR `corpus.jsonl` that sits
     beside its queries). Hidden files and folders and question sets (`QUESTION_SETS`) are left
     out; symbolic links to folders are not followed, so a link loop cannot
-    trap the walk. Pipes and devices (a read may block forever, or never
-    end) and paths whose names are not valid UTF-8 (old archives unpacked on
-    Linux; they cannot be cited or stored) are left out too and, when
-    `rejected` is given, appended to it with the reason.
+    trap the walk. Links to files outside the corpus folder (`/etc/passwd`;
+    nothing outside the corpus is ever read), pipes and devices (a read may
+    block forever, or never end) and paths whose names are not valid UTF-8
+    (old archives unpacked on Linux; they cannot be cited or stored) are left
+    out too and, when `rejected` is given, appended to it with the reason.
     """
-    if corpus.is_file():
+    if corpus.is_file():  # named by the operator: read wherever it lies
         return [] if _bad_name(corpus.name, rejected) else [corpus]
-    found = []
+    found, left_out = [], []
     for folder, subfolders, files in os.walk(corpus, followlinks=False):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
         for name in files:
@@ -287,9 +288,36 @@ def discover(corpus: Path, rejected: list[Skipped] | None = None) -> list[Path]:
             if name.startswith(".") or is_question_set(name) or path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 continue
             relative = path.relative_to(corpus).as_posix()
-            if not _bad_name(relative, rejected) and not _special_file(path, relative, rejected):
+            if _bad_name(relative, left_out) or _leaves_corpus(path, corpus, relative, left_out):
+                continue
+            if not _special_file(path, relative, left_out):
                 found.append(path)
+    if rejected is not None:
+        rejected.extend(sorted(left_out, key=lambda item: item.source))
     return sorted(found, key=lambda p: p.relative_to(corpus).as_posix())
+
+
+LINK_OUT = "link points outside the corpus"
+
+
+def is_outside(path: Path, folder: Path) -> bool:
+    """Whether `path`, its links followed, lies outside `folder`.
+
+    A broken link or a link loop counts as inside: reading it fails, and the loader says so.
+    """
+    try:
+        return not path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+        return False
+
+
+def _leaves_corpus(path: Path, corpus: Path, relative: str, rejected: list[Skipped] | None) -> bool:
+    """Whether `path` is a link out of the corpus (recording it in `rejected`)."""
+    if not is_outside(path, corpus):
+        return False
+    if rejected is not None:
+        rejected.append(Skipped(relative, LINK_OUT))
+    return True
 
 
 def _special_file(path: Path, relative: str, rejected: list[Skipped] | None) -> bool:
@@ -324,10 +352,10 @@ def iter_documents(corpus: Path) -> Iterator[Document | Skipped]:
     badly_named: list[Skipped] = []
     paths = discover(corpus, rejected=badly_named)
     yield from badly_named
-    yield from unique_records(item for path in paths for item in read_file(path, root))
+    yield from unique_records(item for path in paths for item in read_file(path, root, corpus.is_dir()))
 
 
-def read_file(path: Path, root: Path) -> list[Document | Skipped]:
+def read_file(path: Path, root: Path, confined: bool = True) -> list[Document | Skipped]:
     """One file's documents (blank records included), or a `Skipped` for the file or each bad record.
 
     Bad input never raises; `unique_records` applies the corpus-wide rules.
@@ -335,8 +363,13 @@ def read_file(path: Path, root: Path) -> list[Document | Skipped]:
     Args:
         path: A file found by `discover`.
         root: The corpus root (`corpus_root`), which sources are relative to.
+        confined: Refuse a file whose links lead outside `root` (checked again here, where
+            it is read, in case it changed since `discover`); False when the corpus is
+            this one named file.
     """
     source = path.relative_to(root).as_posix()
+    if confined and is_outside(path, root):
+        return [Skipped(source, LINK_OUT)]
     try:
         documents, problems = _load(path, source)
     except LoadError as exc:

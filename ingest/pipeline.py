@@ -264,7 +264,8 @@ def read_corpus(
     paths = discover(corpus, rejected=badly_named)
     report(Stage.READ, 0, len(paths))
     per_file = []
-    for done, items in enumerate(executor.map(partial(read_file, root=root), paths), start=1):
+    reader = partial(read_file, root=root, confined=corpus.is_dir())
+    for done, items in enumerate(executor.map(reader, paths), start=1):
         per_file.append(items)
         report(Stage.READ, done, len(paths))
     items = list(unique_records(chain(badly_named, *per_file)))

@@ -46,7 +46,8 @@ BAD = {
     "loop.txt": "cannot read",
     "bad \\xe9name.txt": "not valid UTF-8",
     "pipe.txt": "not a regular file",
-    "zero.txt": "not a regular file",
+    "zero.txt": "link points outside the corpus",  # /dev/zero: reading it would never end
+    "leak.txt": "link points outside the corpus",  # /etc/passwd: never served (issue 16 D3)
 }
 UNREADABLE = "secret.txt"  # made unreadable by the test (chmod, or a simulated PermissionError as root)
 
@@ -109,6 +110,7 @@ def make_bad_corpus(root: Path, big_mb: float = 50) -> Path:
     os.symlink(".", root / "folder loop")  # a folder link back to the corpus
     os.mkfifo(root / "pipe.txt")  # reading it would wait for a writer forever
     os.symlink("/dev/zero", root / "zero.txt")  # reading it would never end
+    os.symlink("/etc/passwd", root / "leak.txt")
     (root / b"bad \xe9name.txt".decode("utf-8", "surrogateescape")).write_text("Badly named.", encoding="utf-8")
     (root / UNREADABLE).write_text("Nobody may read this.", encoding="utf-8")
     (root / UNREADABLE).chmod(0)

@@ -5,7 +5,8 @@ The corpus (tests/bad_corpus.py) holds an empty file, a binary file named
 a break or a sentence end, corrupt, encrypted and text-less PDFs, an empty
 and a blank .docx, a broken JSONL line and a lone-surrogate JSON escape, a
 symlink to itself and a folder link loop, names with spaces, non-ASCII and
-non-UTF-8 bytes, and a file nobody may read.
+non-UTF-8 bytes, a file nobody may read, and links out of the corpus (to
+/dev/zero and /etc/passwd).
 
 The unreadable file: tests run as root in CI, where chmod 000 does not stop
 reading, so as root the PermissionError is simulated by patching

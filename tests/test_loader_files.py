@@ -10,7 +10,16 @@ import pytest
 
 from index.records import Skipped
 from index.store import load
-from ingest.loaders import Document, LoadError, decode_text, discover, is_question_set, iter_documents, load_file
+from ingest.loaders import (
+    Document,
+    LoadError,
+    decode_text,
+    discover,
+    is_question_set,
+    iter_documents,
+    load_file,
+    read_file,
+)
 from ingest.pipeline import build
 from tests.helpers import write_pdf
 
@@ -189,3 +198,56 @@ def test_bad_files_are_skipped_by_name_and_good_ones_kept(tmp_path, monkeypatch)
     assert items["binary.txt"] == Skipped("binary.txt", "binary file, not text")
     assert items["blank.md"] == Skipped("blank.md", "no text found")
     assert items["secret.txt"] == Skipped("secret.txt", "permission denied")
+
+
+# Issue 16 D3: a link that leaves the corpus is never read ------------------------------------------------------
+
+
+@pytest.fixture
+def linked_corpus(tmp_path) -> Path:
+    """A corpus with links out of it (to /etc/passwd, to a sibling folder whose name starts the same) and one inside."""
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "real.txt").write_text("Zebras sleep standing up.", encoding="utf-8")
+    secret = tmp_path / "corpus-private" / "secret.md"  # "corpus-private" starts with "corpus"
+    secret.parent.mkdir()
+    secret.write_text("# Secret\n\nThe server's private notes.", encoding="utf-8")
+    os.symlink("/etc/passwd", corpus / "leak.txt")
+    os.symlink(secret, corpus / "notes.md")
+    os.symlink("../../corpus-private/secret.md", corpus / "sub" / "relative.md")
+    os.symlink("../real.txt", corpus / "sub" / "inside.txt")  # stays inside: read
+    return corpus
+
+
+OUTSIDE = ["leak.txt", "notes.md", "sub/relative.md"]
+
+
+def test_links_that_leave_the_corpus_are_skipped_with_the_reason(linked_corpus):
+    rejected: list[Skipped] = []
+    found = [p.relative_to(linked_corpus).as_posix() for p in discover(linked_corpus, rejected)]
+    assert found == ["real.txt", "sub/inside.txt"]
+    assert rejected == [Skipped(name, "link points outside the corpus") for name in OUTSIDE]
+
+
+def test_a_build_never_serves_text_from_outside_the_corpus(linked_corpus, tmp_path, fake_embedder):
+    report = build(linked_corpus, tmp_path / "idx", fake_embedder)
+    assert {s.source: s.reason for s in report.skipped} == dict.fromkeys(OUTSIDE, "link points outside the corpus")
+    stored = load(tmp_path / "idx")
+    assert {d.source for d in stored.documents} == {"real.txt", "sub/inside.txt"}
+    assert not any("root:" in p.text or "private notes" in p.text for p in stored.passages)
+
+
+def test_reading_a_link_out_is_refused_even_after_discovery(linked_corpus):
+    """What a Ray worker does if a file became a link out between discovery and reading."""
+    assert read_file(linked_corpus / "leak.txt", linked_corpus) == [
+        Skipped("leak.txt", "link points outside the corpus")
+    ]
+    [document] = read_file(linked_corpus / "sub" / "inside.txt", linked_corpus)
+    assert document.text == "Zebras sleep standing up."
+
+
+def test_a_corpus_that_is_one_named_file_may_be_a_link(linked_corpus, tmp_path):
+    """The operator named it: `--corpus data/corpus.jsonl` pointing at a data set elsewhere is read."""
+    assert discover(linked_corpus / "notes.md") == [linked_corpus / "notes.md"]
+    [document] = list(iter_documents(linked_corpus / "notes.md"))
+    assert document.source == "notes.md" and "private notes" in document.text
