@@ -17,7 +17,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -195,7 +195,13 @@ def _docx(path: Path) -> str:
 
 
 def _jsonl(data: bytes, source: str) -> tuple[list[Document], list[Skipped]]:
+    """One document per record; a bad line, or an `_id` already used in this file, is a problem.
+
+    A record is known by its file and its `_id` together, so the same `_id` in
+    two files is two documents, and no file can shadow another.
+    """
     documents, problems = [], []
+    first_line: dict[str, int] = {}
     for number, line in enumerate(decode_text(data).splitlines(), start=1):
         if not line.strip():
             continue
@@ -213,6 +219,12 @@ def _jsonl(data: bytes, source: str) -> tuple[list[Document], list[Skipped]]:
         if _SURROGATE.search(doc_id):
             problems.append(Skipped(f"{source}:{number}", f"invalid JSON record: _id {doc_id!r} is not valid Unicode"))
             continue
+        if doc_id in first_line:
+            problems.append(
+                Skipped(f"{source}:{number}", f"duplicate record id {doc_id!r} (first on line {first_line[doc_id]})")
+            )
+            continue
+        first_line[doc_id] = number
         title, text = _valid_unicode(title), _valid_unicode(text)
         full = f"{title}\n\n{text}" if title.strip() else text
         documents.append(Document(doc_id, source, full, title=title))
@@ -346,19 +358,21 @@ def _bad_name(relative: str, rejected: list[Skipped] | None) -> bool:
 def iter_documents(corpus: Path) -> Iterator[Document | Skipped]:
     """Every document in the corpus, and a `Skipped` for each file or record that failed.
 
-    Record ids must be unique across the corpus; a repeated id is skipped.
+    A document is known by its source file and its id together (for a JSONL
+    record, its `_id`; a record id repeated within one file is skipped).
     """
     root = corpus_root(corpus)
     badly_named: list[Skipped] = []
     paths = discover(corpus, rejected=badly_named)
     yield from badly_named
-    yield from unique_records(item for path in paths for item in read_file(path, root, corpus.is_dir()))
+    for path in paths:
+        yield from read_file(path, root, corpus.is_dir())
 
 
 def read_file(path: Path, root: Path, confined: bool = True) -> list[Document | Skipped]:
-    """One file's documents (blank records included), or a `Skipped` for the file or each bad record.
+    """One file's documents, or a `Skipped` for the file or each bad record (blank records left out).
 
-    Bad input never raises; `unique_records` applies the corpus-wide rules.
+    Bad input never raises.
 
     Args:
         path: A file found by `discover`.
@@ -378,24 +392,7 @@ def read_file(path: Path, root: Path, confined: bool = True) -> list[Document | 
         return [Skipped(source, "permission denied")]
     except OSError as exc:
         return [Skipped(source, f"cannot read: {exc.strerror or exc}")]
-    if not any(d.text.strip() for d in documents) and not problems:
+    documents = [d for d in documents if d.text.strip()]
+    if not documents and not problems:
         return [Skipped(source, "no text found")]
     return [*problems, *documents]
-
-
-def unique_records(items: Iterable[Document | Skipped]) -> Iterator[Document | Skipped]:
-    """Pass items through in order, skipping a document whose id was already seen, and blank ones.
-
-    Kept apart from `read_file` so files can be read in parallel and the
-    corpus-wide rule still applies in corpus order.
-    """
-    seen_ids: set[str] = set()
-    for item in items:
-        if isinstance(item, Document):
-            if item.doc_id in seen_ids:
-                yield Skipped(f"{item.source}:{item.doc_id}", "duplicate record id")
-                continue
-            seen_ids.add(item.doc_id)
-            if not item.text.strip():
-                continue
-        yield item

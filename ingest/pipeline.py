@@ -40,7 +40,7 @@ from index.shards import Map
 from index.store import SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import deduplicate
-from ingest.loaders import Document, corpus_root, discover, read_file, unique_records
+from ingest.loaders import Document, corpus_root, discover, read_file
 from ingest.vectors import VectorCache
 
 Item = TypeVar("Item")
@@ -252,9 +252,8 @@ def read_corpus(
     """Read every file and chunk every document, in corpus order.
 
     Files are read by `executor.map` (bad input never raises: `read_file`);
-    the corpus-wide record-id rule then applies in corpus order
-    (`unique_records`); documents the live index already cut keep its chunks
-    and the rest are chunked by `executor.map`.
+    documents the live index already cut keep its chunks and the rest are
+    chunked by `executor.map`.
 
     Returns:
         One `DocumentInfo` per document, the chunks in corpus order, and what was skipped.
@@ -268,7 +267,7 @@ def read_corpus(
     for done, items in enumerate(executor.map(reader, paths), start=1):
         per_file.append(items)
         report(Stage.READ, done, len(paths))
-    items = list(unique_records(chain(badly_named, *per_file)))
+    items = list(chain(badly_named, *per_file))
     docs = [item for item in items if isinstance(item, Document)]
     chunks_of = [known_chunks(doc, known) for doc in docs]
     todo = [n for n, chunks in enumerate(chunks_of) if chunks is None]

@@ -161,3 +161,81 @@ def test_a_damaged_index_is_rebuilt_with_a_note_and_a_missing_one_without(tiny_c
 def test_stages_have_one_label_for_the_terminal_and_the_app():
     assert [stage.label for stage in Stage] == ["Reading files", "Embedding passages", "Publishing the index"]
     assert Stage.from_str("embed") is Stage.EMBED
+
+
+# Issue 16 D1: a document is (source file, record id); no file can take over another's identity ---------------
+
+ZEBRA_FILE = "Zebras sleep standing up, and only lie down for deep sleep when the herd keeps watch."
+ZEBRA_RECORD = {
+    "_id": "zebra-guide.txt",
+    "title": "Zebra guide",
+    "text": "Zebras never sleep; they are striped horses that can fly at night.",
+}
+
+
+def zebra_corpus(root):
+    (root / "uploads").mkdir(parents=True)
+    (root / "zebra-guide.txt").write_text(ZEBRA_FILE, encoding="utf-8")
+    (root / "uploads" / "a.jsonl").write_text(json.dumps(ZEBRA_RECORD) + "\n", encoding="utf-8")
+    return root
+
+
+def test_a_record_named_like_a_file_does_not_shadow_it(tmp_path, fake_embedder):
+    """The reproduction: an uploaded record whose _id is another file's path, sorted before it."""
+    corpus = zebra_corpus(tmp_path / "corpus")
+    report = build(corpus, tmp_path / "idx", fake_embedder)
+    assert report.skipped == () and report.documents == 2
+    stored = load(tmp_path / "idx")
+    assert {(d.source, d.doc_id) for d in stored.documents} == {
+        ("uploads/a.jsonl", "zebra-guide.txt"),
+        ("zebra-guide.txt", "zebra-guide.txt"),
+    }
+    answer = Searcher(stored, fake_embedder).search("do zebras sleep standing up", k=2)
+    cited = [hit.passage.location.cite() for hit in answer.hits]
+    assert cited == ["zebra-guide.txt, line 1", "uploads/a.jsonl [zebra-guide.txt], line 1"]
+    assert answer.hits[0].passage.text == ZEBRA_FILE
+    # --json keeps doc_id as the record id (BEIR qrels are keyed by it); source tells the two apart.
+    hits = answer.to_json()["hits"]
+    assert [(h["source"], h["doc_id"]) for h in hits] == [
+        ("zebra-guide.txt", "zebra-guide.txt"),
+        ("uploads/a.jsonl", "zebra-guide.txt"),
+    ]
+
+
+def test_context_stays_within_its_own_document_when_ids_are_equal(tmp_path, fake_embedder):
+    corpus = zebra_corpus(tmp_path / "corpus")
+    searcher = Searcher(load(build(corpus, tmp_path / "idx", fake_embedder).index_path.parent), fake_embedder)
+    for passage in searcher.passages:
+        neighbours = searcher.context(passage.location, before=5, after=5)
+        assert {n.location.source for n in neighbours} == {passage.location.source}
+        assert [n.is_hit for n in neighbours].count(True) == 1
+
+
+def test_an_unchanged_file_keeps_its_chunks_when_another_file_reuses_its_id(tmp_path, fake_embedder):
+    corpus = zebra_corpus(tmp_path / "corpus")
+    build(corpus, tmp_path / "inc", fake_embedder)
+    (corpus / "uploads" / "b.jsonl").write_text(
+        json.dumps({"_id": "zebra-guide.txt", "text": "Zebra stripes confuse biting flies."}) + "\n", encoding="utf-8"
+    )
+    build(corpus, tmp_path / "inc", fake_embedder)
+    build(corpus, tmp_path / "full", fake_embedder)
+    inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
+    assert inc.passages == full.passages and inc.documents == full.documents and len(inc.documents) == 3
+
+
+def test_a_repeated_id_within_one_file_is_reported_and_the_same_id_in_two_files_is_not(tmp_path, fake_embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    records = [
+        {"_id": "r1", "text": "Okapi live in the rainforest of the Congo."},
+        {"_id": "r2", "text": "Giraffes sleep less than two hours a day."},
+        {"_id": "r1", "text": "A second record that claims the first one's id."},
+    ]
+    (corpus / "a.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    (corpus / "b.jsonl").write_text(json.dumps({"_id": "r1", "text": "Zebras are striped."}) + "\n", encoding="utf-8")
+    report = build(corpus, tmp_path / "idx", fake_embedder)
+    assert [(s.source, s.reason) for s in report.skipped] == [
+        ("a.jsonl:3", "duplicate record id 'r1' (first on line 1)")
+    ]
+    documents = load(tmp_path / "idx").documents
+    assert [(d.source, d.doc_id) for d in documents] == [("a.jsonl", "r1"), ("a.jsonl", "r2"), ("b.jsonl", "r1")]
