@@ -176,7 +176,8 @@ def describe(stored: StoredIndex) -> str:
         f"model      {m.model} ({m.dimensions} dimensions)",
         f"documents  {m.documents}",
         f"passages   {m.passages} ({m.locations} locations; duplicates share a passage)",
-        f"chunking   max {s.max_tokens} tokens, merge below {s.min_tokens}, near-duplicate at {s.near_duplicate_threshold}",
+        f"chunking   max {s.max_tokens} tokens{'' if s.max_chars is None else f' and {s.max_chars:,} characters'}, "
+        f"merge below {s.min_tokens}, near-duplicate at {s.near_duplicate_threshold}",
         f"vectors    {'exact (Flat)' if stored.dense.exact else 'approximate (' + m.vector_index + ')'}, "
         f"exact up to {s.exact_search_limit:,} passages; {m.sentences} answer-sentence vectors",
         f"skipped    {len(m.skipped)} file(s)",

@@ -325,8 +325,8 @@ def _known_chunks(previous: StoredIndex | None, settings: Settings) -> KnownChun
     return known
 
 
-def _chunking(settings: Settings) -> tuple[int, int]:
-    return settings.max_tokens, settings.min_tokens
+def _chunking(settings: Settings) -> tuple[int, int, int | None]:
+    return settings.max_tokens, settings.min_tokens, settings.max_chars
 
 
 def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:

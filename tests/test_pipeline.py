@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from index.records import Settings
 from index.search import Searcher
-from index.store import load
+from index.store import current_version, load
 from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
 from tests.helpers import break_index
 
@@ -239,3 +240,31 @@ def test_a_repeated_id_within_one_file_is_reported_and_the_same_id_in_two_files_
     ]
     documents = load(tmp_path / "idx").documents
     assert [(d.source, d.doc_id) for d in documents] == [("a.jsonl", "r1"), ("a.jsonl", "r2"), ("b.jsonl", "r1")]
+
+
+# Issue 16 D5: the character cap reaches indexes built before it ----------------------------------------------
+
+LETTER_RUN = "Blob header sentence about nothing. " + "a" * 200_000
+
+
+def test_an_index_cut_by_tokens_only_is_cut_again_by_characters(tmp_path, fake_embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "blob.txt").write_text(LETTER_RUN, encoding="utf-8")
+    (corpus / "hips.txt").write_text("The hip flexors lift the knee toward the body.", encoding="utf-8")
+    build(corpus, tmp_path / "idx", fake_embedder, settings=Settings(max_chars=None))
+    assert max(len(p.text) for p in load(tmp_path / "idx").passages) == len(LETTER_RUN)
+    report = build(corpus, tmp_path / "idx", fake_embedder)  # the same files, today's settings
+    assert report.published
+    stored = load(tmp_path / "idx")
+    assert max(len(p.text) for p in stored.passages) <= 4000 and stored.manifest.settings.max_chars == 4000
+
+
+def test_a_manifest_from_before_the_cap_reads_as_uncapped(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    manifest = current_version(tmp_path / "idx") / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    del data["settings"]["max_chars"]
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    assert load(tmp_path / "idx").manifest.settings.max_chars is None
+    assert build(tiny_corpus, tmp_path / "idx", fake_embedder).published  # not "up to date": re-cut
