@@ -117,6 +117,47 @@ def make_bad_corpus(root: Path, big_mb: float = 50) -> Path:
     return root
 
 
+# One short paragraph as Word writes it: revision ids, paragraph and run properties around a few words.
+_WORD_PARAGRAPH = (
+    '<w:p w:rsidR="00B21F4C" w:rsidRDefault="00B21F4C" w:rsidP="00B21F4C"><w:pPr><w:spacing w:after="0" '
+    'w:line="240" w:lineRule="auto"/><w:jc w:val="both"/><w:rPr><w:rFonts w:ascii="Calibri" w:hAnsi="Calibri" '
+    'w:cs="Calibri"/><w:color w:val="1F1F1F"/><w:sz w:val="22"/><w:szCs w:val="22"/><w:lang w:val="en-GB"/>'
+    '</w:rPr></w:pPr><w:r w:rsidRPr="00C83A1E"><w:rPr><w:rFonts w:ascii="Calibri" w:hAnsi="Calibri" '
+    'w:cs="Calibri"/><w:b/><w:color w:val="1F1F1F"/><w:sz w:val="22"/><w:szCs w:val="22"/><w:lang w:val="en-GB"/>'
+    '</w:rPr><w:t xml:space="preserve">Note {n}: </w:t></w:r><w:r w:rsidRPr="00C83A1E"><w:rPr><w:rFonts '
+    'w:ascii="Calibri" w:hAnsi="Calibri" w:cs="Calibri"/><w:color w:val="1F1F1F"/><w:sz w:val="22"/>'
+    '<w:szCs w:val="22"/><w:lang w:val="en-GB"/></w:rPr><w:t>the knee bends.</w:t></w:r></w:p>'
+)
+
+
+def write_paragraphs_docx(path: Path, paragraphs: int) -> None:
+    """A valid .docx of `paragraphs` short paragraphs, written as a stream (issue 16 D2's bomb).
+
+    A million of them is about 900 MB of XML in a file of a few MB: python-docx
+    read it in 161 s and 3.6 GB before the loader refused such files unread.
+    """
+    import io
+    import zipfile
+
+    import docx
+
+    template = io.BytesIO()
+    docx.Document().save(template)
+    with zipfile.ZipFile(template) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            if info.filename != "word/document.xml":
+                out.writestr(info, source.read(info))
+                continue
+            head, _, tail = source.read(info).decode("utf-8").partition("<w:body>")
+            with out.open(info.filename, "w", force_zip64=True) as xml:
+                xml.write((head + "<w:body>").encode("utf-8"))
+                block = 1000
+                for first in range(0, paragraphs, block):
+                    chunk = "".join(_WORD_PARAGRAPH.format(n=n) for n in range(first, min(first + block, paragraphs)))
+                    xml.write(chunk.encode("utf-8"))
+                xml.write(tail[tail.index("<w:sectPr") :].encode("utf-8"))
+
+
 def measure_ingest(corpus: Path, index_dir: Path) -> dict:
     """Ingest `corpus` with the fake embedder in this process; seconds and peak RSS (run it in a fresh process)."""
     import resource
@@ -145,13 +186,20 @@ def measure_ingest(corpus: Path, index_dir: Path) -> dict:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="Make the bad-files corpus, or ingest one and print its cost as JSON.")
-    parser.add_argument("command", choices=("make", "ingest"))
+    parser = argparse.ArgumentParser(
+        description="Make the bad-files corpus or the .docx bomb beside a good file, or ingest one and print its cost."
+    )
+    parser.add_argument("command", choices=("make", "ingest", "docx"))
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--index", type=Path, help="ingest: the index folder")
     parser.add_argument("--big-mb", type=float, default=50, help="make: size of big.txt in MB (default: 50)")
+    parser.add_argument("--paragraphs", type=int, default=1_000_000, help="docx: paragraphs (default: 1,000,000)")
     args = parser.parse_args()
     if args.command == "make":
         make_bad_corpus(args.corpus, args.big_mb)
+    elif args.command == "docx":  # CORPUS/many-paragraphs.docx beside a small good file
+        args.corpus.mkdir(parents=True, exist_ok=True)
+        (args.corpus / "good.txt").write_text(GOOD["good.txt"][1], encoding="utf-8")
+        write_paragraphs_docx(args.corpus / "many-paragraphs.docx", args.paragraphs)
     else:
         print(json.dumps(measure_ingest(args.corpus, args.index)))
