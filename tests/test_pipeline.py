@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -268,3 +269,69 @@ def test_a_manifest_from_before_the_cap_reads_as_uncapped(tiny_corpus, tmp_path,
     manifest.write_text(json.dumps(data), encoding="utf-8")
     assert load(tmp_path / "idx").manifest.settings.max_chars is None
     assert build(tiny_corpus, tmp_path / "idx", fake_embedder).published  # not "up to date": re-cut
+
+
+# Issue 16 D2: a file unchanged since the live index was built is not read again ------------------------------
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The names of the files each build reads, in order."""
+    import ingest.pipeline as pipeline
+
+    names: list[str] = []
+    real = pipeline.read_file
+
+    def recording(path, root, confined=True):
+        names.append(path.relative_to(root).as_posix())
+        return real(path, root, confined)
+
+    monkeypatch.setattr(pipeline, "read_file", recording)
+    return names
+
+
+def test_a_refused_file_is_not_read_again_until_it_changes(tmp_path, fake_embedder, reads):
+    from tests.bad_corpus import write_paragraphs_docx
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "hips.txt").write_text("The hip flexors lift the knee toward the body.", encoding="utf-8")
+    write_paragraphs_docx(corpus / "many.docx", 5000)
+    first = build(corpus, tmp_path / "idx", fake_embedder)
+    [refused] = first.skipped
+    assert refused.source == "many.docx" and "decompression bomb" in refused.reason
+    assert sorted(reads) == ["hips.txt", "many.docx"]
+    reads.clear()
+    (corpus / "knees.txt").write_text("Knee pain after running often comes from the kneecap.", encoding="utf-8")
+    second = build(corpus, tmp_path / "idx", fake_embedder)
+    assert reads == ["knees.txt"] and second.published
+    assert second.skipped == (refused,) and load(tmp_path / "idx").manifest.skipped == (refused,)
+    reads.clear()
+    write_paragraphs_docx(corpus / "many.docx", 6000)  # changed: read, and refused again
+    third = build(corpus, tmp_path / "idx", fake_embedder)
+    assert reads == ["many.docx"] and [s.source for s in third.skipped] == ["many.docx"]
+
+
+def test_only_changed_files_are_read_and_the_index_equals_a_full_rebuild(tiny_corpus, tmp_path, fake_embedder, reads):
+    records = [
+        {"_id": "r1", "title": "Knees", "text": "The kneecap glides in a groove of the thigh bone."},
+        {"_id": "r1", "text": "A repeated id, reported."},
+        {"_id": "r2", "text": "Spinal fusion joins two vertebrae with bone grafts and screws!"},  # a near copy
+    ]
+    (tiny_corpus / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n{broken\n")
+    (tiny_corpus / "empty.txt").write_bytes(b"")
+    build(tiny_corpus, tmp_path / "inc", fake_embedder)
+    reads.clear()
+    (tiny_corpus / "knees.txt").write_text("Knee pain after running often comes from the kneecap.", encoding="utf-8")
+    os.utime(tiny_corpus / "hips" / "flexors.md", ns=(1, 1))  # a new time, the same bytes: hashed, not read
+    build(tiny_corpus, tmp_path / "inc", fake_embedder)
+    # fractures.txt and records.jsonl hold copies of a passage first found in copy.txt; a copy's own
+    # text is not kept in the index, so they are read. Nothing else is: not empty.txt, not flexors.md.
+    assert sorted(reads) == ["fractures.txt", "knees.txt", "records.jsonl"]
+    reads.clear()
+    build(tiny_corpus, tmp_path / "full", fake_embedder)
+    inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
+    assert inc.passages == full.passages and inc.documents == full.documents
+    assert inc.manifest.skipped == full.manifest.skipped and len(full.manifest.skipped) == 3
+    assert (inc.dense.vectors() == full.dense.vectors()).all()
+    assert inc.sources == full.sources
