@@ -31,7 +31,13 @@ GOOD = {
     "big.txt": ("farrowind", "Farrowind cycling builds the thigh muscles."),
     "long line.txt": ("mellinox", "mellinox"),
     "records.jsonl": ("crandavel", "Crandavel rowing strengthens the upper back."),
+    # Issue 16: a run of letters the tokenizer counts as one token (D5), a titled record whose
+    # answer starts with its title (D7), and a record whose _id is another file's path (D1).
+    "letters.txt": ("quandrix", "Quandrix header sentence about nothing."),
+    "titled.jsonl": ("ozzlewick", "Ozzlewick okapi are relatives of giraffes that live in the rainforest."),
+    "uploads/collision.jsonl": ("zebrafrond", "Zebrafrond stripes fool the biting flies."),
 }
+LETTER_RUN = 1_000_000  # letters after the header sentence of letters.txt
 ENCODINGS = {"cp1252.txt": "cp1252", "latin1.txt": "latin-1", "utf16.txt": "utf-16"}
 # source -> words the skip reason must contain
 BAD = {
@@ -48,6 +54,7 @@ BAD = {
     "pipe.txt": "not a regular file",
     "zero.txt": "link points outside the corpus",  # /dev/zero: reading it would never end
     "leak.txt": "link points outside the corpus",  # /etc/passwd: never served (issue 16 D3)
+    "uploads/collision.jsonl:2": "duplicate record id 'good.txt' (first on line 1)",
 }
 UNREADABLE = "secret.txt"  # made unreadable by the test (chmod, or a simulated PermissionError as root)
 
@@ -90,6 +97,15 @@ def make_bad_corpus(root: Path, big_mb: float = 50) -> Path:
         json.dumps({"_id": "r3", "title": "", "text": "Lone surrogate \ud800 from a JSON escape."}),
     ]
     (root / "records.jsonl").write_text("\n".join(records) + "\n", encoding="utf-8")
+    (root / "letters.txt").write_text(GOOD["letters.txt"][1] + " " + "a" * LETTER_RUN, encoding="utf-8")
+    titled = {"_id": "okapi-1", "title": "Okapi", "text": GOOD["titled.jsonl"][1]}
+    (root / "titled.jsonl").write_text(json.dumps(titled) + "\n", encoding="utf-8")
+    (root / "uploads").mkdir()  # records whose _id is another file's path, as anyone could upload
+    collision = [
+        {"_id": "good.txt", "title": "", "text": GOOD["uploads/collision.jsonl"][1]},
+        {"_id": "good.txt", "title": "", "text": "Zebras never sleep; they are striped horses that fly at night."},
+    ]
+    (root / "uploads" / "collision.jsonl").write_text("\n".join(json.dumps(r) for r in collision), encoding="utf-8")
 
     (root / "empty.txt").write_bytes(b"")
     (root / "binary.txt").write_bytes(bytes(random.Random(2).randrange(256) for _ in range(4096)))

@@ -8,6 +8,7 @@ import string
 import pytest
 
 from index.records import Hit, Location, Passage, Span
+from tests.helpers import directives_within_lines
 from ui.markdown import context_markdown, escape_markdown, highlight_markdown, hit_heading, hit_highlight
 
 
@@ -67,17 +68,6 @@ def test_the_answer_is_highlighted_at_its_place_in_the_passage_and_in_context():
 
 
 # Issue 16 D7: a directive cannot span a blank line, so a highlight across lines is one directive per line ------
-
-# A directive, and what it wraps: never a line break inside.
-DIRECTIVE = re.compile(r":(?:orange-background|gray)\[((?:\\.|[^\]\\])*)\]")
-
-
-def directives_within_lines(markdown: str) -> bool:
-    """Whether every `[` that opens a directive closes on its own line (then it renders, not shows literally)."""
-    opened = len(re.findall(r":(?:orange-background|gray)\[", markdown))
-    closed = DIRECTIVE.findall(markdown)
-    return opened == len(closed) and not any("\n" in inner for inner in closed)
-
 
 TITLED = "Okapi\n\nOkapi are relatives of giraffes that live in the rainforest."
 
