@@ -53,7 +53,7 @@ def chunk_document(doc: Document, count_tokens: Callable[[str], int], settings: 
         sentences = [piece for sent in sentences for piece in _fit(doc.text, sent, window, count_tokens)]
         pieces.extend(_pack(sentences, window))
     pieces = [p for p in pieces if _WORD.search(doc.text, p[0], p[1])]
-    pieces = _merge_short(pieces, settings.min_tokens, window)
+    pieces = _merge_short(doc.text, pieces, settings.min_tokens, window, count_tokens)
     chunks = []
     line, counted_to = 1, 0  # pieces are in order: count line breaks once, in C
     for start, end, _ in pieces:
@@ -158,12 +158,20 @@ def _pack(sentences: list[tuple[int, int, int]], window: _Window) -> list[tuple[
     return packed
 
 
-def _merge_short(pieces: list[tuple[int, int, int]], min_tokens: int, window: _Window) -> list[tuple[int, int, int]]:
-    """Merge a short piece into the next one when both fit the window together."""
+def _merge_short(
+    text: str, pieces: list[tuple[int, int, int]], min_tokens: int, window: _Window, count_tokens
+) -> list[tuple[int, int, int]]:
+    """Merge a short piece into the next one when both fit the window together.
+
+    What lies between them counts too: a line without a word ("<", "×") is
+    no passage of its own, but a merged passage spans it.
+    """
     merged: list[tuple[int, int, int]] = []
     for piece in pieces:
-        if merged and merged[-1][2] < min_tokens and window.fits(merged[-1][0], piece[1], merged[-1][2] + piece[2]):
-            start, _, tokens = merged.pop()
-            piece = (start, piece[1], tokens + piece[2])
+        if merged and merged[-1][2] < min_tokens:
+            between = text[merged[-1][1] : piece[0]]
+            tokens = merged[-1][2] + piece[2] + (count_tokens(between) - _SPECIAL_TOKENS if between.strip() else 0)
+            if window.fits(merged[-1][0], piece[1], tokens):
+                piece = (merged.pop()[0], piece[1], tokens)
         merged.append(piece)
     return merged

@@ -166,3 +166,10 @@ def test_every_passage_fits_the_character_cap_and_spans_hold(text):
         assert len(chunk.text) <= CAPPED.max_chars and COUNT(chunk.text) <= CAPPED.max_tokens
         covered[loc.start : loc.end] = [True] * (loc.end - loc.start)
     assert all(covered[m.start()] for m in re.finditer(r"\w", text))
+
+
+def test_a_merged_passage_counts_the_wordless_line_it_spans():
+    """Found by test_fuzz: a short line merged over a dropped "<" line came out one token over the window."""
+    text = ":" + "x" * 50 + "\n<\n" + " ".join(["word"] * 36)
+    for chunk in chunk_document(doc(text), COUNT, SETTINGS):
+        assert COUNT(chunk.text) <= SETTINGS.max_tokens
