@@ -7,17 +7,19 @@ line without them. The browser's rendering is `ui.markdown`.
 
 from __future__ import annotations
 
-from index.records import Answer
+from index.records import Answer, Verdict
 from index.search import RetrievalMode
 
-NO_ANSWER = "No passage in the collection answers this."
+NO_ANSWER = Verdict.NOT_ANSWERED.label
 
 
 def format_answer(answer: Answer, explain: bool = False) -> str:
     """Readable terminal rendering: the question, then numbered citations with their answer sentence."""
     lines = [f"Q: {_single_line(answer.query)}"]
-    if not answer.answered:
+    if answer.verdict is Verdict.NOT_ANSWERED:
         lines.append(f"   {NO_ANSWER}" + (" Nearest passages, weak matches:" if answer.hits else ""))
+    elif answer.verdict is Verdict.UNSURE:
+        lines.append(f"   {Verdict.UNSURE.label}:")
     for hit in answer.hits:
         also = hit.passage.also_cited()
         # File names may hold control characters too.

@@ -160,6 +160,49 @@ class Span:
 
 
 @dataclass(frozen=True)
+class ScoreParts:
+    """The pieces a hit's score was made of, so a wrong order can be diagnosed.
+
+    Attributes:
+        passage_cosine: Cosine similarity of the question and the whole passage.
+        sentence_cosine: Cosine similarity of the question and the passage's best answer candidate.
+        dense: The dense retriever's score (what `passage_cosine` and `sentence_cosine` combine to).
+        keyword: The BM25 score (0 when the passage shares no term with the question).
+        dense_weight: The weight the dense score got in this question's fusion (1 or 0 with one retriever).
+        fused: The score the hits are ranked by.
+    """
+
+    passage_cosine: float
+    sentence_cosine: float
+    dense: float
+    keyword: float
+    dense_weight: float
+    fused: float
+
+    def to_json(self) -> dict:
+        return {name: round(value, 6) for name, value in vars(self).items()}
+
+
+class Verdict(Choice):
+    """How sure the knowledge base is that its best passage answers the question."""
+
+    ANSWERED = "answered"
+    UNSURE = "unsure"
+    NOT_ANSWERED = "not_answered"
+
+    @property
+    def label(self) -> str:
+        return _VERDICT_LABELS[self]
+
+
+_VERDICT_LABELS = {
+    Verdict.ANSWERED: "Answer",
+    Verdict.UNSURE: "Closest passages; these may not answer",
+    Verdict.NOT_ANSWERED: "No passage in the collection answers this.",
+}
+
+
+@dataclass(frozen=True)
 class Hit:
     """One ranked passage for a question.
 
@@ -171,6 +214,9 @@ class Hit:
             canonical location's document.
         dense_rank / keyword_rank: 1-based ranks in each retriever, None when
             the passage was not in that retriever's candidate list.
+        confidence: The probability that this passage answers the question
+            (calibrated on several collections, see `index.confidence`).
+        parts: What the score was made of (for `--explain` and "Why this order?").
     """
 
     passage: Passage
@@ -180,6 +226,8 @@ class Hit:
     answer: Span
     dense_rank: int | None = None
     keyword_rank: int | None = None
+    confidence: float = 0.0
+    parts: ScoreParts | None = None
 
     def answer_within(self, start: int) -> tuple[int, int]:
         """The answer's span relative to text that begins at document offset `start`.
@@ -200,19 +248,43 @@ class Hit:
             "end": loc.end,
             "text": self.passage.text,
             "answer": {"start": self.answer.start, "end": self.answer.end, "text": self.answer.text},
+            "confidence": round(self.confidence, 4),
         }
 
 
 @dataclass(frozen=True)
 class Answer:
-    """The response to one question: ranked hits and whether they answer it."""
+    """The response to one question: ranked hits and how sure we are that they answer it.
+
+    Attributes:
+        query: The question as searched (cleaned).
+        verdict: Answered (the best hit very likely answers), unsure (the
+            closest passages are shown, but may not answer) or not answered.
+        hits: Ranked passages, best first.
+    """
 
     query: str
-    answered: bool
+    verdict: Verdict
     hits: tuple[Hit, ...]
 
+    @property
+    def answered(self) -> bool:
+        """Whether the best hit is taken to answer the question."""
+        return self.verdict is Verdict.ANSWERED
+
+    @property
+    def confidence(self) -> float:
+        """The best hit's confidence (0 without hits)."""
+        return self.hits[0].confidence if self.hits else 0.0
+
     def to_json(self) -> dict:
-        return {"query": self.query, "answered": self.answered, "hits": [h.to_json() for h in self.hits]}
+        return {
+            "query": self.query,
+            "answered": self.answered,
+            "verdict": self.verdict.value,
+            "confidence": round(self.confidence, 4),
+            "hits": [h.to_json() for h in self.hits],
+        }
 
 
 @dataclass(frozen=True)

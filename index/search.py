@@ -36,7 +36,7 @@ import numpy as np
 from index.embedding import Embedder
 from index.errors import ModelMismatch, rebuild_fix
 from index.keyword import tokenize
-from index.records import Answer, Choice, Hit, Location, Passage, Span
+from index.records import Answer, Choice, Hit, Location, Passage, Span, Verdict
 from index.sentences import answer_candidates
 from index.store import StoredIndex
 
@@ -236,7 +236,7 @@ class Searcher:
         """
         query = clean_query(query)
         if not query or k < 1:
-            return Answer(query, False, ())
+            return Answer(query, Verdict.NOT_ANSWERED, ())
         vector = self.embedder.encode([query])[0]
         ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
         hits = tuple(
@@ -252,7 +252,7 @@ class Searcher:
             for rank, row in enumerate(ranking.rows[:k], start=1)
         )
         answered = bool(hits) and max(h.similarity for h in hits) >= self.settings.answer_threshold
-        return Answer(query, answered, hits)
+        return Answer(query, Verdict.ANSWERED if answered else Verdict.NOT_ANSWERED, hits)
 
     def rank(
         self,
