@@ -77,7 +77,9 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     questions = list(args.questions)
     if args.file is not None:
         try:
-            lines = args.file.read_text(encoding="utf-8").splitlines()
+            # "\n" only: str.splitlines() also breaks at U+2028, NEL, form feeds and more, which
+            # would make one question two; "\r" of Windows line ends goes with the strip below.
+            lines = args.file.read_text(encoding="utf-8").split("\n")
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read questions from {args.file}: {exc}") from None
         questions += [line.strip() for line in lines if line.strip()]
@@ -181,7 +183,8 @@ def describe(stored: StoredIndex) -> str:
         f"model      {m.model} ({m.dimensions} dimensions)",
         f"documents  {m.documents}",
         f"passages   {m.passages} ({m.locations} locations; duplicates share a passage)",
-        f"chunking   max {s.max_tokens} tokens, merge below {s.min_tokens}, near-duplicate at {s.near_duplicate_threshold}",
+        f"chunking   max {s.max_tokens} tokens{'' if s.max_chars is None else f' and {s.max_chars:,} characters'}, "
+        f"merge below {s.min_tokens}, near-duplicate at {s.near_duplicate_threshold}",
         f"vectors    {'exact (Flat)' if stored.dense.exact else 'approximate (' + m.vector_index + ')'}, "
         f"exact up to {s.exact_search_limit:,} passages; {m.sentences} answer-sentence vectors",
         f"skipped    {len(m.skipped)} file(s)",

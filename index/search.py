@@ -455,7 +455,7 @@ class Searcher:
 
     def context(self, location: Location, before: int = 1, after: int = 1) -> list[Neighbour]:
         """The passages around `location` in its document, in document order."""
-        rows = self._by_document[location.doc_id]
+        rows = self._by_document[location.source, location.doc_id]
         at = next(i for i, (loc, _) in enumerate(rows) if loc.start == location.start)
         return [
             Neighbour(loc, self.passages[row].text, i == at)
@@ -463,11 +463,15 @@ class Searcher:
         ]
 
     @cached_property
-    def _by_document(self) -> dict[str, list[tuple[Location, int]]]:
-        by_doc: dict[str, list[tuple[Location, int]]] = defaultdict(list)
+    def _by_document(self) -> dict[tuple[str, str], list[tuple[Location, int]]]:
+        """Each document's passages in document order, keyed by (source, doc_id).
+
+        Both, because a record's id may equal another file's path or a record id in another file.
+        """
+        by_doc: dict[tuple[str, str], list[tuple[Location, int]]] = defaultdict(list)
         for row, passage in enumerate(self.passages):
             for loc in passage.locations:
-                by_doc[loc.doc_id].append((loc, row))
+                by_doc[loc.source, loc.doc_id].append((loc, row))
         for rows in by_doc.values():
             rows.sort(key=lambda item: item[0].start)
         return dict(by_doc)

@@ -32,10 +32,12 @@ on demand.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
@@ -47,7 +49,16 @@ from pathlib import Path
 import numpy as np
 
 from index.dense import DenseIndex
-from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, build_fix, rebuild_fix
+from index.errors import (
+    IndexBusy,
+    IndexDamaged,
+    IndexNotFound,
+    IndexWriteFailed,
+    ModelMismatch,
+    PointerDamaged,
+    build_fix,
+    rebuild_fix,
+)
 from index.keyword import KeywordIndex
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
 from index.shards import Map
@@ -61,6 +72,9 @@ SENTENCE_ROWS = "sentence_rows.npy"
 KEYWORD = "keyword"
 DOCUMENTS = "documents.json"
 SOURCES = "sources.json"
+# What CURRENT may name: a version folder as publish() names it, one path component.
+_VERSION_NAME = re.compile(r"v-[A-Za-z0-9_.-]+")
+_MAX_POINTER_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -108,12 +122,37 @@ class StoredIndex:
 
 
 def current_version(index_dir: Path) -> Path | None:
-    """The live version folder, or None when nothing has been published."""
+    """The live version folder, or None when nothing has been published.
+
+    Raises:
+        PointerDamaged: CURRENT cannot be read, is not text, or does not name a
+            version folder (`v-...`) directly inside `index_dir`.
+    """
     pointer = index_dir / POINTER
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
+        with open(pointer, "rb") as handle:
+            data = handle.read(_MAX_POINTER_BYTES + 1)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise PointerDamaged(
+            f"index pointer {pointer} cannot be read ({exc.strerror or exc})", rebuild_fix(index_dir)
+        ) from None
+    try:
+        name = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PointerDamaged(
+            f"index pointer {pointer} is not text (it should name a version folder)", rebuild_fix(index_dir)
+        ) from None
+    if not name:
+        raise PointerDamaged(f"index pointer {pointer} is empty", rebuild_fix(index_dir))
+    # One folder name, never a path: whatever CURRENT holds, nothing outside the index folder is read.
+    if len(data) > _MAX_POINTER_BYTES or not _VERSION_NAME.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:60] + "..."
+        raise PointerDamaged(
+            f"index pointer {pointer} names {shown!r}, which is not a version folder of {index_dir}",
+            rebuild_fix(index_dir),
+        )
     return index_dir / name
 
 
@@ -193,8 +232,8 @@ def publish(
         raise ValueError(f"{len(passages)} passages but sentence rows for {len(sentences.starts) - 1}")
     _remove_leftovers(index_dir)
     staging = index_dir / f".tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
     try:
+        staging.mkdir(parents=True)
         _write_version(
             staging, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map
         )
@@ -204,11 +243,20 @@ def publish(
         staging.rename(final)  # open files and memory maps follow the rename
         _fsync(index_dir)  # the rename is on disk before CURRENT may name it
         stored.path = final
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError | RuntimeError):  # a full disk: FAISS raises RuntimeError, numpy and open OSError
+            raise _not_written(index_dir, exc) from exc
         raise
-    previous = current_version(index_dir)
-    _switch_pointer(index_dir, final.name)
+    try:
+        previous = current_version(index_dir)
+    except PointerDamaged:  # the build replaces it; no version is known to be in use
+        previous = None
+    try:
+        _switch_pointer(index_dir, final.name)
+    except OSError as exc:
+        shutil.rmtree(final, ignore_errors=True)  # CURRENT was not replaced: nothing names it
+        raise _not_written(index_dir, exc) from exc
     # The version just replaced stays one more round: a reader that read the old
     # pointer a moment ago can still load it.
     _remove_old_versions(index_dir, keep={final.name} | ({previous.name} if previous else set()))
@@ -347,10 +395,32 @@ def _read_manifest(folder: Path) -> Manifest:
 
 def _switch_pointer(index_dir: Path, name: str) -> None:
     temporary = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
-    temporary.write_text(name + "\n", encoding="utf-8")
-    _fsync(temporary)
+    try:
+        temporary.write_text(name + "\n", encoding="utf-8")
+        _fsync(temporary)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, index_dir / POINTER)
     _fsync(index_dir)
+
+
+def _not_written(index_dir: Path, error: OSError | RuntimeError) -> IndexWriteFailed:
+    """What to say when a new version cannot be written: nothing changed, and what to free or fix."""
+    full = getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error)
+    if full:
+        problem, fix = "no space left on device", f"free space on the disk holding {index_dir}"
+        try:
+            fix += f" ({shutil.disk_usage(index_dir).free / 2**20:.1f} MB free now)"
+        except OSError:
+            pass
+    else:
+        problem = (error.strerror if isinstance(error, OSError) else None) or str(error)
+        fix = f"check that {index_dir} is writable and has free space"
+    return IndexWriteFailed(
+        f"cannot write a new version of the index in {index_dir}: {problem}; the index in use is unchanged",
+        fix + ", then run again",
+    )
 
 
 def _remove_old_versions(index_dir: Path, keep: set[str]) -> None:

@@ -19,7 +19,7 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-from ingest.loaders import SUPPORTED_SUFFIXES
+from ingest.loaders import SUPPORTED_SUFFIXES, is_outside
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 UPLOAD_FOLDER = "uploads"
@@ -81,10 +81,14 @@ def save_upload(corpus: Path, filename: str, data: bytes) -> tuple[Path, bool]:
     name = safe_name(filename)
     folder = corpus / UPLOAD_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
+    if is_outside(folder, corpus):
+        raise UploadRejected(f"{filename!r} was not stored: the {UPLOAD_FOLDER} folder is a link outside the corpus")
     stem, suffix = name[: -len(Path(name).suffix)], Path(name).suffix
     digest = hashlib.sha256(data).digest()
     for number in range(1, 1000):
         candidate = folder / (name if number == 1 else f"{stem} ({number}){suffix}")
+        if candidate.is_symlink():  # never read through a link: it may lead out of the corpus
+            continue
         if candidate.exists():
             if candidate.is_file() and hashlib.sha256(candidate.read_bytes()).digest() == digest:
                 return candidate, False

@@ -173,6 +173,18 @@ def test_damaged_index_names_the_file_and_the_fix(built, how):
     assert any(b.label == "Build the index now" for b in at.button)
 
 
+@pytest.mark.parametrize("garbage", [b"\xd6\xff", b"../../etc\n"], ids=["not UTF-8", "outside"])
+def test_garbage_in_current_shows_the_fix_not_a_traceback(built, garbage):
+    """Issue 16 D4: the page says what is wrong and offers the rebuild, which repairs it."""
+    (built / "CURRENT").write_bytes(garbage)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    shown = at.error[0].value
+    assert escape_markdown("index pointer") in shown
+    assert escape_markdown(f"python -m ingest --index {built}") in shown
+    assert any(b.label == "Build the index now" for b in at.button)
+
+
 def test_index_of_another_model_is_refused_with_the_fix(app_env, tiny_corpus):
     build(tiny_corpus, app_env, OtherModelEmbedder())
     at = AppTest.from_file(APP, default_timeout=30).run()

@@ -24,11 +24,23 @@ def escape_markdown(text: str) -> str:
     return "  \n".join(line.translate(_ESCAPES) for line in cleaned.split("\n"))
 
 
+def directive_markdown(text: str, directive: str) -> str:
+    """`text` as inert Markdown inside Streamlit's `:directive[...]`, one directive per line.
+
+    A directive cannot span a blank line: Markdown ends the paragraph there,
+    and the directive shows literally as `[first line ... last line]`. An
+    answer that starts with a heading or a record's title, two lines above
+    its sentence, is such a span.
+    """
+    return "  \n".join(
+        f":{directive}[{escape_markdown(line)}]" if line.strip() else escape_markdown(line) for line in text.split("\n")
+    )
+
+
 def highlight_markdown(text: str, start: int, end: int, colour: str = "orange") -> str:
     """`text` as inert Markdown with `text[start:end]` on a coloured background."""
     before, middle, after = text[:start], text[start:end], text[end:]
-    marked = f":{colour}-background[{escape_markdown(middle)}]" if middle.strip() else escape_markdown(middle)
-    return escape_markdown(before) + marked + escape_markdown(after)
+    return escape_markdown(before) + directive_markdown(middle, f"{colour}-background") + escape_markdown(after)
 
 
 def hit_heading(hit: Hit) -> str:
@@ -48,4 +60,4 @@ def context_markdown(hit: Hit, location: Location, text: str, is_hit: bool) -> s
     """A passage shown around a hit: the hit's own with its answer highlighted, the others greyed."""
     if is_hit:
         return highlight_markdown(text, *hit.answer_within(location.start))
-    return f":gray[{escape_markdown(text)}]"
+    return directive_markdown(text, "gray")
