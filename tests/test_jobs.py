@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 
 from index.store import load
 from index.testing import FakeEmbedder
 from ingest.jobs import BuildJob, JobState
+from ingest.loaders import read_file
+from ingest.logs import quiet_library_logs
 from ingest.pipeline import Stage
+from tests.helpers import write_pdf
 
 
 class HeldEmbedder(FakeEmbedder):
@@ -81,3 +86,14 @@ def test_rate_and_time_left_come_from_the_stage_so_far():
     state = JobState(running=True, stage=Stage.EMBED, done=50, total=150, stage_started=now - 10)
     assert 4.9 < state.rate < 5.1 and 19 < state.seconds_left < 21
     assert JobState(running=True, stage=Stage.READ, done=0, total=3, stage_started=now).seconds_left is None
+
+
+def test_pypdf_warnings_stay_out_of_the_console_and_the_pdf_is_still_read(tmp_path, caplog):
+    pdf = tmp_path / "odd.pdf"
+    write_pdf(pdf, ["Hip flexors lift the knee."])
+    pdf.write_bytes(re.sub(rb"startxref\n\d+", b"startxref\n5", pdf.read_bytes()))  # pypdf repairs it, warning
+    quiet_library_logs()
+    with caplog.at_level(logging.WARNING):
+        (document,) = read_file(pdf, tmp_path)
+    assert document.text == "Hip flexors lift the knee."
+    assert not [r for r in caplog.records if r.name.startswith("pypdf")]
