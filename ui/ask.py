@@ -152,7 +152,7 @@ def search_options(documents: Sequence[str]) -> tuple[int, list[str]]:
     with st.sidebar:
         st.header("Search options")
         sources = st.multiselect("Only these documents", documents, key="sources", placeholder="All documents")
-        k = st.slider("Passages to show", min_value=1, max_value=MAX_K, key="k")
+        k = st.slider("Sources to show", min_value=1, max_value=MAX_K, key="k")
     return k, sources
 
 
@@ -160,7 +160,7 @@ def show_answer(answer: Answer) -> None:
     if answer.verdict is Verdict.NOT_ANSWERED or not answer.hits:
         st.warning(Verdict.NOT_ANSWERED.label)
         if answer.hits:
-            with st.expander("Nearest passages (weak matches, probably not answers)", expanded=False):
+            with st.expander("Closest sources (weak matches, probably not answers)", expanded=False):
                 for hit in answer.hits:
                     hit_card(hit)
         return
@@ -193,13 +193,13 @@ def hit_card(hit: Hit) -> None:
 def ranking_table(answer: Answer) -> None:
     with st.expander("How these were ranked"):
         st.caption(
-            "Each passage is ranked by meaning (how close it is to the question) and by shared keywords; "
-            "the two are combined. Confidence is the chance that the passage answers the question."
+            "Each source is ranked by meaning (how close it is to the question) and by shared keywords; "
+            "the two are combined. Confidence is the chance that the source answers the question."
         )
         st.dataframe(
             [
                 {
-                    "passage": f"[{hit.rank}]",
+                    "source": f"[{hit.rank}]",
                     "by meaning": hit.dense_rank,
                     "by keywords": hit.keyword_rank,
                     "confidence": f"{hit.confidence:.0%}",
