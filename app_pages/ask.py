@@ -1,6 +1,6 @@
 """The Ask page (the app's home): see ui/ask.py."""
 
 from ui.ask import ask_page
-from ui.resources import context
+from ui.resources import run_page
 
-ask_page(context())
+run_page(ask_page)

@@ -1,6 +1,6 @@
 """One document, opened from a citation: see ui/document.py."""
 
 from ui.document import document_page
-from ui.resources import context
+from ui.resources import run_page
 
-document_page(context())
+run_page(document_page)

@@ -1,6 +1,6 @@
 """The Documents page: see ui/documents.py."""
 
 from ui.documents import documents_page
-from ui.resources import context
+from ui.resources import run_page
 
-documents_page(context())
+run_page(documents_page)

@@ -564,3 +564,15 @@ def test_quality_panel_scores_the_question_set_in_plain_words(built, tiny_corpus
     text = markdown_text(at)
     assert "The right passage came first for **100%** of 1 question" in text
     assert "no answer to **1 of 1**" in text
+
+
+def test_an_unexpected_error_is_logged_and_shown_without_details(built, monkeypatch, caplog):
+    def broken(self, query, k=5, sources=None):
+        raise RuntimeError(f"boom in {built}/v-1/passages.jsonl")
+
+    monkeypatch.setattr(Searcher, "search", broken)
+    at = ask("spinal fusion")
+    assert not at.exception
+    assert "Something went wrong while showing this page" in at.error[0].value
+    assert "boom" not in everything(at) and str(built) not in everything(at)
+    assert any(r.exc_info and "boom" in str(r.exc_info[1]) for r in caplog.records if r.name == "kb.app")

@@ -1,6 +1,6 @@
 """What every page shares: the configuration, who may edit, and the model, index and build job loaded once per process.
 
-`context()` is called at the top of each page (the app's entry points): it
+`run_page` shows each page (the app's entry points) with `context()`, which
 resolves the `Config` (flags are Streamlit's; `KB_*` variables, then
 defaults) and the `Access` rules (`KB_READ_ONLY`, `KB_ADMIN_PASSWORD` or the
 `admin_password` secret). The model, each published index version and the
@@ -9,6 +9,7 @@ background build job are `st.cache_resource`s, shared by every session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,13 @@ from index.store import live_version, load
 from ingest.jobs import BuildJob
 from ingest.logs import quiet_library_logs
 from ui.access import Access
+from ui.errors import log_error
 
 EDITOR = "kb_editor"  # session flag: this session gave the admin password
+UNEXPECTED = (
+    "Something went wrong while showing this page. It has been logged for whoever runs this knowledge base; "
+    "try again in a moment."
+)
 
 
 @st.cache_resource(show_spinner="Loading the language model…")
@@ -99,3 +105,13 @@ def context() -> AppContext:
     except ValueError as exc:
         st.error(f"The app is not set up right: {exc}.")
         st.stop()
+
+
+def run_page(page: Callable[[AppContext], None]) -> None:
+    """Show `page` for this run's context; an unexpected error is logged and shown without its details."""
+    app = context()
+    try:
+        page(app)
+    except Exception as exc:  # st.stop and st.rerun are BaseExceptions and pass through
+        log_error(f"the page {page.__name__} failed", exc)
+        st.error(UNEXPECTED)
