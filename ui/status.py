@@ -40,7 +40,7 @@ def build_status(job: BuildJob, show_others: bool = False) -> None:
     """Progress of the build this session waits for (or any, with `show_others`), then its outcome."""
     waiting = bool(st.session_state.get(CHANGES))
 
-    @st.fragment(run_every=1.0 if waiting or job.state.running else None)
+    @st.fragment(run_every=1.0 if waiting or (show_others and job.state.running) else None)
     def status() -> None:
         state = job.state
         finished = False
