@@ -195,14 +195,14 @@ def document_table(entries: list[DocumentEntry]) -> None:
         return
     st.dataframe(
         [
-            {
+            {  # what matters most first: a phone shows only the first columns
                 "document": e.source,
-                "type": e.kind,
-                "size": _size(e.size),
-                "passages": e.passages,
-                "added": datetime.fromtimestamp(e.modified).strftime("%Y-%m-%d %H:%M") if e.modified else "",
                 "status": e.status.label,
                 "why": e.reason,
+                "passages": e.passages,
+                "size": _size(e.size),
+                "type": e.kind,
+                "added": datetime.fromtimestamp(e.modified).strftime("%Y-%m-%d %H:%M") if e.modified else "",
             }
             for e in entries
         ],
