@@ -36,7 +36,6 @@ from report import record, table
 
 from index.config import Config
 from index.embedding import BundledModel, embedder_for
-from index.sentences import stored_candidates
 from index.store import load
 from ingest.pipeline import build
 
@@ -84,10 +83,7 @@ class Replay:
         self.name, self.dimensions, self.max_tokens = model.name, model.dimensions, model.max_tokens
         self.count_tokens = model.count_tokens
         self.known = {p.text: v for p, v in zip(stored.passages, np.asarray(stored.dense.vectors(), dtype=np.float32))}
-        for row, passage in enumerate(stored.passages if stored.sentences is not None else ()):
-            vectors = stored.sentences.of(row)
-            for (start, end), vector in zip(stored_candidates(passage.text), vectors):
-                self.known[passage.text[start:end]] = np.asarray(vector, dtype=np.float32)
+        self.known_sentences = {p.text: stored.sentences.of(row) for row, p in enumerate(stored.passages)}
         self.placeholder = np.eye(1, self.dimensions, dtype=np.float32)[0]
         self.texts: list[str] = []
         self.missing = 0
@@ -99,6 +95,12 @@ class Replay:
             progress(len(texts))
         rows = [self.known.get(t, self.placeholder) for t in texts]
         return np.array(rows, dtype=np.float32).reshape(len(texts), self.dimensions)
+
+    def encode_spans(self, texts, spans, progress=None):
+        vectors = self.encode(texts, progress)
+        placeholder = [np.tile(self.placeholder, (len(s), 1)) for s in spans]
+        known = [self.known_sentences.get(t) for t in texts]
+        return vectors, [np.asarray(k, np.float32) if k is not None else p for k, p in zip(known, placeholder)]
 
 
 def sampled_embedding_seconds(embedder: BundledModel, texts: list[str], sample: int) -> float:

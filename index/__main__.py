@@ -77,7 +77,9 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     questions = list(args.questions)
     if args.file is not None:
         try:
-            lines = args.file.read_text(encoding="utf-8").splitlines()
+            # "\n" only: str.splitlines() also breaks at U+2028, NEL, form feeds and more, which
+            # would make one question two; "\r" of Windows line ends goes with the strip below.
+            lines = args.file.read_text(encoding="utf-8").split("\n")
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read questions from {args.file}: {exc}") from None
         questions += [line.strip() for line in lines if line.strip()]
@@ -105,6 +107,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
                         "dense_rank": hit.dense_rank,
                         "keyword_rank": hit.keyword_rank,
                         "similarity": round(hit.similarity, 6),
+                        **(hit.parts.to_json() if hit.parts else {}),
                     }
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
@@ -149,9 +152,15 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
     print(f"recall@1         {report.recall_at_1:.3f}")
     print(f"recall@3         {report.recall_at_3:.3f}")
     print(f"MRR@10           {report.mrr:.3f}")
-    print(f"answer sentence  {report.sentence_accuracy:.3f} (highlighted sentence is the answering one)")
-    print(f"answered         {report.answered_on_topic}/{report.on_topic} on-topic")
-    print(f"refused          {report.refused_off_topic}/{report.off_topic} off-topic")
+    print(
+        f"answer sentence  {report.sentence_accuracy:.3f} (the highlight holds the answering sentence; "
+        f"{report.highlight_sentences:.2f} sentences per highlight)"
+    )
+    print(f"answered         {report.answered_on_topic}/{report.on_topic} on-topic ({report.unsure_on_topic} unsure)")
+    print(
+        f"not answered     {report.refused_off_topic}/{report.off_topic} off-topic ({report.unsure_off_topic} unsure)"
+    )
+    print(f"decided right    {report.decided:.3f} of all questions (on-topic answered, off-topic not)")
     print(f"no-answer        precision {report.no_answer_precision:.3f}, recall {report.no_answer_recall:.3f}")
     return 0
 
@@ -174,7 +183,8 @@ def describe(stored: StoredIndex) -> str:
         f"model      {m.model} ({m.dimensions} dimensions)",
         f"documents  {m.documents}",
         f"passages   {m.passages} ({m.locations} locations; duplicates share a passage)",
-        f"chunking   max {s.max_tokens} tokens, merge below {s.min_tokens}, near-duplicate at {s.near_duplicate_threshold}",
+        f"chunking   max {s.max_tokens} tokens{'' if s.max_chars is None else f' and {s.max_chars:,} characters'}, "
+        f"merge below {s.min_tokens}, near-duplicate at {s.near_duplicate_threshold}",
         f"vectors    {'exact (Flat)' if stored.dense.exact else 'approximate (' + m.vector_index + ')'}, "
         f"exact up to {s.exact_search_limit:,} passages; {m.sentences} answer-sentence vectors",
         f"skipped    {len(m.skipped)} file(s)",

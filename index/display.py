@@ -24,12 +24,20 @@ def format_answer(answer: Answer, explain: bool = False) -> str:
         also = hit.passage.also_cited()
         # File names may hold control characters too.
         cite = _single_line(hit.passage.location.cite() + (f" (also {also})" if also else ""))
-        lines.append(f"[{hit.rank}] {cite}  score {hit.score:.4f}, similarity {hit.similarity:.2f}")
+        lines.append(
+            f"[{hit.rank}] {cite}  score {hit.score:.4f}, similarity {hit.similarity:.2f}, confidence {hit.confidence:.2f}"
+        )
         if explain:
             lines.append(
                 f"    ranks: {RetrievalMode.DENSE.label} {_rank(hit.dense_rank)}, "
                 f"{RetrievalMode.KEYWORD.label} {_rank(hit.keyword_rank)}, {RetrievalMode.HYBRID.label} {hit.rank}"
             )
+            if hit.parts is not None:
+                p = hit.parts
+                lines.append(
+                    f"    score: passage cosine {p.passage_cosine:.3f}, best sentence cosine {p.sentence_cosine:.3f} "
+                    f"-> dense {p.dense:.3f}; BM25 {p.keyword:.2f}; dense weight {p.dense_weight:.2f} -> fused {p.fused:.4f}"
+                )
         lines.append(f"    » {_single_line(hit.answer.text)}")
     return "\n".join(lines)
 

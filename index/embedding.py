@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from index.config import Config
+from index.pooling import TokenBatch
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # The first is the default; see BundledModel.
@@ -37,6 +38,22 @@ class Embedder(Protocol):
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
+        ...
+
+    def encode_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector, and a vector for each of its character spans, in one pass over the texts.
+
+        Returns:
+            The texts' unit vectors (as `encode` gives them), and for text i an
+            array with one unit vector per span in `spans[i]`. The bundled model
+            pools a span's vector from the text's own token embeddings, so a
+            sentence is read in its passage's context (`index.pooling`).
+        """
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -114,21 +131,42 @@ class BundledModel:
         return AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
 
     @cached_property
-    def _runner(self) -> tuple[str, Callable[[list[str]], np.ndarray]]:
-        """(backend in use, function embedding one batch)."""
+    def _runner(self) -> tuple[str, Callable[[list[str]], TokenBatch]]:
+        """(backend in use, function running one batch through the transformer)."""
         if self.requested != "torch":
             try:
                 from index.onnx_model import OnnxEncoder, cached_onnx
 
                 graph = cached_onnx(self.path, self.cache_dir, variant=self.requested)
-                return self.requested, OnnxEncoder(graph, self.tokenizer, self.max_tokens)
+                return self.requested, OnnxEncoder(graph, self.tokenizer, self.max_tokens).tokens
             except Exception as exc:  # no onnxruntime, a failed export, an unreadable cache: torch still works
                 note = f"ONNX model unavailable ({exc}); embedding with torch instead (slower)"
                 self.notes.append(note)
                 print(f"note: {note}", file=sys.stderr)
-        return "torch", lambda texts: self.model.encode(
-            texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        return "torch", self._torch_tokens
+
+    def _torch_tokens(self, texts: list[str]) -> TokenBatch:
+        """Token embeddings from sentence-transformers' own transformer (fp32), with character offsets."""
+        import torch
+
+        tokens = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_offsets_mapping=True,
+            return_tensors="np",
         )
+        with torch.inference_mode():
+            hidden = (
+                self.model[0]
+                .auto_model(
+                    input_ids=torch.from_numpy(tokens["input_ids"].astype(np.int64)),
+                    attention_mask=torch.from_numpy(tokens["attention_mask"].astype(np.int64)),
+                )
+                .last_hidden_state
+            )
+        return TokenBatch(hidden.float().numpy(), tokens["attention_mask"], tokens["offset_mapping"])
 
     @property
     def backend(self) -> str:
@@ -136,16 +174,28 @@ class BundledModel:
         return self._runner[0]
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
+        return self.encode_spans(texts, [()] * len(texts), progress)[0]
+
+    def encode_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        vectors = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        span_vectors: list[np.ndarray] = [np.zeros((0, self.dimensions), dtype=np.float32)] * len(texts)
         order = longest_first(texts)  # rows are written back in their own places
-        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
         for begin in range(0, len(texts), self.batch_size):
             rows = order[begin : begin + self.batch_size]
-            out[rows] = self._runner[1]([texts[i] for i in rows])
+            batch = self._runner[1]([texts[i] for i in rows])
+            pooled = batch.vectors()
+            vectors[rows] = pooled
+            for j, row in enumerate(rows):
+                if spans[row]:
+                    span_vectors[row] = batch.span_vectors(j, spans[row], pooled[j])
             if progress is not None:
                 progress(len(rows))
-        return out
+        return vectors, span_vectors
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])

@@ -32,8 +32,16 @@ class IndexDamaged(StoreError):
     """A file of the live version is missing, unreadable, edited, or of another format version."""
 
 
+class PointerDamaged(IndexDamaged):
+    """CURRENT cannot be read, is empty, or names something other than a version folder of the index."""
+
+
 class IndexBusy(StoreError):
     """Another process is publishing into the same index folder."""
+
+
+class IndexWriteFailed(StoreError):
+    """A new version could not be written (a full disk, no permission); the live version is untouched."""
 
 
 class ModelMismatch(StoreError):

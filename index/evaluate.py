@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index.search import RetrievalMode, Searcher, SearchSettings
+from index.records import Answer, Verdict
+from index.search import RetrievalMode, Searcher, SearchSettings, clean_query
+from index.sentences import answer_candidates
 
 # Recall@100 needs a hundred documents, and a document may span several
 # passages, so BEIR scoring takes each retriever deeper than search does.
@@ -43,11 +45,17 @@ class QuestionSetReport:
             passage is ranked first / in the top three.
         mrr: Mean reciprocal rank of the answering passage (0 when not in the top 10).
         sentence_accuracy: Share of on-topic questions whose answering passage
-            is found and whose highlighted sentence is the answering one.
+            is found and whose highlight contains the answering sentence.
+        highlight_sentences: Answer candidates per highlight, on average (a
+            highlight is one sentence, or two when they answer together).
         answered_on_topic: On-topic questions answered (should be all).
-        refused_off_topic: Off-topic questions refused (should be all).
-        no_answer_precision / no_answer_recall: Of the questions refused, the
-            share that were off-topic; of the off-topic ones, the share refused.
+        unsure_on_topic: On-topic questions shown as "closest passages" (not answered).
+        refused_off_topic: Off-topic questions not answered, shown as closest
+            passages or refused (should be all).
+        unsure_off_topic: Of those, the ones shown as closest passages.
+        decided: Share of all questions decided right: on-topic answered, off-topic not.
+        no_answer_precision / no_answer_recall: Of the questions not answered, the
+            share that were off-topic; of the off-topic ones, the share not answered.
     """
 
     on_topic: int
@@ -56,8 +64,12 @@ class QuestionSetReport:
     recall_at_3: float
     mrr: float
     sentence_accuracy: float
+    highlight_sentences: float
     answered_on_topic: int
+    unsure_on_topic: int
     refused_off_topic: int
+    unsure_off_topic: int
+    decided: float
     no_answer_precision: float
     no_answer_recall: float
 
@@ -77,23 +89,24 @@ def read_questions(path: Path) -> list[Question]:
 
 
 def evaluate_questions(searcher: Searcher, questions: list[Question], depth: int = 10) -> QuestionSetReport:
-    """Run every question and score the rankings, answer sentences and no-answer decisions."""
-    reciprocal, at_1, at_3, sentences, answered_on, refused_off, refused_on = [], 0, 0, 0, 0, 0, 0
-    on_topic = [q for q in questions if q.answer]
-    off_topic = [q for q in questions if not q.answer]
-    for question in on_topic:
-        answer = searcher.search(question.query, k=depth)
+    """Run every question and score the rankings, answer sentences and verdicts."""
+    answers = ask_all(searcher, [q.query for q in questions], depth)
+    on_topic = [(q, a) for q, a in zip(questions, answers) if q.answer]
+    off_topic = [a for q, a in zip(questions, answers) if not q.answer]
+    reciprocal, at_1, at_3, sentences, covered = [], 0, 0, 0, []
+    for question, answer in on_topic:
         rank = next((h.rank for h in answer.hits if question.answer in h.passage.text), None)
         reciprocal.append(1 / rank if rank else 0.0)
         at_1 += rank == 1
         at_3 += rank is not None and rank <= 3
-        if rank is not None and question.answer in answer.hits[rank - 1].answer.text:
-            sentences += 1
-        answered_on += answer.answered
-        refused_on += not answer.answered
-    for question in off_topic:
-        refused_off += not searcher.search(question.query, k=depth).answered
-    refused = refused_off + refused_on
+        if rank is not None:
+            hit = answer.hits[rank - 1]
+            sentences += question.answer in hit.answer.text
+            covered.append(_candidates_within(hit))
+    answered_on = sum(a.answered for _, a in on_topic)
+    unsure_on = sum(a.verdict is Verdict.UNSURE for _, a in on_topic)
+    refused_off = sum(not a.answered for a in off_topic)
+    refused = refused_off + len(on_topic) - answered_on
     n = max(len(on_topic), 1)
     return QuestionSetReport(
         on_topic=len(on_topic),
@@ -102,11 +115,35 @@ def evaluate_questions(searcher: Searcher, questions: list[Question], depth: int
         recall_at_3=at_3 / n,
         mrr=sum(reciprocal) / n,
         sentence_accuracy=sentences / n,
+        highlight_sentences=float(np.mean(covered)) if covered else 0.0,
         answered_on_topic=answered_on,
+        unsure_on_topic=unsure_on,
         refused_off_topic=refused_off,
+        unsure_off_topic=sum(a.verdict is Verdict.UNSURE for a in off_topic),
+        decided=(answered_on + refused_off) / max(len(questions), 1),
         no_answer_precision=refused_off / refused if refused else 1.0,
         no_answer_recall=refused_off / len(off_topic) if off_topic else 1.0,
     )
+
+
+def ask_all(searcher: Searcher, queries: list[str], k: int = 10) -> list[Answer]:
+    """`searcher.search` for each query, the questions embedded in one batch."""
+    cleaned = [clean_query(q) for q in queries]
+    vectors = searcher.embedder.encode([q for q in cleaned if q])
+    answers, used = [], 0
+    for query in cleaned:
+        if query:
+            answers.append(searcher.answer(query, vectors[used], k))
+            used += 1
+        else:
+            answers.append(Answer(query, Verdict.NOT_ANSWERED, ()))
+    return answers
+
+
+def _candidates_within(hit) -> int:
+    """How many of the passage's answer candidates the hit's highlight covers."""
+    start, end = hit.answer_within(hit.passage.location.start)
+    return sum(start <= s and e <= end for s, e in answer_candidates(hit.passage.text))
 
 
 # --- BEIR-format evaluation: queries JSONL + qrels TSV, documents judged by their best passage.

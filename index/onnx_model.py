@@ -23,6 +23,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -30,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-# Changing any step of `export_int8` must change this, so caches are rebuilt.
-RECIPE = "eager-opset17/bert-fusion/int8-weights-per-channel/v2"
+from index.pooling import TokenBatch
+
+# Changing any step of `export` must change this, so caches are rebuilt.
+RECIPE = "eager-opset17/token-embeddings/bert-fusion/int8-weights-per-channel/v3"
 # The cosine an export must reach against sentence-transformers on the probe
 # texts, or it is refused; a sanity check against broken graphs (the quality
 # bound itself is tested in tests/test_embedding.py).
@@ -47,6 +50,9 @@ VARIANTS = {
     "onnx-int8": {"fuse": True, "quantize": "per-channel"},
 }
 _VERSIONED = ("torch", "transformers", "onnxruntime", "onnx")
+# A cached graph of another recipe or library version that nobody has opened for
+# this long is removed when a new one is exported (each is about 90 MB).
+STALE_AFTER = 7 * 24 * 3600
 _IGNORED_FILES = {"README.md", ".gitattributes"}
 
 
@@ -90,7 +96,9 @@ def cached_onnx(
 
     Returns:
         The cached file. Files of the same variant cached for other model
-        versions or recipes are removed.
+        versions or recipes are removed once they have not been used for
+        `STALE_AFTER` seconds: another installation on the machine (an older
+        checkout, a second app) may still be using its own.
 
     Raises:
         ExportError: The export failed; nothing is cached.
@@ -100,6 +108,7 @@ def cached_onnx(
         raise ValueError(f"unknown ONNX variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     target = folder / f"{model_dir.name}-{variant}-{model_key(model_dir)}.onnx"
     if target.is_file():
+        os.utime(target)  # in use: not stale for other installations
         return target
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as work:
@@ -114,9 +123,13 @@ def cached_onnx(
         except Exception as exc:  # torch/onnx raise many kinds; the caller falls back to torch
             raise ExportError(f"exporting {model_dir} to ONNX failed: {type(exc).__name__}: {exc}") from exc
         os.replace(written, target)
+    now = time.time()
     for stale in folder.glob(f"{model_dir.name}-{variant}-*.onnx"):
-        if stale != target:
-            stale.unlink(missing_ok=True)
+        try:
+            if stale != target and now - stale.stat().st_mtime > STALE_AFTER:
+                stale.unlink()
+        except FileNotFoundError:  # another process removed it first
+            continue
     return target
 
 
@@ -128,11 +141,14 @@ def export(
     keep_float: Sequence[str] = (),
     min_cosine: float = EXPORT_MIN_COSINE,
 ) -> None:
-    """Export a sentence-transformers BERT model with mean pooling to ONNX.
+    """Export the transformer of a sentence-transformers BERT model with mean pooling to ONNX.
 
     The graph takes `input_ids` and `attention_mask` (int64, any batch and
-    length) and returns unit-length sentence vectors. It is checked against
-    sentence-transformers on `PROBES` before it is accepted.
+    length) and returns the final-layer token embeddings; `OnnxEncoder`
+    pools them, into the text's vector (mean pooling, as sentence-transformers
+    does) and, from the same pass, into vectors of its sentences. The pooled
+    vectors are checked against sentence-transformers on `PROBES` before the
+    graph is accepted.
 
     Args:
         model_dir: The sentence-transformers model folder.
@@ -165,17 +181,17 @@ def export(
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches
         plain, fused = Path(work) / "plain.onnx", Path(work) / "fused.onnx"
         torch.onnx.export(
-            _mean_pooled(bert),
+            _token_embeddings(bert),
             (sample["input_ids"], sample["attention_mask"]),
             str(plain),
             dynamo=False,
             opset_version=17,
             input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
+            output_names=["tokens"],
             dynamic_axes={
                 "input_ids": {0: "batch", 1: "length"},
                 "attention_mask": {0: "batch", 1: "length"},
-                "embedding": {0: "batch"},
+                "tokens": {0: "batch", 1: "length"},
             },
         )
         if fuse:
@@ -209,26 +225,23 @@ def export(
         raise ExportError(f"exported model disagrees with the original (cosine {cosine:.4f} < {min_cosine})")
 
 
-def _mean_pooled(bert):
-    """Transformer, mean pooling over real tokens, L2 normalisation: sentence-transformers' pipeline."""
+def _token_embeddings(bert):
+    """The transformer alone: final-layer token embeddings (pooling happens in numpy, `index.pooling`)."""
     import torch
 
-    class MeanPooled(torch.nn.Module):
+    class Tokens(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.bert = bert
 
         def forward(self, input_ids, attention_mask):
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2, dim=1)
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    return MeanPooled().eval()
+    return Tokens().eval()
 
 
 class OnnxEncoder:
-    """Runs an exported graph: texts in, unit float32 vectors out (one batch, no sorting)."""
+    """Runs an exported graph over one batch of texts (no sorting): token embeddings, or unit vectors."""
 
     def __init__(self, path: Path, tokenizer, max_tokens: int, threads: int | None = None) -> None:
         """
@@ -249,9 +262,20 @@ class OnnxEncoder:
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+    def tokens(self, texts: Sequence[str]) -> TokenBatch:
+        """The batch's token embeddings, with the mask and each token's character offsets."""
         tokens = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_tokens, return_tensors="np"
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_offsets_mapping=True,
+            return_tensors="np",
         )
         feed = {name: tokens[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
-        return self.session.run(None, feed)[0].astype(np.float32, copy=False)
+        hidden = self.session.run(None, feed)[0].astype(np.float32, copy=False)
+        return TokenBatch(hidden, tokens["attention_mask"], tokens["offset_mapping"])
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of the texts (mean pooling)."""
+        return self.tokens(texts).vectors()

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Self
 
-FORMAT_VERSION = 1
+# 2: answer-candidate vectors pooled from each passage's own forward pass, stored for every passage.
+FORMAT_VERSION = 2
 
 
 class Choice(StrEnum):
@@ -58,6 +59,13 @@ class Settings:
             tokenizer disagreeing with our count and guarantees no truncation.
         min_tokens: Paragraphs shorter than this are merged with the next one
             (headings, list stubs) so a passage carries enough context.
+        max_chars: Characters allowed per passage, whatever the token count:
+            a tokenizer counts a run of letters (or any word over 100
+            characters) as one unknown token, so 5 MB of "aaa..." fits
+            `max_tokens`. Prose passages stay far below it (at most about
+            1,500 characters on SciFact and the bundled corpus). None: no cap
+            (an index built before the cap existed reads back so, and is
+            re-chunked on the next build).
         near_duplicate_threshold: Estimated Jaccard similarity of word
             shingles above which two passages count as the same text.
         exact_search_limit: Passages up to which dense search is exact
@@ -73,6 +81,7 @@ class Settings:
     min_tokens: int = 24
     near_duplicate_threshold: float = 0.85
     exact_search_limit: int = 200_000
+    max_chars: int | None = 4000
 
     def __post_init__(self) -> None:
         if not 16 <= self.max_tokens <= 256:
@@ -83,6 +92,8 @@ class Settings:
             raise ValueError(f"near_duplicate_threshold must be in [0.5, 1.0], got {self.near_duplicate_threshold}")
         if self.exact_search_limit < 1000:
             raise ValueError(f"exact_search_limit must be at least 1000, got {self.exact_search_limit}")
+        if self.max_chars is not None and self.max_chars < 100:
+            raise ValueError(f"max_chars must be at least 100 (or None for no cap), got {self.max_chars}")
 
 
 @dataclass(frozen=True)
@@ -302,8 +313,7 @@ class Manifest:
 
     `vector_index` is the FAISS factory string of vectors.faiss: "Flat"
     (exact) or "IVF<lists>,SQ8" (approximate, see `Settings.exact_search_limit`).
-    `sentences` counts the precomputed answer-sentence vectors (0 for an index
-    built before they existed: search then embeds sentences at query time).
+    `sentences` counts the stored answer-candidate vectors (every passage has at least one).
     """
 
     format_version: int
@@ -328,6 +338,7 @@ class Manifest:
     @classmethod
     def from_json(cls, data: dict) -> Manifest:
         data = dict(data)
-        data["settings"] = Settings(**data["settings"])
+        # A manifest written before max_chars existed: its passages were cut by tokens only.
+        data["settings"] = Settings(**{"max_chars": None, **data["settings"]})
         data["skipped"] = tuple(Skipped(**s) for s in data.get("skipped", ()))
         return cls(**data)

@@ -1,27 +1,40 @@
 """Answering a question from a stored index.
 
-Search runs the question through two retrievers over the same passages,
-dense (cosine similarity of all-MiniLM-L6-v2 vectors, `index.dense`: exact,
-or for very large collections approximate with its candidates re-scored
-exactly) and keyword (BM25), and fuses them. The fusion was chosen by
-measurement on SciFact's train queries (bench/fusion.py, figures in
-bench/RESULTS.md): a convex combination of min-max normalised scores with
-weight 0.7 on dense beat reciprocal rank fusion at every k tried (train
-nDCG@10 0.731 against at most 0.718) and held on the test queries (0.725
-against 0.713). Both scores are computed exactly for every candidate either
-retriever proposes, so no candidate gets a made-up score. RRF stays
-available (`Fusion.RRF`, Cormack et al.'s k=60) because it needs no score
-scale at all.
+Search runs the question through two retrievers over the same passages and
+fuses them:
 
-Each hit gets its answering sentence: the sentence of the passage closest to
-the question in the model's space, nudged towards sentences sharing the
-question's keywords (and stating a quantity when the question asks for one).
-The sentence vectors are computed at ingest (embedding every candidate
-sentence of five hits at query time took most of a query's time); an index
-built before that embeds them at query time, with the same result.
-Whether the collection answers at all is decided from the best cosine
-similarity, which (unlike fused or BM25 scores) means the same thing whatever
-the collection's size (bench/no_answer.py checks it on two collections).
+- dense: each passage is scored by its own cosine similarity with the
+  question and by its best answer candidate's (a sentence vector pooled from
+  the passage's own forward pass, `index.pooling`), half and half. A passage
+  whose one sentence answers while the rest is about something else is
+  found that way; candidates come from the passage vectors (`index.dense`:
+  exact, or for very large collections approximate and re-scored exactly);
+- keyword: BM25 (`index.keyword`).
+
+Fusion is a convex combination of min-max normalised scores. Its dense
+weight is 0.7 when the dense retriever's best score is 0.5, and moves by
+0.3 per unit of that score: cosine similarity means the same thing on any
+collection (it is a property of the model), so a strong dense match earns
+the dense side more trust and a weak one hands more to BM25. Every setting
+here was chosen on four development sets at once (SciFact train, MedQuAD,
+the two question sets in corpus/) by `bench/tune.py`, whose grid is in
+bench/RESULTS.md: a setting that helped one set and hurt another by more than
+0.005 did not become the default. Reciprocal rank fusion (`Fusion.RRF`,
+Cormack et al.'s k=60) stays available because it needs no score scale at
+all, but it ranked lower on every one of the four sets.
+
+Each hit gets its answering sentence: the candidate closest to the question
+(context-pooled vectors picked the labelled sentence more often than
+sentences embedded alone), nudged towards one stating a quantity when the
+question asks for one and away from sentences that are questions
+themselves; a neighbouring candidate scoring within `window` of it is
+highlighted with it, since the two then answer together. Each hit also gets
+a confidence, the probability that it answers (`index.confidence`,
+calibrated on the same development sets). The question is refused when no
+hit's passage reaches cosine 0.40 (a property of the model, checked on
+several collections); otherwise it is answered when the best hit's
+confidence reaches 0.5, and shown as "closest passages; these may not
+answer" when it does not.
 """
 
 from __future__ import annotations
@@ -33,10 +46,10 @@ from functools import cached_property
 
 import numpy as np
 
+from index.confidence import ConfidenceModel
 from index.embedding import Embedder
 from index.errors import ModelMismatch, rebuild_fix
-from index.keyword import tokenize
-from index.records import Answer, Choice, Hit, Location, Passage, Span, Verdict
+from index.records import Answer, Choice, Hit, Location, Passage, ScoreParts, Span, Verdict
 from index.sentences import answer_candidates
 from index.store import StoredIndex
 
@@ -73,45 +86,82 @@ class Fusion(Choice):
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """Query-time knobs.
+    """Query-time knobs (the defaults are chosen by bench/tune.py on four development sets).
 
     Attributes:
         candidates: How deep each retriever's list goes before fusion.
-        fusion: `Fusion.RRF` (reciprocal rank fusion) or `Fusion.CONVEX` (weighted
-            sum of min-max normalised scores); its value as text is accepted too.
+        fusion: `Fusion.CONVEX` (weighted sum of min-max normalised scores) or
+            `Fusion.RRF` (reciprocal rank fusion); its value as text is accepted too.
         rrf_k: Reciprocal rank fusion constant.
-        dense_weight: Weight of the dense score in convex fusion.
-        answer_threshold: Best question-passage cosine similarity at or above
-            which the collection is taken to answer the question.
-        keyword_weight: Weight of keyword overlap when picking the answer sentence.
+        dense_weight: Weight of the dense score in convex fusion when the dense
+            retriever's best score is 0.5.
+        dense_weight_slope: How much the dense weight grows per unit of the
+            dense retriever's best score above 0.5 (0: a fixed weight).
+        sentence_weight: Share of the best answer candidate's cosine in a
+            passage's dense score; the passage's own cosine gets the rest.
+        answer_threshold: A question is refused when no hit's passage cosine
+            reaches this.
+        confident: The best hit's confidence at or above which the question
+            counts as answered; below it the hits are "closest passages".
+        quantity_bonus: Added to an answer candidate that states a quantity
+            when the question asks for one ("how long", "how much", ...).
+        question_penalty: Taken from an answer candidate that is itself a question.
+        window: A candidate next to the best one and scoring within this of
+            it is highlighted with it.
     """
 
     candidates: int = 100
     fusion: Fusion = Fusion.CONVEX
     rrf_k: int = 60
     dense_weight: float = 0.7
+    dense_weight_slope: float = 0.3
+    sentence_weight: float = 0.5
     answer_threshold: float = 0.40
-    keyword_weight: float = 0.25
+    confident: float = 0.2
+    quantity_bonus: float = 0.1
+    question_penalty: float = 0.3
+    window: float = 0.05
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fusion", Fusion.from_str(self.fusion))
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
+        if not 0.0 <= self.sentence_weight <= 1.0:
+            raise ValueError(f"sentence_weight must be in [0, 1], got {self.sentence_weight}")
         if self.candidates < 1:
             raise ValueError(f"candidates must be at least 1, got {self.candidates}")
         if self.rrf_k < 0:
             raise ValueError(f"rrf_k must be non-negative, got {self.rrf_k}")
+        if self.window < 0:
+            raise ValueError(f"window must be non-negative, got {self.window}")
+
+
+# The dense weight of adaptive convex fusion stays inside these bounds, so
+# neither retriever is ever ignored.
+_WEIGHT_BOUNDS = (0.3, 0.95)
 
 
 @dataclass(frozen=True)
 class Ranking:
-    """A full ranking of passage rows for one query, before answer sentences."""
+    """A ranking of passage rows for one query, with the parts of every score.
+
+    Attributes:
+        rows: Passage rows, best first.
+        scores: The score each row is ranked by.
+        dense_rank / keyword_rank: Each retriever's own 1-based ranks.
+        parts: What each row's score was made of.
+    """
 
     rows: list[int]
     scores: dict[int, float]
     dense_rank: dict[int, int]
     keyword_rank: dict[int, int]
-    similarity: dict[int, float]
+    parts: dict[int, ScoreParts]
+
+    @property
+    def similarity(self) -> dict[int, float]:
+        """Each row's passage cosine similarity."""
+        return {row: part.passage_cosine for row, part in self.parts.items()}
 
 
 @dataclass(frozen=True)
@@ -126,13 +176,14 @@ class Neighbour:
 # Questions that ask for an amount, a duration or a frequency are answered by
 # sentences that state one; a small bonus steers the highlight to them.
 _QUANTITY_QUESTION = re.compile(
-    r"\b(how (long|often|many|much|far|old|soon)|what (percent|percentage|share|proportion)|when)\b", re.I
+    r"\b(how (long|often|many|much|far|old|soon)|what (percent|percentage|share|proportion|age)|when)\b", re.I
 )
 _QUANTITY = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|dozen|hundred|thousand|million|billion|percent|"
-    r"daily|weekly|hourly|seconds?|minutes?|hours?|days?|weeks?|months?|years?|times)\b",
+    r"daily|weekly|hourly|seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|times)\b",
     re.I,
 )
+_ASKS = re.compile(r"\?[\"'”’)\]]*$")
 # The model reads at most 256 word pieces, about 1,000 characters of English;
 # twice that loses nothing it would read and keeps BM25 on a pasted book fast.
 MAX_QUERY_CHARS = 2000
@@ -162,28 +213,32 @@ def _clean(query: str) -> tuple[str, bool]:
     return (cut.rsplit(" ", 1)[0] if " " in cut else cut[:MAX_QUERY_CHARS]), True
 
 
-def convex(dense: dict[int, float], keyword: dict[int, float], dense_weight: float) -> dict[int, float]:
+def min_max(values: np.ndarray) -> np.ndarray:
+    """`values` scaled to [0, 1] (all zeros when they are all equal)."""
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 0.0)
+    if high <= low:
+        return np.zeros(len(values), dtype=np.float64)
+    return (values - low) / (high - low)
+
+
+def convex(dense: np.ndarray, keyword: np.ndarray, dense_weight: float) -> np.ndarray:
     """Weighted sum of min-max normalised scores over the same candidates.
 
     Args:
-        dense: Cosine similarity per candidate.
+        dense: Dense score per candidate.
         keyword: BM25 score per candidate (0 when it shares no term).
         dense_weight: Weight of the dense score; the keyword score gets the rest.
 
     Returns:
         Fused score in [0, 1] per candidate.
     """
-    return {
-        row: dense_weight * d + (1 - dense_weight) * k
-        for row, d, k in zip(dense, _min_max(list(dense.values())), _min_max([keyword[r] for r in dense]))
-    }
+    return dense_weight * min_max(dense) + (1 - dense_weight) * min_max(keyword)
 
 
-def _min_max(values: list[float]) -> list[float]:
-    low, high = min(values, default=0.0), max(values, default=0.0)
-    if high <= low:
-        return [0.0 for _ in values]
-    return [(v - low) / (high - low) for v in values]
+def dense_weight(settings: SearchSettings, best_dense: float) -> float:
+    """The dense weight of convex fusion for a question whose best dense score is `best_dense`."""
+    weight = settings.dense_weight + settings.dense_weight_slope * (best_dense - 0.5)
+    return float(np.clip(weight, *_WEIGHT_BOUNDS)) if settings.dense_weight_slope else settings.dense_weight
 
 
 def rrf(rankings: list[list[int]], k: int) -> dict[int, float]:
@@ -206,7 +261,13 @@ def rrf(rankings: list[list[int]], k: int) -> dict[int, float]:
 class Searcher:
     """Questions in, cited passages out, over one loaded index."""
 
-    def __init__(self, stored: StoredIndex, embedder: Embedder, settings: SearchSettings = SearchSettings()) -> None:
+    def __init__(
+        self,
+        stored: StoredIndex,
+        embedder: Embedder,
+        settings: SearchSettings = SearchSettings(),
+        confidence: ConfidenceModel | None = None,
+    ) -> None:
         if embedder.name != stored.manifest.model:
             raise ModelMismatch(
                 f"index {stored.path.parent} was built with model {stored.manifest.model!r}, "
@@ -216,6 +277,7 @@ class Searcher:
         self.stored = stored
         self.embedder = embedder
         self.settings = settings
+        self.confidence = confidence or ConfidenceModel.bundled()
 
     @property
     def passages(self) -> list[Passage]:
@@ -231,28 +293,41 @@ class Searcher:
             sources: When given, only passages found in these source files count.
 
         Returns:
-            The ranked hits with answer sentences, and whether they answer the
-            question; no hits and not answered when nothing of the question is left.
+            The ranked hits with answer sentences and confidences, and the
+            verdict; no hits and not answered when nothing of the question is left.
         """
         query = clean_query(query)
         if not query or k < 1:
             return Answer(query, Verdict.NOT_ANSWERED, ())
-        vector = self.embedder.encode([query])[0]
+        return self.answer(query, self.embedder.encode([query])[0], k, sources)
+
+    def answer(self, query: str, vector: np.ndarray, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
+        """`search` for a cleaned question whose vector is already known (evaluation embeds questions in bulk)."""
         ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
+        rows = ranking.rows[:k]
+        dense = [ranking.parts[row].dense for row in ranking.rows[: k + 1]]
+        confidences = self.confidence.probabilities(dense)[: len(rows)]
         hits = tuple(
             Hit(
                 passage=self.passages[row],
                 rank=rank,
                 score=ranking.scores[row],
-                similarity=ranking.similarity[row],
-                answer=self.answer_sentence(query, vector, self.passages[row], row),
+                similarity=ranking.parts[row].passage_cosine,
+                answer=self.answer_span(query, vector, row),
                 dense_rank=ranking.dense_rank.get(row),
                 keyword_rank=ranking.keyword_rank.get(row),
+                confidence=float(confidence),
+                parts=ranking.parts[row],
             )
-            for rank, row in enumerate(ranking.rows[:k], start=1)
+            for rank, (row, confidence) in enumerate(zip(rows, confidences), start=1)
         )
-        answered = bool(hits) and max(h.similarity for h in hits) >= self.settings.answer_threshold
-        return Answer(query, Verdict.ANSWERED if answered else Verdict.NOT_ANSWERED, hits)
+        return Answer(query, self.verdict(hits), hits)
+
+    def verdict(self, hits: tuple[Hit, ...]) -> Verdict:
+        """Refused when no passage reaches the answer threshold; answered when the best hit is confident."""
+        if not hits or max(h.similarity for h in hits) < self.settings.answer_threshold:
+            return Verdict.NOT_ANSWERED
+        return Verdict.ANSWERED if hits[0].confidence >= self.settings.confident else Verdict.UNSURE
 
     def rank(
         self,
@@ -270,44 +345,60 @@ class Searcher:
             allowed: Passage rows to restrict to, or None for all.
 
         Returns:
-            Passage rows best first (up to `candidates` from each retriever), with
-            fused scores, each retriever's ranks, and exact cosine similarities.
+            Passage rows best first (up to `candidates` from each retriever),
+            with the score they are ranked by, each retriever's ranks, and the
+            parts of every score.
         """
         mode = RetrievalMode.from_str(mode)
-        dense, similarity = self._dense(vector, allowed) if mode is not RetrievalMode.KEYWORD else ([], {})
-        keyword, bm25 = self._keyword(query, allowed) if mode is not RetrievalMode.DENSE else ([], np.zeros(0))
+        proposed = (
+            self.stored.dense.search(vector, self.settings.candidates, allowed)[0]
+            if mode is not RetrievalMode.KEYWORD
+            else []
+        )
+        keyword, bm25 = self._keyword(query, allowed) if mode is not RetrievalMode.DENSE else ([], None)
+        candidates = np.array(list(dict.fromkeys(proposed + keyword)), dtype=np.int64)
+        cosines, best_sentences = self._cosines(candidates, vector)
+        dense_scores = (1 - self.settings.sentence_weight) * cosines + self.settings.sentence_weight * best_sentences
+        dense_of = dict(zip(candidates.tolist(), dense_scores.tolist()))
+        dense = sorted(proposed, key=lambda row: (-dense_of[row], row))
+        keyword_of = dict(
+            zip(candidates.tolist(), (bm25[candidates] if bm25 is not None else np.zeros(len(candidates))).tolist())
+        )
         if mode is RetrievalMode.DENSE:
-            scores = dict(similarity)
+            weight, scores = 1.0, {row: dense_of[row] for row in dense}
         elif mode is RetrievalMode.KEYWORD:
-            scores = {row: float(bm25[row]) for row in keyword}
+            weight, scores = 0.0, {row: keyword_of[row] for row in keyword}
         elif self.settings.fusion is Fusion.RRF:
-            scores = rrf([dense, keyword], self.settings.rrf_k)
+            weight, scores = 0.5, rrf([dense, keyword], self.settings.rrf_k)
         else:
-            candidates = list(dict.fromkeys(dense + keyword))
-            self._fill_similarity(similarity, candidates, vector)
-            scores = convex(
-                {row: similarity[row] for row in candidates},
-                {row: float(bm25[row]) for row in candidates},
-                self.settings.dense_weight,
-            )
+            weight = dense_weight(self.settings, dense_of[dense[0]] if dense else 0.0)
+            fused = convex(dense_scores, np.array([keyword_of[row] for row in candidates.tolist()]), weight)
+            scores = dict(zip(candidates.tolist(), fused.tolist()))
         rows = sorted(scores, key=lambda row: (-scores[row], row))
-        self._fill_similarity(similarity, rows[:50], vector)
+        parts = {
+            row: ScoreParts(float(cos), float(best), dense_of[row], keyword_of[row], weight, scores[row])
+            for row, cos, best in zip(candidates.tolist(), cosines, best_sentences)
+            if row in scores
+        }
         return Ranking(
             rows,
             scores,
             {row: r for r, row in enumerate(dense, start=1)},
             {row: r for r, row in enumerate(keyword, start=1)},
-            similarity,
+            parts,
         )
 
-    def _fill_similarity(self, similarity: dict[int, float], rows: list[int], vector: np.ndarray) -> None:
-        missing = [row for row in rows if row not in similarity]
-        if missing:
-            similarity.update(zip(missing, self._similarities(missing, vector).tolist()))
-
-    def _similarities(self, rows: list[int] | np.ndarray, vector: np.ndarray) -> np.ndarray:
-        """Exact cosine similarity of the question with these passage rows."""
-        return self.stored.dense.vectors(rows) @ vector
+    def _cosines(self, rows: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cosine of the question with these passages, and with each one's best answer candidate."""
+        if not len(rows):
+            return np.zeros(0), np.zeros(0)
+        passages = self.stored.dense.vectors(rows) @ vector
+        starts = self.stored.sentences.starts
+        counts = starts[rows + 1] - starts[rows]  # every passage has at least one candidate
+        blocks = np.cumsum(counts) - counts  # where each passage's candidates begin in the gathered rows
+        gathered = np.repeat(starts[rows] - blocks, counts) + np.arange(counts.sum())
+        scores = np.asarray(self.stored.sentences.vectors[gathered], dtype=np.float32) @ vector
+        return passages.astype(np.float64), np.maximum.reduceat(scores, blocks).astype(np.float64)
 
     def _allowed_rows(self, sources: frozenset[str] | None) -> np.ndarray | None:
         if sources is None:
@@ -316,10 +407,6 @@ class Searcher:
             [row for row, p in enumerate(self.passages) if any(loc.source in sources for loc in p.locations)],
             dtype=np.int64,
         )
-
-    def _dense(self, vector: np.ndarray, allowed: np.ndarray | None) -> tuple[list[int], dict[int, float]]:
-        """Top passages by cosine similarity, with their similarities."""
-        return self.stored.dense.search(vector, self.settings.candidates, allowed)
 
     def _keyword(self, query: str, allowed: np.ndarray | None) -> tuple[list[int], np.ndarray]:
         """Top passages by BM25 (only those sharing a term with the query), and all BM25 scores."""
@@ -334,50 +421,41 @@ class Searcher:
         rows = np.argpartition(-scores, depth - 1)[:depth]
         return [int(r) for r in rows[np.lexsort((rows, -scores[rows]))]], scores
 
-    def answer_sentence(self, query: str, vector: np.ndarray, passage: Passage, row: int | None = None) -> Span:
-        """The sentence of `passage` that best answers `query`, as a span of its document.
-
-        Args:
-            query: The question.
-            vector: The question's embedding.
-            passage: The passage to look in.
-            row: Its row in the index, to use the sentence vectors stored
-                there; when None (or the index has none) they are embedded now.
+    def answer_span(self, query: str, vector: np.ndarray, row: int) -> Span:
+        """The part of passage `row` that best answers `query`, as a span of its document.
 
         Returns:
-            The span, offset into the document of the passage's first location.
+            The best answer candidate, or it and a neighbour scoring within
+            `window` of it; offsets into the document of the passage's first location.
         """
-        spans, scores = self.sentence_scores(query, vector, passage, row)
-        start, end = spans[int(np.argmax(scores))]
+        passage = self.passages[row]
+        spans, scores = self.sentence_scores(query, vector, row)
+        order = np.argsort(-scores, kind="stable")
+        first = second = int(order[0])
+        if (
+            len(order) > 1
+            and abs(int(order[1]) - first) == 1
+            and scores[first] - scores[order[1]] <= self.settings.window
+        ):
+            second = int(order[1])
+        start, end = spans[min(first, second)][0], spans[max(first, second)][1]
         offset = passage.location.start
         return Span(offset + start, offset + end, passage.text[start:end])
 
-    def sentence_scores(
-        self, query: str, vector: np.ndarray, passage: Passage, row: int | None = None
-    ) -> tuple[list[tuple[int, int]], np.ndarray]:
-        """Each answer candidate of `passage` (spans in its text) and how well it answers `query`."""
-        spans = answer_candidates(passage.text)
-        if len(spans) == 1:
-            return spans, np.zeros(1, dtype=np.float32)
-        sentences = [passage.text[s:e] for s, e in spans]
-        scores = self._sentence_vectors(sentences, row) @ vector
-        query_terms = set(tokenize(query))
-        if query_terms:
-            overlap = np.array([len(query_terms & set(tokenize(s))) / len(query_terms) for s in sentences])
-            scores = scores + self.settings.keyword_weight * overlap
+    def sentence_scores(self, query: str, vector: np.ndarray, row: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """Each answer candidate of passage `row` (spans in its text) and how well it answers `query`."""
+        text = self.passages[row].text
+        spans = answer_candidates(text)
+        scores = np.asarray(self.stored.sentences.of(row), dtype=np.float32) @ vector
+        sentences = [text[s:e] for s, e in spans]
         if _QUANTITY_QUESTION.search(query):
-            scores = scores + self.settings.keyword_weight * np.array([bool(_QUANTITY.search(s)) for s in sentences])
+            scores = scores + self.settings.quantity_bonus * np.array([bool(_QUANTITY.search(s)) for s in sentences])
+        scores = scores - self.settings.question_penalty * np.array([bool(_ASKS.search(s)) for s in sentences])
         return spans, scores
-
-    def _sentence_vectors(self, sentences: list[str], row: int | None) -> np.ndarray:
-        stored = self.stored.sentences
-        if row is None or stored is None:
-            return self.embedder.encode(sentences)
-        return np.asarray(stored.of(row), dtype=np.float32)
 
     def context(self, location: Location, before: int = 1, after: int = 1) -> list[Neighbour]:
         """The passages around `location` in its document, in document order."""
-        rows = self._by_document[location.doc_id]
+        rows = self._by_document[location.source, location.doc_id]
         at = next(i for i, (loc, _) in enumerate(rows) if loc.start == location.start)
         return [
             Neighbour(loc, self.passages[row].text, i == at)
@@ -385,11 +463,15 @@ class Searcher:
         ]
 
     @cached_property
-    def _by_document(self) -> dict[str, list[tuple[Location, int]]]:
-        by_doc: dict[str, list[tuple[Location, int]]] = defaultdict(list)
+    def _by_document(self) -> dict[tuple[str, str], list[tuple[Location, int]]]:
+        """Each document's passages in document order, keyed by (source, doc_id).
+
+        Both, because a record's id may equal another file's path or a record id in another file.
+        """
+        by_doc: dict[tuple[str, str], list[tuple[Location, int]]] = defaultdict(list)
         for row, passage in enumerate(self.passages):
             for loc in passage.locations:
-                by_doc[loc.doc_id].append((loc, row))
+                by_doc[loc.source, loc.doc_id].append((loc, row))
         for rows in by_doc.values():
             rows.sort(key=lambda item: item[0].start)
         return dict(by_doc)

@@ -139,18 +139,8 @@ def _join_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, 
 def answer_candidates(text: str) -> list[tuple[int, int]]:
     """The spans of `text` that can be highlighted as its answer: sentences, fragments joined.
 
-    Search scores these at query time, ingest embeds them ahead of time; both
-    call this so row j of a passage's sentence vectors is span j here.
+    Ingest pools a vector for each from the passage's forward pass, search
+    scores and highlights them; both call this, so row j of a passage's
+    sentence vectors is span j here.
     """
     return _join_fragments(text, split_sentences(text)) or [(0, len(text))]
-
-
-def stored_candidates(text: str) -> list[tuple[int, int]]:
-    """The answer candidates of `text` whose vectors an index stores: none when there is only one.
-
-    A passage with a single candidate has nothing to choose between, so no
-    vector is kept for it (`index.store.SentenceVectors`); ingest and the
-    benchmarks that complete an index both follow this rule through here.
-    """
-    spans = answer_candidates(text)
-    return spans if len(spans) > 1 else []

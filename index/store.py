@@ -32,10 +32,12 @@ on demand.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
@@ -47,7 +49,16 @@ from pathlib import Path
 import numpy as np
 
 from index.dense import DenseIndex
-from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, build_fix, rebuild_fix
+from index.errors import (
+    IndexBusy,
+    IndexDamaged,
+    IndexNotFound,
+    IndexWriteFailed,
+    ModelMismatch,
+    PointerDamaged,
+    build_fix,
+    rebuild_fix,
+)
 from index.keyword import KeywordIndex
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
 from index.shards import Map
@@ -61,6 +72,9 @@ SENTENCE_ROWS = "sentence_rows.npy"
 KEYWORD = "keyword"
 DOCUMENTS = "documents.json"
 SOURCES = "sources.json"
+# What CURRENT may name: a version folder as publish() names it, one path component.
+_VERSION_NAME = re.compile(r"v-[A-Za-z0-9_.-]+")
+_MAX_POINTER_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -74,11 +88,11 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class SentenceVectors:
-    """Precomputed vectors of each passage's answer candidates.
+    """Vectors of each passage's answer candidates, pooled from the passage's own forward pass.
 
-    Passage i's candidates (`index.sentences.stored_candidates`, in order) are
-    rows `starts[i]:starts[i + 1]` of `vectors`; a passage with a single
-    candidate has none, since there is nothing to choose.
+    Passage i's candidates (`index.sentences.answer_candidates`, in order) are
+    rows `starts[i]:starts[i + 1]` of `vectors`. Search scores a passage by its
+    best candidate too, and highlights the best one.
     """
 
     vectors: np.ndarray
@@ -104,16 +118,41 @@ class StoredIndex:
     keyword: KeywordIndex
     documents: list[DocumentInfo]
     sources: dict[str, SourceFile]
-    sentences: SentenceVectors | None = None
+    sentences: SentenceVectors
 
 
 def current_version(index_dir: Path) -> Path | None:
-    """The live version folder, or None when nothing has been published."""
+    """The live version folder, or None when nothing has been published.
+
+    Raises:
+        PointerDamaged: CURRENT cannot be read, is not text, or does not name a
+            version folder (`v-...`) directly inside `index_dir`.
+    """
     pointer = index_dir / POINTER
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
+        with open(pointer, "rb") as handle:
+            data = handle.read(_MAX_POINTER_BYTES + 1)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise PointerDamaged(
+            f"index pointer {pointer} cannot be read ({exc.strerror or exc})", rebuild_fix(index_dir)
+        ) from None
+    try:
+        name = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PointerDamaged(
+            f"index pointer {pointer} is not text (it should name a version folder)", rebuild_fix(index_dir)
+        ) from None
+    if not name:
+        raise PointerDamaged(f"index pointer {pointer} is empty", rebuild_fix(index_dir))
+    # One folder name, never a path: whatever CURRENT holds, nothing outside the index folder is read.
+    if len(data) > _MAX_POINTER_BYTES or not _VERSION_NAME.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:60] + "..."
+        raise PointerDamaged(
+            f"index pointer {pointer} names {shown!r}, which is not a version folder of {index_dir}",
+            rebuild_fix(index_dir),
+        )
     return index_dir / name
 
 
@@ -163,8 +202,8 @@ def publish(
     sources: dict[str, SourceFile],
     settings: Settings,
     corpus: str,
+    sentences: SentenceVectors,
     skipped: tuple[Skipped, ...] = (),
-    sentences: SentenceVectors | None = None,
     parallel_map: Map = map,
 ) -> StoredIndex:
     """Write a new version and make it live atomically. Caller holds `publish_lock`.
@@ -179,7 +218,7 @@ def publish(
         settings: The chunking settings used.
         corpus: The corpus folder, for the record.
         skipped: Files that could not be ingested, with reasons.
-        sentences: Vectors of every passage's answer candidates, if computed.
+        sentences: Vectors of every passage's answer candidates.
         parallel_map: Adds the shards of an approximate index (see `DenseIndex.save`).
 
     Returns:
@@ -189,12 +228,12 @@ def publish(
         raise ValueError("no passages to index")
     if vectors.ndim != 2 or len(passages) != len(vectors):
         raise ValueError(f"{len(passages)} passages but vectors of shape {vectors.shape}")
-    if sentences is not None and len(sentences.starts) != len(passages) + 1:
+    if len(sentences.starts) != len(passages) + 1:
         raise ValueError(f"{len(passages)} passages but sentence rows for {len(sentences.starts) - 1}")
     _remove_leftovers(index_dir)
     staging = index_dir / f".tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
     try:
+        staging.mkdir(parents=True)
         _write_version(
             staging, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map
         )
@@ -204,11 +243,20 @@ def publish(
         staging.rename(final)  # open files and memory maps follow the rename
         _fsync(index_dir)  # the rename is on disk before CURRENT may name it
         stored.path = final
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError | RuntimeError):  # a full disk: FAISS raises RuntimeError, numpy and open OSError
+            raise _not_written(index_dir, exc) from exc
         raise
-    previous = current_version(index_dir)
-    _switch_pointer(index_dir, final.name)
+    try:
+        previous = current_version(index_dir)
+    except PointerDamaged:  # the build replaces it; no version is known to be in use
+        previous = None
+    try:
+        _switch_pointer(index_dir, final.name)
+    except OSError as exc:
+        shutil.rmtree(final, ignore_errors=True)  # CURRENT was not replaced: nothing names it
+        raise _not_written(index_dir, exc) from exc
     # The version just replaced stays one more round: a reader that read the old
     # pointer a moment ago can still load it.
     _remove_old_versions(index_dir, keep={final.name} | ({previous.name} if previous else set()))
@@ -222,9 +270,8 @@ def _write_version(
     dimensions = vectors.shape[1]
     kind = DenseIndex.kind_for(len(vectors), settings.exact_search_limit)
     DenseIndex.save(folder, vectors, kind, parallel_map)
-    if sentences is not None:
-        np.save(folder / SENTENCES, np.asarray(sentences.vectors, dtype=np.float16), allow_pickle=False)
-        np.save(folder / SENTENCE_ROWS, np.asarray(sentences.starts, dtype=np.int64), allow_pickle=False)
+    np.save(folder / SENTENCES, np.asarray(sentences.vectors, dtype=np.float16), allow_pickle=False)
+    np.save(folder / SENTENCE_ROWS, np.asarray(sentences.starts, dtype=np.int64), allow_pickle=False)
     with open(folder / PASSAGES, "w", encoding="utf-8") as out:
         for passage in passages:
             out.write(json.dumps(passage.to_json(), ensure_ascii=False) + "\n")
@@ -244,7 +291,7 @@ def _write_version(
         files=_hash_files(folder),
         skipped=tuple(skipped),
         vector_index=kind,
-        sentences=0 if sentences is None else len(sentences.vectors),
+        sentences=len(sentences.vectors),
     )
     _write_json(folder / MANIFEST, manifest.to_json())
     # Files first, then the folders that name them, so a power cut cannot keep a name without its data.
@@ -307,9 +354,8 @@ def load_version(folder: Path) -> StoredIndex:
     expected = {k: manifest.passages for k in ("passages", "vectors", "vector rows")} | {
         "documents": manifest.documents
     }
-    if sentences is not None:
-        counts["sentence rows"] = len(sentences.starts) - 1
-        expected["sentence rows"] = manifest.passages
+    counts["sentence rows"] = len(sentences.starts) - 1
+    expected["sentence rows"] = manifest.passages
     if counts != expected or dense.dimensions != manifest.dimensions:
         raise IndexDamaged(
             f"index {folder} is inconsistent: found {counts} with {dense.dimensions} dimensions, manifest says "
@@ -319,9 +365,7 @@ def load_version(folder: Path) -> StoredIndex:
     return StoredIndex(folder, manifest, passages, dense, keyword, documents, sources, sentences)
 
 
-def _read_sentences(folder: Path, manifest: Manifest) -> SentenceVectors | None:
-    if not (folder / SENTENCE_ROWS).exists():
-        return None
+def _read_sentences(folder: Path, manifest: Manifest) -> SentenceVectors:
     vectors = np.load(folder / SENTENCES, mmap_mode="r", allow_pickle=False)
     starts = np.load(folder / SENTENCE_ROWS, allow_pickle=False)
     if len(vectors) != manifest.sentences or (len(starts) and starts[-1] != len(vectors)):
@@ -351,10 +395,32 @@ def _read_manifest(folder: Path) -> Manifest:
 
 def _switch_pointer(index_dir: Path, name: str) -> None:
     temporary = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
-    temporary.write_text(name + "\n", encoding="utf-8")
-    _fsync(temporary)
+    try:
+        temporary.write_text(name + "\n", encoding="utf-8")
+        _fsync(temporary)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, index_dir / POINTER)
     _fsync(index_dir)
+
+
+def _not_written(index_dir: Path, error: OSError | RuntimeError) -> IndexWriteFailed:
+    """What to say when a new version cannot be written: nothing changed, and what to free or fix."""
+    full = getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error)
+    if full:
+        problem, fix = "no space left on device", f"free space on the disk holding {index_dir}"
+        try:
+            fix += f" ({shutil.disk_usage(index_dir).free / 2**20:.1f} MB free now)"
+        except OSError:
+            pass
+    else:
+        problem = (error.strerror if isinstance(error, OSError) else None) or str(error)
+        fix = f"check that {index_dir} is writable and has free space"
+    return IndexWriteFailed(
+        f"cannot write a new version of the index in {index_dir}: {problem}; the index in use is unchanged",
+        fix + ", then run again",
+    )
 
 
 def _remove_old_versions(index_dir: Path, keep: set[str]) -> None:

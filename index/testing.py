@@ -38,6 +38,23 @@ class FakeEmbedder:
         self.encoded = 0
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        out = self._hash(texts)
+        self.encoded += len(texts)
+        if progress is not None and len(texts):
+            progress(len(texts))
+        return out
+
+    def encode_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The texts' vectors, and each span's vector as the span alone hashes (there is no context to pool)."""
+        vectors = self.encode(texts, progress)
+        return vectors, [self._hash([text[s:e] for s, e in text_spans]) for text, text_spans in zip(texts, spans)]
+
+    def _hash(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for row, text in enumerate(texts):
             for token in tokenize(text):
@@ -45,9 +62,6 @@ class FakeEmbedder:
                 out[row, int.from_bytes(digest, "little") % self.dimensions] += 1.0
             norm = np.linalg.norm(out[row])
             out[row] = out[row] / norm if norm else out[row]
-        self.encoded += len(texts)
-        if progress is not None and len(texts):
-            progress(len(texts))
         return out
 
     def count_tokens(self, text: str) -> int:

@@ -2,7 +2,9 @@
 
 A passage is a paragraph when the paragraph fits the model's window; longer
 paragraphs are cut at sentence ends into balanced pieces, and a single
-sentence longer than the window is cut between words. Short paragraphs
+sentence longer than the window is cut between words. The window is
+`Settings.max_tokens` word pieces and `Settings.max_chars` characters: a run
+of letters the tokenizer counts as one token is still cut. Short paragraphs
 (headings, list stubs) are merged with the paragraph that follows. Every
 passage records where it came from, with `document.text[start:end] == text`,
 so citations and highlights are exact. Text without any word in it (a lone
@@ -44,14 +46,14 @@ def chunk_document(doc: Document, count_tokens: Callable[[str], int], settings: 
     Returns:
         Chunks in document order, non-overlapping, each within `max_tokens`.
     """
-    budget = settings.max_tokens - _SPECIAL_TOKENS
+    window = _Window(settings.max_tokens - _SPECIAL_TOKENS, settings.max_chars or len(doc.text) + 1)
     pieces: list[tuple[int, int, int]] = []  # (start, end, tokens) of each passage-to-be
     for paragraph in _paragraphs(doc.text):
-        sentences = [(s, e, count_tokens(doc.text[s:e]) - _SPECIAL_TOKENS) for s, e in paragraph]
-        sentences = [piece for sent in sentences for piece in _fit(doc.text, sent, budget, count_tokens)]
-        pieces.extend(_pack(sentences, budget))
+        sentences = [(s, e, window.tokens(doc.text, s, e, count_tokens)) for s, e in paragraph]
+        sentences = [piece for sent in sentences for piece in _fit(doc.text, sent, window, count_tokens)]
+        pieces.extend(_pack(sentences, window))
     pieces = [p for p in pieces if _WORD.search(doc.text, p[0], p[1])]
-    pieces = _merge_short(pieces, settings.min_tokens, budget)
+    pieces = _merge_short(doc.text, pieces, settings.min_tokens, window, count_tokens)
     chunks = []
     line, counted_to = 1, 0  # pieces are in order: count line breaks once, in C
     for start, end, _ in pieces:
@@ -75,21 +77,40 @@ def _paragraphs(text: str) -> list[list[tuple[int, int]]]:
     return paragraphs
 
 
-def _fit(text: str, sentence: tuple[int, int, int], budget: int, count_tokens) -> list[tuple[int, int, int]]:
-    """Cut a sentence longer than the budget between words; shorter ones pass through."""
+@dataclass(frozen=True)
+class _Window:
+    """What one passage may hold: word pieces (special tokens left out) and characters."""
+
+    tokens_allowed: int
+    chars_allowed: int
+
+    def fits(self, start: int, end: int, tokens: int) -> bool:
+        return tokens <= self.tokens_allowed and end - start <= self.chars_allowed
+
+    def tokens(self, text: str, start: int, end: int, count_tokens) -> int:
+        """Word pieces in `text[start:end]`; not counted (the window's size plus one) when it
+        has too many characters to fit anyway, which spares the tokenizer megabytes of one word."""
+        if end - start > self.chars_allowed:
+            return self.tokens_allowed + 1
+        return count_tokens(text[start:end]) - _SPECIAL_TOKENS
+
+
+def _fit(text: str, sentence: tuple[int, int, int], window: _Window, count_tokens) -> list[tuple[int, int, int]]:
+    """Cut a sentence too long for the window between words; shorter ones pass through."""
     start, end, tokens = sentence
-    if tokens <= budget:
+    if window.fits(start, end, tokens):
         return [sentence]
     words = [(m.start(), m.end()) for m in _WHITESPACE_RUN.finditer(text, start, end)]
     pieces: list[tuple[int, int, int]] = []
     piece_start, piece_tokens, last_end = start, 0, start
     for word_start, word_end in words:
-        word_tokens = count_tokens(text[word_start:word_end]) - _SPECIAL_TOKENS
-        if piece_tokens and (piece_tokens + word_tokens > budget or word_tokens > budget):
+        word_tokens = window.tokens(text, word_start, word_end, count_tokens)
+        too_long = not window.fits(word_start, word_end, word_tokens)
+        if piece_tokens and (too_long or not window.fits(piece_start, word_end, piece_tokens + word_tokens)):
             pieces.append((piece_start, last_end, piece_tokens))
             piece_tokens = 0
-        if word_tokens > budget:  # one "word" longer than the window (a URL, a base64 blob)
-            pieces.extend(_split_chars(text, word_start, word_end, budget, count_tokens))
+        if too_long:  # one "word" longer than the window (a URL, a base64 blob, a run of letters)
+            pieces.extend(_split_chars(text, word_start, word_end, window, count_tokens))
             continue
         if not piece_tokens:
             piece_start = word_start
@@ -100,31 +121,35 @@ def _fit(text: str, sentence: tuple[int, int, int], budget: int, count_tokens) -
     return pieces
 
 
-def _split_chars(text: str, start: int, end: int, budget: int, count_tokens) -> list[tuple[int, int, int]]:
+def _split_chars(text: str, start: int, end: int, window: _Window, count_tokens) -> list[tuple[int, int, int]]:
     """Last resort for a run without spaces: halve until each piece fits."""
-    tokens = count_tokens(text[start:end]) - _SPECIAL_TOKENS
-    if tokens <= budget or end - start <= 1:
+    tokens = window.tokens(text, start, end, count_tokens)
+    if window.fits(start, end, tokens) or end - start <= 1:
         return [(start, end, tokens)]
     middle = (start + end) // 2
-    return _split_chars(text, start, middle, budget, count_tokens) + _split_chars(
-        text, middle, end, budget, count_tokens
+    return _split_chars(text, start, middle, window, count_tokens) + _split_chars(
+        text, middle, end, window, count_tokens
     )
 
 
-def _pack(sentences: list[tuple[int, int, int]], budget: int) -> list[tuple[int, int, int]]:
+def _pack(sentences: list[tuple[int, int, int]], window: _Window) -> list[tuple[int, int, int]]:
     """Pack a paragraph's sentences into as few passages as fit, of balanced size."""
+    if not sentences:
+        return []
     total = sum(tokens for _, _, tokens in sentences)
-    if total <= budget:
-        return [(sentences[0][0], sentences[-1][1], total)] if sentences else []
-    parts = -(-total // budget)
+    first, last = sentences[0][0], sentences[-1][1]
+    if window.fits(first, last, total):
+        return [(first, last, total)]
+    # As many parts as the tokens need, or the characters (a long run of one-token letters).
+    parts = max(-(-total // window.tokens_allowed), -(-(last - first) // window.chars_allowed))
     target = total / parts
     packed: list[tuple[int, int, int]] = []
-    start, tokens = sentences[0][0], 0
+    start, tokens = first, 0
     previous_end = start
     for s, e, t in sentences:
         # Close the current piece when adding this sentence overshoots the balanced
-        # target by more than stopping short of it does, or would break the budget.
-        if tokens and (tokens + t > budget or tokens + t / 2 > target):
+        # target by more than stopping short of it does, or would not fit the window.
+        if tokens and (not window.fits(start, e, tokens + t) or tokens + t / 2 > target):
             packed.append((start, previous_end, tokens))
             start, tokens = s, 0
         tokens += t
@@ -133,12 +158,20 @@ def _pack(sentences: list[tuple[int, int, int]], budget: int) -> list[tuple[int,
     return packed
 
 
-def _merge_short(pieces: list[tuple[int, int, int]], min_tokens: int, budget: int) -> list[tuple[int, int, int]]:
-    """Merge a short piece into the next one when both fit the budget together."""
+def _merge_short(
+    text: str, pieces: list[tuple[int, int, int]], min_tokens: int, window: _Window, count_tokens
+) -> list[tuple[int, int, int]]:
+    """Merge a short piece into the next one when both fit the window together.
+
+    What lies between them counts too: a line without a word ("<", "×") is
+    no passage of its own, but a merged passage spans it.
+    """
     merged: list[tuple[int, int, int]] = []
     for piece in pieces:
-        if merged and merged[-1][2] < min_tokens and merged[-1][2] + piece[2] <= budget:
-            start, _, tokens = merged.pop()
-            piece = (start, piece[1], tokens + piece[2])
+        if merged and merged[-1][2] < min_tokens:
+            between = text[merged[-1][1] : piece[0]]
+            tokens = merged[-1][2] + piece[2] + (count_tokens(between) - _SPECIAL_TOKENS if between.strip() else 0)
+            if window.fits(merged[-1][0], piece[1], tokens):
+                piece = (merged.pop()[0], piece[1], tokens)
         merged.append(piece)
     return merged

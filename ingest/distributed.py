@@ -12,7 +12,7 @@ only where the parallel work runs differs:
   and, for a collection past `Settings.exact_search_limit`, adding the
   approximate index's shards before their lists are merged on disk
   (`index.shards`; shards travel as arrays, so no file system is shared);
-- `RayEmbedder`, an `Embedder` whose `encode` streams the texts through a
+- `RayEmbedder`, an `Embedder` whose `encode_spans` streams the texts through a
   pool of actors, each building its model once from a picklable factory
   (`functools.partial(get_embedder, name, config)`, or a test's fake class).
 
@@ -224,7 +224,10 @@ class EmbedActor:
         self.embedder = factory()
 
     def __call__(self, batch: dict) -> dict:
-        return {"row": batch["row"], "vector": self.embedder.encode(list(batch["text"]))}
+        spans = [[(int(s), int(e)) for s, e in np.asarray(flat).reshape(-1, 2)] for flat in batch["spans"]]
+        vectors, span_vectors = self.embedder.encode_spans(list(batch["text"]), spans)
+        # Each passage's candidate vectors travel flattened (their count varies), rebuilt on the driver.
+        return {"row": batch["row"], "vector": vectors, "sentences": [rows.reshape(-1) for rows in span_vectors]}
 
 
 class RayEmbedder:
@@ -252,16 +255,29 @@ class RayEmbedder:
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embed on the actor pool; row i of the result is `texts[i]`, each row written exactly once."""
+        return self.encode_spans(texts, [()] * len(texts), progress)[0]
+
+    def encode_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """`Embedder.encode_spans` on the actor pool; each text's rows are written exactly once."""
         import ray.data
 
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        span_vectors: list[np.ndarray] = [np.zeros((0, self.dimensions), dtype=np.float32)] * len(texts)
         if not texts:
-            return out
+            return out, span_vectors
         filled = np.zeros(len(texts), dtype=bool)
         # About four batches per block: every actor gets work, and progress moves every few batches.
         blocks = min(len(texts), max(self.workers, -(-len(texts) // (4 * self.batch_size))))
         # As BundledModel.encode orders them locally, so each actor batch pads to similar lengths.
-        items = [{"row": int(row), "text": texts[row]} for row in longest_first(texts)]
+        items = [
+            {"row": int(row), "text": texts[row], "spans": np.asarray(spans[row], dtype=np.int64).reshape(-1)}
+            for row in longest_first(texts)
+        ]
         vectors = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             EmbedActor,
             fn_constructor_args=(self.factory,),
@@ -274,9 +290,11 @@ class RayEmbedder:
             if filled[rows].any():
                 raise RuntimeError(f"passage rows {rows[filled[rows]].tolist()[:5]} were embedded twice")
             out[rows] = batch["vector"]
+            for row, flat in zip(rows, batch["sentences"]):
+                span_vectors[row] = np.asarray(flat, dtype=np.float32).reshape(-1, self.dimensions)
             filled[rows] = True
             if progress is not None:
                 progress(len(rows))
         if not filled.all():
             raise RuntimeError(f"{int((~filled).sum())} passages came back without vectors from the Ray actors")
-        return out
+        return out, span_vectors

@@ -17,10 +17,13 @@ maps the same functions over Ray tasks and embeds on a pool of Ray actors.
 Everything else, global de-duplication included, runs here either way, so
 both give the same index.
 
-An update does only the work that depends on what changed: a document whose
-text hash the live index already knows is not chunked again (its passages'
-recorded locations are its chunks), and a passage the live index holds keeps
-its passage and answer-sentence vectors. The result equals a full rebuild.
+An update does only the work that depends on what changed: a file whose
+content hash is the one the live index recorded is not read again (its skip
+reasons, or its documents and their chunks, come from the live index), a
+document whose text hash the live index already knows is not chunked again
+(its passages' recorded locations are its chunks), and a passage the live
+index holds keeps its passage and answer-sentence vectors. The result equals
+a full rebuild.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from index.shards import Map
 from index.store import SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import deduplicate
-from ingest.loaders import Document, corpus_root, discover, read_file, unique_records
+from ingest.loaders import Document, corpus_root, discover, read_file
 from ingest.vectors import VectorCache
 
 Item = TypeVar("Item")
@@ -123,14 +126,27 @@ class SkippedFiles(ValueError):
         super().__init__(f"{len(skipped)} file(s) could not be ingested (--strict, nothing published): {names}")
 
 
-def fingerprint(corpus: Path) -> dict[str, SourceFile]:
-    """Size, modification time and content hash of every supported file in the corpus."""
+def fingerprint(corpus: Path, known: dict[str, SourceFile] | None = None) -> dict[str, SourceFile]:
+    """Size, modification time and content hash of every supported file in the corpus.
+
+    Args:
+        corpus: The corpus folder, or one file.
+        known: Fingerprints from the live index: a file whose size and
+            modification time are the ones recorded keeps its recorded hash,
+            unread (as `changed_sources` decides).
+    """
     prints = {}
     root = corpus_root(corpus)
+    known = known or {}
     for path in discover(corpus):
+        name = path.relative_to(root).as_posix()
         try:
             stat = path.stat()
-            prints[path.relative_to(root).as_posix()] = SourceFile(stat.st_size, stat.st_mtime_ns, file_sha256(path))
+            before = known.get(name)
+            if before is not None and (stat.st_size, stat.st_mtime_ns) == (before.size, before.mtime_ns):
+                prints[name] = before
+            else:
+                prints[name] = SourceFile(stat.st_size, stat.st_mtime_ns, file_sha256(path))
         except OSError:
             continue  # unreadable files are reported by the loader
     return prints
@@ -193,7 +209,7 @@ def build(
         raise FileNotFoundError(f"corpus {corpus} does not exist")
     with publish_lock(index_dir):
         previous, notes = _previous(index_dir, executor.embedder.name)
-        sources = fingerprint(corpus)
+        sources = fingerprint(corpus, previous.sources if previous is not None else None)
         if previous is not None and previous.sources == sources and previous.manifest.settings == settings:
             m = previous.manifest
             if strict and m.skipped:
@@ -209,7 +225,7 @@ def build(
                 previous.path,
                 ("index is up to date",),
             )
-        documents, chunks, skipped = read_corpus(corpus, executor, settings, _known_chunks(previous, settings), report)
+        documents, chunks, skipped = read_corpus(corpus, executor, settings, previous, sources, report)
         if strict and skipped:
             raise SkippedFiles(skipped)
         passages = deduplicate(chunks, settings.near_duplicate_threshold)
@@ -247,14 +263,22 @@ def build(
 
 
 def read_corpus(
-    corpus: Path, executor: Executor, settings: Settings, known: KnownChunks, report: Progress
+    corpus: Path,
+    executor: Executor,
+    settings: Settings,
+    previous: StoredIndex | None,
+    sources: dict[str, SourceFile],
+    report: Progress,
 ) -> tuple[list[DocumentInfo], list[Chunk], list[Skipped]]:
     """Read every file and chunk every document, in corpus order.
 
-    Files are read by `executor.map` (bad input never raises: `read_file`);
-    the corpus-wide record-id rule then applies in corpus order
-    (`unique_records`); documents the live index already cut keep its chunks
-    and the rest are chunked by `executor.map`.
+    A file unchanged since the live index was built (`sources`, its content
+    hash) is not read again: its skip reasons, or its documents and their
+    chunks, come from the live index (`unchanged_files`). So a file that was
+    refused, a decompression bomb say, costs nothing more until it changes.
+    The other files are read by `executor.map` (bad input never raises:
+    `read_file`); documents the live index already cut keep its chunks and
+    the rest are chunked by `executor.map`.
 
     Returns:
         One `DocumentInfo` per document, the chunks in corpus order, and what was skipped.
@@ -262,20 +286,95 @@ def read_corpus(
     root = corpus_root(corpus)
     badly_named: list[Skipped] = []
     paths = discover(corpus, rejected=badly_named)
-    report(Stage.READ, 0, len(paths))
-    per_file = []
-    for done, items in enumerate(executor.map(partial(read_file, root=root), paths), start=1):
-        per_file.append(items)
+    names = [path.relative_to(root).as_posix() for path in paths]
+    kept = unchanged_files(previous, sources, settings)
+    fresh = [path for path, name in zip(paths, names) if name not in kept]
+    report(Stage.READ, len(paths) - len(fresh), len(paths))
+    reader = partial(read_file, root=root, confined=corpus.is_dir())
+    read = []
+    for done, items in enumerate(executor.map(reader, fresh), start=len(paths) - len(fresh) + 1):
+        read.append(items)
         report(Stage.READ, done, len(paths))
-    items = list(unique_records(chain(badly_named, *per_file)))
+    fresh_items = iter(read)
+    items = list(chain(badly_named, *(kept[name] if name in kept else next(fresh_items) for name in names)))
     docs = [item for item in items if isinstance(item, Document)]
+    known = _known_chunks(previous, settings) if docs else {}
     chunks_of = [known_chunks(doc, known) for doc in docs]
     todo = [n for n, chunks in enumerate(chunks_of) if chunks is None]
     for n, chunks in zip(todo, executor.map(executor.chunker(settings), [docs[n] for n in todo])):
         chunks_of[n] = chunks
-    documents = [_info(doc, len(chunks)) for doc, chunks in zip(docs, chunks_of)]
-    chunks = [chunk for doc_chunks in chunks_of for chunk in doc_chunks]
+    cut = iter(zip(docs, chunks_of))
+    documents, chunks = [], []
+    for item in items:
+        if isinstance(item, Skipped):
+            continue
+        info, doc_chunks = (item.info, item.chunks) if isinstance(item, Cut) else _cut(*next(cut))
+        documents.append(info)
+        chunks.extend(doc_chunks)
     return documents, chunks, [item for item in items if isinstance(item, Skipped)]
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A document of a file not read again: what the live index knows of it, and its chunks."""
+
+    info: DocumentInfo
+    chunks: list[Chunk]
+
+
+def unchanged_files(
+    previous: StoredIndex | None, sources: dict[str, SourceFile], settings: Settings
+) -> dict[str, list[Skipped | Cut]]:
+    """What the live index holds of each file whose content is unchanged since it was built.
+
+    Such a file gave the live index its skip reasons (a refused file, or bad
+    records) and its documents, and every chunk of a document became a
+    passage or a further location of one: the live index can stand in for
+    reading it. A file is read again when the settings changed, or when one
+    of its chunks is a passage's further location (a near copy, whose own
+    text the index does not keep).
+
+    Returns:
+        For each such file, its skips and documents in the order reading it gives them.
+    """
+    if previous is None or previous.manifest.settings != settings:
+        return {}
+    unchanged = {
+        name
+        for name, now in sources.items()
+        if name in previous.sources and previous.sources[name].sha256 == now.sha256
+    }
+    skipped_of: dict[str, list[Skipped]] = {}
+    for item in previous.manifest.skipped:
+        skipped_of.setdefault(_file_of(item.source), []).append(item)
+    chunks_of: dict[tuple[str, str], list[Chunk]] = {}
+    reread = set()
+    for passage in previous.passages:
+        first = passage.location
+        if first.source in unchanged:
+            chunks_of.setdefault((first.source, first.doc_id), []).append(Chunk(passage.text, first))
+        reread.update(loc.source for loc in passage.locations[1:])
+    documents_of: dict[str, list[DocumentInfo]] = {}
+    for doc in previous.documents:
+        documents_of.setdefault(doc.source, []).append(doc)
+    kept = {}
+    for name in unchanged - reread:
+        cuts = []
+        for doc in documents_of.get(name, []):
+            chunks = sorted(chunks_of.get((doc.source, doc.doc_id), []), key=lambda chunk: chunk.location.start)
+            if len(chunks) != doc.passages:
+                break
+            cuts.append(Cut(doc, chunks))
+        else:
+            if cuts or name in skipped_of:
+                kept[name] = [*skipped_of.get(name, []), *cuts]
+    return kept
+
+
+def _file_of(skipped: str) -> str:
+    """The corpus file a skip belongs to: "records.jsonl:12" (line 12) to "records.jsonl"."""
+    name, colon, line = skipped.rpartition(":")
+    return name if colon and line.isdigit() else skipped
 
 
 def shard_map(executor: Executor) -> Map:
@@ -325,8 +424,8 @@ def _known_chunks(previous: StoredIndex | None, settings: Settings) -> KnownChun
     return known
 
 
-def _chunking(settings: Settings) -> tuple[int, int]:
-    return settings.max_tokens, settings.min_tokens
+def _chunking(settings: Settings) -> tuple[int, int, int | None]:
+    return settings.max_tokens, settings.min_tokens, settings.max_chars
 
 
 def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
@@ -337,5 +436,5 @@ def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
     return [Chunk(doc.text[loc.start : loc.end], loc) for loc in locations]
 
 
-def _info(doc: Document, passages: int) -> DocumentInfo:
-    return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), passages)
+def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk]]:
+    return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks)), chunks

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.records import Choice
-from ingest.loaders import SUPPORTED_SUFFIXES, discover
+from ingest.loaders import SUPPORTED_SUFFIXES, discover, is_outside
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # All uploads of one corpus together; the app lets KB_UPLOAD_QUOTA_MB change it.
@@ -156,8 +156,11 @@ def save_upload(
         raise UploadRejected(f"{filename!r} is empty")
     name = safe_name(filename)
     root = corpus.resolve()
+    folder = corpus / UPLOAD_FOLDER
+    if is_outside(folder, corpus):
+        raise UploadRejected(f"{filename!r} was not stored: the {UPLOAD_FOLDER} folder is a link outside the corpus")
     for _ in range(2):  # a second look when another upload of this name wins the race
-        existing = existing_document(corpus, name)
+        existing = existing_document(corpus, name)  # never a link: reading it could confirm a file outside
         if existing is not None:
             source = existing.resolve().relative_to(root).as_posix()
             if _digest(existing) == hashlib.sha256(data).digest():
@@ -168,8 +171,11 @@ def save_upload(
             _write_replacing(existing, data)
             return Saved(source, Outcome.REPLACED)
         _check_quota(corpus, filename, len(data), quota)
-        folder = corpus / UPLOAD_FOLDER
         folder.mkdir(parents=True, exist_ok=True)
+        if is_outside(folder, corpus):  # made a link while we looked
+            raise UploadRejected(
+                f"{filename!r} was not stored: the {UPLOAD_FOLDER} folder is a link outside the corpus"
+            )
         try:
             _write_exclusive(folder / name, data)
         except FileExistsError:

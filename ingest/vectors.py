@@ -2,10 +2,11 @@
 
 A passage's id is a hash of its text, and its answer candidates are a
 function of its text, so a passage whose id the live index holds gets that
-index's passage vector and answer-sentence vectors back unchanged; only the
-others are embedded (passages and their candidates in one call, so the model
-sees them in one stream of batches). The result is what a full rebuild
-would embed, which is what makes an update equal a rebuild.
+index's passage vector and answer-candidate vectors back unchanged; only the
+others are embedded, each in one forward pass that gives the passage's
+vector and, pooled from the same token embeddings, its candidates' vectors
+(`Embedder.encode_spans`). The result is what a full rebuild would embed,
+which is what makes an update equal a rebuild.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from index.embedding import Embedder
 from index.records import Passage
-from index.sentences import stored_candidates
+from index.sentences import answer_candidates
 from index.store import SentenceVectors, StoredIndex
 
 
@@ -29,7 +30,7 @@ class PassageVectors:
         passages: Unit float32 passage vectors.
         sentences: The passages' answer-candidate vectors.
         reused: How many passages came from the live index rather than the embedder.
-        embedded: How many texts (passages and candidates) the embedder was given.
+        embedded: How many passages the embedder was given.
     """
 
     passages: np.ndarray
@@ -61,40 +62,33 @@ class VectorCache:
 
         Args:
             passages: The passages of the version being built.
-            progress: Called as `progress(done, total)` over the texts embedded.
+            progress: Called as `progress(done, total)` over the passages embedded.
         """
-        dimensions = self.embedder.dimensions
         live_rows = [self._rows.get(p.id) for p in passages]
-        stored = self._live.sentences if self._live is not None else None
-        # A passage reuses its stored candidate vectors, unless the live index predates them.
-        reuse_sentences = [row is not None and stored is not None for row in live_rows]
-        spans = {i: stored_candidates(p.text) for i, p in enumerate(passages) if not reuse_sentences[i]}
+        new = [i for i, row in enumerate(live_rows) if row is None]
+        spans = {i: answer_candidates(passages[i].text) for i in new}
         counts = [
-            len(stored.of(row)) if reuse else len(spans[i])
-            for i, (row, reuse) in enumerate(zip(live_rows, reuse_sentences))
+            len(spans[i]) if row is None else len(self._live.sentences.of(row)) for i, row in enumerate(live_rows)
         ]
         starts = SentenceVectors.starts_for(counts)
-        vectors = np.zeros((len(passages), dimensions), dtype=np.float32)
-        sentences = np.zeros((int(starts[-1]), dimensions), dtype=np.float32)
+        vectors = np.zeros((len(passages), self.embedder.dimensions), dtype=np.float32)
+        sentences = np.zeros((int(starts[-1]), self.embedder.dimensions), dtype=np.float32)
 
         reused = [i for i, row in enumerate(live_rows) if row is not None]
         if reused:
             vectors[reused] = self._live.dense.vectors([live_rows[i] for i in reused])
         for i in reused:
-            if reuse_sentences[i]:
-                sentences[starts[i] : starts[i + 1]] = stored.of(live_rows[i])
+            sentences[starts[i] : starts[i + 1]] = self._live.sentences.of(live_rows[i])
 
-        new = [i for i, row in enumerate(live_rows) if row is None]
-        texts = [passages[i].text for i in new]
-        sentence_rows: list[int] = []
-        for i, candidates in spans.items():
-            sentence_rows.extend(range(starts[i], starts[i + 1]))
-            texts.extend(passages[i].text[s:e] for s, e in candidates)
-        self._embed(texts, new, sentence_rows, vectors, sentences, progress)
-        return PassageVectors(vectors, SentenceVectors(sentences, starts), len(reused), len(texts))
+        embedded, candidate_vectors = self._embed([passages[i].text for i in new], [spans[i] for i in new], progress)
+        if new:
+            vectors[new] = embedded
+        for i, rows in zip(new, candidate_vectors):
+            sentences[starts[i] : starts[i + 1]] = rows
+        return PassageVectors(vectors, SentenceVectors(sentences, starts), len(reused), len(new))
 
-    def _embed(self, texts, new, sentence_rows, vectors, sentences, progress) -> None:
-        """Embed `texts` (the new passages, then the candidates) in one call and write each row in place."""
+    def _embed(self, texts, spans, progress) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Embed the new passages with their candidates, reporting progress over the passages."""
         done = 0
         if progress is not None:
             progress(0, len(texts))
@@ -104,7 +98,6 @@ class VectorCache:
             done += count
             progress(done, len(texts))
 
-        if texts:
-            embedded = self.embedder.encode(texts, progress=advance if progress is not None else None)
-            vectors[new] = embedded[: len(new)]
-            sentences[sentence_rows] = embedded[len(new) :]
+        if not texts:
+            return np.zeros((0, self.embedder.dimensions), dtype=np.float32), []
+        return self.embedder.encode_spans(texts, spans, progress=advance if progress is not None else None)

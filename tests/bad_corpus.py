@@ -31,7 +31,13 @@ GOOD = {
     "big.txt": ("farrowind", "Farrowind cycling builds the thigh muscles."),
     "long line.txt": ("mellinox", "mellinox"),
     "records.jsonl": ("crandavel", "Crandavel rowing strengthens the upper back."),
+    # Issue 16: a run of letters the tokenizer counts as one token (D5), a titled record whose
+    # answer starts with its title (D7), and a record whose _id is another file's path (D1).
+    "letters.txt": ("quandrix", "Quandrix header sentence about nothing."),
+    "titled.jsonl": ("ozzlewick", "Ozzlewick okapi are relatives of giraffes that live in the rainforest."),
+    "uploads/collision.jsonl": ("zebrafrond", "Zebrafrond stripes fool the biting flies."),
 }
+LETTER_RUN = 1_000_000  # letters after the header sentence of letters.txt
 ENCODINGS = {"cp1252.txt": "cp1252", "latin1.txt": "latin-1", "utf16.txt": "utf-16"}
 # source -> words the skip reason must contain
 BAD = {
@@ -46,7 +52,9 @@ BAD = {
     "loop.txt": "cannot read",
     "bad \\xe9name.txt": "not valid UTF-8",
     "pipe.txt": "not a regular file",
-    "zero.txt": "not a regular file",
+    "zero.txt": "link points outside the corpus",  # /dev/zero: reading it would never end
+    "leak.txt": "link points outside the corpus",  # /etc/passwd: never served (issue 16 D3)
+    "uploads/collision.jsonl:2": "duplicate record id 'good.txt' (first on line 1)",
 }
 UNREADABLE = "secret.txt"  # made unreadable by the test (chmod, or a simulated PermissionError as root)
 
@@ -89,6 +97,15 @@ def make_bad_corpus(root: Path, big_mb: float = 50) -> Path:
         json.dumps({"_id": "r3", "title": "", "text": "Lone surrogate \ud800 from a JSON escape."}),
     ]
     (root / "records.jsonl").write_text("\n".join(records) + "\n", encoding="utf-8")
+    (root / "letters.txt").write_text(GOOD["letters.txt"][1] + " " + "a" * LETTER_RUN, encoding="utf-8")
+    titled = {"_id": "okapi-1", "title": "Okapi", "text": GOOD["titled.jsonl"][1]}
+    (root / "titled.jsonl").write_text(json.dumps(titled) + "\n", encoding="utf-8")
+    (root / "uploads").mkdir()  # records whose _id is another file's path, as anyone could upload
+    collision = [
+        {"_id": "good.txt", "title": "", "text": GOOD["uploads/collision.jsonl"][1]},
+        {"_id": "good.txt", "title": "", "text": "Zebras never sleep; they are striped horses that fly at night."},
+    ]
+    (root / "uploads" / "collision.jsonl").write_text("\n".join(json.dumps(r) for r in collision), encoding="utf-8")
 
     (root / "empty.txt").write_bytes(b"")
     (root / "binary.txt").write_bytes(bytes(random.Random(2).randrange(256) for _ in range(4096)))
@@ -109,10 +126,52 @@ def make_bad_corpus(root: Path, big_mb: float = 50) -> Path:
     os.symlink(".", root / "folder loop")  # a folder link back to the corpus
     os.mkfifo(root / "pipe.txt")  # reading it would wait for a writer forever
     os.symlink("/dev/zero", root / "zero.txt")  # reading it would never end
+    os.symlink("/etc/passwd", root / "leak.txt")
     (root / b"bad \xe9name.txt".decode("utf-8", "surrogateescape")).write_text("Badly named.", encoding="utf-8")
     (root / UNREADABLE).write_text("Nobody may read this.", encoding="utf-8")
     (root / UNREADABLE).chmod(0)
     return root
+
+
+# One short paragraph as Word writes it: revision ids, paragraph and run properties around a few words.
+_WORD_PARAGRAPH = (
+    '<w:p w:rsidR="00B21F4C" w:rsidRDefault="00B21F4C" w:rsidP="00B21F4C"><w:pPr><w:spacing w:after="0" '
+    'w:line="240" w:lineRule="auto"/><w:jc w:val="both"/><w:rPr><w:rFonts w:ascii="Calibri" w:hAnsi="Calibri" '
+    'w:cs="Calibri"/><w:color w:val="1F1F1F"/><w:sz w:val="22"/><w:szCs w:val="22"/><w:lang w:val="en-GB"/>'
+    '</w:rPr></w:pPr><w:r w:rsidRPr="00C83A1E"><w:rPr><w:rFonts w:ascii="Calibri" w:hAnsi="Calibri" '
+    'w:cs="Calibri"/><w:b/><w:color w:val="1F1F1F"/><w:sz w:val="22"/><w:szCs w:val="22"/><w:lang w:val="en-GB"/>'
+    '</w:rPr><w:t xml:space="preserve">Note {n}: </w:t></w:r><w:r w:rsidRPr="00C83A1E"><w:rPr><w:rFonts '
+    'w:ascii="Calibri" w:hAnsi="Calibri" w:cs="Calibri"/><w:color w:val="1F1F1F"/><w:sz w:val="22"/>'
+    '<w:szCs w:val="22"/><w:lang w:val="en-GB"/></w:rPr><w:t>the knee bends.</w:t></w:r></w:p>'
+)
+
+
+def write_paragraphs_docx(path: Path, paragraphs: int) -> None:
+    """A valid .docx of `paragraphs` short paragraphs, written as a stream (issue 16 D2's bomb).
+
+    A million of them is about 900 MB of XML in a file of a few MB: python-docx
+    read it in 161 s and 3.6 GB before the loader refused such files unread.
+    """
+    import io
+    import zipfile
+
+    import docx
+
+    template = io.BytesIO()
+    docx.Document().save(template)
+    with zipfile.ZipFile(template) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            if info.filename != "word/document.xml":
+                out.writestr(info, source.read(info))
+                continue
+            head, _, tail = source.read(info).decode("utf-8").partition("<w:body>")
+            with out.open(info.filename, "w", force_zip64=True) as xml:
+                xml.write((head + "<w:body>").encode("utf-8"))
+                block = 1000
+                for first in range(0, paragraphs, block):
+                    chunk = "".join(_WORD_PARAGRAPH.format(n=n) for n in range(first, min(first + block, paragraphs)))
+                    xml.write(chunk.encode("utf-8"))
+                xml.write(tail[tail.index("<w:sectPr") :].encode("utf-8"))
 
 
 def measure_ingest(corpus: Path, index_dir: Path) -> dict:
@@ -143,13 +202,20 @@ def measure_ingest(corpus: Path, index_dir: Path) -> dict:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="Make the bad-files corpus, or ingest one and print its cost as JSON.")
-    parser.add_argument("command", choices=("make", "ingest"))
+    parser = argparse.ArgumentParser(
+        description="Make the bad-files corpus or the .docx bomb beside a good file, or ingest one and print its cost."
+    )
+    parser.add_argument("command", choices=("make", "ingest", "docx"))
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--index", type=Path, help="ingest: the index folder")
     parser.add_argument("--big-mb", type=float, default=50, help="make: size of big.txt in MB (default: 50)")
+    parser.add_argument("--paragraphs", type=int, default=1_000_000, help="docx: paragraphs (default: 1,000,000)")
     args = parser.parse_args()
     if args.command == "make":
         make_bad_corpus(args.corpus, args.big_mb)
+    elif args.command == "docx":  # CORPUS/many-paragraphs.docx beside a small good file
+        args.corpus.mkdir(parents=True, exist_ok=True)
+        (args.corpus / "good.txt").write_text(GOOD["good.txt"][1], encoding="utf-8")
+        write_paragraphs_docx(args.corpus / "many-paragraphs.docx", args.paragraphs)
     else:
         print(json.dumps(measure_ingest(args.corpus, args.index)))

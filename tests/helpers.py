@@ -6,6 +6,7 @@ the library (`index.testing`), where subprocesses and Ray workers find them too.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -97,3 +98,14 @@ def break_index(index_dir: Path, how: str) -> str:
 
 
 BREAKS = ("truncated", "missing", "tampered", "manifest", "version-gone")
+
+
+# A Streamlit directive of ui.markdown, and what it wraps.
+_DIRECTIVE = re.compile(r":(?:orange-background|gray)\[((?:\\.|[^\]\\])*)\]")
+
+
+def directives_within_lines(markdown: str) -> bool:
+    """Whether every directive closes on the line it opens (else Streamlit shows `[...]` literally, unhighlighted)."""
+    opened = len(re.findall(r":(?:orange-background|gray)\[", markdown))
+    closed = _DIRECTIVE.findall(markdown)
+    return opened == len(closed) and not any("\n" in inner for inner in closed)

@@ -522,6 +522,20 @@ def test_damaged_index_is_explained_without_server_paths_or_a_traceback(built, h
     assert any(b.label == "Build the index now" for b in at.button)
 
 
+@pytest.mark.parametrize("garbage", [b"\xd6\xff", b"../../etc\n"], ids=["not UTF-8", "outside"])
+def test_garbage_in_current_shows_the_fix_not_a_traceback(built, garbage):
+    """Issue 16 D4: the page says what is wrong and offers the rebuild, which repairs it."""
+    (built / "CURRENT").write_bytes(garbage)
+    at = new_app().run()
+    assert not at.exception
+    shown = at.error[0].value.replace("\\", "")
+    assert "The index is damaged: index pointer CURRENT" in shown and "Build it again with the button below" in shown
+    assert str(built) not in shown and "Traceback" not in shown  # no server paths (issue 16, Also)
+    button(at, "Build the index now").click().run()
+    settle(at)
+    assert not at.error and "Kyphoplasty inflates a balloon" in markdown_text(ask("kyphoplasty balloon vertebra"))
+
+
 def test_index_of_another_model_is_refused_with_the_fix(app_env, tiny_corpus):
     build(tiny_corpus, app_env, OtherModelEmbedder())
     at = new_app().run()

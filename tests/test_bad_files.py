@@ -5,7 +5,9 @@ The corpus (tests/bad_corpus.py) holds an empty file, a binary file named
 a break or a sentence end, corrupt, encrypted and text-less PDFs, an empty
 and a blank .docx, a broken JSONL line and a lone-surrogate JSON escape, a
 symlink to itself and a folder link loop, names with spaces, non-ASCII and
-non-UTF-8 bytes, and a file nobody may read.
+non-UTF-8 bytes, a file nobody may read, links out of the corpus (to
+/dev/zero and /etc/passwd), a run of a million letters, a titled record, and
+an uploaded file whose records take another file's path as their id.
 
 The unreadable file: tests run as root in CI, where chmod 000 does not stop
 reading, so as root the PermissionError is simulated by patching
@@ -23,13 +25,15 @@ from pathlib import Path
 
 import pytest
 
+from index.records import Settings
 from index.search import Searcher
 from index.store import current_version, load
 from index.testing import FakeEmbedder
 from ingest.__main__ import main as ingest_main
 from ingest.pipeline import build
-from tests.bad_corpus import BAD, ENCODINGS, GOOD, UNREADABLE, make_bad_corpus
-from tests.helpers import REPO
+from tests.bad_corpus import BAD, ENCODINGS, GOOD, LETTER_RUN, UNREADABLE, make_bad_corpus
+from tests.helpers import REPO, directives_within_lines
+from ui.markdown import hit_highlight
 
 EXPECTED_SKIPS = {**BAD, UNREADABLE: "permission denied"}
 
@@ -90,6 +94,36 @@ def test_ingest_finishes_good_files_are_searchable_bad_ones_named(ingested):
     sources = {d.source for d in load(index_dir).documents}
     assert sources == set(GOOD), sorted(sources)  # nothing from the folder loop, nothing bad
     assert_good_files_found(index_dir)
+
+
+def test_no_passage_exceeds_the_character_cap(ingested):
+    """Issue 16 D5: the million letters of letters.txt are cut, though the tokenizer calls them one token."""
+    _, index_dir = ingested
+    stored = load(index_dir)
+    assert max(len(p.text) for p in stored.passages) <= Settings().max_chars
+    letters = [loc for p in stored.passages for loc in p.locations if loc.source == "letters.txt"]
+    assert max(loc.end for loc in letters) == len(GOOD["letters.txt"][1]) + 1 + LETTER_RUN
+
+
+def test_a_record_named_like_a_file_is_its_own_document(ingested):
+    """Issue 16 D1: good.txt is still good.txt; the record that took its name is cited by its own file."""
+    _, index_dir = ingested
+    stored = load(index_dir)
+    pairs = {(d.source, d.doc_id) for d in stored.documents}
+    assert {("good.txt", "good.txt"), ("uploads/collision.jsonl", "good.txt")} <= pairs
+    embedder = FakeEmbedder()
+    answer = Searcher(stored, embedder).search("zebrafrond stripes fool the biting flies", k=1)
+    assert answer.hits[0].passage.location.cite() == "uploads/collision.jsonl [good.txt], line 1"
+
+
+def test_the_titled_record_is_highlighted_line_by_line(ingested):
+    """Issue 16 D7: the answer starts at the title, two lines above its sentence; the Markdown keeps it highlighted."""
+    _, index_dir = ingested
+    answer = Searcher(load(index_dir), FakeEmbedder()).search("ozzlewick okapi relatives of giraffes", k=1)
+    [hit] = answer.hits
+    assert hit.passage.location.cite() == "titled.jsonl [okapi-1], line 1"
+    assert hit.answer.text.startswith("Okapi\n\n")
+    assert directives_within_lines(hit_highlight(hit))
 
 
 def test_encodings_are_decoded_to_the_same_text(ingested):

@@ -11,6 +11,7 @@ a script shows as text.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -260,3 +261,19 @@ def test_script_in_document_shows_as_text(page, app_url):
     assert page.locator("a[href^='javascript']").count() == 0
     page.wait_for_timeout(1000)
     assert page.dialogs == []
+
+
+def test_titled_record_is_highlighted_not_shown_as_brackets(page, app_url):
+    """Issue 16 D7: the answer starts with the record's title, a blank line above its sentence."""
+    record = (
+        b'{"_id": "okapi-1", "title": "Okapi", "text": "Okapi are relatives of giraffes that live in the rainforest."}'
+    )
+    assert upload(page, app_url, "okapi.jsonl", record).startswith("Added uploads/okapi.jsonl")
+    page.goto(app_url)
+    ask(page, "What animals are okapi related to?")
+    page.get_by_text("uploads/okapi.jsonl [okapi-1], line 1").first.wait_for(timeout=90_000)
+    highlighted = page.locator("span", has_text="Okapi are relatives of giraffes").last
+    colour = highlighted.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert colour not in ("rgba(0, 0, 0, 0)", "transparent"), colour
+    # Case matters: the citation holds "[okapi-1]".
+    assert page.get_by_text(re.compile(r"\[Okapi|rainforest\.\]")).count() == 0

@@ -123,3 +123,53 @@ def test_pdf_pages_recorded():
     document = Document("a.pdf", "a.pdf", text, pages=(0, text.index("Page two")))
     chunks = chunk_document(document, COUNT, Settings(max_tokens=16, min_tokens=0))
     assert [c.location.page for c in chunks] == [1, 2]
+
+
+# Issue 16 D5: a character cap besides the token cap ------------------------------------------------------------
+
+
+def test_a_run_of_letters_the_tokenizer_counts_as_one_token_is_still_cut():
+    """The reproduction: a header sentence, then 5,000,000 × 'a' (one word, one token, 5 MB)."""
+    text = "Blob header sentence about nothing. " + "a" * 5_000_000
+    assert COUNT(text) == 2 + 7  # [CLS], [SEP], five words, a full stop and the run: never cut by tokens
+    chunks = chunk_document(doc(text), COUNT, Settings())
+    assert max(len(c.text) for c in chunks) <= Settings().max_chars
+    assert chunks[0].text.startswith("Blob header sentence about nothing. aaa")
+    end = 0
+    for chunk in chunks:  # cut only inside the run: the pieces follow one another, nothing lost
+        assert chunk.location.start == end and text[chunk.location.start : chunk.location.end] == chunk.text
+        end = chunk.location.end
+    assert end == len(text)
+
+
+def test_the_character_cap_is_in_the_settings_and_leaves_prose_alone():
+    assert Settings().max_chars == 4000
+    text = (REPO / "corpus" / "back-and-hip-health.txt").read_text(encoding="utf-8")
+    uncapped = chunk_document(doc(text), COUNT, Settings(max_chars=None))
+    assert chunk_document(doc(text), COUNT, Settings()) == uncapped
+
+
+CAPPED = Settings(max_tokens=40, min_tokens=8, max_chars=120)
+long_words = st.sampled_from(["a" * 150, "b" * 333, "https://example.org/" + "x" * 90, "c" * 119])
+capped_text = st.lists(st.one_of(sentence, long_words), min_size=1, max_size=12).flatmap(
+    lambda parts: st.sampled_from([" ", "\n", "\n\n"]).map(lambda sep: sep.join(parts))
+)
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(capped_text)
+def test_every_passage_fits_the_character_cap_and_spans_hold(text):
+    covered = [False] * len(text)
+    for chunk in chunk_document(doc(text), COUNT, CAPPED):
+        loc = chunk.location
+        assert text[loc.start : loc.end] == chunk.text
+        assert len(chunk.text) <= CAPPED.max_chars and COUNT(chunk.text) <= CAPPED.max_tokens
+        covered[loc.start : loc.end] = [True] * (loc.end - loc.start)
+    assert all(covered[m.start()] for m in re.finditer(r"\w", text))
+
+
+def test_a_merged_passage_counts_the_wordless_line_it_spans():
+    """Found by test_fuzz: a short line merged over a dropped "<" line came out one token over the window."""
+    text = ":" + "x" * 50 + "\n<\n" + " ".join(["word"] * 36)
+    for chunk in chunk_document(doc(text), COUNT, SETTINGS):
+        assert COUNT(chunk.text) <= SETTINGS.max_tokens

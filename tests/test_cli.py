@@ -69,6 +69,25 @@ def test_runtime_errors_exit_1_with_one_line_and_usage_errors_exit_2(fake, tiny_
     assert code == 2 and "--workers needs --ray" in err
 
 
+@pytest.mark.parametrize("garbage", [b"\xd6\xff", b"", b"../../etc\n"], ids=["not UTF-8", "empty", "outside"])
+def test_garbage_in_current_is_one_error_line_and_ingest_rebuilds(fake, tiny_corpus, tmp_path, capsys, garbage):
+    """Issue 16 D4 and D6: `printf '\\xd6\\xff' > INDEX/CURRENT` and friends."""
+    index_dir = tmp_path / "idx"
+    argv = ["--corpus", str(tiny_corpus), "--index", str(index_dir)]
+    run(ingest_main, argv, capsys)
+    (index_dir / "CURRENT").write_bytes(garbage)
+    for command in (["info"], ["query", "hip flexors"]):
+        code, out, err = run(index_main, [*command, "--index", str(index_dir)], capsys)
+        assert code == 1 and out == "", command
+        assert err.startswith("error: index pointer ") and err.count("\n") == 1, err
+        assert err.endswith(f"; rebuild it with: python -m ingest --index {index_dir}\n"), err
+    code, out, err = run(ingest_main, argv, capsys)
+    assert code == 0 and "indexed 3 documents" in out, err
+    assert "note: previous index not reused: index pointer" in err
+    code, out, _ = run(index_main, ["query", "hip flexors", "--index", str(index_dir)], capsys)
+    assert code == 0 and out.startswith("Q: hip flexors")
+
+
 def test_ingest_notes_go_to_stderr_and_the_summary_to_stdout(fake, tiny_corpus, tmp_path, capsys):
     argv = ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx")]
     run(ingest_main, argv, capsys)

@@ -48,7 +48,7 @@ def ray_cluster():
 
 @pytest.fixture
 def ray_corpus(tiny_corpus: Path) -> Path:
-    """The tiny corpus plus 40 JSONL records, a repeated record id, a blank record and an unreadable file."""
+    """The tiny corpus plus 40 JSONL records, a repeated record id, a blank record, an unreadable file, a link out."""
     records = [
         {
             "_id": f"r{i}",
@@ -61,6 +61,7 @@ def ray_corpus(tiny_corpus: Path) -> Path:
     records += [{"_id": "r3", "title": "", "text": "a second record with a repeated id"}, {"_id": "blank", "text": " "}]
     (tiny_corpus / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
     (tiny_corpus / "broken.pdf").write_bytes(b"not a pdf at all")
+    os.symlink("/etc/passwd", tiny_corpus / "leak.txt")  # never read, on Ray either (issue 16 D3)
     return tiny_corpus
 
 
@@ -84,7 +85,9 @@ def test_ray_build_matches_local_build(ray_cluster, ray_corpus, tmp_path):
     local = build(ray_corpus, tmp_path / "local", FakeEmbedder())
     assert report.published and report.passages == local.passages > 40
     assert report.embedded == local.embedded and report.skipped == local.skipped
-    assert {s.reason for s in report.skipped} >= {"duplicate record id"}
+    reasons = {s.reason.split(" '")[0] for s in report.skipped}
+    assert reasons >= {"duplicate record id", "link points outside the corpus"}
+    assert not any("root:" in p.text for p in load(tmp_path / "ray").passages)
     assert_same_index(tmp_path / "ray", tmp_path / "local")
     embeds = [e for e in events if e[0] == "embed"]
     # Passages and their answer sentences are embedded in one stream.

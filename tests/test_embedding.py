@@ -9,6 +9,8 @@ measured in bench/RESULTS.md ("Embedding speed", "Embedding quality").
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from index import onnx_model
 from index.config import Config
 from index.embedding import BundledModel, embedder_for, get_embedder, register_embedder
 from index.onnx_model import ExportError, cached_onnx, model_key
+from index.sentences import answer_candidates
 from index.testing import FakeEmbedder
 from tests.helpers import REPO, TINY_DOCS, OtherModelEmbedder
 
@@ -50,13 +53,18 @@ def test_export_runs_once_and_is_reused(model_dir, tmp_path):
     assert len(export.calls) == 1
 
 
-def test_changed_weights_are_exported_again_and_the_stale_file_removed(model_dir, tmp_path):
+def test_changed_weights_are_exported_again_and_a_stale_file_removed_once_unused(model_dir, tmp_path):
     export = CountingExport()
     old = cached_onnx(model_dir, tmp_path / "cache", exporter=export)
     (model_dir / "model.safetensors").write_bytes(b"weights v2")
     new = cached_onnx(model_dir, tmp_path / "cache", exporter=export)
-    assert new != old and new.read_bytes() == b"weights v2"
-    assert not old.exists() and len(export.calls) == 2
+    assert new != old and new.read_bytes() == b"weights v2" and len(export.calls) == 2
+    assert old.exists()  # recently used: another installation may still load it
+    unused = time.time() - onnx_model.STALE_AFTER - 60
+    os.utime(old, (unused, unused))
+    (model_dir / "model.safetensors").write_bytes(b"weights v3")
+    cached_onnx(model_dir, tmp_path / "cache", exporter=export)
+    assert not old.exists() and new.exists()
 
 
 def test_key_follows_model_files_recipe_and_versions_but_not_the_readme(model_dir, monkeypatch):
@@ -186,3 +194,28 @@ def test_onnx_keeps_input_order(onnx, sample_texts):
 def test_token_counts_are_the_sentence_transformers_tokenizers(fp32, onnx, sample_texts):
     expected = [len(fp32.model.tokenizer(t, add_special_tokens=True)["input_ids"]) for t in sample_texts]
     assert [onnx.count_tokens(t) for t in sample_texts] == expected
+
+
+@pytest.mark.model
+def test_sentence_vectors_come_from_the_passages_own_pass_and_agree_across_backends(fp32, onnx, sample_texts):
+    passages = [t for t in sample_texts if len(answer_candidates(t)) > 1][:12]
+    spans = [answer_candidates(t) for t in passages]
+    calls = []
+    runner = onnx._runner[1]
+    onnx._runner = (onnx._runner[0], lambda texts: calls.append(len(texts)) or runner(texts))
+    try:
+        vectors, sentences = onnx.encode_spans(passages, spans)
+    finally:
+        del onnx.__dict__["_runner"]
+    assert sum(calls) == len(passages)  # one forward pass per passage, none per sentence
+    np.testing.assert_allclose(vectors, onnx.encode(passages), atol=1e-3 if onnx.backend == "onnx-int8" else 1e-5)
+    reference_vectors, reference_sentences = fp32.encode_spans(passages, spans)
+    low, _ = BOUNDS[onnx.backend]
+    for text, text_spans, mine, theirs in zip(passages, spans, sentences, reference_sentences):
+        assert mine.shape == (len(text_spans), onnx.dimensions)
+        np.testing.assert_allclose(np.linalg.norm(mine, axis=1), 1.0, atol=1e-4)
+        assert (mine * theirs).sum(axis=1).min() >= low, text[:60]
+    # A sentence read in its passage is close to, but not the same as, the sentence read alone.
+    alone = fp32.encode([passages[0][s:e] for s, e in spans[0]])
+    cosine = (reference_sentences[0] * alone).sum(axis=1)
+    assert 0.5 < cosine.min() and cosine.max() < 0.999

@@ -89,7 +89,9 @@ def test_query_cli_json_contract(bundled_index):
     assert [line["query"] for line in lines] == questions
     assert [line["answered"] for line in lines] == [True, False]
     hit = lines[0]["hits"][0]
-    assert set(hit) == {"rank", "score", "doc_id", "source", "start", "end", "text", "answer"}
+    assert set(hit) == {"rank", "score", "doc_id", "source", "start", "end", "text", "answer", "confidence"}
+    assert [line["verdict"] for line in lines] == ["answered", "not_answered"]
+    assert 0.5 < lines[0]["confidence"] == hit["confidence"] <= 1
     assert set(hit["answer"]) == {"start", "end", "text"}
     assert hit["rank"] == 1 and hit["source"] == hit["doc_id"] == "back-and-hip-health.txt"
     document = (REPO / "corpus" / hit["source"]).read_text(encoding="utf-8")
@@ -157,6 +159,9 @@ def test_query_cli_explain_shows_each_retrievers_rank(bundled_index):
         check=True,
     )
     assert "    ranks: dense 1, keyword 1, fused 1" in result.stdout
+    # The parts of the score: the passage's and its best sentence's cosine, BM25, the fusion weight.
+    assert "    score: passage cosine 0." in result.stdout and "-> dense 0." in result.stdout
+    assert "; BM25 " in result.stdout and "dense weight 0." in result.stdout and "-> fused 1.0000" in result.stdout
 
 
 def test_bundled_question_set_scores(searcher):

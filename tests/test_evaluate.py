@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from index.evaluate import (
@@ -55,13 +56,13 @@ def test_read_beir_files(tmp_path):
 @pytest.mark.parametrize(
     ("dense", "keyword", "weight", "expected"),
     [
-        ({1: 0.9, 2: 0.5, 3: 0.1}, {1: 0.0, 2: 4.0, 3: 8.0}, 0.5, {1: 0.5, 2: 0.5, 3: 0.5}),
-        ({1: 0.9, 2: 0.5, 3: 0.1}, {1: 0.0, 2: 4.0, 3: 8.0}, 1.0, {1: 1.0, 2: 0.5, 3: 0.0}),
-        ({1: 0.9, 2: 0.5}, {1: 3.0, 2: 3.0}, 0.3, {1: 0.3, 2: 0.0}),  # constant keyword scores add nothing
+        ([0.9, 0.5, 0.1], [0.0, 4.0, 8.0], 0.5, [0.5, 0.5, 0.5]),
+        ([0.9, 0.5, 0.1], [0.0, 4.0, 8.0], 1.0, [1.0, 0.5, 0.0]),
+        ([0.9, 0.5], [3.0, 3.0], 0.3, [0.3, 0.0]),  # constant keyword scores add nothing
     ],
 )
 def test_convex_fusion_table(dense, keyword, weight, expected):
-    assert convex(dense, keyword, weight) == pytest.approx(expected)
+    assert convex(np.array(dense), np.array(keyword), weight) == pytest.approx(expected)
 
 
 @pytest.fixture

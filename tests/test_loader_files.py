@@ -10,7 +10,16 @@ import pytest
 
 from index.records import Skipped
 from index.store import load
-from ingest.loaders import Document, LoadError, decode_text, discover, is_question_set, iter_documents, load_file
+from ingest.loaders import (
+    Document,
+    LoadError,
+    decode_text,
+    discover,
+    is_question_set,
+    iter_documents,
+    load_file,
+    read_file,
+)
 from ingest.pipeline import build
 from tests.helpers import write_pdf
 
@@ -189,3 +198,211 @@ def test_bad_files_are_skipped_by_name_and_good_ones_kept(tmp_path, monkeypatch)
     assert items["binary.txt"] == Skipped("binary.txt", "binary file, not text")
     assert items["blank.md"] == Skipped("blank.md", "no text found")
     assert items["secret.txt"] == Skipped("secret.txt", "permission denied")
+
+
+# Issue 16 D3: a link that leaves the corpus is never read ------------------------------------------------------
+
+
+@pytest.fixture
+def linked_corpus(tmp_path) -> Path:
+    """A corpus with links out of it (to /etc/passwd, to a sibling folder whose name starts the same) and one inside."""
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "real.txt").write_text("Zebras sleep standing up.", encoding="utf-8")
+    secret = tmp_path / "corpus-private" / "secret.md"  # "corpus-private" starts with "corpus"
+    secret.parent.mkdir()
+    secret.write_text("# Secret\n\nThe server's private notes.", encoding="utf-8")
+    os.symlink("/etc/passwd", corpus / "leak.txt")
+    os.symlink(secret, corpus / "notes.md")
+    os.symlink("../../corpus-private/secret.md", corpus / "sub" / "relative.md")
+    os.symlink("../real.txt", corpus / "sub" / "inside.txt")  # stays inside: read
+    return corpus
+
+
+OUTSIDE = ["leak.txt", "notes.md", "sub/relative.md"]
+
+
+def test_links_that_leave_the_corpus_are_skipped_with_the_reason(linked_corpus):
+    rejected: list[Skipped] = []
+    found = [p.relative_to(linked_corpus).as_posix() for p in discover(linked_corpus, rejected)]
+    assert found == ["real.txt", "sub/inside.txt"]
+    assert rejected == [Skipped(name, "link points outside the corpus") for name in OUTSIDE]
+
+
+def test_a_build_never_serves_text_from_outside_the_corpus(linked_corpus, tmp_path, fake_embedder):
+    report = build(linked_corpus, tmp_path / "idx", fake_embedder)
+    assert {s.source: s.reason for s in report.skipped} == dict.fromkeys(OUTSIDE, "link points outside the corpus")
+    stored = load(tmp_path / "idx")
+    assert {d.source for d in stored.documents} == {"real.txt", "sub/inside.txt"}
+    assert not any("root:" in p.text or "private notes" in p.text for p in stored.passages)
+
+
+def test_reading_a_link_out_is_refused_even_after_discovery(linked_corpus):
+    """What a Ray worker does if a file became a link out between discovery and reading."""
+    assert read_file(linked_corpus / "leak.txt", linked_corpus) == [
+        Skipped("leak.txt", "link points outside the corpus")
+    ]
+    [document] = read_file(linked_corpus / "sub" / "inside.txt", linked_corpus)
+    assert document.text == "Zebras sleep standing up."
+
+
+def test_a_corpus_that_is_one_named_file_may_be_a_link(linked_corpus, tmp_path):
+    """The operator named it: `--corpus data/corpus.jsonl` pointing at a data set elsewhere is read."""
+    assert discover(linked_corpus / "notes.md") == [linked_corpus / "notes.md"]
+    [document] = list(iter_documents(linked_corpus / "notes.md"))
+    assert document.source == "notes.md" and "private notes" in document.text
+
+
+# Issue 16 D2: files that expand without bound are refused before they fill memory -----------------------------
+
+
+def docx_with_part(path: Path, name: str, data: bytes) -> Path:
+    """A valid .docx (python-docx's template) with one part replaced or added."""
+    import io
+    import zipfile
+
+    import docx
+
+    template = io.BytesIO()
+    docx.Document().save(template)
+    with zipfile.ZipFile(template) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            if info.filename != name:
+                out.writestr(info, source.read(info))
+        out.writestr(name, data)
+    return path
+
+
+def never_parsed(monkeypatch) -> None:
+    import docx
+
+    def parse(*args, **kwargs):
+        raise AssertionError("python-docx was asked to read a file the guard should refuse")
+
+    monkeypatch.setattr(docx, "Document", parse)
+
+
+def test_a_zip_bomb_docx_is_refused_before_anything_is_unzipped(tmp_path, monkeypatch):
+    """50 MB of XML (spaces inside the body) deflate to 50 KB: a ratio of about 1,000."""
+    import time
+
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:document xmlns:w="http://schemas.'
+        'openxmlformats.org/wordprocessingml/2006/main"><w:body>' + " " * 50_000_000 + "</w:body></w:document>"
+    )
+    bomb = docx_with_part(tmp_path / "bomb.docx", "word/document.xml", xml.encode())
+    assert bomb.stat().st_size < 200_000
+    never_parsed(monkeypatch)
+    began = time.perf_counter()
+    with pytest.raises(LoadError, match=r"refused: its part word/document\.xml unzips [\d,]+-fold .*decompression"):
+        load_file(bomb, "bomb.docx")
+    assert time.perf_counter() - began < 5
+
+
+def test_the_many_paragraphs_docx_is_refused_unread(tmp_path, monkeypatch):
+    """The reproduction, smaller: 5,000 short paragraphs as Word writes them, 4 MB of XML in 67 KB."""
+    from tests.bad_corpus import write_paragraphs_docx
+
+    write_paragraphs_docx(tmp_path / "many.docx", 5000)
+    never_parsed(monkeypatch)
+    with pytest.raises(LoadError, match=r"word/document\.xml unzips 1\d\d-fold to 4 MB \(more than 100-fold"):
+        load_file(tmp_path / "many.docx", "many.docx")
+
+
+def test_a_docx_whose_parts_add_up_to_too_much_is_refused(tmp_path, monkeypatch):
+    import ingest.loaders as loaders
+
+    monkeypatch.setattr(loaders, "MAX_UNZIPPED_BYTES", 100_000)  # the template alone unzips to about 800 KB
+    path = docx_with_part(tmp_path / "plain.docx", "word/media/notes.txt", b"ordinary")
+    never_parsed(monkeypatch)
+    with pytest.raises(LoadError, match=r"refused: unzips to 0\.8 MB, more than 0\.1 MB"):
+        load_file(path, "plain.docx")
+
+
+def test_a_part_that_holds_more_than_its_header_declares_is_refused(tmp_path, monkeypatch):
+    """A lying header: zipfile would inflate all of it in one call and only then cut it to the declared size."""
+    import struct
+    import zlib
+
+    data = b"\0" * 20_000_000
+    path = docx_with_part(tmp_path / "liar.docx", "word/media/image1.png", data)
+    raw = bytearray(path.read_bytes())
+    declared = 1000
+    crc = zlib.crc32(data[:declared])  # the truncated output would even pass zipfile's CRC check
+    central = raw.rindex(b"PK\x01\x02")  # the part added last has the last directory entry
+    local = raw.rindex(b"PK\x03\x04")
+    raw[central + 16 : central + 20] = struct.pack("<I", crc)
+    raw[central + 24 : central + 28] = struct.pack("<I", declared)
+    raw[local + 14 : local + 18] = struct.pack("<I", crc)
+    raw[local + 22 : local + 26] = struct.pack("<I", declared)
+    path.write_bytes(bytes(raw))
+    never_parsed(monkeypatch)
+    with pytest.raises(LoadError, match=r"part word/media/image1\.png holds more than the 1,000 bytes its header"):
+        load_file(path, "liar.docx")
+
+
+def test_a_zip_of_many_parts_is_refused_before_its_directory_is_read(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "parts.docx", "w") as out:
+        for number in range(10_001):
+            out.writestr(f"p{number}", b"")
+    with pytest.raises(LoadError, match=r"more than 10,000 parts"):
+        load_file(tmp_path / "parts.docx", "parts.docx")
+
+
+def flate_pdf(path: Path, text: str) -> None:
+    """A one-page PDF whose text layer is a deflated content stream (so it can be far larger than the file)."""
+    import zlib
+
+    stream = zlib.compress(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1"), 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+        b"/Contents 5 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+
+
+def test_a_pdf_whose_text_is_far_larger_than_the_file_is_refused(tmp_path):
+    flate_pdf(tmp_path / "ok.pdf", "A normal page of text about the knee.")
+    [document] = load_file(tmp_path / "ok.pdf", "ok.pdf")
+    assert "normal page" in document.text
+    flate_pdf(tmp_path / "bomb.pdf", "knee " * 400_000)  # 2,000,000 characters in a file of a few KB
+    assert (tmp_path / "bomb.pdf").stat().st_size < 10_000
+    with pytest.raises(LoadError, match=r"more than [\d,]+ characters of text from [\d,]+ bytes \(over 100 per byte"):
+        load_file(tmp_path / "bomb.pdf", "bomb.pdf")
+
+
+@pytest.mark.parametrize("suffix", [".html", ".pdf", ".docx"])
+def test_extracted_text_is_capped_for_every_expanding_type(tmp_path, monkeypatch, suffix):
+    import docx
+
+    import ingest.loaders as loaders
+
+    sentence = "The hip flexors lift the knee toward the body. " * 10
+    path = tmp_path / f"long{suffix}"
+    if suffix == ".html":
+        path.write_text(f"<p>{sentence}</p>", encoding="utf-8")
+    elif suffix == ".pdf":
+        write_pdf(path, [sentence, sentence])
+    else:
+        document = docx.Document()
+        document.add_paragraph(sentence)
+        document.add_paragraph(sentence)
+        document.save(path)
+    assert load_file(path, path.name)
+    monkeypatch.setattr(loaders, "MAX_TEXT_CHARS", 300)
+    with pytest.raises(LoadError, match=r"refused: more than 300 characters of text; split it"):
+        load_file(path, path.name)

@@ -8,6 +8,7 @@ import string
 import pytest
 
 from index.records import Hit, Location, Passage, Span
+from tests.helpers import directives_within_lines
 from ui.markdown import (
     context_markdown,
     escape_markdown,
@@ -90,3 +91,46 @@ def test_the_answer_is_highlighted_at_its_place_in_the_passage_and_in_context():
     assert hit_highlight(hit) == "First sentence\\. :orange-background[Second one\\.]"
     assert context_markdown(hit, hit.passage.location, text, is_hit=True) == hit_highlight(hit)
     assert context_markdown(hit, hit.passage.location, "Before *it*.", is_hit=False) == ":gray[Before \\*it\\*\\.]"
+
+
+# Issue 16 D7: a directive cannot span a blank line, so a highlight across lines is one directive per line ------
+
+TITLED = "Okapi\n\nOkapi are relatives of giraffes that live in the rainforest."
+
+
+def test_a_highlight_across_a_blank_line_is_one_directive_per_line():
+    """The titled JSONL record: its answer sentence begins with the title, two lines above."""
+    marked = highlight_markdown(TITLED, 0, len(TITLED))
+    assert marked == (
+        ":orange-background[Okapi]  \n  \n:orange-background[Okapi are relatives of giraffes that live in the rainforest\\.]"
+    )
+    assert directives_within_lines(marked)
+
+
+@pytest.mark.parametrize("text", [TITLED, "# Hip flexors\n\nThe hip flexors lift the knee.\nA wrapped\nline."])
+def test_highlights_and_greyed_context_never_span_lines(text):
+    for start in range(len(text)):
+        for end in range(start, len(text) + 1, 3):
+            assert directives_within_lines(highlight_markdown(text, start, end)), (start, end)
+    hit = hit_in(text, 0, (0, len(text)))
+    assert directives_within_lines(context_markdown(hit, hit.passage.location, text, is_hit=False))
+    assert directives_within_lines(hit_highlight(hit))
+
+
+def test_a_titled_record_is_highlighted_from_index_to_markdown(tmp_path, fake_embedder):
+    import json
+
+    from index.search import Searcher
+    from index.store import load
+    from ingest.pipeline import build
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    record = {"_id": "okapi-1", "title": "Okapi", "text": TITLED.split("\n\n")[1]}
+    (corpus / "animals.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    build(corpus, tmp_path / "idx", fake_embedder)
+    [hit] = Searcher(load(tmp_path / "idx"), fake_embedder).search("okapi relatives of giraffes", k=1).hits
+    assert hit.passage.location.cite() == "animals.jsonl [okapi-1], line 1"
+    assert hit.answer.text == TITLED  # the title joins the sentence it introduces
+    marked = hit_highlight(hit)
+    assert directives_within_lines(marked) and ":orange-background[Okapi are relatives" in marked

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
+from index.records import Settings
 from index.search import Searcher
-from index.store import load
+from index.store import current_version, load
 from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
 from tests.helpers import break_index
 
@@ -122,7 +124,7 @@ def test_appending_a_record_chunks_only_the_new_record_and_equals_a_rebuild(tmp_
     fake_embedder.encoded = 0
     report = build(corpus, tmp_path / "inc", fake_embedder)
     assert counted and all(text in added[1] for text in counted)  # the unchanged records were not chunked again
-    assert report.embedded == 1 and fake_embedder.encoded == 1 + 2  # the passage and its two sentences
+    assert report.embedded == fake_embedder.encoded == 1  # one pass for the passage and its two sentences
     build(corpus, tmp_path / "full", fake_embedder)
     inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
     assert inc.passages == full.passages and inc.documents == full.documents
@@ -161,3 +163,175 @@ def test_a_damaged_index_is_rebuilt_with_a_note_and_a_missing_one_without(tiny_c
 def test_stages_have_one_label_for_the_terminal_and_the_app():
     assert [stage.label for stage in Stage] == ["Reading files", "Embedding passages", "Publishing the index"]
     assert Stage.from_str("embed") is Stage.EMBED
+
+
+# Issue 16 D1: a document is (source file, record id); no file can take over another's identity ---------------
+
+ZEBRA_FILE = "Zebras sleep standing up, and only lie down for deep sleep when the herd keeps watch."
+ZEBRA_RECORD = {
+    "_id": "zebra-guide.txt",
+    "title": "Zebra guide",
+    "text": "Zebras never sleep; they are striped horses that can fly at night.",
+}
+
+
+def zebra_corpus(root):
+    (root / "uploads").mkdir(parents=True)
+    (root / "zebra-guide.txt").write_text(ZEBRA_FILE, encoding="utf-8")
+    (root / "uploads" / "a.jsonl").write_text(json.dumps(ZEBRA_RECORD) + "\n", encoding="utf-8")
+    return root
+
+
+def test_a_record_named_like_a_file_does_not_shadow_it(tmp_path, fake_embedder):
+    """The reproduction: an uploaded record whose _id is another file's path, sorted before it."""
+    corpus = zebra_corpus(tmp_path / "corpus")
+    report = build(corpus, tmp_path / "idx", fake_embedder)
+    assert report.skipped == () and report.documents == 2
+    stored = load(tmp_path / "idx")
+    assert {(d.source, d.doc_id) for d in stored.documents} == {
+        ("uploads/a.jsonl", "zebra-guide.txt"),
+        ("zebra-guide.txt", "zebra-guide.txt"),
+    }
+    answer = Searcher(stored, fake_embedder).search("do zebras sleep standing up", k=2)
+    cited = [hit.passage.location.cite() for hit in answer.hits]
+    assert cited == ["zebra-guide.txt, line 1", "uploads/a.jsonl [zebra-guide.txt], line 1"]
+    assert answer.hits[0].passage.text == ZEBRA_FILE
+    # --json keeps doc_id as the record id (BEIR qrels are keyed by it); source tells the two apart.
+    hits = answer.to_json()["hits"]
+    assert [(h["source"], h["doc_id"]) for h in hits] == [
+        ("zebra-guide.txt", "zebra-guide.txt"),
+        ("uploads/a.jsonl", "zebra-guide.txt"),
+    ]
+
+
+def test_context_stays_within_its_own_document_when_ids_are_equal(tmp_path, fake_embedder):
+    corpus = zebra_corpus(tmp_path / "corpus")
+    searcher = Searcher(load(build(corpus, tmp_path / "idx", fake_embedder).index_path.parent), fake_embedder)
+    for passage in searcher.passages:
+        neighbours = searcher.context(passage.location, before=5, after=5)
+        assert {n.location.source for n in neighbours} == {passage.location.source}
+        assert [n.is_hit for n in neighbours].count(True) == 1
+
+
+def test_an_unchanged_file_keeps_its_chunks_when_another_file_reuses_its_id(tmp_path, fake_embedder):
+    corpus = zebra_corpus(tmp_path / "corpus")
+    build(corpus, tmp_path / "inc", fake_embedder)
+    (corpus / "uploads" / "b.jsonl").write_text(
+        json.dumps({"_id": "zebra-guide.txt", "text": "Zebra stripes confuse biting flies."}) + "\n", encoding="utf-8"
+    )
+    build(corpus, tmp_path / "inc", fake_embedder)
+    build(corpus, tmp_path / "full", fake_embedder)
+    inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
+    assert inc.passages == full.passages and inc.documents == full.documents and len(inc.documents) == 3
+
+
+def test_a_repeated_id_within_one_file_is_reported_and_the_same_id_in_two_files_is_not(tmp_path, fake_embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    records = [
+        {"_id": "r1", "text": "Okapi live in the rainforest of the Congo."},
+        {"_id": "r2", "text": "Giraffes sleep less than two hours a day."},
+        {"_id": "r1", "text": "A second record that claims the first one's id."},
+    ]
+    (corpus / "a.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    (corpus / "b.jsonl").write_text(json.dumps({"_id": "r1", "text": "Zebras are striped."}) + "\n", encoding="utf-8")
+    report = build(corpus, tmp_path / "idx", fake_embedder)
+    assert [(s.source, s.reason) for s in report.skipped] == [
+        ("a.jsonl:3", "duplicate record id 'r1' (first on line 1)")
+    ]
+    documents = load(tmp_path / "idx").documents
+    assert [(d.source, d.doc_id) for d in documents] == [("a.jsonl", "r1"), ("a.jsonl", "r2"), ("b.jsonl", "r1")]
+
+
+# Issue 16 D5: the character cap reaches indexes built before it ----------------------------------------------
+
+LETTER_RUN = "Blob header sentence about nothing. " + "a" * 200_000
+
+
+def test_an_index_cut_by_tokens_only_is_cut_again_by_characters(tmp_path, fake_embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "blob.txt").write_text(LETTER_RUN, encoding="utf-8")
+    (corpus / "hips.txt").write_text("The hip flexors lift the knee toward the body.", encoding="utf-8")
+    build(corpus, tmp_path / "idx", fake_embedder, settings=Settings(max_chars=None))
+    assert max(len(p.text) for p in load(tmp_path / "idx").passages) == len(LETTER_RUN)
+    report = build(corpus, tmp_path / "idx", fake_embedder)  # the same files, today's settings
+    assert report.published
+    stored = load(tmp_path / "idx")
+    assert max(len(p.text) for p in stored.passages) <= 4000 and stored.manifest.settings.max_chars == 4000
+
+
+def test_a_manifest_from_before_the_cap_reads_as_uncapped(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    manifest = current_version(tmp_path / "idx") / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    del data["settings"]["max_chars"]
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    assert load(tmp_path / "idx").manifest.settings.max_chars is None
+    assert build(tiny_corpus, tmp_path / "idx", fake_embedder).published  # not "up to date": re-cut
+
+
+# Issue 16 D2: a file unchanged since the live index was built is not read again ------------------------------
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The names of the files each build reads, in order."""
+    import ingest.pipeline as pipeline
+
+    names: list[str] = []
+    real = pipeline.read_file
+
+    def recording(path, root, confined=True):
+        names.append(path.relative_to(root).as_posix())
+        return real(path, root, confined)
+
+    monkeypatch.setattr(pipeline, "read_file", recording)
+    return names
+
+
+def test_a_refused_file_is_not_read_again_until_it_changes(tmp_path, fake_embedder, reads):
+    from tests.bad_corpus import write_paragraphs_docx
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "hips.txt").write_text("The hip flexors lift the knee toward the body.", encoding="utf-8")
+    write_paragraphs_docx(corpus / "many.docx", 5000)
+    first = build(corpus, tmp_path / "idx", fake_embedder)
+    [refused] = first.skipped
+    assert refused.source == "many.docx" and "decompression bomb" in refused.reason
+    assert sorted(reads) == ["hips.txt", "many.docx"]
+    reads.clear()
+    (corpus / "knees.txt").write_text("Knee pain after running often comes from the kneecap.", encoding="utf-8")
+    second = build(corpus, tmp_path / "idx", fake_embedder)
+    assert reads == ["knees.txt"] and second.published
+    assert second.skipped == (refused,) and load(tmp_path / "idx").manifest.skipped == (refused,)
+    reads.clear()
+    write_paragraphs_docx(corpus / "many.docx", 6000)  # changed: read, and refused again
+    third = build(corpus, tmp_path / "idx", fake_embedder)
+    assert reads == ["many.docx"] and [s.source for s in third.skipped] == ["many.docx"]
+
+
+def test_only_changed_files_are_read_and_the_index_equals_a_full_rebuild(tiny_corpus, tmp_path, fake_embedder, reads):
+    records = [
+        {"_id": "r1", "title": "Knees", "text": "The kneecap glides in a groove of the thigh bone."},
+        {"_id": "r1", "text": "A repeated id, reported."},
+        {"_id": "r2", "text": "Spinal fusion joins two vertebrae with bone grafts and screws!"},  # a near copy
+    ]
+    (tiny_corpus / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n{broken\n")
+    (tiny_corpus / "empty.txt").write_bytes(b"")
+    build(tiny_corpus, tmp_path / "inc", fake_embedder)
+    reads.clear()
+    (tiny_corpus / "knees.txt").write_text("Knee pain after running often comes from the kneecap.", encoding="utf-8")
+    os.utime(tiny_corpus / "hips" / "flexors.md", ns=(1, 1))  # a new time, the same bytes: hashed, not read
+    build(tiny_corpus, tmp_path / "inc", fake_embedder)
+    # fractures.txt and records.jsonl hold copies of a passage first found in copy.txt; a copy's own
+    # text is not kept in the index, so they are read. Nothing else is: not empty.txt, not flexors.md.
+    assert sorted(reads) == ["fractures.txt", "knees.txt", "records.jsonl"]
+    reads.clear()
+    build(tiny_corpus, tmp_path / "full", fake_embedder)
+    inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
+    assert inc.passages == full.passages and inc.documents == full.documents
+    assert inc.manifest.skipped == full.manifest.skipped and len(full.manifest.skipped) == 3
+    assert (inc.dense.vectors() == full.dense.vectors()).all()
+    assert inc.sources == full.sources

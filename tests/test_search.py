@@ -8,8 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from index.search import Fusion, RetrievalMode, Searcher, SearchSettings, rrf
+from index.records import Verdict
+from index.search import Fusion, RetrievalMode, Searcher, SearchSettings, dense_weight, rrf
 from index.store import load
+from index.testing import FakeEmbedder
 from ingest.pipeline import build
 from tests.helpers import REPO
 
@@ -63,17 +65,50 @@ def test_duplicate_text_returned_once_with_all_locations(searcher):
     assert len({h.passage.id for h in answer.hits}) == len(answer.hits)
 
 
-def test_answered_is_decided_by_the_best_similarity_against_the_threshold(searcher):
+def test_refusal_is_decided_by_the_best_similarity_against_the_threshold(searcher):
     """Not by the fake embedder's geometry: the same hits flip at exactly the threshold."""
     # Shares "hip" with the corpus, so its best similarity is above zero but below 0.40.
     question = "What is the capital of France, and does it have hip museums?"
     answer = searcher.search(question)
     best = max(h.similarity for h in answer.hits)
-    assert answer.hits and 0 < best < searcher.settings.answer_threshold and not answer.answered
+    assert answer.hits and 0 < best < searcher.settings.answer_threshold
+    assert answer.verdict is Verdict.NOT_ANSWERED
     at_best = Searcher(searcher.stored, searcher.embedder, replace(searcher.settings, answer_threshold=best))
     above_best = Searcher(searcher.stored, searcher.embedder, replace(searcher.settings, answer_threshold=best + 1e-6))
-    assert at_best.search(question).answered and not above_best.search(question).answered
-    assert at_best.search(question).hits == answer.hits  # the threshold decides "answered", nothing else
+    assert at_best.search(question).verdict is not Verdict.NOT_ANSWERED
+    assert above_best.search(question).verdict is Verdict.NOT_ANSWERED
+    assert at_best.search(question).hits == answer.hits  # the threshold decides the verdict, nothing else
+
+
+def test_past_the_threshold_the_best_hits_confidence_decides_answered_or_unsure(searcher):
+    answer = searcher.search("how long do vertebral fractures take to heal")
+    confidence = answer.hits[0].confidence
+    assert 0 < confidence < 1 and max(h.similarity for h in answer.hits) >= searcher.settings.answer_threshold
+
+    def verdict(confident: float) -> Verdict:
+        return (
+            Searcher(searcher.stored, searcher.embedder, replace(searcher.settings, confident=confident))
+            .search("how long do vertebral fractures take to heal")
+            .verdict
+        )
+
+    assert verdict(confidence) is Verdict.ANSWERED and verdict(confidence + 1e-6) is Verdict.UNSURE
+
+
+def test_a_hits_dense_score_mixes_its_passage_and_its_best_sentence(searcher):
+    answer = searcher.search("how long do vertebral fractures take to heal", k=3)
+    weight = searcher.settings.sentence_weight
+    for hit in answer.hits:
+        parts = hit.parts
+        assert parts.passage_cosine == pytest.approx(hit.similarity)
+        assert parts.dense == pytest.approx((1 - weight) * parts.passage_cosine + weight * parts.sentence_cosine)
+        row = searcher.passages.index(hit.passage)
+        vector = searcher.embedder.encode(["how long do vertebral fractures take to heal"])[0]
+        stored = np.asarray(searcher.stored.sentences.of(row), dtype=np.float32) @ vector
+        assert parts.sentence_cosine == pytest.approx(float(stored.max()), abs=1e-6)
+        assert parts.fused == pytest.approx(hit.score)
+    # A sentence that matches can lift its passage above one whose whole text matches a little better.
+    assert answer.hits[0].parts.sentence_cosine >= answer.hits[0].parts.passage_cosine
 
 
 def test_ranks_and_scores_are_consistent(searcher):
@@ -107,35 +142,71 @@ def test_settings_validate():
         SearchSettings(candidates=0)
 
 
-def test_stored_answer_sentences_equal_the_query_time_computation(tmp_path, fake_embedder):
+def test_a_question_costs_one_model_call_and_its_sentences_come_from_the_index(tmp_path, fake_embedder):
     build(REPO / "corpus", tmp_path / "idx", fake_embedder)
     stored = load(tmp_path / "idx")
-    assert stored.sentences is not None and stored.manifest.sentences > len(stored.passages)
-    precomputed = Searcher(stored, fake_embedder)
-    at_query_time = Searcher(replace(stored, sentences=None), fake_embedder)
+    assert stored.manifest.sentences == len(stored.sentences.vectors) > len(stored.passages)
+    searcher = Searcher(stored, fake_embedder)
     questions = [
         json.loads(line)["query"]
         for line in (REPO / "corpus" / "questions.jsonl").read_text().splitlines()
         if line.strip()
     ]
     fake_embedder.encoded = 0
-    answers = [precomputed.search(q, k=5) for q in questions]
+    answers = [searcher.search(q, k=5) for q in questions]
     assert fake_embedder.encoded == len(questions)  # only the questions were embedded
     choices = 0
     for question, answer in zip(questions, answers):
-        expected = at_query_time.search(question, k=5)
-        assert [h.passage for h in answer.hits] == [h.passage for h in expected.hits]
-        vector = fake_embedder.encode([question])[0]
-        for hit, other in zip(answer.hits, expected.hits):
-            spans, stored_scores = precomputed.sentence_scores(
-                question, vector, hit.passage, precomputed.passages.index(hit.passage)
-            )
-            _, fresh_scores = at_query_time.sentence_scores(question, vector, hit.passage)
-            np.testing.assert_allclose(stored_scores, fresh_scores, atol=2e-3)  # float16 storage
-            if hit.answer != other.answer:  # only a near-tie may flip
-                assert np.sort(fresh_scores)[-1] - np.sort(fresh_scores)[-2] < 2e-3, question
+        vector = FakeEmbedder().encode([question])[0]
+        for hit in answer.hits:
+            row = searcher.passages.index(hit.passage)
+            spans, scores = searcher.sentence_scores(question, vector, row)
+            fresh = FakeEmbedder().encode([hit.passage.text[s:e] for s, e in spans]) @ vector
+            np.testing.assert_allclose(np.asarray(stored.sentences.of(row), np.float32) @ vector, fresh, atol=2e-3)
+            best = spans[int(np.argmax(scores))]
+            start, end = hit.answer_within(hit.passage.location.start)
+            assert start <= best[0] and best[1] <= end  # the highlight holds the best candidate
             choices += len(spans) > 1
     assert choices > 100  # most hits had a real choice of sentence
+
+
+def test_a_neighbour_within_the_window_is_highlighted_with_the_best_sentence(tmp_path, fake_embedder):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(
+        "Gardens need water in summer. Roses bloom in June and July. Tulips bloom in April.", encoding="utf-8"
+    )
+    build(corpus, tmp_path / "idx", fake_embedder)
+    stored = load(tmp_path / "idx")
+    question = "when do roses and tulips bloom"
+    narrow = Searcher(stored, fake_embedder, SearchSettings(window=0.0)).search(question, k=1)
+    wide = Searcher(stored, fake_embedder, SearchSettings(window=1.0)).search(question, k=1)
+    assert narrow.hits[0].answer.text in ("Roses bloom in June and July.", "Tulips bloom in April.")
+    assert wide.hits[0].answer.text == "Roses bloom in June and July. Tulips bloom in April."
+
+
+def test_a_sentence_that_asks_is_not_chosen_as_the_answer_when_another_does(tmp_path, fake_embedder):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    # The fake embedder gives both sentences the same vector: only the penalty tells them apart.
+    (corpus / "a.txt").write_text("Do tulips bloom in April? Tulips do bloom in April.", encoding="utf-8")
+    build(corpus, tmp_path / "idx", fake_embedder)
+    stored = load(tmp_path / "idx")
+
+    def answer(penalty: float) -> str:
+        settings = SearchSettings(window=0.0, question_penalty=penalty)
+        return Searcher(stored, fake_embedder, settings).search("do tulips bloom in April", k=1).hits[0].answer.text
+
+    assert answer(0.0).startswith("Do tulips bloom in April?")  # a tie: both sentences, the question first
+    assert answer(SearchSettings().question_penalty) == "Tulips do bloom in April."
+
+
+def test_adaptive_fusion_trusts_a_strong_dense_match_more_within_bounds():
+    settings = SearchSettings()
+    assert dense_weight(settings, 0.5) == pytest.approx(settings.dense_weight)
+    assert dense_weight(settings, 0.8) > dense_weight(settings, 0.5) > dense_weight(settings, 0.2)
+    assert 0.3 <= dense_weight(settings, -5) and dense_weight(settings, 5) <= 0.95
+    assert dense_weight(SearchSettings(dense_weight_slope=0.0), 0.9) == settings.dense_weight
 
 
 def test_modes_and_fusions_parse_their_values_and_name_the_choices():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,19 @@ import pytest
 
 from index import dense
 from index.dense import ivf_plan
-from index.errors import IndexBusy, IndexDamaged, IndexNotFound, ModelMismatch, StoreError
+from index.errors import (
+    IndexBusy,
+    IndexDamaged,
+    IndexNotFound,
+    IndexWriteFailed,
+    ModelMismatch,
+    PointerDamaged,
+    StoreError,
+)
 from index.records import DocumentInfo, Location, Passage, Settings, text_id
 from index.search import Searcher
 from index.shards import sample_rows, train
-from index.store import current_version, load, publish, publish_lock
+from index.store import SentenceVectors, current_version, load, publish, publish_lock
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 
@@ -85,6 +94,47 @@ def test_other_format_version_is_refused(built):
         load(built.parent)
 
 
+# Issue 16 D4 and D6: what CURRENT may hold after a bad copy, a bad edit or an attack.
+GARBAGE_POINTERS = {
+    "not UTF-8": b"\xd6\xff",
+    "empty": b"",
+    "blank": b" \n",
+    "parent folders": b"../../etc\n",
+    "absolute path": b"/etc\n",
+    "a sub-folder": b"v-1/../../x\n",
+    "not a version": b".tmp-12345678\n",
+    "huge": b"v-" + b"x" * 100_000,
+}
+
+
+@pytest.mark.parametrize("content", GARBAGE_POINTERS.values(), ids=GARBAGE_POINTERS.keys())
+def test_garbage_in_current_is_a_clear_error_whose_fix_names_the_index_folder(built, content):
+    index_dir = built.parent
+    (index_dir / "CURRENT").write_bytes(content)
+    with pytest.raises(PointerDamaged, match=r"index pointer .*CURRENT") as raised:
+        load(index_dir)
+    assert isinstance(raised.value, IndexDamaged)
+    assert raised.value.fix == f"rebuild it with: python -m ingest --index {index_dir}"
+
+
+def test_current_that_cannot_be_read_is_a_clear_error(built):
+    index_dir = built.parent
+    (index_dir / "CURRENT").unlink()
+    (index_dir / "CURRENT").mkdir()
+    with pytest.raises(PointerDamaged, match=r"index pointer .*CURRENT cannot be read") as raised:
+        load(index_dir)
+    assert raised.value.fix == f"rebuild it with: python -m ingest --index {index_dir}"
+
+
+@pytest.mark.parametrize("content", GARBAGE_POINTERS.values(), ids=GARBAGE_POINTERS.keys())
+def test_a_build_replaces_garbage_in_current(built, tiny_corpus, fake_embedder, content):
+    index_dir = built.parent
+    (index_dir / "CURRENT").write_bytes(content)
+    report = build(tiny_corpus, index_dir, fake_embedder)
+    assert report.published and any("previous index not reused" in note for note in report.notes)
+    assert load(index_dir).manifest.documents == 3
+
+
 def test_failed_build_leaves_previous_index_serving(tiny_corpus, tmp_path, fake_embedder, monkeypatch):
     index_dir = tmp_path / "idx"
     build(tiny_corpus, index_dir, fake_embedder)
@@ -95,11 +145,74 @@ def test_failed_build_leaves_previous_index_serving(tiny_corpus, tmp_path, fake_
         raise RuntimeError("disk full")
 
     monkeypatch.setattr("index.store.KeywordIndex.build", explode)
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(IndexWriteFailed, match="disk full"):
         build(tiny_corpus, index_dir, fake_embedder)
     assert current_version(index_dir) == before
     assert not list(index_dir.glob(".tmp-*"))
     assert load(index_dir).manifest.documents == 3
+
+
+# What FAISS raises when write_index runs out of disk (issue 16 D8).
+FAISS_DISK_FULL = (
+    "Error in void faiss::write_index(const Index*, IOWriter*, int) at /project/faiss/impl/index_write.cpp:499: "
+    "Error: 'ret == (size * 4)' failed: write error in {path}: 4051 != 10240 (No space left on device)"
+)
+
+
+def test_full_disk_is_an_error_line_and_the_live_index_stays(tiny_corpus, tmp_path, monkeypatch, capsys):
+    """Issue 16 D8: FAISS's RuntimeError from write_index becomes `error: ...`, exit 1, nothing lost."""
+    import faiss
+
+    from ingest.__main__ import main as ingest_main
+
+    monkeypatch.setenv("KB_EMBEDDER", "fake")
+    index_dir = tmp_path / "idx"
+    argv = ["--corpus", str(tiny_corpus), "--index", str(index_dir)]
+    assert ingest_main(argv) == 0
+    before = current_version(index_dir)
+    (tiny_corpus / "new.txt").write_text("A brand new document about knees.", encoding="utf-8")
+
+    def full_disk(index, path):
+        raise RuntimeError(FAISS_DISK_FULL.format(path=path))
+
+    monkeypatch.setattr(faiss, "write_index", full_disk)
+    capsys.readouterr()
+    assert ingest_main(argv) == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith(f"error: cannot write a new version of the index in {index_dir}: no space left on device")
+    assert "the index in use is unchanged" in err and f"free space on the disk holding {index_dir}" in err
+    assert current_version(index_dir) == before and load(index_dir).manifest.documents == 3
+    assert not list(index_dir.glob(".tmp-*"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (root only; skipped where mounting is not allowed)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode(errors='replace').strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_tmpfs_is_an_error_line_and_the_live_index_stays(small_disk, tiny_corpus, tmp_path):
+    """Issue 16 D8 on a real full disk: 4 KB left, so FAISS's write_index is the first write to fail."""
+    index_dir = small_disk / "idx"
+    command = [sys.executable, "-m", "ingest", "--corpus", str(tiny_corpus), "--index", str(index_dir)]
+    env = {**os.environ, "KB_EMBEDDER": "fake"}
+    subprocess.run(command, cwd=REPO, env=env, capture_output=True, check=True)
+    before = current_version(index_dir)
+    (tiny_corpus / "new.txt").write_text("A brand new document about knees.", encoding="utf-8")
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    (small_disk / "filler").write_bytes(b"\0" * (free - 4096))
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot write a new version of the index in {index_dir}: no space left"), last
+    assert current_version(index_dir) == before and load(index_dir).manifest.documents == 3
+    assert not list(index_dir.glob(".tmp-*"))
 
 
 def test_second_publisher_is_refused_while_lock_held(tmp_path, tiny_corpus, fake_embedder):
@@ -206,6 +319,7 @@ def _publish_synthetic(index_dir: Path, vectors: np.ndarray, parallel_map=map) -
             sources={},
             settings=Settings(exact_search_limit=1000),
             corpus="synthetic",
+            sentences=SentenceVectors(vectors, np.arange(count + 1)),  # one candidate each: the passage itself
             parallel_map=parallel_map,
         )
 

@@ -174,3 +174,26 @@ def test_concurrent_uploads_of_one_name_keep_every_file_intact(tmp_path):
     assert (
         sorted(p.name for p in (tmp_path / "uploads").iterdir() if p.name.startswith(".")) == []
     )  # no temporaries left
+
+
+def test_an_upload_never_reads_or_writes_through_a_link_out_of_the_corpus(tmp_path):
+    """Issue 16 D3: a link in uploads/ is not read (not even to compare), a linked uploads/ is not written."""
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"private")
+    corpus = tmp_path / "corpus"
+    (corpus / "uploads").mkdir(parents=True)
+    (corpus / "uploads" / "notes.txt").symlink_to(outside)
+    # Same bytes: "unchanged" (or "replace?") would confirm them; the link is neither read nor replaced.
+    with pytest.raises(UploadRejected, match="not a document is in the way"):
+        save_upload(corpus, "notes.txt", b"private")
+    with pytest.raises(UploadRejected, match="not a document is in the way"):
+        save_upload(corpus, "notes.txt", b"other", replace=True)
+    assert (corpus / "uploads" / "notes.txt").is_symlink() and outside.read_bytes() == b"private"
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "uploads").symlink_to(other)
+    with pytest.raises(UploadRejected, match="outside the corpus"):
+        save_upload(linked, "notes.txt", b"hello")
+    assert list(other.iterdir()) == []

@@ -28,8 +28,15 @@ def escape_markdown(text: str) -> str:
     return "  \n".join(line.translate(_ESCAPES) for line in cleaned.split("\n"))
 
 
-def marked(text: str, colour: str) -> str:
-    """`text` as inert Markdown on a coloured background (each line on its own, blank lines left plain)."""
+def directive_markdown(text: str, directive: str) -> str:
+    """`text` as inert Markdown inside Streamlit's `:directive[...]`, one directive per line.
+
+    A directive cannot span a blank line: Markdown ends the paragraph there,
+    and the directive shows literally as `[first line ... last line]`. An
+    answer that starts with a heading or a record's title, two lines above
+    its sentence, is such a span. Blank lines stay plain; spaces around a
+    line's words stay outside its directive, so neighbouring words keep them.
+    """
     lines = []
     for line in text.split("\n"):
         body = line.strip()
@@ -37,8 +44,13 @@ def marked(text: str, colour: str) -> str:
             lines.append("")
             continue
         lead, trail = line[: len(line) - len(line.lstrip())], line[len(line.rstrip()) :]
-        lines.append(f"{lead}:{colour}-background[{escape_markdown(body)}]{trail}")  # spaces need no escape
+        lines.append(f"{lead}:{directive}[{escape_markdown(body)}]{trail}")  # spaces need no escape
     return "  \n".join(lines)
+
+
+def marked(text: str, colour: str) -> str:
+    """`text` as inert Markdown on a coloured background, one directive per line."""
+    return directive_markdown(text, f"{colour}-background")
 
 
 def highlight_markdown(text: str, start: int, end: int, colour: str = ANSWER_COLOUR) -> str:
@@ -94,4 +106,4 @@ def context_markdown(hit: Hit, location: Location, text: str, is_hit: bool) -> s
     """A passage shown around a hit: the hit's own with its answer highlighted, the others greyed."""
     if is_hit:
         return highlight_markdown(text, *hit.answer_within(location.start))
-    return f":gray[{escape_markdown(text)}]"
+    return directive_markdown(text, "gray")
