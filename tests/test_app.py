@@ -113,7 +113,7 @@ def test_answer_box_quotes_the_top_sentence_with_citation_1(built):
     text = markdown_text(at)
     quote = "“Vertebral fractures take weeks to heal with rest and pain relievers\\.” [\\[1\\]](#source-1)"
     assert quote in text
-    assert "Strong match in your documents" in text
+    assert "Strong match in your documents" in text or "Likely answer from your documents" in text
     assert text.index(quote) < text.index("**\\[1\\]** fractures\\.txt\\, line 1 · characters 0–162")
     assert ":orange-background[Vertebral fractures take weeks to heal with rest and pain relievers\\.]" in text
     assert url(at, "q") == ["how many weeks do vertebral fractures take to heal"]
@@ -147,6 +147,13 @@ def test_unsure_says_these_may_not_answer_and_still_shows_the_closest(built, mon
     assert "**Closest passages; these may not answer**" in text and "Strong match" not in text
     assert "[\\[1\\]](#source-1)" in text and "[\\[2\\]](#source-2)" not in text  # one quote when unsure
     assert "**\\[1\\]** fractures\\.txt" in text  # the cards are shown, not folded away
+
+
+def test_an_answer_short_of_even_odds_is_called_likely_not_strong(built, monkeypatch):
+    stub_search(monkeypatch, Verdict.ANSWERED, [0.3])
+    text = markdown_text(ask("how many weeks do vertebral fractures take to heal"))
+    assert "**Likely answer from your documents**" in text and "Strong match" not in text
+    assert "[\\[1\\]](#source-1)" in text
 
 
 def test_a_second_confident_source_is_quoted_too(built, monkeypatch):

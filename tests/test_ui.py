@@ -12,7 +12,7 @@ from ingest.jobs import JobState
 from ingest.pipeline import BuildReport, Stage
 from ingest.uploads import Outcome
 from ui.access import Access
-from ui.answer import STRONG, quoted_hits, sureness
+from ui.answer import LIKELY, STRONG, quoted_hits, sureness
 from ui.errors import index_problem, redact
 from ui.progress import Change, message, plural, progress_text
 
@@ -46,7 +46,8 @@ def test_the_box_quotes_the_best_sentence_and_a_confident_second_source():
 
 
 def test_how_sure_in_words():
-    assert sureness(Answer("q", Verdict.ANSWERED, ())) == STRONG
+    assert sureness(Answer("q", Verdict.ANSWERED, (hit(1, "a.txt", "Yes.", 0.9),))) == STRONG
+    assert sureness(Answer("q", Verdict.ANSWERED, (hit(1, "a.txt", "Yes.", 0.3),))) == LIKELY
     assert sureness(Answer("q", Verdict.UNSURE, ())) == "Closest passages; these may not answer"
     assert sureness(Answer("q", Verdict.NOT_ANSWERED, ())) == "No passage in the collection answers this."
 

@@ -5,16 +5,22 @@ from another document is confident on its own (`SECOND_QUOTE_CONFIDENCE`)
 and says something else, so two sources that agree or complement each other
 are both visible. How sure the box sounds follows the verdict, which the
 search derives from the calibrated confidence: a strong answer, the closest
-passages that may not answer, or no answer at all.
+passages that may not answer, or no answer at all; an answer whose best
+passage is less than `STRONG_CONFIDENCE` likely to answer is called likely,
+not strong.
 """
 
 from __future__ import annotations
 
 from index.records import Answer, Hit, Verdict
 
-# A second source is quoted only when it is itself likely to answer.
+# A second source is quoted only when it is itself more likely than not to answer.
 SECOND_QUOTE_CONFIDENCE = 0.5
+# An answered question whose best passage is at least this likely to answer is called strong; the
+# search answers from a lower confidence (SearchSettings.confident), which is said more carefully.
+STRONG_CONFIDENCE = 0.5
 STRONG = "Strong match in your documents"
+LIKELY = "Likely answer from your documents"
 
 
 def quoted_hits(answer: Answer, limit: int = 2) -> list[Hit]:
@@ -44,7 +50,7 @@ def quoted_hits(answer: Answer, limit: int = 2) -> list[Hit]:
 def sureness(answer: Answer) -> str:
     """How sure the answer is, in words."""
     if answer.verdict is Verdict.ANSWERED:
-        return STRONG
+        return STRONG if answer.confidence >= STRONG_CONFIDENCE else LIKELY
     return answer.verdict.label
 
 
