@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from index.embedding import BundledModel
+from index.records import Verdict
 from index.search import Searcher
 from index.store import load
 from ingest.pipeline import build
@@ -53,9 +54,9 @@ def test_no_passage_exceeds_the_model_window(searcher):
 
 
 @pytest.mark.parametrize("item", ON_TOPIC, ids=[q["query"][:40] for q in ON_TOPIC])
-def test_on_topic_question_is_answered_with_its_passage(searcher, item):
+def test_on_topic_question_is_never_refused_and_finds_its_passage(searcher, item):
     answer = searcher.search(item["query"], k=3)
-    assert answer.answered, f"refused; best similarity {max(h.similarity for h in answer.hits):.3f}"
+    assert answer.verdict is not Verdict.NOT_ANSWERED, f"refused; best similarity {answer.hits[0].similarity:.3f}"
     assert any(item["answer"] in hit.passage.text for hit in answer.hits), [h.passage.text[:60] for h in answer.hits]
 
 
@@ -169,4 +170,6 @@ def test_bundled_question_set_scores(searcher):
 
     report = evaluate_questions(searcher, [Question(q["query"], q["answer"]) for q in QUESTIONS])
     assert report.recall_at_3 >= 0.95 and report.mrr >= 0.9
-    assert report.no_answer_precision == 1.0 and report.no_answer_recall == 1.0
+    # Every off-topic question is refused; an on-topic one may be shown as "closest passages" when the
+    # best hit's confidence is low (two of 38 today, bench/RESULTS.md), never refused.
+    assert report.no_answer_recall == 1.0 and report.decided >= 0.95
