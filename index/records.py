@@ -15,7 +15,8 @@ from enum import StrEnum
 from typing import Self
 
 # 2: answer-candidate vectors pooled from each passage's own forward pass, stored for every passage.
-FORMAT_VERSION = 2
+# 3: every document's extracted text (texts.bin, for citations over the HTTP API), and optional shards.
+FORMAT_VERSION = 3
 
 
 class Choice(StrEnum):

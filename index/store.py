@@ -18,6 +18,8 @@ An index folder holds versions side by side and a small pointer file:
         sentence_rows.npy        passage i's candidates are rows [rows[i], rows[i+1])
         keyword/                 BM25 index, row i = passage i
         documents.json           per-document info (source, text hash, passage count)
+        texts.bin                every document's extracted text, row i = document i, memory-mapped
+        text_rows.npy            where each document's text begins in texts.bin (index.texts)
         sources.json             per-file fingerprints (to tell what changed since the build)
 
 A new version is written into a hidden temporary folder, flushed, verified by
@@ -62,6 +64,7 @@ from index.errors import (
 from index.keyword import KeywordIndex
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
 from index.shards import Map
+from index.texts import DocumentTexts, write_texts
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -119,6 +122,7 @@ class StoredIndex:
     documents: list[DocumentInfo]
     sources: dict[str, SourceFile]
     sentences: SentenceVectors
+    texts: DocumentTexts | None = None  # every version has them; None only for an index assembled in memory
 
 
 def current_version(index_dir: Path) -> Path | None:
@@ -205,6 +209,7 @@ def publish(
     sentences: SentenceVectors,
     skipped: tuple[Skipped, ...] = (),
     parallel_map: Map = map,
+    texts: Sequence[str] = (),
 ) -> StoredIndex:
     """Write a new version and make it live atomically. Caller holds `publish_lock`.
 
@@ -220,6 +225,7 @@ def publish(
         skipped: Files that could not be ingested, with reasons.
         sentences: Vectors of every passage's answer candidates.
         parallel_map: Adds the shards of an approximate index (see `DenseIndex.save`).
+        texts: Each document's extracted text, row i for `documents[i]` (served for citations).
 
     Returns:
         The published index, loaded back and verified.
@@ -230,10 +236,13 @@ def publish(
         raise ValueError(f"{len(passages)} passages but vectors of shape {vectors.shape}")
     if len(sentences.starts) != len(passages) + 1:
         raise ValueError(f"{len(passages)} passages but sentence rows for {len(sentences.starts) - 1}")
+    if len(texts) != len(documents):
+        raise ValueError(f"{len(documents)} documents but {len(texts)} texts")
     _remove_leftovers(index_dir)
     staging = index_dir / f".tmp-{uuid.uuid4().hex[:8]}"
     try:
         staging.mkdir(parents=True)
+        write_texts(staging, texts)
         _write_version(
             staging, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map
         )
@@ -348,6 +357,7 @@ def load_version(folder: Path) -> StoredIndex:
         keyword = KeywordIndex.load(folder / KEYWORD, len(passages))
         documents = [DocumentInfo(**d) for d in _read_json(folder / DOCUMENTS)]
         sources = {name: SourceFile(**f) for name, f in _read_json(folder / SOURCES).items()}
+        texts = DocumentTexts.load(folder)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexDamaged(f"index {folder} cannot be read ({exc})", rebuild_fix(folder.parent)) from exc
     counts = {"passages": len(passages), "vectors": len(dense), "vector rows": dense.rows, "documents": len(documents)}
@@ -356,13 +366,14 @@ def load_version(folder: Path) -> StoredIndex:
     }
     counts["sentence rows"] = len(sentences.starts) - 1
     expected["sentence rows"] = manifest.passages
+    counts["texts"], expected["texts"] = len(texts), manifest.documents
     if counts != expected or dense.dimensions != manifest.dimensions:
         raise IndexDamaged(
             f"index {folder} is inconsistent: found {counts} with {dense.dimensions} dimensions, manifest says "
             f"{expected} with {manifest.dimensions}",
             rebuild_fix(folder.parent),
         )
-    return StoredIndex(folder, manifest, passages, dense, keyword, documents, sources, sentences)
+    return StoredIndex(folder, manifest, passages, dense, keyword, documents, sources, sentences, texts)
 
 
 def _read_sentences(folder: Path, manifest: Manifest) -> SentenceVectors:

@@ -225,7 +225,7 @@ def build(
                 previous.path,
                 ("index is up to date",),
             )
-        documents, chunks, skipped = read_corpus(corpus, executor, settings, previous, sources, report)
+        documents, chunks, skipped, texts = read_corpus(corpus, executor, settings, previous, sources, report)
         if strict and skipped:
             raise SkippedFiles(skipped)
         passages = deduplicate(chunks, settings.near_duplicate_threshold)
@@ -247,6 +247,7 @@ def build(
             skipped=tuple(skipped),
             sentences=vectors.sentences,
             parallel_map=shard_map(executor),
+            texts=texts,
         )
         report(Stage.PUBLISH, 1, 1)
     return BuildReport(
@@ -269,7 +270,7 @@ def read_corpus(
     previous: StoredIndex | None,
     sources: dict[str, SourceFile],
     report: Progress,
-) -> tuple[list[DocumentInfo], list[Chunk], list[Skipped]]:
+) -> tuple[list[DocumentInfo], list[Chunk], list[Skipped], list[str]]:
     """Read every file and chunk every document, in corpus order.
 
     A file unchanged since the live index was built (`sources`, its content
@@ -281,7 +282,8 @@ def read_corpus(
     the rest are chunked by `executor.map`.
 
     Returns:
-        One `DocumentInfo` per document, the chunks in corpus order, and what was skipped.
+        One `DocumentInfo` per document, the chunks in corpus order, what was
+        skipped, and each document's extracted text.
     """
     root = corpus_root(corpus)
     badly_named: list[Skipped] = []
@@ -304,22 +306,24 @@ def read_corpus(
     for n, chunks in zip(todo, executor.map(executor.chunker(settings), [docs[n] for n in todo])):
         chunks_of[n] = chunks
     cut = iter(zip(docs, chunks_of))
-    documents, chunks = [], []
+    documents, chunks, texts = [], [], []
     for item in items:
         if isinstance(item, Skipped):
             continue
-        info, doc_chunks = (item.info, item.chunks) if isinstance(item, Cut) else _cut(*next(cut))
+        info, doc_chunks, text = (item.info, item.chunks, item.text) if isinstance(item, Cut) else _cut(*next(cut))
         documents.append(info)
         chunks.extend(doc_chunks)
-    return documents, chunks, [item for item in items if isinstance(item, Skipped)]
+        texts.append(text)
+    return documents, chunks, [item for item in items if isinstance(item, Skipped)], texts
 
 
 @dataclass(frozen=True)
 class Cut:
-    """A document of a file not read again: what the live index knows of it, and its chunks."""
+    """A document of a file not read again: what the live index knows of it, its chunks and its text."""
 
     info: DocumentInfo
     chunks: list[Chunk]
+    text: str
 
 
 def unchanged_files(
@@ -354,17 +358,17 @@ def unchanged_files(
         if first.source in unchanged:
             chunks_of.setdefault((first.source, first.doc_id), []).append(Chunk(passage.text, first))
         reread.update(loc.source for loc in passage.locations[1:])
-    documents_of: dict[str, list[DocumentInfo]] = {}
-    for doc in previous.documents:
-        documents_of.setdefault(doc.source, []).append(doc)
+    documents_of: dict[str, list[tuple[int, DocumentInfo]]] = {}
+    for row, doc in enumerate(previous.documents):
+        documents_of.setdefault(doc.source, []).append((row, doc))
     kept = {}
     for name in unchanged - reread:
         cuts = []
-        for doc in documents_of.get(name, []):
+        for row, doc in documents_of.get(name, []):
             chunks = sorted(chunks_of.get((doc.source, doc.doc_id), []), key=lambda chunk: chunk.location.start)
             if len(chunks) != doc.passages:
                 break
-            cuts.append(Cut(doc, chunks))
+            cuts.append(Cut(doc, chunks, previous.texts.text(row)))
         else:
             if cuts or name in skipped_of:
                 kept[name] = [*skipped_of.get(name, []), *cuts]
@@ -436,5 +440,5 @@ def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
     return [Chunk(doc.text[loc.start : loc.end], loc) for loc in locations]
 
 
-def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk]]:
-    return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks)), chunks
+def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk], str]:
+    return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks)), chunks, doc.text
