@@ -239,9 +239,10 @@ class Hit:
         """
         return self.answer.start - start, self.answer.end - start
 
-    def to_json(self) -> dict:
+    def to_json(self, explain: bool = False) -> dict:
+        """The hit as `python -m index query --json` prints it; `explain` adds its ranks and score parts."""
         loc = self.passage.location
-        return {
+        data = {
             "rank": self.rank,
             "score": round(self.score, 6),
             "doc_id": loc.doc_id,
@@ -252,6 +253,14 @@ class Hit:
             "answer": {"start": self.answer.start, "end": self.answer.end, "text": self.answer.text},
             "confidence": round(self.confidence, 4),
         }
+        if explain:
+            data["explain"] = {
+                "dense_rank": self.dense_rank,
+                "keyword_rank": self.keyword_rank,
+                "similarity": round(self.similarity, 6),
+                **(self.parts.to_json() if self.parts else {}),
+            }
+        return data
 
 
 @dataclass(frozen=True)
@@ -279,13 +288,14 @@ class Answer:
         """The best hit's confidence (0 without hits)."""
         return self.hits[0].confidence if self.hits else 0.0
 
-    def to_json(self) -> dict:
+    def to_json(self, explain: bool = False) -> dict:
+        """The answer as `python -m index query --json` prints it (and POST /query returns it)."""
         return {
             "query": self.query,
             "answered": self.answered,
             "verdict": self.verdict.value,
             "confidence": round(self.confidence, 4),
-            "hits": [h.to_json() for h in self.hits],
+            "hits": [h.to_json(explain) for h in self.hits],
         }
 
 

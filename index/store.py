@@ -480,3 +480,8 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def info_json(stored: StoredIndex) -> dict:
+    """What `python -m index info --json` prints and GET /info returns: the version folder and its manifest."""
+    return {"index": str(stored.path), **stored.manifest.to_json()}
