@@ -41,6 +41,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -338,8 +339,21 @@ def load(index_dir: Path, model: str | None = None) -> StoredIndex:
     return stored
 
 
+# One load at a time per process. numpy reads every .npy header with
+# ast.literal_eval, and CPython 3.11's AST constructor is not thread-safe: two
+# threads loading at once (app sessions, a build publishing beside readers)
+# raised "SystemError: AST constructor recursion depth mismatch" in
+# tests/test_concurrency.py. Loading memory-maps files, so the wait is short.
+_LOADING = threading.Lock()
+
+
 def load_version(folder: Path) -> StoredIndex:
     """Load one version folder, checking the manifest and every file hash."""
+    with _LOADING:
+        return _load_version(folder)
+
+
+def _load_version(folder: Path) -> StoredIndex:
     manifest = _read_manifest(folder)
     for name, expected in manifest.files.items():
         path = folder / name
