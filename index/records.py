@@ -325,6 +325,8 @@ class Manifest:
     `vector_index` is the FAISS factory string of vectors.faiss: "Flat"
     (exact) or "IVF<lists>,SQ8" (approximate, see `Settings.exact_search_limit`).
     `sentences` counts the stored answer-candidate vectors (every passage has at least one).
+    `shards` is how many serving shards the version holds besides the whole
+    index (`index.sharding`; 0: none).
     """
 
     format_version: int
@@ -340,6 +342,7 @@ class Manifest:
     skipped: tuple[Skipped, ...] = ()
     vector_index: str = "Flat"
     sentences: int = 0
+    shards: int = 0
 
     def to_json(self) -> dict:
         data = asdict(self)

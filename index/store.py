@@ -20,6 +20,7 @@ An index folder holds versions side by side and a small pointer file:
         documents.json           per-document info (source, text hash, passage count)
         texts.bin                every document's extracted text, row i = document i, memory-mapped
         text_rows.npy            where each document's text begins in texts.bin (index.texts)
+        shards/                  when built with --shards N: N serving shards (index.sharding)
         sources.json             per-file fingerprints (to tell what changed since the build)
 
 A new version is written into a hidden temporary folder, flushed, verified by
@@ -211,6 +212,7 @@ def publish(
     skipped: tuple[Skipped, ...] = (),
     parallel_map: Map = map,
     texts: Sequence[str] = (),
+    shards: int = 0,
 ) -> StoredIndex:
     """Write a new version and make it live atomically. Caller holds `publish_lock`.
 
@@ -227,6 +229,7 @@ def publish(
         sentences: Vectors of every passage's answer candidates.
         parallel_map: Adds the shards of an approximate index (see `DenseIndex.save`).
         texts: Each document's extracted text, row i for `documents[i]` (served for citations).
+        shards: Serving shards to write beside the whole index (`index.sharding`; 0: none).
 
     Returns:
         The published index, loaded back and verified.
@@ -245,7 +248,18 @@ def publish(
         staging.mkdir(parents=True)
         write_texts(staging, texts)
         _write_version(
-            staging, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map
+            staging,
+            model,
+            passages,
+            vectors,
+            documents,
+            sources,
+            settings,
+            corpus,
+            skipped,
+            sentences,
+            parallel_map,
+            shards,
         )
         stored = load_version(staging)  # refuse to publish what we could not read back
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -274,7 +288,7 @@ def publish(
 
 
 def _write_version(
-    folder, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map
+    folder, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map, shards=0
 ) -> None:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dimensions = vectors.shape[1]
@@ -285,7 +299,12 @@ def _write_version(
     with open(folder / PASSAGES, "w", encoding="utf-8") as out:
         for passage in passages:
             out.write(json.dumps(passage.to_json(), ensure_ascii=False) + "\n")
-    KeywordIndex.build([p.text for p in passages]).save(folder / KEYWORD)
+    keyword = KeywordIndex.build([p.text for p in passages])
+    keyword.save(folder / KEYWORD)
+    if shards:
+        from index.sharding import write_shards  # sharding searches shards, and search reads this module
+
+        write_shards(folder, passages, vectors, sentences, keyword, shards, settings, parallel_map)
     _write_json(folder / DOCUMENTS, [dict(vars(d)) for d in documents])
     _write_json(folder / SOURCES, {name: dict(vars(f)) for name, f in sorted(sources.items())})
     manifest = Manifest(
@@ -302,6 +321,7 @@ def _write_version(
         skipped=tuple(skipped),
         vector_index=kind,
         sentences=len(sentences.vectors),
+        shards=shards,
     )
     _write_json(folder / MANIFEST, manifest.to_json())
     # Files first, then the folders that name them, so a power cut cannot keep a name without its data.
@@ -499,3 +519,12 @@ def _fsync(path: Path) -> None:
 def info_json(stored: StoredIndex) -> dict:
     """What `python -m index info --json` prints and GET /info returns: the version folder and its manifest."""
     return {"index": str(stored.path), **stored.manifest.to_json()}
+
+
+def manifest_of(folder: Path) -> Manifest:
+    """The manifest of a version folder, checked for this program's format.
+
+    Raises:
+        IndexDamaged: It is missing, not JSON, malformed, or of another format version.
+    """
+    return _read_manifest(folder)

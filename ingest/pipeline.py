@@ -179,6 +179,7 @@ def build(
     progress: Progress | None = None,
     strict: bool = False,
     executor: Executor | None = None,
+    shards: int | None = None,
 ) -> BuildReport:
     """Build the index for `corpus`, or bring it up to date.
 
@@ -191,6 +192,8 @@ def build(
         strict: Refuse to publish when any file or record was skipped.
         executor: Instead of `embedder`: where reading, chunking, embedding and index shards run
             (`ingest.distributed.RayExecutor` for Ray).
+        shards: Serving shards to publish beside the whole index (`index.sharding`; 0: none);
+            None keeps the live index's count, so a rebuild from the app keeps the layout being served.
 
     Returns:
         A report of what was read, embedded, reused and skipped.
@@ -202,6 +205,8 @@ def build(
     """
     if (embedder is None) == (executor is None):
         raise ValueError("give build() an embedder or an executor, not both")
+    if shards is not None and shards < 0:
+        raise ValueError(f"--shards must be 0 (none) or more, got {shards}")
     executor = executor or LocalExecutor(embedder)
     began = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
@@ -210,7 +215,14 @@ def build(
     with publish_lock(index_dir):
         previous, notes = _previous(index_dir, executor.embedder.name)
         sources = fingerprint(corpus, previous.sources if previous is not None else None)
-        if previous is not None and previous.sources == sources and previous.manifest.settings == settings:
+        if shards is None:
+            shards = previous.manifest.shards if previous is not None else 0
+        if (
+            previous is not None
+            and previous.sources == sources
+            and previous.manifest.settings == settings
+            and previous.manifest.shards == shards
+        ):
             m = previous.manifest
             if strict and m.skipped:
                 raise SkippedFiles(list(m.skipped))
@@ -248,6 +260,7 @@ def build(
             sentences=vectors.sentences,
             parallel_map=shard_map(executor),
             texts=texts,
+            shards=shards,
         )
         report(Stage.PUBLISH, 1, 1)
     return BuildReport(
