@@ -60,8 +60,27 @@ def start_api(args: list[str], env: dict[str, str], log: Path, timeout: float = 
     return server, url
 
 
+def session_processes(server: subprocess.Popen) -> dict[int, str]:
+    """The processes the server started (its session: uvicorn workers, Ray's daemons and replicas), pid -> title."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == server.pid:
+            continue
+        try:
+            if os.getsid(int(entry.name)) == server.pid:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                found[int(entry.name)] = title
+        except (OSError, ProcessLookupError):
+            pass  # gone meanwhile
+    return found
+
+
 def stop_api(server: subprocess.Popen, timeout: float = 60) -> None:
-    """Interrupt the server (as Ctrl-C would), then kill its process group if it has not stopped."""
+    """Interrupt the server (as Ctrl-C would), then kill whatever it started that is still running.
+
+    Ray's workers run in process groups of their own, within the server's session:
+    those left after the server exits are killed one by one, by pid.
+    """
     if server.poll() is None:
         os.killpg(server.pid, signal.SIGINT)
         try:
@@ -73,3 +92,8 @@ def stop_api(server: subprocess.Popen, timeout: float = 60) -> None:
     except ProcessLookupError:
         pass
     server.wait(10)
+    for pid in session_processes(server):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

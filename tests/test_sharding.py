@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from index.__main__ import main as index_main
 from index.embedding import BundledModel
 from index.errors import IndexDamaged
 from index.search import Searcher
@@ -118,3 +120,14 @@ def test_sharded_search_equals_the_whole_index_with_the_real_model(tmp_path):
     sharded = ShardedSearcher.load(tmp_path / "idx", 4, model)
     for question in asked:
         assert sharded.search(question, 10) == whole.search(question, 10), question
+
+
+def test_serving_on_ray_refuses_an_index_without_those_shards_before_starting_ray(corpus, tmp_path, capsys):
+    index_dir = tmp_path / "idx"
+    base = ["serve", "--index", str(index_dir), "--ray", "--shards", "4"]
+    assert index_main(base) == 1
+    assert f"no index found in {index_dir}" in capsys.readouterr().err
+    build(corpus, index_dir, FakeEmbedder(), shards=2)
+    assert index_main(base) == 1
+    assert "has 2 shards, not 4; rebuild it with: " in capsys.readouterr().err
+    assert "ray" not in sys.modules or not __import__("ray").is_initialized()
