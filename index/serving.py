@@ -33,6 +33,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -353,9 +354,13 @@ def serve_on_ray(
 
     live = live_version(config.index)
     ShardIndex.load(live, 0, shards)  # refuse now, with the fix, before starting anything
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports over the network
     if address:
-        ray.init(address=address, log_to_driver=False)
+        _check_reachable(address)
+        import index
+
+        # Replicas on other nodes get this package shipped to them (Ray packs its folder), as ingest's workers do.
+        ray.init(address=address, runtime_env={"py_modules": [index]}, log_to_driver=False)
     else:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
     try:
@@ -370,3 +375,21 @@ def serve_on_ray(
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast on a `host:port` where nothing listens (`ray.init` would retry for minutes).
+
+    Raises:
+        ConnectionError: Nothing accepted a connection at `address` within `timeout` seconds.
+    """
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://..." and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with `ray start --head` "
+            "and pass the address it prints, or omit the address to serve on a local Ray instance"
+        ) from None
