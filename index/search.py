@@ -48,6 +48,7 @@ from functools import cached_property
 import numpy as np
 
 from index.confidence import ConfidenceModel
+from index.dense import row_dots
 from index.embedding import Embedder
 from index.errors import ModelMismatch, rebuild_fix
 from index.records import Answer, Choice, Hit, Location, Passage, ScoreParts, Span, Verdict
@@ -259,23 +260,11 @@ def rrf(rankings: list[list[int]], k: int) -> dict[int, float]:
     return dict(fused)
 
 
-def row_dots(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """Each row's inner product with `vector`, rounded to float32, whatever other rows come with it.
-
-    BLAS computes a row's dot product by a different path depending on its
-    position in the matrix (blocks and their remainders), so the same passage
-    scored among other candidates could differ in its last bit. Summed in
-    float64 and rounded, it is the same for a passage wherever it is scored:
-    on a shard or in one process (`index.sharding`), ties then break the same way.
-    """
-    return (np.asarray(matrix, dtype=np.float64) @ np.asarray(vector, dtype=np.float64)).astype(np.float32)
-
-
 def top_rows(scores: np.ndarray, depth: int) -> np.ndarray:
     """The `depth` rows of highest score, best first; of rows tied at the cut, the lowest.
 
-    The lowest rows among ties is also what FAISS keeps, so a shard's top rows
-    merged with the others' are the top rows of the whole collection.
+    The lowest rows among ties is also what dense search keeps (`DenseIndex.search`),
+    so a shard's top rows merged with the others' are the top rows of the whole collection.
     """
     if depth <= 0:
         return np.zeros(0, dtype=np.int64)

@@ -22,11 +22,11 @@ Why the merged answer is the single-process answer, bit for bit:
 - each shard proposes its own top `candidates` rows by passage cosine
   (FAISS) and by BM25, and reports both scores of every row it proposes;
   the whole collection's top `candidates` of each retriever are among the
-  shards' (ties go to the lowest row everywhere: `search.top_rows`, FAISS);
+  shards' (ties go to the lowest row everywhere: `search.top_rows`, `DenseIndex.search`);
 - BM25 weights are the whole collection's (`KeywordIndex.subset`: document
   frequencies and average length over all passages), so shard scores compare;
 - a passage's cosines are computed the same way wherever it is scored
-  (`search.row_dots`);
+  (`dense.row_dots`, which exact dense search ranks by too);
 - the router then fuses the merged lists with the very function a single
   process uses (`search.fuse`), fetches the top hits' passages and
   answer-candidate cosines from their shards, and builds the answer with
