@@ -353,6 +353,21 @@ def test_replace_by_same_name_asks_and_then_only_the_new_text_answers(built, tin
     assert "once weekly" in shown and "twice daily" not in shown
 
 
+def test_choosing_a_taken_name_twice_asks_once_about_the_newest(built, tiny_corpus):
+    """Two pending "replace?" for one document shared their buttons' keys: the page failed until the tab closed."""
+    at = upload(documents_page(), ("zentrofin.txt", b"Zentrofin dosage: take it twice daily with food."))
+    settle(at)
+    at = upload(at, ("zentrofin.txt", b"Zentrofin dosage: take it once weekly on an empty stomach."))
+    at = upload(at, ("zentrofin.txt", b"Zentrofin dosage: take it every morning."))
+    assert not at.exception and not at.error
+    asks = [w.value for w in at.warning if "Replace it with" in w.value]
+    assert len(asks) == 1
+    button(at, "Replace").click().run()
+    settle(at)
+    assert not at.exception and not at.error
+    assert (tiny_corpus / "uploads" / "zentrofin.txt").read_bytes() == b"Zentrofin dosage: take it every morning."
+
+
 def test_keeping_the_current_document_changes_nothing(built, tiny_corpus):
     at = upload(documents_page(), ("fractures.txt", b"Fractures heal in a day."))
     button(at, "Keep the current one").click().run()

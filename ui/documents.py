@@ -138,9 +138,7 @@ def save_all(app: AppContext, files) -> None:
         try:
             result = save_upload(app.corpus, upload.name, upload.getvalue(), quota=app.access.upload_quota)
         except NameTaken as exc:
-            st.session_state.setdefault(REPLACE, []).append(
-                PendingReplace(upload.name, upload.getvalue(), exc.existing)
-            )
+            ask_to_replace(PendingReplace(upload.name, upload.getvalue(), exc.existing))
             continue
         except UploadRejected as exc:
             notes.append(f"Not added: {exc}")
@@ -156,6 +154,12 @@ def save_all(app: AppContext, files) -> None:
     else:
         notes.extend(f"Already there, unchanged: {source}" for source, _ in saved)
     st.session_state.setdefault(TOASTS, []).extend(notes)
+
+
+def ask_to_replace(pending: PendingReplace) -> None:
+    """Queue the question "replace?"; one per document, the newest choice winning (its buttons are keyed by the document)."""
+    waiting = [p for p in st.session_state.get(REPLACE, []) if p.existing != pending.existing]
+    st.session_state[REPLACE] = [*waiting, pending]
 
 
 def confirm_replacements(app: AppContext) -> None:
