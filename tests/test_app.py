@@ -602,6 +602,15 @@ def test_quality_panel_scores_the_question_set_in_plain_words(built, tiny_corpus
     assert "no answer to **1 of 1**" in text
 
 
+def test_a_broken_question_set_is_explained_without_the_server_path(built, tiny_corpus):
+    (tiny_corpus / "questions.jsonl").write_text('{"query": "kyphoplasty"\n', encoding="utf-8")
+    at = documents_page()
+    button(at, "Check now").click().run()
+    assert not at.exception
+    shown = " ".join(e.value for e in at.error).replace("\\", "")  # Markdown escapes
+    assert "questions.jsonl:1" in shown and str(tiny_corpus) not in shown
+
+
 def test_an_unexpected_error_is_logged_and_shown_without_details(built, monkeypatch, caplog):
     def broken(self, query, k=5, sources=None):
         raise RuntimeError(f"boom in {built}/v-1/passages.jsonl")

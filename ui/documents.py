@@ -29,7 +29,7 @@ from ingest.documents import (
 )
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.uploads import MAX_UPLOAD_BYTES, NameTaken, Outcome, UploadRejected, save_upload, uploads_size
-from ui.errors import log_error
+from ui.errors import log_error, redact
 from ui.markdown import escape_markdown
 from ui.progress import plural
 from ui.resources import EDITOR, AppContext
@@ -301,8 +301,8 @@ def quality_panel(app: AppContext, searcher: Searcher | None) -> None:
             st.session_state["kb_quality"] = key
             try:
                 report = get_quality(searcher, *key)
-            except ValueError as exc:
-                st.error(escape_markdown(str(exc)))
+            except ValueError as exc:  # the set's own mistake, said without the server's path
+                st.error(escape_markdown(redact(str(exc))))
                 return
             st.markdown(
                 f"The right passage came first for **{report.recall_at_1:.0%}** of "
