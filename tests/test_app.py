@@ -2,8 +2,8 @@
 
 Ask (the answer box, cards, the URL), the Document view a citation opens,
 and the Documents page (status, add, replace, delete, who may do it).
-Verdicts and confidences the search does not produce yet (unsure, a second
-confident source) come from a stubbed `Searcher.search`.
+An unsure verdict and a second confident source, which the fake embedder's
+geometry cannot be made to give, come from a stubbed `Searcher.search`.
 """
 
 from __future__ import annotations
