@@ -92,6 +92,14 @@ def test_pypdf_warnings_stay_out_of_the_console_and_the_pdf_is_still_read(tmp_pa
     pdf = tmp_path / "odd.pdf"
     write_pdf(pdf, ["Hip flexors lift the knee."])
     pdf.write_bytes(re.sub(rb"startxref\n\d+", b"startxref\n5", pdf.read_bytes()))  # pypdf repairs it, warning
+    noisy = logging.getLogger("pypdf")
+    level = noisy.level
+    noisy.setLevel(logging.NOTSET)
+    with caplog.at_level(logging.WARNING):  # the control: unquieted, this PDF does make pypdf warn
+        read_file(pdf, tmp_path)
+    assert [r for r in caplog.records if r.name.startswith("pypdf")]
+    noisy.setLevel(level)
+    caplog.clear()
     quiet_library_logs()
     with caplog.at_level(logging.WARNING):
         (document,) = read_file(pdf, tmp_path)
