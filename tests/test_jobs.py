@@ -38,10 +38,10 @@ def wait_for(condition, timeout: float = 30) -> None:
 def test_a_change_during_a_build_is_queued_and_built_next(tiny_corpus, tmp_path):
     embedder = HeldEmbedder()
     job = BuildJob(tiny_corpus, tmp_path / "idx", embedder)
-    assert job.request() == 1
+    assert job.request() == (1, False)
     wait_for(lambda: job.state.stage is Stage.EMBED)
     (tiny_corpus / "knees.txt").write_text("Knee cartilage wears down with running.", encoding="utf-8")
-    assert job.request() == 2 and job.request() == 2  # one build waits, whoever asks
+    assert job.request() == (2, True) and job.request() == (2, True)  # one build waits, whoever asks
     assert job.state.queued and job.result(1) is None
     embedder.gate.set()
     job.wait(30)
@@ -67,14 +67,14 @@ def test_nothing_changed_is_a_finished_build_that_published_nothing(tiny_corpus,
     job = BuildJob(tiny_corpus, tmp_path / "idx", FakeEmbedder())
     job.request()
     job.wait(30)
-    run = job.request()
+    run, _ = job.request()
     job.wait(30)
     assert not job.result(run).report.published and job.result(run).error is None
 
 
 def test_a_failed_build_keeps_its_message_and_logs_the_traceback(tmp_path, caplog):
     job = BuildJob(tmp_path / "missing", tmp_path / "idx", FakeEmbedder())
-    run = job.request()
+    run, _ = job.request()
     job.wait(30)
     result = job.result(run)
     assert "does not exist" in result.error and "Traceback" not in result.error
