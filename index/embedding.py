@@ -137,10 +137,10 @@ class BundledModel:
         """(backend in use, function giving one padded batch's token embeddings)."""
         if self.requested != "torch":
             try:
-                from index.onnx_model import OnnxEncoder, cached_onnx
+                from index.onnx_model import OnnxRunner, cached_onnx
 
                 graph = cached_onnx(self.path, self.cache_dir, variant=self.requested)
-                return self.requested, OnnxEncoder(graph)
+                return self.requested, OnnxRunner(graph)
             except Exception as exc:  # no onnxruntime, a failed export, an unreadable cache: torch still works
                 note = f"ONNX model unavailable ({exc}); embedding with torch instead (slower)"
                 self.notes.append(note)

@@ -26,6 +26,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
@@ -277,3 +278,30 @@ def default_threads() -> int:
     """Threads for a forward pass over many texts: `$OMP_NUM_THREADS` when set, else 0 (one per physical core)."""
     omp = os.environ.get("OMP_NUM_THREADS", "")
     return int(omp) if omp.isdigit() else 0
+
+
+class OnnxRunner:
+    """The graph in two sessions, each opened on first use: one thread for a single text, every core for a batch.
+
+    One question is too little work to share between threads: on two cores a
+    second thread only adds waiting (a question took 20 ms with two threads
+    against 10 ms with one, load 8; bench/RESULTS.md, "Query time on SciFact").
+    Batches of passages keep both cores busy. ONNX Runtime lets threads call
+    one session at once, so a searcher shared by threads needs nothing more.
+    """
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.path = path
+        self.threads = default_threads() if threads is None else threads
+
+    @cached_property
+    def single(self) -> OnnxEncoder:
+        return self.parallel if self.threads == 1 else OnnxEncoder(self.path, threads=1)
+
+    @cached_property
+    def parallel(self) -> OnnxEncoder:
+        return OnnxEncoder(self.path, threads=self.threads)
+
+    def __call__(self, batch: TokenArrays) -> np.ndarray:
+        """Token embeddings of a padded batch (see `OnnxEncoder`)."""
+        return (self.single if len(batch) == 1 else self.parallel)(batch)

@@ -217,6 +217,15 @@ def test_word_pieces_and_offsets_are_the_sentence_transformers_tokenizers(fp32, 
 
 
 @pytest.mark.model
+def test_one_question_runs_on_its_own_single_threaded_session(onnx):
+    runner = onnx._runner[1]
+    onnx.encode(["how long does a broken vertebra take to heal?"])
+    assert runner.single.threads == 1
+    onnx.encode(["two texts", "in one batch"])
+    assert runner.parallel.threads == runner.threads
+
+
+@pytest.mark.model
 def test_sentence_vectors_come_from_the_passages_own_pass_and_agree_across_backends(fp32, onnx, sample_texts):
     passages = [t for t in sample_texts if len(answer_candidates(t)) > 1][:12]
     spans = [answer_candidates(t) for t in passages]
