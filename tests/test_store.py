@@ -479,3 +479,18 @@ def test_exact_search_limit_is_validated():
 def test_probes_are_a_64th_of_the_lists_but_at_least_32():
     # bench/RESULTS.md: at 300k passages (1,095 lists) 17 probes gave recall@10 0.935, 32 gave 0.964.
     assert [dense.nprobe_for(lists) for lists in (20, 1095, 2000, 6400)] == [20, 32, 32, 100]
+
+
+def test_an_update_that_changes_no_passage_links_the_unchanged_files(built, tiny_corpus, fake_embedder):
+    before = load(built.parent)
+    (tiny_corpus / "fractures.txt").touch()  # a new time, the same bytes: the sources change, nothing else
+    (tiny_corpus / "empty.txt").write_text("", encoding="utf-8")  # a file that is skipped
+    report = build(tiny_corpus, built.parent, fake_embedder)
+    after = load(built.parent)
+    assert report.published and after.path != before.path and after.passages == before.passages
+    linked = {
+        name for name in after.manifest.files if (after.path / name).stat().st_ino == (before.path / name).stat().st_ino
+    }
+    assert {"vectors.faiss", "sentences.npy", "passages.jsonl", "locations.npy", "keyword/terms.txt"} <= linked
+    assert "sources.json" not in linked and "manifest.json" not in linked
+    verify(built.parent)
