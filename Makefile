@@ -24,7 +24,7 @@ index: install
 
 run: index
 	@echo "Starting the app at http://localhost:$(PORT)"
-	KB_CORPUS=$(CORPUS) KB_INDEX=$(INDEX) $(PY) -m streamlit run app.py \
+	KB_CORPUS=$(CORPUS) KB_INDEX=$(INDEX) $(PY) -m ui.serve app.py \
 		--server.address localhost --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
 

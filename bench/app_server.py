@@ -35,7 +35,7 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float) -> bool:
 
 
 def start_app(env: dict[str, str], timeout: float = 120) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free port with `env` (KB_INDEX, KB_CORPUS, ...); (process, url).
+    """The app (`python -m ui.serve app.py`, i.e. `streamlit run app.py`) on a free port with `env` (KB_INDEX, KB_CORPUS, ...); (process, url).
 
     Raises:
         RuntimeError: The app did not answer within `timeout` seconds (the process is killed).
@@ -45,8 +45,7 @@ def start_app(env: dict[str, str], timeout: float = 120) -> tuple[subprocess.Pop
         [
             sys.executable,
             "-m",
-            "streamlit",
-            "run",
+            "ui.serve",  # streamlit run, with long links allowed
             "app.py",
             "--server.address",
             "127.0.0.1",

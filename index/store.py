@@ -48,6 +48,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -552,6 +553,14 @@ def load(index_dir: Path, model: str | None = None) -> StoredIndex:
     return stored
 
 
+# One load at a time per process. numpy reads every .npy header with
+# ast.literal_eval, and CPython 3.11's AST constructor is not thread-safe: two
+# threads loading at once (app sessions, a build publishing beside readers)
+# raised "SystemError: AST constructor recursion depth mismatch" in
+# tests/test_concurrency.py. Loading memory-maps files, so the wait is short.
+_LOADING = threading.Lock()
+
+
 def load_version(folder: Path) -> StoredIndex:
     """Load one version folder: the manifest, each file's size and time, and the memory-mapped files.
 
@@ -560,6 +569,11 @@ def load_version(folder: Path) -> StoredIndex:
     and refused if its content changed. The cost does not grow with the
     collection: nothing is read that a question does not need.
     """
+    with _LOADING:
+        return _load_version(folder)
+
+
+def _load_version(folder: Path) -> StoredIndex:
     manifest = _read_manifest(folder)
     for name, expected in manifest.files.items():
         path = folder / name

@@ -19,6 +19,7 @@ from index.cli import fail, note
 from index.config import DEFAULT_CORPUS, DEFAULT_INDEX, Config
 from index.embedding import embedder_for, get_embedder
 from index.errors import StoreError
+from ingest.logs import quiet_library_logs
 from ingest.pipeline import Stage, build
 
 
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.ray is None:
         parser.error("--workers needs --ray")
     config = Config.resolve(corpus=args.corpus, index=args.index)
+    quiet_library_logs()
 
     progress = TqdmProgress()
     try:

@@ -90,7 +90,7 @@ def test_ray_build_matches_local_build(ray_cluster, ray_corpus, tmp_path):
     assert not any("root:" in p.text for p in load(tmp_path / "ray").passages)
     assert_same_index(tmp_path / "ray", tmp_path / "local")
     embeds = [e for e in events if e[0] == "embed"]
-    # One pass per passage gives its answer sentences' vectors too: progress counts passages.
+    # One pass per passage (its answer sentences are pooled from it): progress counts passages.
     assert embeds[-1][1] == embeds[-1][2] == report.embedded
     assert len(embeds) > 2  # one update per completed batch, not one at the end
 

@@ -6,7 +6,7 @@ Sensible behaviour, decided here:
   refuses it with a message (exit 2), the app asks for a question in words.
 - A very long question is cut to `MAX_QUERY_CHARS` at a word boundary (the
   model reads about half of that anyway) and answered as usual; the CLI says
-  it was cut, the app's box does not accept more and a longer `?q=` is cut.
+  it was cut, and the app cuts a longer paste or `?q=` in the box, with a note.
 - Other scripts and emoji are searched like anything else.
 - Text from documents, file names, upload names and error messages reaches
   the browser only through `escape_markdown` (or `st.text`), so HTML,
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 import streamlit as st
@@ -180,9 +181,12 @@ def assert_inert(text: str, *hostile: str) -> None:
         assert not re.search(r"(?<!\\)" + re.escape(raw), text), f"{raw!r} reaches the browser unescaped"
 
 
-def test_question_box_has_a_length_limit(app):
+def test_a_pasted_question_over_the_limit_is_cut_in_the_box_with_a_note(app):
     at = app().run()
-    assert at.text_input(key="query").proto.max_chars == MAX_QUERY_CHARS
+    at.text_input(key="query").input(LONG_QUESTION).run()
+    assert not at.exception
+    assert len(at.text_input(key="query").value) <= MAX_QUERY_CHARS
+    assert "cut at the last whole word" in at.info[0].value
 
 
 @pytest.mark.parametrize("question", ["   ", "\t\n"])
@@ -190,7 +194,7 @@ def test_blank_question_shows_nothing(app, question):
     at = app().run()
     at.text_input(key="query").input(question).run()
     assert not at.exception and not at.warning and not at.info
-    assert not [m for m in at.markdown if m.value.startswith("**1.**")]
+    assert not [m for m in at.markdown if m.value.startswith("**\\[1\\]**")]
 
 
 def test_control_characters_only_ask_for_words(app):
@@ -205,8 +209,9 @@ def test_over_long_question_in_the_link_is_cut_and_answered(app):
     at.query_params["q"] = LONG_QUESTION
     at.run()
     assert not at.exception
-    assert len(at.text_input(key="query").value) == MAX_QUERY_CHARS
-    assert any(m.value.startswith("**1.**") and "fractures" in m.value for m in at.markdown)
+    box = at.text_input(key="query").value
+    assert len(box) <= MAX_QUERY_CHARS and LONG_QUESTION.startswith(box + " ")  # cut at a word
+    assert any(m.value.startswith("**\\[1\\]**") and "fractures" in m.value for m in at.markdown)
 
 
 def test_question_in_another_script_is_answered(app):
@@ -223,13 +228,18 @@ def test_hostile_question_is_never_rendered_as_markdown(app):
     assert_inert(shown(at), "<script>", "<img", "](javascript:", "**bold**", ":red[red]")
 
 
-def test_hostile_document_text_is_escaped_in_cards_and_context(app):
+def test_hostile_document_text_is_escaped_in_the_answer_the_cards_and_the_document(app):
     at = app().run()
     at.text_input(key="query").input("hostile zebra page bell escape sequence").run()
     text = shown(at)
-    assert escape_markdown(HOSTILE) in text  # in the card (highlighted or not) and its context
+    assert escape_markdown(HOSTILE) in text  # in the card (highlighted or not)
     assert_inert(text, "<script>", "<img", "](javascript:", "**bold**", ":red[red]", "\x1b", "\x07")
-    assert any(e.label == "Show in document" for e in at.expander)  # its Markdown is part of `shown`
+    document = app()
+    document.query_params["source"] = "evil.md"
+    document.run().switch_page("app_pages/document.py").run()
+    text = shown(document)
+    assert escape_markdown(HOSTILE) in text  # the whole document
+    assert_inert(text, "<script>", "<img", "](javascript:", "**bold**", ":red[red]", "\x1b", "\x07")
 
 
 def test_hostile_file_name_is_escaped_in_the_citation(app, corpus, index_dir):
@@ -250,11 +260,16 @@ def test_hostile_file_name_is_escaped_in_the_citation(app, corpus, index_dir):
     ],
 )
 def test_hostile_upload_names_are_escaped_in_messages(app, corpus, name, expected):
-    at = app().run()
-    at.sidebar.file_uploader[0].set_value((name, b"Wombat burrows are cube shaped.", "text/plain")).run()
-    next(b for b in at.sidebar.button if b.label == "Add to the knowledge base").click().run()
+    at = app().run().switch_page("app_pages/documents.py").run()
+    at.get("file_uploader")[0].set_value((name, b"Wombat burrows are cube shaped.", "text/plain")).run()
+    next(b for b in at.button if b.label == "Add to the knowledge base").click().run()
     assert not at.exception
     messages = [t.value for t in at.toast]
+    for _ in range(100):  # "Added" is said once the build has read the file
+        if messages:
+            break
+        time.sleep(0.1)
+        messages = [t.value for t in at.run().toast]
     assert any(m.startswith(expected) for m in messages), messages
     assert_inert("\n".join(messages), "<img", "](javascript:")
     assert all(p.is_relative_to(corpus) for p in corpus.rglob("*"))

@@ -9,7 +9,15 @@ import pytest
 
 from index.records import Hit, Location, Passage, Span
 from tests.helpers import directives_within_lines
-from ui.markdown import context_markdown, escape_markdown, highlight_markdown, hit_heading, hit_highlight
+from ui.markdown import (
+    context_markdown,
+    escape_markdown,
+    highlight_markdown,
+    hit_heading,
+    hit_highlight,
+    passage_markdown,
+    quote_markdown,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,10 +60,28 @@ def hit_in(text: str, start: int, answer: tuple[int, int], locations: int = 1) -
     return Hit(Passage("id", text, places), 1, 1.0, 0.5, Span(*answer, text[answer[0] - start : answer[1] - start]))
 
 
-def test_hit_heading_cites_every_location_once_escaped():
-    assert hit_heading(hit_in("Some text.", 0, (0, 10))) == "**1.** d0\\.txt\\, line 1"
+def test_hit_heading_cites_every_location_once_with_its_span_escaped():
+    assert hit_heading(hit_in("Some text.", 0, (0, 10))) == "**\\[1\\]** d0\\.txt\\, line 1 · characters 0–10"
     heading = hit_heading(hit_in("Some text.", 0, (0, 10), locations=3))
-    assert heading == "**1.** d0\\.txt\\, line 1 · also d1\\.txt\\, line 2\\; d2\\.txt\\, line 3"
+    assert heading == (
+        "**\\[1\\]** d0\\.txt\\, line 1 · characters 0–10  \n:gray[also d1\\.txt\\, line 2\\; d2\\.txt\\, line 3]"
+    )
+
+
+def test_a_quote_is_the_answer_sentence_exactly_with_a_link_to_its_card():
+    hit = hit_in("First [one]. Second *two*.", 0, (13, 26))
+    assert quote_markdown(hit) == "“Second \\*two\\*\\.” [\\[1\\]](#source-1)"
+
+
+def test_highlights_never_span_a_paragraph_break():
+    text = "Heading\n\nBody sentence. Answer here."
+    assert highlight_markdown(text, 0, len(text)) == (
+        ":orange-background[Heading]  \n  \n:orange-background[Body sentence\\. Answer here\\.]"
+    )
+    marked = passage_markdown(text, (24, 36))
+    assert marked == (
+        ":blue-background[Heading]  \n  \n:blue-background[Body sentence\\.] :orange-background[Answer here\\.]"
+    )
 
 
 def test_the_answer_is_highlighted_at_its_place_in_the_passage_and_in_context():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
-from ingest.uploads import MAX_UPLOAD_BYTES, UploadRejected, safe_name, save_upload
+from ingest.uploads import MAX_UPLOAD_BYTES, NameTaken, Outcome, UploadRejected, safe_name, save_upload
 
 
 @pytest.mark.parametrize(
@@ -34,24 +37,64 @@ def test_unsupported_or_empty_names_are_rejected(given):
 
 def test_save_never_leaves_the_corpus(tmp_path):
     corpus = tmp_path / "corpus"
-    path, new = save_upload(corpus, "../../outside.txt", b"hello")
-    assert new and path == corpus / "uploads" / "outside.txt"
-    assert path.read_bytes() == b"hello"
+    saved = save_upload(corpus, "../../outside.txt", b"hello")
+    assert saved.outcome is Outcome.ADDED and saved.source == "uploads/outside.txt"
+    assert (corpus / "uploads" / "outside.txt").read_bytes() == b"hello"
     assert not (tmp_path / "outside.txt").exists()
 
 
-def test_same_name_different_content_gets_a_new_name(tmp_path):
-    first, _ = save_upload(tmp_path, "a.txt", b"one")
-    second, new = save_upload(tmp_path, "a.txt", b"two")
-    assert new and second.name == "a (2).txt"
-    assert first.read_bytes() == b"one" and second.read_bytes() == b"two"
+def test_uploads_are_readable_by_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        save_upload(tmp_path, "a.txt", b"one")
+        save_upload(tmp_path, "a.txt", b"two", replace=True)
+        save_upload(tmp_path, "b.txt", b"three")
+    finally:
+        os.umask(old)
+    for name in ("a.txt", "b.txt"):
+        assert stat.S_IMODE((tmp_path / "uploads" / name).stat().st_mode) == 0o644
+
+
+def test_same_name_different_content_asks_before_replacing(tmp_path):
+    save_upload(tmp_path, "a.txt", b"one")
+    with pytest.raises(NameTaken, match="replace it") as taken:
+        save_upload(tmp_path, "a.txt", b"two")
+    assert taken.value.existing == "uploads/a.txt"
+    assert (tmp_path / "uploads" / "a.txt").read_bytes() == b"one"
+    saved = save_upload(tmp_path, "a.txt", b"two", replace=True)
+    assert saved.outcome is Outcome.REPLACED and saved.source == "uploads/a.txt"
+    assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == ["a.txt"]
+    assert (tmp_path / "uploads" / "a.txt").read_bytes() == b"two"
+
+
+def test_a_document_outside_uploads_is_replaced_where_it_is(tmp_path):
+    (tmp_path / "guides").mkdir()
+    (tmp_path / "guides" / "hips.md").write_text("old text", encoding="utf-8")
+    with pytest.raises(NameTaken) as taken:
+        save_upload(tmp_path, "hips.md", b"new text")
+    assert taken.value.existing == "guides/hips.md"
+    assert save_upload(tmp_path, "hips.md", b"new text", replace=True).source == "guides/hips.md"
+    assert (tmp_path / "guides" / "hips.md").read_bytes() == b"new text"
+    assert not (tmp_path / "uploads" / "hips.md").exists()
 
 
 def test_identical_upload_is_not_stored_twice(tmp_path):
-    first, _ = save_upload(tmp_path, "a.txt", b"same")
-    again, new = save_upload(tmp_path, "a.txt", b"same")
-    assert again == first and not new
+    first = save_upload(tmp_path, "a.txt", b"same")
+    again = save_upload(tmp_path, "a.txt", b"same")
+    assert again.source == first.source and again.outcome is Outcome.UNCHANGED
     assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == ["a.txt"]
+
+
+def test_uploads_stay_within_the_quota(tmp_path):
+    save_upload(tmp_path, "a.txt", b"x" * 600, quota=1000)
+    with pytest.raises(UploadRejected, match="does not fit: uploads already take"):
+        save_upload(tmp_path, "b.txt", b"y" * 500, quota=1000)
+    assert not (tmp_path / "uploads" / "b.txt").exists()
+    save_upload(tmp_path, "b.txt", b"y" * 400, quota=1000)  # exactly full
+    # Replacing counts the new size instead of the old one.
+    save_upload(tmp_path, "a.txt", b"z" * 500, replace=True, quota=1000)
+    with pytest.raises(UploadRejected, match="KB_UPLOAD_QUOTA_MB"):
+        save_upload(tmp_path, "a.txt", b"z" * 700, replace=True, quota=1000)
 
 
 def test_size_limit_and_empty_files(tmp_path):
@@ -99,9 +142,10 @@ def test_names_without_a_usable_name_and_type_are_rejected(given):
 def test_very_long_names_fit_the_file_system(tmp_path, stem):
     name = safe_name(stem + ".txt")
     assert name.endswith(".txt") and len(name.encode("utf-8")) <= 255
-    for content in (b"one", b"two"):  # the numbered second name must fit as well
-        path, new = save_upload(tmp_path, stem + ".txt", content)
-        assert new and path.read_bytes() == content and path.parent == tmp_path / "uploads"
+    for content in (b"one", b"two"):  # the replacement must fit as well
+        saved = save_upload(tmp_path, stem + ".txt", content, replace=True)
+        path = tmp_path / saved.source
+        assert path.read_bytes() == content and path.parent == tmp_path / "uploads"
 
 
 def test_concurrent_uploads_of_one_name_keep_every_file_intact(tmp_path):
@@ -110,19 +154,23 @@ def test_concurrent_uploads_of_one_name_keep_every_file_intact(tmp_path):
     contents = [f"upload number {i} ".encode() * 1000 for i in range(8)]
     start = threading.Barrier(len(contents))
     stored: list = []
+    refused: list = []
 
     def upload(data: bytes) -> None:
         start.wait()
-        stored.append(save_upload(tmp_path, "same.txt", data))
+        try:
+            stored.append(save_upload(tmp_path, "same.txt", data))
+        except NameTaken as exc:
+            refused.append(exc)
 
     threads = [threading.Thread(target=upload, args=(data,)) for data in contents]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert all(new for _, new in stored)
-    assert sorted(path.read_bytes() for path, _ in stored) == sorted(contents)
-    assert len({path for path, _ in stored}) == len(contents)
+    # One upload wins the name; every other one is asked "replace?", and the file is one upload whole.
+    assert [s.outcome for s in stored] == [Outcome.ADDED] and len(refused) == len(contents) - 1
+    assert (tmp_path / "uploads" / "same.txt").read_bytes() in contents
     assert (
         sorted(p.name for p in (tmp_path / "uploads").iterdir() if p.name.startswith(".")) == []
     )  # no temporaries left
@@ -135,8 +183,12 @@ def test_an_upload_never_reads_or_writes_through_a_link_out_of_the_corpus(tmp_pa
     corpus = tmp_path / "corpus"
     (corpus / "uploads").mkdir(parents=True)
     (corpus / "uploads" / "notes.txt").symlink_to(outside)
-    path, new = save_upload(corpus, "notes.txt", b"private")  # same bytes: comparing would confirm them
-    assert new and path == corpus / "uploads" / "notes (2).txt"
+    # Same bytes: "unchanged" (or "replace?") would confirm them; the link is neither read nor replaced.
+    with pytest.raises(UploadRejected, match="not a document is in the way"):
+        save_upload(corpus, "notes.txt", b"private")
+    with pytest.raises(UploadRejected, match="not a document is in the way"):
+        save_upload(corpus, "notes.txt", b"other", replace=True)
+    assert (corpus / "uploads" / "notes.txt").is_symlink() and outside.read_bytes() == b"private"
     other = tmp_path / "elsewhere"
     other.mkdir()
     linked = tmp_path / "linked"

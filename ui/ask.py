@@ -1,0 +1,225 @@
+"""The Ask page: a question box, the answer on top with numbered citations, the cited passages below.
+
+The page's state lives in its URL: `q` (the question), `k` (how many
+passages) and `doc` (repeated, the documents to search), so a link shares
+exactly what is on screen. Each new question pushes a browser history
+entry, and Back or Forward brings the earlier question (and its options)
+back into the box: the URL is read whenever it differs from what the page
+last wrote there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import streamlit as st
+
+from index.errors import StoreError
+from index.records import Answer, Hit, Verdict
+from index.search import MAX_QUERY_CHARS, clean_query, query_is_cut
+from ui.answer import quoted_hits, sureness
+from ui.errors import index_problem, log_error
+from ui.markdown import anchor, escape_markdown, hit_heading, hit_highlight, quote_markdown
+from ui.progress import plural
+from ui.resources import AppContext
+from ui.status import build_status, request_build
+
+EXAMPLES = (
+    "How long does a broken vertebra take to heal?",
+    "What muscles are the hip flexors?",
+    "When should back pain be investigated by a doctor?",
+    "How often should I ice a painful hip?",
+)
+ASK_IN_WORDS = "Ask a question in words, for example one of the suggestions below the box."
+DEFAULT_K, MAX_K = 5, 20
+CUT_NOTE = (
+    f"Your question was longer than {MAX_QUERY_CHARS:,} characters, so it was cut at the last whole word "
+    "before that. The answer is based on the question as shown in the box."
+)
+DOCUMENT_PAGE = "app_pages/document.py"
+URL = "kb_url"  # what the page last wrote to (or read from) the URL
+CUT = "kb_question_cut"
+
+
+@dataclass(frozen=True)
+class UrlState:
+    """The page's state as the URL holds it."""
+
+    query: str = ""
+    k: int = DEFAULT_K
+    documents: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls) -> UrlState:
+        params = st.query_params
+        try:
+            k = min(max(int(params.get("k", DEFAULT_K)), 1), MAX_K)
+        except ValueError:
+            k = DEFAULT_K
+        return cls(params.get("q", ""), k, tuple(params.get_all("doc")))
+
+    def write(self) -> None:
+        """Set the URL to this state (one history entry)."""
+        params: dict[str, str | list[str]] = {}
+        if self.query:
+            params["q"] = self.query
+        if self.k != DEFAULT_K:
+            params["k"] = str(self.k)
+        if self.documents:
+            params["doc"] = list(self.documents)
+        st.query_params.from_dict(params)
+
+
+def ask_page(app: AppContext) -> None:
+    st.title("Ask the knowledge base")
+    try:
+        searcher = app.searcher()
+    except StoreError as exc:
+        show_index_problem(app, exc)
+        return
+    build_status(app.job)
+    documents = sorted({d.source for d in searcher.stored.documents})
+    follow_url(documents)
+    st.caption(f"Answers are quoted from {plural(len(documents), 'document')}, with a link to each source.")
+    query = question_box()
+    k, sources = search_options(documents)
+    remember_in_url(query, k, sources)
+    if query:
+        answer = searcher.search(query, k=k, sources=frozenset(sources) if sources else None)
+        if answer.query:
+            show_answer(answer)
+        else:  # only control characters: nothing left to search
+            st.info(ASK_IN_WORDS)
+    else:
+        examples()
+
+
+def follow_url(documents: Sequence[str]) -> None:
+    """Take the question and options from the URL when it changed from outside (a link, Back, Forward)."""
+    url = UrlState.read()
+    widgets_kept = all(key in st.session_state for key in ("query", "k", "sources"))  # gone after another page
+    if st.session_state.get(URL) == url and widgets_kept:
+        return
+    st.session_state.query = clean_query(url.query) if query_is_cut(url.query) else url.query
+    st.session_state[CUT] = query_is_cut(url.query)
+    st.session_state.k = url.k
+    st.session_state.sources = [d for d in url.documents if d in documents]
+    st.session_state[URL] = url
+
+
+def remember_in_url(query: str, k: int, sources: Sequence[str]) -> None:
+    """Put what is on screen in the URL; a new question becomes a new browser history entry."""
+    state = UrlState(query, k, tuple(sources))
+    if st.session_state.get(URL) != state:
+        state.write()
+        st.session_state[URL] = state
+
+
+def question_box() -> str:
+    st.text_input(
+        "Your question",
+        key="query",
+        on_change=_question_changed,
+        placeholder="e.g. how long does a broken vertebra take to heal?",
+    )
+    if st.session_state.get(CUT):
+        st.info(CUT_NOTE, icon=":material/content_cut:")
+    return st.session_state.query.strip()
+
+
+def _question_changed() -> None:
+    """Cut a pasted question that is too long, visibly, before the page uses it."""
+    text = st.session_state.query
+    st.session_state[CUT] = query_is_cut(text)
+    if st.session_state[CUT]:
+        st.session_state.query = clean_query(text)
+
+
+def examples() -> None:
+    st.caption("Or try one of these:")
+    with st.container(horizontal=True, key="examples"):
+        for example in EXAMPLES:
+            st.button(example, on_click=_ask, args=(example,))
+
+
+def _ask(text: str) -> None:
+    st.session_state.query = text
+    st.session_state[CUT] = False
+
+
+def search_options(documents: Sequence[str]) -> tuple[int, list[str]]:
+    with st.sidebar:
+        st.header("Search options")
+        sources = st.multiselect("Only these documents", documents, key="sources", placeholder="All documents")
+        k = st.slider("Sources to show", min_value=1, max_value=MAX_K, key="k")
+    return k, sources
+
+
+def show_answer(answer: Answer) -> None:
+    if answer.verdict is Verdict.NOT_ANSWERED or not answer.hits:
+        st.warning(Verdict.NOT_ANSWERED.label)
+        if answer.hits:
+            with st.expander("Closest sources (weak matches, probably not answers)", expanded=False):
+                for hit in answer.hits:
+                    hit_card(hit)
+        return
+    with st.container(border=True, key="answer"):
+        if answer.verdict is Verdict.ANSWERED:
+            st.markdown(f":green[:material/check_circle:] **{sureness(answer)}**")
+        else:
+            st.markdown(f":orange[:material/help:] **{sureness(answer)}**")
+        for hit in quoted_hits(answer):
+            st.markdown(quote_markdown(hit))
+    st.subheader("Sources", anchor=False)
+    for hit in answer.hits:
+        hit_card(hit)
+    ranking_table(answer)
+
+
+def hit_card(hit: Hit) -> None:
+    location = hit.passage.location
+    st.html(f'<span id="{anchor(hit.rank)}" style="scroll-margin-top: 5rem"></span>')  # where [n] jumps to
+    with st.container(border=True, key=anchor(hit.rank)):
+        st.markdown(hit_heading(hit))
+        st.markdown(hit_highlight(hit))
+        params = {"source": location.source, "start": str(location.start), "end": str(location.end)}
+        params |= {"from": str(hit.answer.start), "to": str(hit.answer.end)}
+        if location.doc_id != location.source:
+            params["id"] = location.doc_id
+        st.page_link(DOCUMENT_PAGE, label="Open the document here", icon=":material/open_in_new:", query_params=params)
+
+
+def ranking_table(answer: Answer) -> None:
+    with st.expander("How these were ranked"):
+        st.caption(
+            "Each source is ranked by meaning (how close the whole text and its best sentence are to the "
+            "question, from 0 to 1) and by shared keywords (BM25); the two are combined, leaning on meaning "
+            "more when the closest match is strong. Confidence is the chance that the source answers the question."
+        )
+        st.dataframe([ranking_row(hit) for hit in answer.hits], hide_index=True)
+
+
+def ranking_row(hit: Hit) -> dict:
+    """One row of "How these were ranked": each retriever's rank and the parts of the score."""
+    row = {"source": f"[{hit.rank}]", "by meaning": hit.dense_rank, "by keywords": hit.keyword_rank}
+    if hit.parts is not None:
+        row |= {
+            "text match": round(hit.parts.passage_cosine, 3),
+            "best sentence match": round(hit.parts.sentence_cosine, 3),
+            "keyword score": round(hit.parts.keyword, 2),
+            "weight on meaning": round(hit.parts.dense_weight, 2),
+            "combined": round(hit.parts.fused, 3),
+        }
+    return row | {"confidence": f"{hit.confidence:.0%}", "document": hit.passage.location.cite()}
+
+
+def show_index_problem(app: AppContext, exc: StoreError) -> None:
+    log_error("the index cannot be used", exc)
+    problem, fix = index_problem(exc, app.can_edit)
+    st.error(escape_markdown(f"{problem} {fix}"))
+    if app.can_edit:
+        build_status(app.job, show_others=True)
+        if st.button("Build the index now", type="primary", disabled=app.job.state.running):
+            request_build(app.job, rebuild=True)
+            st.rerun()
