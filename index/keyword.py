@@ -38,6 +38,12 @@ def tokenize(text: str) -> list[str]:
     return _stemmer().stemWords(words)
 
 
+def _interned(terms: list[str], shared: dict[str, str]) -> list[str]:
+    """`terms` with each word one shared object: kept for a whole collection, a copy per use would
+    cost about 60 bytes a word (tests/test_bad_files.py bounds a build's memory)."""
+    return [shared.setdefault(term, term) for term in terms]
+
+
 class KeywordIndex:
     """A BM25 index whose rows line up with the passages."""
 
@@ -59,8 +65,12 @@ class KeywordIndex:
                 terms of a text it holds are taken from it instead of tokenizing the text again.
         """
         previous, rows = reuse if reuse is not None else (None, [None] * len(texts))
+        shared: dict[str, str] = {}
         # An empty placeholder token keeps bm25s happy with passages that are all stopwords.
-        terms = [(previous.terms[row] if row is not None else tokenize(text) or [""]) for text, row in zip(texts, rows)]
+        terms = [
+            previous.terms[row] if row is not None else _interned(tokenize(text) or [""], shared)
+            for text, row in zip(texts, rows)
+        ]
         retriever = bm25s.BM25()
         retriever.index(terms, show_progress=False)
         return cls(retriever, len(texts), terms)
@@ -73,7 +83,8 @@ class KeywordIndex:
         lines = (self._folder / TERMS).read_text(encoding="utf-8").split("\n")
         if len(lines) != self.size:
             raise ValueError(f"{TERMS} holds terms of {len(lines)} passages, the index has {self.size}")
-        return [line.split(" ") if line else [""] for line in lines]
+        shared: dict[str, str] = {}
+        return [_interned(line.split(" "), shared) if line else [""] for line in lines]
 
     def save(self, folder: Path) -> None:
         self._retriever.save(str(folder))
