@@ -49,6 +49,7 @@ _KEY_WORDS = 4  # the normalised text's 128-bit hash, as four uint32 words
 # A stored signature row: the key, then the MinHash (every value is below 2**32).
 SCHEME = f"blake2b-128-key/minhash-{_NUM_PERM}-of-{_SHINGLE}-shingles/uint32/v1"
 SIGNATURE_WORDS = _KEY_WORDS + _NUM_PERM
+_KEPT_SHINGLE_SETS = 4096
 
 
 def normalise(text: str) -> str:
@@ -137,13 +138,16 @@ class Deduplicator:
             known: The stored signature row (`SCHEME`) of a passage id, or None when unknown.
         """
         self.threshold = threshold
-        self._known = known or (lambda passage_id: None)
+        self._known = known
         self._by_key: dict[bytes, int] = {}
         self._bands = _Bands(max(0.5, threshold - _CANDIDATE_SLACK)) if threshold < 1.0 else None
-        self._ids: list[str] = []
         self._texts: list[str] = []
         self._locations: list[list] = []
-        self._signatures: list[np.ndarray] = []
+        # Grown by doubling: one block, rather than a small array per passage scattered among
+        # the shingle sets that are freed after dedup (which kept that memory from the system).
+        self._signatures = np.empty((1024, SIGNATURE_WORDS), dtype=np.uint32)
+        # Shingle sets only of recent candidates: every passage's would be about 2 KB each for
+        # the whole build, and only near copies (rare) are ever compared.
         self._grams: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -155,8 +159,9 @@ class Deduplicator:
         Returns:
             The new passage's number (in order of first occurrence), or None when `chunk` was a duplicate.
         """
-        passage_id = text_id(chunk.text)
-        stored = self._known(passage_id)
+        # Nothing small is kept per passage while the LSH bands grow: objects left among theirs
+        # would keep that memory from the system after dedup (ids are made in `passages`).
+        stored = self._known(text_id(chunk.text)) if self._known is not None else None
         normalised = None
         if stored is not None:
             key = stored[:_KEY_WORDS].tobytes()
@@ -182,22 +187,15 @@ class Deduplicator:
         new = index is None
         if new:
             index = len(self._texts)
-            self._ids.append(passage_id)
             self._texts.append(chunk.text)
             self._locations.append([])
-            row = np.empty(SIGNATURE_WORDS, dtype=np.uint32)
-            row[:_KEY_WORDS] = np.frombuffer(key, dtype=np.uint32)
-            row[_KEY_WORDS:] = minhash
-            self._signatures.append(row)
-            if grams is not None:
-                self._grams[index] = grams
+            if index == len(self._signatures):
+                self._signatures = np.concatenate([self._signatures, np.empty_like(self._signatures)])
+            self._signatures[index, :_KEY_WORDS] = np.frombuffer(key, dtype=np.uint32)
+            self._signatures[index, _KEY_WORDS:] = minhash
         self._by_key.setdefault(key, index)
         self._locations[index].append(chunk.location)
         return index if new else None
-
-    def id(self, index: int) -> str:
-        """The id of passage `index`."""
-        return self._ids[index]
 
     def text(self, index: int) -> str:
         """The text of passage `index` (in order of first occurrence)."""
@@ -205,17 +203,17 @@ class Deduplicator:
 
     def passages(self) -> list[Passage]:
         """The passages so far, in order of first occurrence, each with every location."""
-        return [Passage(pid, text, tuple(locs)) for pid, text, locs in zip(self._ids, self._texts, self._locations)]
+        return [Passage(text_id(text), text, tuple(locs)) for text, locs in zip(self._texts, self._locations)]
 
     def signatures(self) -> np.ndarray:
         """Row i: passage i's signature (`SCHEME`), to store with the index."""
-        if not self._signatures:
-            return np.zeros((0, SIGNATURE_WORDS), dtype=np.uint32)
-        return np.stack(self._signatures)
+        return self._signatures[: len(self._texts)].copy()
 
     def _grams_of(self, index: int) -> np.ndarray:
         grams = self._grams.get(index)
         if grams is None:
+            if len(self._grams) >= _KEPT_SHINGLE_SETS:
+                del self._grams[next(iter(self._grams))]  # the oldest
             grams = self._grams[index] = _shingles(normalise(self._texts[index]))
         return grams
 

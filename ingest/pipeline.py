@@ -235,7 +235,8 @@ def build(
         merged = Deduplicator(settings.near_duplicate_threshold, known=_stored_signatures(previous, cache))
         for chunk in chunks:
             merged.add(chunk)
-        passages = merged.passages()
+        passages, signatures = merged.passages(), Signatures(SCHEME, merged.signatures())
+        del merged, chunks  # their shingle sets and chunk copies are not needed past dedup
         if not passages:
             raise ValueError(f"no text found in {corpus}: nothing to index ({len(skipped)} files skipped)")
         vectors = cache.vectors(passages, progress=lambda done, total: report(Stage.EMBED, done, total))
@@ -252,7 +253,7 @@ def build(
             skipped=tuple(skipped),
             sentences=vectors.sentences,
             parallel_map=shard_map(executor),
-            signatures=Signatures(SCHEME, merged.signatures()),
+            signatures=signatures,
             previous=previous,
             previous_rows=vectors.live_rows,
         )
