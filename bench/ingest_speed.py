@@ -202,7 +202,8 @@ def main() -> None:
     )
     body += "Stages of the project's best run (wall time summed over each stage's functions):\n\n"
     body += table(["stage", "seconds", "share"], stage_rows)
-    record("Speed: a full build against plain sentence-transformers", body)
+    scope = "all SciFact" if args.limit is None else f"the first {args.limit:,} SciFact records"
+    record(f"Speed: a build of {scope} against plain sentence-transformers", body)
 
 
 if __name__ == "__main__":
