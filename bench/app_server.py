@@ -34,13 +34,17 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float) -> bool:
     return False
 
 
-def start_app(env: dict[str, str], timeout: float = 120) -> tuple[subprocess.Popen, str]:
+def start_app(env: dict[str, str], timeout: float = 120, log: Path | None = None) -> tuple[subprocess.Popen, str]:
     """The app (`python -m ui.serve app.py`, i.e. `streamlit run app.py`) on a free port with `env` (KB_INDEX, KB_CORPUS, ...); (process, url).
+
+    Args:
+        log: A file for the server's console (stdout and stderr); by default it is discarded.
 
     Raises:
         RuntimeError: The app did not answer within `timeout` seconds (the process is killed).
     """
     port = free_port()
+    console = open(log, "wb") if log is not None else subprocess.DEVNULL
     server = subprocess.Popen(
         [
             sys.executable,
@@ -58,9 +62,11 @@ def start_app(env: dict[str, str], timeout: float = 120) -> tuple[subprocess.Pop
         ],
         cwd=REPO,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=console,
+        stderr=subprocess.STDOUT,
     )
+    if log is not None:
+        console.close()
     url = f"http://127.0.0.1:{port}"
     if not wait_healthy(url, server, timeout):
         server.kill()

@@ -7,7 +7,7 @@ vector that was computed in its passage's context, from the passage's own
 forward pass: a passage and all its answer candidates cost one model call
 instead of one call each. Measured on the bundled question sets, these
 context-pooled sentence vectors also pick the answering sentence more often
-than embedding each sentence alone (bench/RESULTS.md, "Answer sentences").
+than embedding each sentence alone (bench/RESULTS.md, "Tried for the answer sentence and not adopted").
 """
 
 from __future__ import annotations

@@ -92,25 +92,20 @@ class BuildJob:
         with self._lock:
             return self._state
 
-    def request(self) -> int:
-        """Ask for a build that sees the corpus as it is now; returns that build's number.
+    def request(self) -> tuple[int, bool]:
+        """Ask for a build that sees the corpus as it is now.
 
         Starts one when none runs; otherwise queues one (at most one waits:
         it will see every change made before it starts).
+
+        Returns:
+            That build's number, and whether it has to wait for a running build.
         """
         with self._lock:
             if self._state.running:
                 self._state = replace(self._state, queued=True)
-                return self._state.run + 1
-            return self._start_locked()
-
-    def start(self) -> bool:
-        """Start a build unless one is running. Returns whether a new build started."""
-        with self._lock:
-            if self._state.running:
-                return False
-            self._start_locked()
-            return True
+                return self._state.run + 1, True
+            return self._start_locked(), False
 
     def result(self, run: int) -> JobState | None:
         """The outcome of build `run` once it has finished (None while it is waiting or running)."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.records import Choice
-from ingest.loaders import SUPPORTED_SUFFIXES, discover, is_outside
+from ingest.loaders import SUPPORTED_SUFFIXES, discover, is_outside, is_question_set
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # All uploads of one corpus together; the app lets KB_UPLOAD_QUOTA_MB change it.
@@ -88,8 +88,8 @@ def safe_name(filename: str) -> str:
     suffix = "." + suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UploadRejected(f"{filename!r}: type {suffix} is not supported; allowed types: {_allowed()}")
-    if stem.lower().split(".")[0].strip() in _RESERVED:
-        stem = "_" + stem
+    if stem.lower().split(".")[0].strip() in _RESERVED or is_question_set(stem + suffix):
+        stem = "_" + stem  # a device name, or a name the corpus keeps for question sets (never indexed)
     return _truncate_utf8(stem, _MAX_STEM_BYTES).rstrip(" .") + suffix
 
 

@@ -2,8 +2,8 @@
 
 Ask (the answer box, cards, the URL), the Document view a citation opens,
 and the Documents page (status, add, replace, delete, who may do it).
-Verdicts and confidences the search does not produce yet (unsure, a second
-confident source) come from a stubbed `Searcher.search`.
+An unsure verdict and a second confident source, which the fake embedder's
+geometry cannot be made to give, come from a stubbed `Searcher.search`.
 """
 
 from __future__ import annotations
@@ -353,6 +353,21 @@ def test_replace_by_same_name_asks_and_then_only_the_new_text_answers(built, tin
     assert "once weekly" in shown and "twice daily" not in shown
 
 
+def test_choosing_a_taken_name_twice_asks_once_about_the_newest(built, tiny_corpus):
+    """Two pending "replace?" for one document shared their buttons' keys: the page failed until the tab closed."""
+    at = upload(documents_page(), ("zentrofin.txt", b"Zentrofin dosage: take it twice daily with food."))
+    settle(at)
+    at = upload(at, ("zentrofin.txt", b"Zentrofin dosage: take it once weekly on an empty stomach."))
+    at = upload(at, ("zentrofin.txt", b"Zentrofin dosage: take it every morning."))
+    assert not at.exception and not at.error
+    asks = [w.value for w in at.warning if "Replace it with" in w.value]
+    assert len(asks) == 1
+    button(at, "Replace").click().run()
+    settle(at)
+    assert not at.exception and not at.error
+    assert (tiny_corpus / "uploads" / "zentrofin.txt").read_bytes() == b"Zentrofin dosage: take it every morning."
+
+
 def test_keeping_the_current_document_changes_nothing(built, tiny_corpus):
     at = upload(documents_page(), ("fractures.txt", b"Fractures heal in a day."))
     button(at, "Keep the current one").click().run()
@@ -585,6 +600,15 @@ def test_quality_panel_scores_the_question_set_in_plain_words(built, tiny_corpus
     text = markdown_text(at)
     assert "The right passage came first for **100%** of 1 question" in text
     assert "no answer to **1 of 1**" in text
+
+
+def test_a_broken_question_set_is_explained_without_the_server_path(built, tiny_corpus):
+    (tiny_corpus / "questions.jsonl").write_text('{"query": "kyphoplasty"\n', encoding="utf-8")
+    at = documents_page()
+    button(at, "Check now").click().run()
+    assert not at.exception
+    shown = " ".join(e.value for e in at.error).replace("\\", "")  # Markdown escapes
+    assert "questions.jsonl:1" in shown and str(tiny_corpus) not in shown
 
 
 def test_an_unexpected_error_is_logged_and_shown_without_details(built, monkeypatch, caplog):

@@ -31,8 +31,12 @@ HEAL = "how long does a broken vertebra take to heal?"
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser")
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def app_url(root):
     corpus = root / "corpus"
     corpus.mkdir()
     shutil.copy(REPO / "corpus" / "back-and-hip-health.txt", corpus)
@@ -45,12 +49,18 @@ def app_url(tmp_path_factory):
         capture_output=True,
     )
     try:
-        server, url = start_app(env, timeout=90)
+        server, url = start_app(env, timeout=90, log=root / "console.log")
     except RuntimeError as exc:
         pytest.fail(str(exc))
     yield url
     server.terminate()
     server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def console(root, app_url) -> Path:
+    """The app server's console (stdout and stderr), as `make run` would print it."""
+    return root / "console.log"
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +287,16 @@ def test_titled_record_is_highlighted_not_shown_as_brackets(page, app_url):
     assert colour not in ("rgba(0, 0, 0, 0)", "transparent"), colour
     # Case matters: the citation holds "[okapi-1]".
     assert page.get_by_text(re.compile(r"\[Okapi|rainforest\.\]")).count() == 0
+
+
+def test_the_console_stays_quiet(page, app_url, console):
+    """Issue 14 finding 10: `make run` flooded the console ("Inotify queue overflowed", pypdf's font dictionaries).
+
+    Runs last in this module, after every question, upload and rebuild above: the
+    server printed no traceback, no watcher overflow and no library warning.
+    """
+    ask(page, HEAL)
+    answer_box(page).wait_for(timeout=90_000)
+    text = console.read_text(errors="replace")
+    for noise in ("Traceback", "Inotify", "inotify", "WARNING", "Warning:"):
+        assert noise not in text, f"{noise!r} in the app's console:\n{text[-2000:]}"

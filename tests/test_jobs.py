@@ -38,10 +38,10 @@ def wait_for(condition, timeout: float = 30) -> None:
 def test_a_change_during_a_build_is_queued_and_built_next(tiny_corpus, tmp_path):
     embedder = HeldEmbedder()
     job = BuildJob(tiny_corpus, tmp_path / "idx", embedder)
-    assert job.request() == 1
+    assert job.request() == (1, False)
     wait_for(lambda: job.state.stage is Stage.EMBED)
     (tiny_corpus / "knees.txt").write_text("Knee cartilage wears down with running.", encoding="utf-8")
-    assert job.request() == 2 and job.request() == 2  # one build waits, whoever asks
+    assert job.request() == (2, True) and job.request() == (2, True)  # one build waits, whoever asks
     assert job.state.queued and job.result(1) is None
     embedder.gate.set()
     job.wait(30)
@@ -67,14 +67,14 @@ def test_nothing_changed_is_a_finished_build_that_published_nothing(tiny_corpus,
     job = BuildJob(tiny_corpus, tmp_path / "idx", FakeEmbedder())
     job.request()
     job.wait(30)
-    run = job.request()
+    run, _ = job.request()
     job.wait(30)
     assert not job.result(run).report.published and job.result(run).error is None
 
 
 def test_a_failed_build_keeps_its_message_and_logs_the_traceback(tmp_path, caplog):
     job = BuildJob(tmp_path / "missing", tmp_path / "idx", FakeEmbedder())
-    run = job.request()
+    run, _ = job.request()
     job.wait(30)
     result = job.result(run)
     assert "does not exist" in result.error and "Traceback" not in result.error
@@ -92,6 +92,14 @@ def test_pypdf_warnings_stay_out_of_the_console_and_the_pdf_is_still_read(tmp_pa
     pdf = tmp_path / "odd.pdf"
     write_pdf(pdf, ["Hip flexors lift the knee."])
     pdf.write_bytes(re.sub(rb"startxref\n\d+", b"startxref\n5", pdf.read_bytes()))  # pypdf repairs it, warning
+    noisy = logging.getLogger("pypdf")
+    level = noisy.level
+    noisy.setLevel(logging.NOTSET)
+    with caplog.at_level(logging.WARNING):  # the control: unquieted, this PDF does make pypdf warn
+        read_file(pdf, tmp_path)
+    assert [r for r in caplog.records if r.name.startswith("pypdf")]
+    noisy.setLevel(level)
+    caplog.clear()
     quiet_library_logs()
     with caplog.at_level(logging.WARNING):
         (document,) = read_file(pdf, tmp_path)

@@ -93,10 +93,12 @@ def test_question_sets_hold_their_measured_level(searcher, name):
     assert all(measured[key] >= value for key, value in floor.items()), measured
 
 
-# Measured with the defaults (bench/RESULTS.md, "Tuning on the development sets"), rounded down.
+# Two questions below what the defaults measure (bench/RESULTS.md, "Tuning on the development sets"):
+# tidy 37/38 first, 32/38 sentences, 50/52 decided; everyday 65/77, 62/77, 80/97. Enough slack for
+# another backend's rounding, none for a real regression.
 FLOORS = {
-    "questions.jsonl": {"recall_at_1": 0.97, "sentence_accuracy": 0.75, "decided": 0.90},
-    "questions-everyday.jsonl": {"recall_at_1": 0.83, "sentence_accuracy": 0.72, "decided": 0.70},
+    "questions.jsonl": {"recall_at_1": 0.94, "sentence_accuracy": 0.78, "decided": 0.92},
+    "questions-everyday.jsonl": {"recall_at_1": 0.81, "sentence_accuracy": 0.77, "decided": 0.80},
 }
 
 

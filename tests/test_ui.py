@@ -122,3 +122,24 @@ def test_errors_lose_server_paths_and_command_lines():
     assert redact("[Errno 28] No space left on device: '/srv/kb/data/index/.v-2/passages.jsonl'") == (
         "[Errno 28] No space left on device: 'passages.jsonl'"
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "runs"),
+    [
+        ([], ["APP"]),
+        (["--server.port", "8502"], ["APP", "--server.port", "8502"]),
+        (["other.py", "--server.port", "8502"], ["other.py", "--server.port", "8502"]),
+    ],
+)
+def test_kb_app_runs_this_projects_app_unless_given_a_script(monkeypatch, given, runs):
+    from streamlit.web import cli
+
+    from ui import serve
+
+    called = []
+    monkeypatch.setattr(cli, "main", lambda args, prog_name: called.append(args))
+    monkeypatch.setattr(serve, "allow_long_requests", lambda: None)
+    serve.main(given)
+    assert serve.APP.is_file()
+    assert called == [["run", *(str(serve.APP) if a == "APP" else a for a in runs)]]

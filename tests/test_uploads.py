@@ -23,6 +23,8 @@ from ingest.uploads import MAX_UPLOAD_BYTES, NameTaken, Outcome, UploadRejected,
         ("my notes (final).docx", "my notes (final).docx"),
         ("café über.html", "café über.html"),
         ("a<b>|c?.txt", "a_b_c_.txt"),
+        ("Questions-notes.jsonl", "_Questions-notes.jsonl"),  # else a question set: saved, never indexed
+        ("questions.txt", "questions.txt"),
     ],
 )
 def test_safe_name(given, expected):

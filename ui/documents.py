@@ -29,7 +29,7 @@ from ingest.documents import (
 )
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.uploads import MAX_UPLOAD_BYTES, NameTaken, Outcome, UploadRejected, save_upload, uploads_size
-from ui.errors import log_error
+from ui.errors import log_error, redact
 from ui.markdown import escape_markdown
 from ui.progress import plural
 from ui.resources import EDITOR, AppContext
@@ -138,9 +138,7 @@ def save_all(app: AppContext, files) -> None:
         try:
             result = save_upload(app.corpus, upload.name, upload.getvalue(), quota=app.access.upload_quota)
         except NameTaken as exc:
-            st.session_state.setdefault(REPLACE, []).append(
-                PendingReplace(upload.name, upload.getvalue(), exc.existing)
-            )
+            ask_to_replace(PendingReplace(upload.name, upload.getvalue(), exc.existing))
             continue
         except UploadRejected as exc:
             notes.append(f"Not added: {exc}")
@@ -156,6 +154,12 @@ def save_all(app: AppContext, files) -> None:
     else:
         notes.extend(f"Already there, unchanged: {source}" for source, _ in saved)
     st.session_state.setdefault(TOASTS, []).extend(notes)
+
+
+def ask_to_replace(pending: PendingReplace) -> None:
+    """Queue the question "replace?"; one per document, the newest choice winning (its buttons are keyed by the document)."""
+    waiting = [p for p in st.session_state.get(REPLACE, []) if p.existing != pending.existing]
+    st.session_state[REPLACE] = [*waiting, pending]
 
 
 def confirm_replacements(app: AppContext) -> None:
@@ -297,8 +301,8 @@ def quality_panel(app: AppContext, searcher: Searcher | None) -> None:
             st.session_state["kb_quality"] = key
             try:
                 report = get_quality(searcher, *key)
-            except ValueError as exc:
-                st.error(escape_markdown(str(exc)))
+            except ValueError as exc:  # the set's own mistake, said without the server's path
+                st.error(escape_markdown(redact(str(exc))))
                 return
             st.markdown(
                 f"The right passage came first for **{report.recall_at_1:.0%}** of "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 MAX_REQUEST_HEAD = 4 * 1024 * 1024
 
@@ -36,12 +37,18 @@ def allow_long_requests(limit: int = MAX_REQUEST_HEAD) -> None:
     uvicorn.config.Config.__init__ = with_limit
 
 
+APP = Path(__file__).resolve().parent.parent / "app.py"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run `streamlit run ARGS` with long requests allowed."""
+    """Run `streamlit run ARGS` with long requests allowed; without a script first, this project's app.py."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0].startswith("-"):  # `kb-app` or `kb-app --server.port 8502`
+        args = [str(APP), *args]
     allow_long_requests()
     from streamlit.web import cli
 
-    cli.main(args=["run", *(sys.argv[1:] if argv is None else argv)], prog_name="streamlit")
+    cli.main(args=["run", *args], prog_name="streamlit")
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ def remember(change: Change) -> None:
 
 def request_build(job: BuildJob, **change) -> bool:
     """Ask for a build that includes this session's change; returns whether it had to wait for a running build."""
-    running = job.state.running
-    remember(Change(job.request(), **change))
-    return running
+    run, queued = job.request()
+    remember(Change(run, **change))
+    return queued
 
 
 def build_status(job: BuildJob, show_others: bool = False) -> None:
