@@ -50,7 +50,7 @@ def sample_passages(corpus: Path, count: int, count_tokens: Callable[[str], int]
 def onnx_variant(path: Path, threads: int = 0) -> Callable[[list[str]], np.ndarray]:
     """A BundledModel (length-sorted batches of 64) running the given graph."""
     model = BundledModel()
-    model.__dict__["_runner"] = ("onnx", OnnxEncoder(path, model.tokenizer, model.max_tokens, threads=threads))
+    model.__dict__["_runner"] = ("onnx", OnnxEncoder(path, threads=threads))
     return model.encode
 
 

@@ -19,12 +19,17 @@ hurts another by more than 0.005 must not become the default: the grid
 prints each setting's worst change against the previous defaults.
 
 The development indexes are built on first use under data/dev/ (the SciFact
-one takes 10-20 minutes on two cores):
+one takes 10-20 minutes on two cores), or under `--dev DIR`:
 
-    python bench/tune.py [--sets bundled,medquad,scifact] [--write] [--record]
+    python bench/tune.py [--sets bundled,medquad,scifact] [--dev DIR] [--defaults] [--write] [--record]
 
-`--write` saves the fitted confidence model to index/confidence.json;
-`--record` stores the tables in bench/RESULTS.md.
+An index's manifest names its vector space, not the backend that embedded
+it, so indexes built with another backend (`KB_EMBEDDER=onnx-int8`) need a
+folder of their own: updating one with another backend would silently mix
+both backends' vectors. `--defaults` scores only the default settings (no
+grids): how two backends compare. `--write` saves the fitted confidence
+model to index/confidence.json; `--record` stores the tables in
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -94,12 +99,12 @@ class QuestionSet:
     chosen_on: bool = True  # False: reported only (SciFact test)
 
 
-def collections(names: list[str]) -> dict[str, tuple[Path, Path]]:
-    """Collection name -> (corpus, index folder)."""
+def collections(names: list[str], dev: Path = DEV) -> dict[str, tuple[Path, Path]]:
+    """Collection name -> (corpus, index folder under `dev`)."""
     known = {
-        "bundled": (ROOT / "corpus", DEV / "bundled"),
-        "medquad": (EVAL / "medquad-dev" / "corpus.jsonl", DEV / "medquad"),
-        "scifact": (EVAL / "scifact" / "corpus.jsonl", DEV / "scifact"),
+        "bundled": (ROOT / "corpus", dev / "bundled"),
+        "medquad": (EVAL / "medquad-dev" / "corpus.jsonl", dev / "medquad"),
+        "scifact": (EVAL / "scifact" / "corpus.jsonl", dev / "scifact"),
     }
     return {name: known[name] for name in names}
 
@@ -144,7 +149,9 @@ def ranking_score(searcher: Searcher, qs: QuestionSet, vectors: np.ndarray) -> f
     return total / judged
 
 
-def ranking_grid() -> list[tuple[str, SearchSettings]]:
+def ranking_grid(defaults_only: bool = False) -> list[tuple[str, SearchSettings]]:
+    if defaults_only:
+        return [("previous default (passage cosine, convex 0.7)", PREVIOUS), ("current", CHOSEN)]
     grid = [("previous default (passage cosine, convex 0.7)", PREVIOUS)]
     grid += [("rrf k=60, passage cosine", replace(PREVIOUS, fusion=Fusion.RRF))]
     for sentence in (0.0, 0.3, 0.5, 0.7):
@@ -160,8 +167,8 @@ def ranking_grid() -> list[tuple[str, SearchSettings]]:
     return grid
 
 
-def tune_ranking(env, sets) -> str:
-    grid = ranking_grid()
+def tune_ranking(env, sets, defaults_only: bool = False) -> str:
+    grid = ranking_grid(defaults_only)
     rows, scores = [], {}
     for label, settings in grid:
         values = []
@@ -186,22 +193,30 @@ def tune_ranking(env, sets) -> str:
     )
 
 
-def tune_sentences(env, sets) -> str:
+def tune_sentences(env, sets, defaults_only: bool = False) -> str:
     rows = []
     bundled = [qs for qs in sets if qs.answers is not None]
-    for bonus in (0.0, 0.1, 0.25):
-        for penalty in (0.0, 0.1, 0.3):
-            for window in (0.0, 0.02, 0.03, 0.05):
-                settings = SearchSettings(quantity_bonus=bonus, question_penalty=penalty, window=window)
-                cells = []
-                for qs in bundled:
-                    stored, embedder, _ = env[qs.name]
-                    report = evaluate_questions(
-                        Searcher(stored, embedder, settings), [_question(q, a) for q, a in zip(qs.queries, qs.answers)]
-                    )
-                    cells += [f"{report.sentence_accuracy:.3f}", f"{report.highlight_sentences:.2f}"]
-                mark = " **(default)**" if settings == CHOSEN else ""
-                rows.append([f"quantity +{bonus}, question -{penalty}, window {window}{mark}", *cells])
+    grid = (
+        [(CHOSEN.quantity_bonus, CHOSEN.question_penalty, CHOSEN.window)]
+        if defaults_only
+        else [
+            (bonus, penalty, window)
+            for bonus in (0.0, 0.1, 0.25)
+            for penalty in (0.0, 0.1, 0.3)
+            for window in (0.0, 0.02, 0.03, 0.05)
+        ]
+    )
+    for bonus, penalty, window in grid:
+        settings = SearchSettings(quantity_bonus=bonus, question_penalty=penalty, window=window)
+        cells = []
+        for qs in bundled:
+            stored, embedder, _ = env[qs.name]
+            report = evaluate_questions(
+                Searcher(stored, embedder, settings), [_question(q, a) for q, a in zip(qs.queries, qs.answers)]
+            )
+            cells += [f"{report.sentence_accuracy:.3f}", f"{report.highlight_sentences:.2f}"]
+        mark = " **(default)**" if settings == CHOSEN else ""
+        rows.append([f"quantity +{bonus}, question -{penalty}, window {window}{mark}", *cells])
     headers = ["setting"] + [h for qs in bundled for h in (f"{qs.name} sentence", "sentences shown")]
     return (
         "Answer sentence: the share of on-topic questions whose answering passage is found and whose highlight "
@@ -323,27 +338,33 @@ def _predict(model: ConfidenceModel, x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(x @ np.asarray(model.weights) + model.intercept)))
 
 
-def tune_verdict(env, sets) -> str:
+def tune_verdict(env, sets, defaults_only: bool = False) -> str:
     rows = []
-    for threshold in (0.35, 0.40):
-        for confident in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5):
-            settings = SearchSettings(answer_threshold=threshold, confident=confident)
-            cells = []
-            for qs in sets:
-                if not qs.chosen_on:
-                    continue
-                stored, embedder, vectors = env[qs.name]
-                searcher = Searcher(stored, embedder, settings)
-                decided = trusted = 0
-                for i, query in enumerate(qs.queries):
-                    answer = searcher.answer(clean_query(query), vectors[i], k=5)
-                    answerable = qs.qrels is not None or bool(qs.answers[i])
-                    top_answers = bool(answer.hits) and _answers(searcher, qs, i, answer.hits[0].passage)
-                    decided += answer.answered == answerable
-                    trusted += answer.answered == top_answers
-                cells += [f"{decided / len(qs.queries):.3f}", f"{trusted / len(qs.queries):.3f}"]
-            mark = " **(default)**" if settings == CHOSEN else ""
-            rows.append([f"refuse below cosine {threshold}, answered at confidence {confident}{mark}", *cells])
+    grid = (
+        [(CHOSEN.answer_threshold, CHOSEN.confident)]
+        if defaults_only
+        else [
+            (threshold, confident) for threshold in (0.35, 0.40) for confident in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+        ]
+    )
+    for threshold, confident in grid:
+        settings = SearchSettings(answer_threshold=threshold, confident=confident)
+        cells = []
+        for qs in sets:
+            if not qs.chosen_on:
+                continue
+            stored, embedder, vectors = env[qs.name]
+            searcher = Searcher(stored, embedder, settings)
+            decided = trusted = 0
+            for i, query in enumerate(qs.queries):
+                answer = searcher.answer(clean_query(query), vectors[i], k=5)
+                answerable = qs.qrels is not None or bool(qs.answers[i])
+                top_answers = bool(answer.hits) and _answers(searcher, qs, i, answer.hits[0].passage)
+                decided += answer.answered == answerable
+                trusted += answer.answered == top_answers
+            cells += [f"{decided / len(qs.queries):.3f}", f"{trusted / len(qs.queries):.3f}"]
+        mark = " **(default)**" if settings == CHOSEN else ""
+        rows.append([f"refuse below cosine {threshold}, answered at confidence {confident}{mark}", *cells])
     headers = [h for qs in sets if qs.chosen_on for h in (f"{qs.name} decided", "trusted")]
     return (
         "Verdict: per set, the share of questions decided right (answered when the set says the collection "
@@ -368,12 +389,16 @@ def main() -> None:
     parser.add_argument(
         "--only", default="ranking,sentences,confidence,verdict", help="sections to run (comma-separated)"
     )
+    parser.add_argument(
+        "--dev", type=Path, default=DEV, help="folder of the development indexes (one per backend; default data/dev)"
+    )
+    parser.add_argument("--defaults", action="store_true", help="score the default settings only, without the grids")
     args = parser.parse_args()
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
 
     embedder = MemoEmbedder(embedder_for(Config.resolve()))
     stores = {}
-    for name, (corpus, index) in collections(names).items():
+    for name, (corpus, index) in collections(names, args.dev).items():
         report = build(corpus, index, embedder)
         print(f"{name}: {report.passages} passages ({report.embedded} embedded now)", flush=True)
         stores[name] = load(index, model=embedder.name)
@@ -385,15 +410,15 @@ def main() -> None:
     only = set(args.only.split(","))
     sections, model = [], None
     if "ranking" in only:
-        sections.append(tune_ranking(env, sets))
+        sections.append(tune_ranking(env, sets, args.defaults))
     if "sentences" in only:
-        sections.append(tune_sentences(env, sets))
+        sections.append(tune_sentences(env, sets, args.defaults))
     if "confidence" in only:
         collection_of = {qs.name: qs.collection for qs in sets} | {f"foreign questions on {c}": c for c in stores}
         model, text = tune_confidence(confidence_data(env, sets), collection_of)
         sections.append(text)
     if "verdict" in only:
-        sections.append(tune_verdict(env, sets))
+        sections.append(tune_verdict(env, sets, args.defaults))
     body = "\n\n".join(sections)
     if args.record:
         record("Tuning on the development sets", body)

@@ -2,6 +2,7 @@
 
     python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json] [--explain]
     python -m index info [--index DIR] [--json]
+    python -m index verify [--index DIR]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
     python -m index eval --questions FILE [--index DIR] [--json]
     python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
@@ -28,7 +29,7 @@ from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
 from index.errors import StoreError
 from index.search import MAX_QUERY_CHARS, RetrievalMode, SearchSettings, clean_query, query_is_cut
-from index.store import StoredIndex, info_json, load
+from index.store import StoredIndex, info_json, load, verify
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     info = commands.add_parser("info", help="what the index holds")
     info.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
     _add_index_option(info)
+
+    check = commands.add_parser("verify", help="check every file of the index against its hash (loading checks sizes)")
+    _add_index_option(check)
 
     evaluate = commands.add_parser("eval", help="score retrieval on BEIR files or a question set")
     evaluate.add_argument("--queries", type=Path, help='BEIR queries, JSON lines {"_id", "text"}')
@@ -88,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             return _query(args, parser, config)
         if args.command == "eval":
             return _eval(args, parser, config)
+        if args.command == "verify":
+            return _verify(config)
         return _info(args, config)
     except (StoreError, OSError, ValueError) as exc:
         return fail(exc)
@@ -216,6 +222,15 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
         )
     except (StoreError, OSError, ValueError) as exc:
         return fail(exc)
+    return 0
+
+
+def _verify(config: Config) -> int:
+    stored = verify(config.index)
+    m = stored.manifest
+    print(
+        f"ok: {stored.path}: {len(m.files)} files match their hashes ({m.passages} passages, {m.documents} documents)"
+    )
     return 0
 
 

@@ -75,8 +75,9 @@ def one_thread_per_question() -> None:
     against 7 ms with one, and embedding a question took 490 ms with two
     torch threads against 103 ms with one (2 shared cores, load 14). Setting
     this once per process, rather than around each question, keeps threads
-    that share a searcher from undoing each other's settings. The ONNX
-    session keeps its own count (`index.onnx_model.OnnxEncoder`).
+    that share a searcher from undoing each other's settings. ONNX Runtime
+    sets threads per session: one question runs on a session of its own with
+    one thread, batches on one with every core (`index.onnx_model.OnnxRunner`).
     """
     import faiss
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index.shards import IvfPlan, Map, assemble, load_mmap, split
+from index.shards import LISTS, IvfPlan, Map, assemble, load_mmap, split
 
 EXACT = "Flat"
 VECTORS = "vectors.faiss"
@@ -79,6 +79,11 @@ class DenseIndex:
         if passages <= exact_search_limit:
             return EXACT
         return f"IVF{max(1, round(2 * passages**0.5))},SQ8"
+
+    @staticmethod
+    def files(kind: str) -> tuple[str, ...]:
+        """The files an index of type `kind` consists of in a version folder."""
+        return (VECTORS,) if kind == EXACT else (VECTORS, LISTS, VECTOR_COPY)
 
     @staticmethod
     def save(folder: Path, vectors: np.ndarray, kind: str, parallel_map: Map = map) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from index.config import Config
 from index.pooling import TokenBatch
+from index.tokens import BATCH_TEXTS, TokenArrays, WordPieces, pad, plan_batches
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # The first is the default; see BundledModel.
@@ -87,10 +88,13 @@ class BundledModel:
     dimensions = 384
     max_tokens = 256
 
-    def __init__(self, batch_size: int = 64, backend: str = BACKENDS[0], cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, batch_size: int = BATCH_TEXTS, backend: str = BACKENDS[0], cache_dir: Path | None = None
+    ) -> None:
         """
         Args:
-            batch_size: Texts per forward pass.
+            batch_size: Texts per forward pass at most (batches are cut by their padded
+                size in word pieces, `index.tokens.plan_batches`).
             backend: "onnx" (the default), "onnx-int8" or "torch"; entry points take it from
                 `Config.embedder` (`KB_EMBEDDER`).
             cache_dir: Where the exported ONNX file is kept (default `~/.cache/kb`).
@@ -124,49 +128,36 @@ class BundledModel:
         return model
 
     @cached_property
-    def tokenizer(self):
-        """The model's own tokenizer (the one sentence-transformers loads), without torch."""
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+    def tokenizer(self) -> WordPieces:
+        """The model's own tokenizer (its tokenizer.json, the one sentence-transformers loads), without torch."""
+        return WordPieces(self.path / "tokenizer.json", self.max_tokens)
 
     @cached_property
-    def _runner(self) -> tuple[str, Callable[[list[str]], TokenBatch]]:
-        """(backend in use, function running one batch through the transformer)."""
+    def _runner(self) -> tuple[str, Callable[[TokenArrays], np.ndarray]]:
+        """(backend in use, function giving one padded batch's token embeddings)."""
         if self.requested != "torch":
             try:
-                from index.onnx_model import OnnxEncoder, cached_onnx
+                from index.onnx_model import OnnxRunner, cached_onnx
 
                 graph = cached_onnx(self.path, self.cache_dir, variant=self.requested)
-                return self.requested, OnnxEncoder(graph, self.tokenizer, self.max_tokens).tokens
+                return self.requested, OnnxRunner(graph)
             except Exception as exc:  # no onnxruntime, a failed export, an unreadable cache: torch still works
                 note = f"ONNX model unavailable ({exc}); embedding with torch instead (slower)"
                 self.notes.append(note)
                 print(f"note: {note}", file=sys.stderr)
         return "torch", self._torch_tokens
 
-    def _torch_tokens(self, texts: list[str]) -> TokenBatch:
-        """Token embeddings from sentence-transformers' own transformer (fp32), with character offsets."""
+    def _torch_tokens(self, batch: TokenArrays) -> np.ndarray:
+        """Token embeddings from sentence-transformers' own transformer (fp32)."""
         import torch
 
-        tokens = self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_offsets_mapping=True,
-            return_tensors="np",
-        )
         with torch.inference_mode():
             hidden = (
                 self.model[0]
-                .auto_model(
-                    input_ids=torch.from_numpy(tokens["input_ids"].astype(np.int64)),
-                    attention_mask=torch.from_numpy(tokens["attention_mask"].astype(np.int64)),
-                )
+                .auto_model(input_ids=torch.from_numpy(batch.ids), attention_mask=torch.from_numpy(batch.mask))
                 .last_hidden_state
             )
-        return TokenBatch(hidden.float().numpy(), tokens["attention_mask"], tokens["offset_mapping"])
+        return hidden.float().numpy()
 
     @property
     def backend(self) -> str:
@@ -184,10 +175,11 @@ class BundledModel:
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         vectors = np.empty((len(texts), self.dimensions), dtype=np.float32)
         span_vectors: list[np.ndarray] = [np.zeros((0, self.dimensions), dtype=np.float32)] * len(texts)
-        order = longest_first(texts)  # rows are written back in their own places
-        for begin in range(0, len(texts), self.batch_size):
-            rows = order[begin : begin + self.batch_size]
-            batch = self._runner[1]([texts[i] for i in rows])
+        encodings = self.tokenizer.encode(texts)
+        # Batches of similar length (index.tokens): rows are written back in their own places.
+        for rows in plan_batches([len(e.ids) for e in encodings], max_texts=self.batch_size):
+            arrays = pad([encodings[i] for i in rows])
+            batch = TokenBatch(self._runner[1](arrays), arrays.mask, arrays.offsets)
             pooled = batch.vectors()
             vectors[rows] = pooled
             for j, row in enumerate(rows):
@@ -198,7 +190,7 @@ class BundledModel:
         return vectors, span_vectors
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+        return self.tokenizer.count(text)
 
 
 # name -> builds that embedder for a configuration

@@ -4,13 +4,17 @@ Dense vectors miss rare exact terms (drug names, codes, numbers) that BM25
 finds, and BM25 misses paraphrases that vectors find; search fuses both.
 Row i of the BM25 index is row i of the vector index. Tokens are lowercase
 words, English stopwords removed, Snowball-stemmed (PyStemmer), so that
-"fractures" matches "fractured".
+"fractures" matches "fractured". Each passage's terms are kept beside the
+index (`terms.txt`, line i = passage i), so an update tokenizes only the
+passages it has not seen: BM25's weights depend on the whole collection and
+are computed again, but from stored terms.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import bm25s
@@ -20,6 +24,7 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 _WORD = re.compile(r"\w+")
 _STOPWORDS = frozenset(STOPWORDS_EN_PLUS)  # includes question words (what, how, why)
+TERMS = "terms.txt"
 
 
 @lru_cache(maxsize=1)
@@ -33,28 +38,62 @@ def tokenize(text: str) -> list[str]:
     return _stemmer().stemWords(words)
 
 
+def _interned(terms: list[str], shared: dict[str, str]) -> list[str]:
+    """`terms` with each word one shared object: kept for a whole collection, a copy per use would
+    cost about 60 bytes a word (tests/test_bad_files.py bounds a build's memory)."""
+    return [shared.setdefault(term, term) for term in terms]
+
+
 class KeywordIndex:
     """A BM25 index whose rows line up with the passages."""
 
-    def __init__(self, retriever: bm25s.BM25, size: int) -> None:
+    def __init__(self, retriever: bm25s.BM25, size: int, terms: list[list[str]] | None = None, folder=None) -> None:
         self._retriever = retriever
         self.size = size
+        self._terms = terms
+        self._folder = folder
 
     @classmethod
-    def build(cls, texts: list[str]) -> KeywordIndex:
+    def build(
+        cls, texts: Sequence[str], reuse: tuple[KeywordIndex, Sequence[int | None]] | None = None
+    ) -> KeywordIndex:
+        """BM25 over `texts`.
+
+        Args:
+            texts: The passages' texts, row by row.
+            reuse: A previous index and, for each text, its row there (None for a new text): the
+                terms of a text it holds are taken from it instead of tokenizing the text again.
+        """
+        previous, rows = reuse if reuse is not None else (None, [None] * len(texts))
+        shared: dict[str, str] = {}
         # An empty placeholder token keeps bm25s happy with passages that are all stopwords.
-        corpus = [tokenize(t) or [""] for t in texts]
+        terms = [
+            previous.terms[row] if row is not None else _interned(tokenize(text) or [""], shared)
+            for text, row in zip(texts, rows)
+        ]
         retriever = bm25s.BM25()
-        retriever.index(corpus, show_progress=False)
-        return cls(retriever, len(texts))
+        retriever.index(terms, show_progress=False)
+        return cls(retriever, len(texts), terms)
+
+    @cached_property
+    def terms(self) -> list[list[str]]:
+        """Each passage's terms, as indexed."""
+        if self._terms is not None:
+            return self._terms
+        lines = (self._folder / TERMS).read_text(encoding="utf-8").split("\n")
+        if len(lines) != self.size:
+            raise ValueError(f"{TERMS} holds terms of {len(lines)} passages, the index has {self.size}")
+        shared: dict[str, str] = {}
+        return [_interned(line.split(" "), shared) if line else [""] for line in lines]
 
     def save(self, folder: Path) -> None:
         self._retriever.save(str(folder))
+        (folder / TERMS).write_text("\n".join(" ".join(t) for t in self.terms), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path, size: int) -> KeywordIndex:
         # Memory-mapped: at a million passages the score matrix is hundreds of MB, read on demand.
-        return cls(bm25s.BM25.load(str(folder), mmap=True), size)
+        return cls(bm25s.BM25.load(str(folder), mmap=True), size, folder=folder)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage for `query` (zeros when no query term is indexed)."""
@@ -96,4 +135,5 @@ class KeywordIndex:
         part.vocab_dict = dict(whole.vocab_dict)
         part.unique_token_ids_set = set(part.vocab_dict.values())
         part.nonoccurrence_array = whole.nonoccurrence_array
-        return KeywordIndex(part, len(rows))
+        terms = self.terms
+        return KeywordIndex(part, len(rows), [terms[row] for row in rows])

@@ -13,8 +13,8 @@ The export needs torch and takes seconds, so it runs once per model and
 toolchain: the file is cached under `Config.cache_dir` (`KB_CACHE_DIR`, default `~/.cache/kb`),
 named by a hash of the model files, the recipe and the library versions, and
 written atomically so concurrent processes never read half a file. Running
-the cached graph loads no torch model (though transformers' tokenizer still
-imports torch).
+the cached graph imports neither torch nor transformers (the tokenizer is
+`index.tokens.WordPieces`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from index.pooling import TokenBatch
+from index.tokens import TokenArrays, WordPieces
 
 # Changing any step of `export` must change this, so caches are rebuilt.
 RECIPE = "eager-opset17/token-embeddings/bert-fusion/int8-weights-per-channel/v3"
@@ -219,7 +221,8 @@ def export(
                 extra_options={"DefaultTensorType": 1},
             )  # 1 = FLOAT, for fused ops' outputs
     reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
-    exported = OnnxEncoder(out, model.tokenizer, max_tokens=model.max_seq_length)(list(PROBES))
+    pieces = WordPieces(model_dir / "tokenizer.json", max_tokens=model.max_seq_length)
+    exported = OnnxEncoder(out).vectors(pieces.arrays(PROBES))
     cosine = float((reference * exported).sum(axis=1).min())
     if cosine < min_cosine:
         raise ExportError(f"exported model disagrees with the original (cosine {cosine:.4f} < {min_cosine})")
@@ -241,11 +244,12 @@ def _token_embeddings(bert):
 
 
 class OnnxEncoder:
-    """Runs an exported graph over one batch of texts (no sorting): token embeddings, or unit vectors."""
+    """Runs an exported graph over one padded batch: the final-layer token embeddings."""
 
-    def __init__(self, path: Path, tokenizer, max_tokens: int, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None) -> None:
         """
         Args:
+            path: The exported graph.
             threads: Threads per forward pass; default `$OMP_NUM_THREADS` (Ray sets it to an
                 actor's CPUs, so actors sharing a node do not oversubscribe it), else one per
                 physical core.
@@ -253,29 +257,51 @@ class OnnxEncoder:
         import onnxruntime
 
         if threads is None:
-            omp = os.environ.get("OMP_NUM_THREADS", "")
-            threads = int(omp) if omp.isdigit() else 0
+            threads = default_threads()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per physical core
         options.log_severity_level = 3  # the quantized graph logs harmless shape-inference warnings
+        self.threads = threads
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.tokenizer = tokenizer
-        self.max_tokens = max_tokens
 
-    def tokens(self, texts: Sequence[str]) -> TokenBatch:
-        """The batch's token embeddings, with the mask and each token's character offsets."""
-        tokens = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_offsets_mapping=True,
-            return_tensors="np",
-        )
-        feed = {name: tokens[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
-        hidden = self.session.run(None, feed)[0].astype(np.float32, copy=False)
-        return TokenBatch(hidden, tokens["attention_mask"], tokens["offset_mapping"])
+    def __call__(self, batch: TokenArrays) -> np.ndarray:
+        """Token embeddings, shape (texts, tokens, dimensions), float32."""
+        feed = {"input_ids": batch.ids, "attention_mask": batch.mask}
+        return self.session.run(None, feed)[0].astype(np.float32, copy=False)
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors of the texts (mean pooling)."""
-        return self.tokens(texts).vectors()
+    def vectors(self, batch: TokenArrays) -> np.ndarray:
+        """Unit vectors of the batch's texts (mean pooling)."""
+        return TokenBatch(self(batch), batch.mask, batch.offsets).vectors()
+
+
+def default_threads() -> int:
+    """Threads for a forward pass over many texts: `$OMP_NUM_THREADS` when set, else 0 (one per physical core)."""
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    return int(omp) if omp.isdigit() else 0
+
+
+class OnnxRunner:
+    """The graph in two sessions, each opened on first use: one thread for a single text, every core for a batch.
+
+    One question is too little work to share between threads: on two cores a
+    second thread only adds waiting (a question took 20 ms with two threads
+    against 10 ms with one, load 8; bench/RESULTS.md, "Query time on SciFact").
+    Batches of passages keep both cores busy. ONNX Runtime lets threads call
+    one session at once, so a searcher shared by threads needs nothing more.
+    """
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.path = path
+        self.threads = default_threads() if threads is None else threads
+
+    @cached_property
+    def single(self) -> OnnxEncoder:
+        return self.parallel if self.threads == 1 else OnnxEncoder(self.path, threads=1)
+
+    @cached_property
+    def parallel(self) -> OnnxEncoder:
+        return OnnxEncoder(self.path, threads=self.threads)
+
+    def __call__(self, batch: TokenArrays) -> np.ndarray:
+        """Token embeddings of a padded batch (see `OnnxEncoder`)."""
+        return (self.single if len(batch) == 1 else self.parallel)(batch)

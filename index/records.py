@@ -15,8 +15,10 @@ from enum import StrEnum
 from typing import Self
 
 # 2: answer-candidate vectors pooled from each passage's own forward pass, stored for every passage.
-# 3: every document's extracted text (texts.bin, for citations over the HTTP API), and optional shards.
-FORMAT_VERSION = 3
+# 3: passages read by row from disk (line offsets, a location table), each file's size and time in the
+#    manifest (checked on load instead of hashing), duplicate signatures and keyword terms kept for updates.
+# 4: every document's extracted text (texts.bin, for citations over the HTTP API), and optional serving shards.
+FORMAT_VERSION = 4
 
 
 class Choice(StrEnum):
@@ -325,6 +327,10 @@ class Manifest:
     `vector_index` is the FAISS factory string of vectors.faiss: "Flat"
     (exact) or "IVF<lists>,SQ8" (approximate, see `Settings.exact_search_limit`).
     `sentences` counts the stored answer-candidate vectors (every passage has at least one).
+    `files` holds each file's SHA-256 (checked by `python -m index verify`),
+    `file_stats` its size and modification time in nanoseconds (checked on
+    every load), and `signatures` names the layout of the stored duplicate
+    signatures ("" when there are none).
     `shards` is how many serving shards the version holds besides the whole
     index (`index.sharding`; 0: none).
     """
@@ -339,9 +345,11 @@ class Manifest:
     built_at: str
     corpus: str
     files: dict[str, str] = field(default_factory=dict)
+    file_stats: dict[str, tuple[int, int]] = field(default_factory=dict)
     skipped: tuple[Skipped, ...] = ()
     vector_index: str = "Flat"
     sentences: int = 0
+    signatures: str = ""
     shards: int = 0
 
     def to_json(self) -> dict:
@@ -355,4 +363,7 @@ class Manifest:
         # A manifest written before max_chars existed: its passages were cut by tokens only.
         data["settings"] = Settings(**{"max_chars": None, **data["settings"]})
         data["skipped"] = tuple(Skipped(**s) for s in data.get("skipped", ()))
+        data["file_stats"] = {
+            name: (int(size), int(mtime)) for name, (size, mtime) in data.get("file_stats", {}).items()
+        }
         return cls(**data)

@@ -41,9 +41,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -477,7 +476,8 @@ class Searcher:
         self.confidence = confidence or ConfidenceModel.bundled()
 
     @property
-    def passages(self) -> list[Passage]:
+    def passages(self) -> Sequence[Passage]:
+        """The index's passages, read by row (`index.passages.PassageFile`)."""
         return self.stored.passages
 
     def search(self, query: str, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
@@ -549,10 +549,7 @@ class Searcher:
     def _allowed_rows(self, sources: frozenset[str] | None) -> np.ndarray | None:
         if sources is None:
             return None
-        return np.array(
-            [row for row, p in enumerate(self.passages) if any(loc.source in sources for loc in p.locations)],
-            dtype=np.int64,
-        )
+        return self.stored.locations.rows_of_sources(sorted(sources))
 
     def _keyword(self, query: str, allowed: np.ndarray | None) -> tuple[list[int], np.ndarray]:
         """Top passages by BM25 (only those sharing a term with the query), and all BM25 scores."""
@@ -575,24 +572,20 @@ class Searcher:
         return sentence_scores(query, self.passages[row].text, cosines, self.settings)
 
     def context(self, location: Location, before: int = 1, after: int = 1) -> list[Neighbour]:
-        """The passages around `location` in its document, in document order."""
-        rows = self._by_document[location.source, location.doc_id]
-        at = next(i for i, (loc, _) in enumerate(rows) if loc.start == location.start)
-        return [
-            Neighbour(loc, self.passages[row].text, i == at)
-            for i, (loc, row) in enumerate(rows[max(0, at - before) : at + after + 1], start=max(0, at - before))
-        ]
+        """The passages around `location` in its document, in document order.
 
-    @cached_property
-    def _by_document(self) -> dict[tuple[str, str], list[tuple[Location, int]]]:
-        """Each document's passages in document order, keyed by (source, doc_id).
-
-        Both, because a record's id may equal another file's path or a record id in another file.
+        A document is its source and its id together: a record's id may equal
+        another file's path, or a record id in another file.
         """
-        by_doc: dict[tuple[str, str], list[tuple[Location, int]]] = defaultdict(list)
-        for row, passage in enumerate(self.passages):
-            for loc in passage.locations:
-                by_doc[loc.source, loc.doc_id].append((loc, row))
-        for rows in by_doc.values():
-            rows.sort(key=lambda item: item[0].start)
-        return dict(by_doc)
+        starts, rows = self.stored.locations.document(location.source, location.doc_id)
+        at = int(np.searchsorted(starts, location.start))
+        if at == len(starts) or starts[at] != location.start:
+            raise ValueError(f"{location.cite()} is not a location of this index")
+        neighbours = []
+        for i in range(max(0, at - before), min(len(starts), at + after + 1)):
+            passage = self.passages[int(rows[i])]
+            here = (location.source, location.doc_id, int(starts[i]))
+            loc = next((loc for loc in passage.locations if (loc.source, loc.doc_id, loc.start) == here), None)
+            if loc is not None:  # None only for another document sharing this one's 64-bit key
+                neighbours.append(Neighbour(loc, passage.text, i == at))
+        return neighbours

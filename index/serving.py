@@ -56,7 +56,7 @@ from index.errors import IndexDamaged, ModelMismatch, rebuild_fix
 from index.records import Answer, DocumentInfo, Manifest, Passage, Verdict
 from index.search import SearchSettings, build_answer, clean_query
 from index.sharding import ShardCandidates, ShardIndex, rank_shards, top_by_shard
-from index.store import DOCUMENTS, current_version, file_sha256, live_version, manifest_of
+from index.store import DOCUMENTS, check_files, current_version, live_version, manifest_of
 from index.texts import TEXT_ROWS, TEXTS, DocumentTexts
 
 log = logging.getLogger("kb.serving")
@@ -142,11 +142,7 @@ class RouterView:
             IndexDamaged: A file is missing or does not match the manifest, or the model differs.
         """
         manifest = manifest_of(path)
-        for name in (DOCUMENTS, TEXTS, TEXT_ROWS):
-            if not (path / name).is_file() or file_sha256(path / name) != manifest.files.get(name):
-                raise IndexDamaged(
-                    f"index file {path / name} is missing or does not match its manifest", rebuild_fix(path.parent)
-                )
+        check_files(path, manifest, [DOCUMENTS, TEXTS, TEXT_ROWS])
         documents = [DocumentInfo(**d) for d in json.loads((path / DOCUMENTS).read_text(encoding="utf-8"))]
         return cls(path, manifest, documents, DocumentTexts.load(path), router)
 

@@ -64,7 +64,7 @@ from index.search import (
     top_rows,
 )
 from index.shards import Map
-from index.store import SentenceVectors, file_sha256, live_version, manifest_of
+from index.store import SentenceVectors, check_files, live_version, manifest_of
 
 SHARDS = "shards"
 LISTING = "shards.json"
@@ -198,12 +198,7 @@ class ShardIndex:
             )
         folder = shard_folder(version, shard)
         prefix = f"{folder.relative_to(version).as_posix()}/"
-        for name in [f"{SHARDS}/{LISTING}"] + [n for n in manifest.files if n.startswith(prefix)]:
-            path = version / name
-            if not path.is_file():
-                raise IndexDamaged(f"index file {path} is missing", fix)
-            if file_sha256(path) != manifest.files.get(name):
-                raise IndexDamaged(f"index file {path} does not match its manifest (damaged or edited)", fix)
+        check_files(version, manifest, [f"{SHARDS}/{LISTING}"] + [n for n in manifest.files if n.startswith(prefix)])
         try:
             part = json.loads((version / SHARDS / LISTING).read_text(encoding="utf-8"))["parts"][shard]
             rows = np.load(folder / ROWS, allow_pickle=False)

@@ -5,8 +5,12 @@ An index folder holds versions side by side and a small pointer file:
     INDEX_DIR/CURRENT            name of the live version (replaced atomically)
     INDEX_DIR/.lock              held by the one process allowed to publish
     INDEX_DIR/v-<time>-<id>/     one complete version:
-        manifest.json            format, model, dimensions, counts, settings, file hashes
-        passages.jsonl           line i = passage i (text + every location)
+        manifest.json            format, model, dimensions, counts, settings, and every
+                                 file's SHA-256, size and modification time
+        passages.jsonl           line i = passage i (text + every location), memory-mapped
+        passage_rows.npy         byte offset of each line of passages.jsonl (index.passages)
+        locations.npy            every location (source, document, start, row), sorted
+        signatures.npy           passage i's duplicate-detection signature (ingest.dedup)
         vectors.faiss            row i = unit vector of passage i (inner product = cosine):
                                  exact (Flat) up to Settings.exact_search_limit passages,
                                  approximate (IVF, 8-bit scalar quantizer) above
@@ -16,21 +20,26 @@ An index folder holds versions side by side and a small pointer file:
                                  memory-mapped, for exact re-scoring and reuse on update
         sentences.npy            float16 vectors of the answer candidates of every passage
         sentence_rows.npy        passage i's candidates are rows [rows[i], rows[i+1])
-        keyword/                 BM25 index, row i = passage i
+        keyword/                 BM25 index, row i = passage i, and each passage's terms
         documents.json           per-document info (source, text hash, passage count)
         texts.bin                every document's extracted text, row i = document i, memory-mapped
         text_rows.npy            where each document's text begins in texts.bin (index.texts)
         shards/                  when built with --shards N: N serving shards (index.sharding)
         sources.json             per-file fingerprints (to tell what changed since the build)
 
-A new version is written into a hidden temporary folder, flushed, verified by
-loading it back, renamed into place, and only then does CURRENT switch to it.
-A crash at any moment leaves CURRENT naming a complete, verified version.
+A new version is written into a hidden temporary folder, hashed as it is
+written, flushed, checked by loading it back, renamed into place, and only
+then does CURRENT switch to it. A crash at any moment leaves CURRENT naming a
+complete, checked version. A file whose content is the previous version's
+(the same passages, the same vectors) is hard-linked from it instead of
+written again.
 
-Large files are memory-mapped on load (the IVF lists as FAISS's on-disk
-inverted lists, the .npy files with numpy), so a million-passage index does
-not have to fit in resident memory; the pages a search touches are read
-on demand.
+Loading costs the same for ten passages or a million: it checks each file's
+size and modification time against the manifest (hashing only a file whose
+time changed while its size did not, as a copied folder's files do), opens
+the large files memory-mapped (the IVF lists as FAISS's on-disk inverted
+lists, the .npy files and passages.jsonl), and reads nothing else until it
+is asked for. `verify` hashes every file (`python -m index verify`).
 """
 
 from __future__ import annotations
@@ -43,12 +52,15 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -64,14 +76,18 @@ from index.errors import (
     rebuild_fix,
 )
 from index.keyword import KeywordIndex
+from index.passages import LocationTable, PassageFile, location_table, passage_line
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
 from index.shards import Map
-from index.texts import DocumentTexts, write_texts
+from index.texts import TEXT_ROWS, TEXTS, DocumentTexts, write_texts
 
 POINTER = "CURRENT"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
+PASSAGE_ROWS = "passage_rows.npy"
+LOCATIONS = "locations.npy"
+SIGNATURES = "signatures.npy"
 SENTENCES = "sentences.npy"
 SENTENCE_ROWS = "sentence_rows.npy"
 KEYWORD = "keyword"
@@ -112,19 +128,72 @@ class SentenceVectors:
         return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
 
 
-@dataclass
-class StoredIndex:
-    """A loaded, verified index version: row i of `dense`, `keyword` and `sentences` is `passages[i]`."""
+@dataclass(frozen=True)
+class Signatures:
+    """Each passage's duplicate-detection signature, kept so an update compares only new passages with them.
 
-    path: Path
-    manifest: Manifest
-    passages: list[Passage]
-    dense: DenseIndex
-    keyword: KeywordIndex
-    documents: list[DocumentInfo]
-    sources: dict[str, SourceFile]
-    sentences: SentenceVectors
-    texts: DocumentTexts | None = None  # every version has them; None only for an index assembled in memory
+    What a row holds is `ingest.dedup`'s business (a key of the normalised
+    text and MinHash band hashes); `scheme` names its layout, and a scheme
+    other than the one ingest computes means the rows are not used.
+    """
+
+    scheme: str
+    rows: np.ndarray
+
+
+class StoredIndex:
+    """A loaded index version: row i of `dense`, `keyword`, `sentences` and `signatures` is `passages[i]`.
+
+    `passages` is read by row from disk (`index.passages.PassageFile`);
+    `documents` and `sources` are read on first use, from files opened at
+    load (so a version replaced and deleted meanwhile still answers).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        passages: Sequence[Passage],
+        dense: DenseIndex,
+        keyword: KeywordIndex | None,
+        sentences: SentenceVectors,
+        locations: LocationTable,
+        signatures: Signatures | None = None,
+        documents: list[DocumentInfo] | BinaryIO | None = None,
+        sources: dict[str, SourceFile] | BinaryIO | None = None,
+        texts: DocumentTexts | None = None,
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.passages = passages
+        self.dense = dense
+        self.keyword = keyword
+        self.sentences = sentences
+        self.locations = locations
+        self.signatures = signatures
+        self._documents = documents
+        self._sources = sources
+        self.texts = texts  # every version has them; None only for an index assembled in memory
+
+    @cached_property
+    def documents(self) -> list[DocumentInfo]:
+        """One entry per ingested document."""
+        data = self._documents
+        if data is None:
+            return []
+        if isinstance(data, list):
+            return data
+        return [DocumentInfo(**d) for d in _read_open_json(data, self.path / DOCUMENTS)]
+
+    @cached_property
+    def sources(self) -> dict[str, SourceFile]:
+        """The fingerprint of every corpus file at build time, by path relative to the corpus."""
+        data = self._sources
+        if data is None:
+            return {}
+        if isinstance(data, dict):
+            return data
+        return {name: SourceFile(**f) for name, f in _read_open_json(data, self.path / SOURCES).items()}
 
 
 def current_version(index_dir: Path) -> Path | None:
@@ -202,7 +271,7 @@ def publish(
     index_dir: Path,
     *,
     model: str,
-    passages: list[Passage],
+    passages: Sequence[Passage],
     vectors: np.ndarray,
     documents: list[DocumentInfo],
     sources: dict[str, SourceFile],
@@ -211,6 +280,11 @@ def publish(
     sentences: SentenceVectors,
     skipped: tuple[Skipped, ...] = (),
     parallel_map: Map = map,
+    signatures: Signatures | None = None,
+    previous: StoredIndex | None = None,
+    previous_rows: Sequence[int | None] | None = None,
+    keyword: KeywordIndex | None = None,
+    timings: Callable[[str, float], None] | None = None,
     texts: Sequence[str] = (),
     shards: int = 0,
 ) -> StoredIndex:
@@ -228,11 +302,17 @@ def publish(
         skipped: Files that could not be ingested, with reasons.
         sentences: Vectors of every passage's answer candidates.
         parallel_map: Adds the shards of an approximate index (see `DenseIndex.save`).
+        signatures: Each passage's duplicate-detection signature, stored for the next update.
+        previous: The live version this one updates: files whose content would be the
+            same are hard-linked from it, and its passages' keyword terms are reused.
+        previous_rows: With `previous`: the row of each passage in it, or None for a new passage.
+        keyword: The passages' keyword index, when the caller built it already.
+        timings: Called as `timings(step, seconds)` for the steps "write" and "verify".
         texts: Each document's extracted text, row i for `documents[i]` (served for citations).
         shards: Serving shards to write beside the whole index (`index.sharding`; 0: none).
 
     Returns:
-        The published index, loaded back and verified.
+        The published index, loaded back and checked.
     """
     if not passages:
         raise ValueError("no passages to index")
@@ -240,15 +320,19 @@ def publish(
         raise ValueError(f"{len(passages)} passages but vectors of shape {vectors.shape}")
     if len(sentences.starts) != len(passages) + 1:
         raise ValueError(f"{len(passages)} passages but sentence rows for {len(sentences.starts) - 1}")
+    if signatures is not None and len(signatures.rows) != len(passages):
+        raise ValueError(f"{len(passages)} passages but {len(signatures.rows)} signatures")
+    if previous is not None and (previous_rows is None or len(previous_rows) != len(passages)):
+        raise ValueError("previous_rows must give the previous row (or None) of every passage")
     if len(texts) != len(documents):
         raise ValueError(f"{len(documents)} documents but {len(texts)} texts")
     _remove_leftovers(index_dir)
     staging = index_dir / f".tmp-{uuid.uuid4().hex[:8]}"
     try:
         staging.mkdir(parents=True)
-        write_texts(staging, texts)
-        _write_version(
-            staging,
+        began = time.perf_counter()
+        version = _Version(staging, previous, previous_rows)
+        version.write(
             model,
             passages,
             vectors,
@@ -258,10 +342,17 @@ def publish(
             corpus,
             skipped,
             sentences,
+            signatures,
+            keyword,
             parallel_map,
+            texts,
             shards,
         )
+        written = time.perf_counter()
         stored = load_version(staging)  # refuse to publish what we could not read back
+        if timings is not None:
+            timings("write", written - began)
+            timings("verify", time.perf_counter() - written)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         final = index_dir / f"v-{stamp}-{staging.name[5:]}"
         staging.rename(final)  # open files and memory maps follow the rename
@@ -273,9 +364,9 @@ def publish(
             raise _not_written(index_dir, exc) from exc
         raise
     try:
-        previous = current_version(index_dir)
+        previous_version = current_version(index_dir)
     except PointerDamaged:  # the build replaces it; no version is known to be in use
-        previous = None
+        previous_version = None
     try:
         _switch_pointer(index_dir, final.name)
     except OSError as exc:
@@ -283,55 +374,184 @@ def publish(
         raise _not_written(index_dir, exc) from exc
     # The version just replaced stays one more round: a reader that read the old
     # pointer a moment ago can still load it.
-    _remove_old_versions(index_dir, keep={final.name} | ({previous.name} if previous else set()))
+    _remove_old_versions(index_dir, keep={final.name} | ({previous_version.name} if previous_version else set()))
     return stored
 
 
-def _write_version(
-    folder, model, passages, vectors, documents, sources, settings, corpus, skipped, sentences, parallel_map, shards=0
-) -> None:
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    dimensions = vectors.shape[1]
-    kind = DenseIndex.kind_for(len(vectors), settings.exact_search_limit)
-    DenseIndex.save(folder, vectors, kind, parallel_map)
-    np.save(folder / SENTENCES, np.asarray(sentences.vectors, dtype=np.float16), allow_pickle=False)
-    np.save(folder / SENTENCE_ROWS, np.asarray(sentences.starts, dtype=np.int64), allow_pickle=False)
-    with open(folder / PASSAGES, "w", encoding="utf-8") as out:
-        for passage in passages:
-            out.write(json.dumps(passage.to_json(), ensure_ascii=False) + "\n")
-    keyword = KeywordIndex.build([p.text for p in passages])
-    keyword.save(folder / KEYWORD)
-    if shards:
-        from index.sharding import write_shards  # sharding searches shards, and search reads this module
+class _Version:
+    """Writes one version folder: each file hashed as it is written, or hard-linked from the previous version."""
 
-        write_shards(folder, passages, vectors, sentences, keyword, shards, settings, parallel_map)
-    _write_json(folder / DOCUMENTS, [dict(vars(d)) for d in documents])
-    _write_json(folder / SOURCES, {name: dict(vars(f)) for name, f in sorted(sources.items())})
-    manifest = Manifest(
-        format_version=FORMAT_VERSION,
-        model=model,
-        dimensions=dimensions,
-        documents=len(documents),
-        passages=len(passages),
-        locations=sum(len(p.locations) for p in passages),
-        settings=settings,
-        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        corpus=corpus,
-        files=_hash_files(folder),
-        skipped=tuple(skipped),
-        vector_index=kind,
-        sentences=len(sentences.vectors),
-        shards=shards,
-    )
-    _write_json(folder / MANIFEST, manifest.to_json())
-    # Files first, then the folders that name them, so a power cut cannot keep a name without its data.
-    for path in sorted(folder.rglob("*"), key=lambda p: (p.is_dir(), -len(p.parts))):
+    def __init__(self, folder: Path, previous: StoredIndex | None, previous_rows: Sequence[int | None] | None) -> None:
+        self.folder = folder
+        self.previous = previous
+        self.previous_rows = previous_rows
+        self.hashes: dict[str, str] = {}
+
+    def write(
+        self,
+        model,
+        passages,
+        vectors,
+        documents,
+        sources,
+        settings,
+        corpus,
+        skipped,
+        sentences,
+        signatures,
+        keyword,
+        parallel_map,
+        texts=(),
+        shards=0,
+    ) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        kind = DenseIndex.kind_for(len(vectors), settings.exact_search_limit)
+        same_texts = self._same_texts(len(passages))
+        # The same passage texts in the same rows: the keyword index, and (when every vector is the
+        # previous one) the vector files, are the previous version's byte for byte.
+        same_vectors = (
+            same_texts
+            and self.previous.manifest.vector_index == kind
+            and np.array_equal(self.previous.dense.vectors(), vectors)
+            and np.array_equal(self.previous.sentences.vectors, np.asarray(sentences.vectors, dtype=np.float16))
+        )
+        if not (same_vectors and self._link(*DenseIndex.files(kind), SENTENCES, SENTENCE_ROWS)):
+            DenseIndex.save(self.folder, vectors, kind, parallel_map)
+            self._hash(*DenseIndex.files(kind))
+            self._save_npy(SENTENCES, np.asarray(sentences.vectors, dtype=np.float16))
+            self._save_npy(SENTENCE_ROWS, np.asarray(sentences.starts, dtype=np.int64))
+        lines = [passage_line(p) for p in passages]
+        same_lines = same_texts and all(line == self.previous.passages.line(row) for row, line in enumerate(lines))
+        if not (same_lines and self._link(PASSAGES, PASSAGE_ROWS, LOCATIONS)):
+            self._write_passages(lines)
+            self._save_npy(LOCATIONS, location_table(passages))
+        keyword_files = self._keyword_files() if same_texts else []
+        if not (keyword_files and self._link(*keyword_files)):
+            if keyword is None:
+                reuse = None
+                if self.previous is not None and self.previous.keyword is not None:
+                    reuse = (self.previous.keyword, self.previous_rows)
+                keyword = KeywordIndex.build([p.text for p in passages], reuse=reuse)
+            keyword.save(self.folder / KEYWORD)
+            self._hash(*self._files_under(KEYWORD))
+        if signatures is not None:
+            same = same_texts and self.previous.manifest.signatures == signatures.scheme
+            if not (same and self._link(SIGNATURES)):
+                self._save_npy(SIGNATURES, np.asarray(signatures.rows))
+        self._save_json(DOCUMENTS, [dict(vars(d)) for d in documents])
+        self._save_json(SOURCES, {name: dict(vars(f)) for name, f in sorted(sources.items())})
+        write_texts(self.folder, texts)
+        self._hash(TEXTS, TEXT_ROWS)
+        if shards:
+            from index.sharding import SHARDS, write_shards  # sharding searches shards, and search reads this module
+
+            if keyword is None:  # linked from the previous version, whose passages these are, row for row
+                keyword = self.previous.keyword
+            write_shards(self.folder, passages, vectors, sentences, keyword, shards, settings, parallel_map)
+            self._hash(*self._files_under(SHARDS))
+        # Files first, then the folders that name them, so a power cut cannot keep a name without its data.
+        for path in sorted(self.folder.rglob("*"), key=lambda p: (p.is_dir(), -len(p.parts))):
+            _fsync(path)
+        stats = {name: _stat(self.folder / name) for name in sorted(self.hashes)}
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model=model,
+            dimensions=vectors.shape[1],
+            documents=len(documents),
+            passages=len(passages),
+            locations=sum(len(p.locations) for p in passages),
+            settings=settings,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            corpus=corpus,
+            files=dict(sorted(self.hashes.items())),
+            file_stats=stats,
+            skipped=tuple(skipped),
+            vector_index=kind,
+            sentences=len(sentences.vectors),
+            signatures=signatures.scheme if signatures is not None else "",
+            shards=shards,
+        )
+        path = self.folder / MANIFEST
+        path.write_text(json.dumps(manifest.to_json(), ensure_ascii=False, indent=1), encoding="utf-8")
         _fsync(path)
-    _fsync(folder)
+        _fsync(self.folder)
+
+    def _same_texts(self, count: int) -> bool:
+        rows = self.previous_rows
+        return (
+            self.previous is not None
+            and rows is not None
+            and count == len(self.previous.passages)
+            and all(row == i for i, row in enumerate(rows))
+        )
+
+    def _keyword_files(self) -> list[str]:
+        return [name for name in self.previous.manifest.files if name.startswith(f"{KEYWORD}/")]
+
+    def _link(self, *names: str) -> bool:
+        """Hard-link these files from the previous version (keeping their recorded hashes); False if any cannot be."""
+        source = self.previous.path
+        if not all(name in self.previous.manifest.files and (source / name).is_file() for name in names):
+            return False
+        try:
+            for name in names:
+                (self.folder / name).parent.mkdir(parents=True, exist_ok=True)
+                os.link(source / name, self.folder / name)
+                self.hashes[name] = self.previous.manifest.files[name]
+        except OSError:  # another file system, or links not allowed: write them instead
+            for name in names:
+                (self.folder / name).unlink(missing_ok=True)
+                self.hashes.pop(name, None)
+            return False
+        return True
+
+    def _files_under(self, folder: str) -> list[str]:
+        return [p.relative_to(self.folder).as_posix() for p in sorted((self.folder / folder).rglob("*")) if p.is_file()]
+
+    def _hash(self, *names: str) -> None:
+        """Hash files that a library wrote (FAISS, bm25s): read once, here."""
+        for name in names:
+            if (self.folder / name).is_file():
+                self.hashes[name] = file_sha256(self.folder / name)
+
+    def _save_npy(self, name: str, array: np.ndarray) -> None:
+        with open(self.folder / name, "wb") as handle:
+            out = _HashingWriter(handle)
+            np.save(out, array, allow_pickle=False)
+        self.hashes[name] = out.hexdigest()
+
+    def _save_json(self, name: str, data) -> None:
+        self._write_bytes(name, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"))
+
+    def _write_bytes(self, name: str, data: bytes) -> None:
+        with open(self.folder / name, "wb") as handle:
+            handle.write(data)
+        self.hashes[name] = hashlib.sha256(data).hexdigest()
+
+    def _write_passages(self, lines: list[bytes]) -> None:
+        offsets = np.zeros(len(lines) + 1, dtype=np.int64)
+        np.cumsum([len(line) for line in lines], out=offsets[1:])
+        self._write_bytes(PASSAGES, b"".join(lines))
+        self._save_npy(PASSAGE_ROWS, offsets)
+
+
+class _HashingWriter:
+    """A binary file that hashes what is written to it (np.save writes through `write`)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._digest = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self._digest.update(data)
+        return self._handle.write(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def load(index_dir: Path, model: str | None = None) -> StoredIndex:
-    """Load the live version of an index and verify it.
+    """Load the live version of an index, checking each file's size and modification time.
 
     Args:
         index_dir: The index folder.
@@ -368,38 +588,71 @@ _LOADING = threading.Lock()
 
 
 def load_version(folder: Path) -> StoredIndex:
-    """Load one version folder, checking the manifest and every file hash."""
+    """Load one version folder: the manifest, each file's size and time, and the memory-mapped files.
+
+    A file whose size differs from the manifest's is damaged; one whose
+    modification time differs (an edit, or a copy of the folder) is hashed
+    and refused if its content changed. The cost does not grow with the
+    collection: nothing is read that a question does not need.
+    """
     with _LOADING:
         return _load_version(folder)
 
 
+def check_files(folder: Path, manifest: Manifest, names: Iterable[str] | None = None) -> None:
+    """Check files of a version folder (default: all) against the manifest's sizes and times, as loading does.
+
+    Raises:
+        IndexDamaged: A file is missing, unreadable, or edited.
+    """
+    for name in manifest.files if names is None else names:
+        expected = manifest.files.get(name)
+        path = folder / name
+        try:
+            now = _stat(path)
+        except FileNotFoundError:
+            raise IndexDamaged(f"index file {path} is missing", rebuild_fix(folder.parent)) from None
+        except OSError as exc:
+            raise IndexDamaged(f"index file {path} cannot be read ({exc})", rebuild_fix(folder.parent)) from None
+        recorded = manifest.file_stats.get(name)
+        if (
+            expected is None
+            or recorded is None
+            or now[0] != recorded[0]
+            or (now[1] != recorded[1] and file_sha256(path) != expected)
+        ):
+            raise _edited(path, folder)
+
+
 def _load_version(folder: Path) -> StoredIndex:
     manifest = _read_manifest(folder)
-    for name, expected in manifest.files.items():
-        path = folder / name
-        if not path.is_file():
-            raise IndexDamaged(f"index file {path} is missing", rebuild_fix(folder.parent))
-        if file_sha256(path) != expected:
-            raise IndexDamaged(
-                f"index file {path} does not match its manifest (damaged or edited)", rebuild_fix(folder.parent)
-            )
+    check_files(folder, manifest)
     try:
         dense = DenseIndex.load(folder, manifest.vector_index)
         sentences = _read_sentences(folder, manifest)
-        with open(folder / PASSAGES, encoding="utf-8") as lines:
-            passages = [Passage.from_json(json.loads(line)) for line in lines]
+        passages = PassageFile(folder / PASSAGES, np.load(folder / PASSAGE_ROWS, allow_pickle=False, mmap_mode="r"))
+        locations = LocationTable(np.load(folder / LOCATIONS, allow_pickle=False, mmap_mode="r"))
         keyword = KeywordIndex.load(folder / KEYWORD, len(passages))
-        documents = [DocumentInfo(**d) for d in _read_json(folder / DOCUMENTS)]
-        sources = {name: SourceFile(**f) for name, f in _read_json(folder / SOURCES).items()}
+        signatures = None
+        if manifest.signatures:
+            signatures = Signatures(
+                manifest.signatures, np.load(folder / SIGNATURES, allow_pickle=False, mmap_mode="r")
+            )
+        documents, sources = open(folder / DOCUMENTS, "rb"), open(folder / SOURCES, "rb")
         texts = DocumentTexts.load(folder)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexDamaged(f"index {folder} cannot be read ({exc})", rebuild_fix(folder.parent)) from exc
-    counts = {"passages": len(passages), "vectors": len(dense), "vector rows": dense.rows, "documents": len(documents)}
-    expected = {k: manifest.passages for k in ("passages", "vectors", "vector rows")} | {
-        "documents": manifest.documents
+    counts = {
+        "passages": len(passages),
+        "vectors": len(dense),
+        "vector rows": dense.rows,
+        "sentence rows": len(sentences.starts) - 1,
+        "locations": len(locations),
     }
-    counts["sentence rows"] = len(sentences.starts) - 1
-    expected["sentence rows"] = manifest.passages
+    expected = {k: manifest.passages for k in ("passages", "vectors", "vector rows", "sentence rows")}
+    expected["locations"] = manifest.locations
+    if signatures is not None:
+        counts["signatures"], expected["signatures"] = len(signatures.rows), manifest.passages
     counts["texts"], expected["texts"] = len(texts), manifest.documents
     if counts != expected or dense.dimensions != manifest.dimensions:
         raise IndexDamaged(
@@ -407,7 +660,56 @@ def _load_version(folder: Path) -> StoredIndex:
             f"{expected} with {manifest.dimensions}",
             rebuild_fix(folder.parent),
         )
-    return StoredIndex(folder, manifest, passages, dense, keyword, documents, sources, sentences, texts)
+    return StoredIndex(
+        folder, manifest, passages, dense, keyword, sentences, locations, signatures, documents, sources, texts
+    )
+
+
+def verify(index_dir: Path) -> StoredIndex:
+    """Load the live version and check every byte: each file against its hash, and every count.
+
+    What `load` leaves out, so that loading stays fast at any size (`python -m index verify`).
+
+    Raises:
+        IndexNotFound: Nothing was published there.
+        IndexDamaged: A file is missing, edited or damaged, or the counts disagree.
+    """
+    stored = load(index_dir)
+    folder = stored.path
+    for name, expected in stored.manifest.files.items():
+        if file_sha256(folder / name) != expected:
+            raise _edited(folder / name, folder)
+    try:
+        documents = len(stored.documents)
+        sources = len(stored.sources)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexDamaged(f"index {folder} cannot be read ({exc})", rebuild_fix(folder.parent)) from exc
+    if documents != stored.manifest.documents:
+        raise IndexDamaged(
+            f"index {folder} is inconsistent: {documents} documents, manifest says {stored.manifest.documents}",
+            rebuild_fix(folder.parent),
+        )
+    del sources
+    return stored
+
+
+def _edited(path: Path, folder: Path) -> IndexDamaged:
+    return IndexDamaged(
+        f"index file {path} does not match its manifest (damaged or edited)", rebuild_fix(folder.parent)
+    )
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _read_open_json(handle: BinaryIO, path: Path):
+    try:
+        handle.seek(0)
+        return json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexDamaged(f"index file {path} cannot be read ({exc})", rebuild_fix(path.parent.parent)) from exc
 
 
 def _read_sentences(folder: Path, manifest: Manifest) -> SentenceVectors:
@@ -483,14 +785,6 @@ def _remove_leftovers(index_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _hash_files(folder: Path) -> dict[str, str]:
-    return {
-        path.relative_to(folder).as_posix(): file_sha256(path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
-    }
-
-
 def file_sha256(path: Path) -> str:
     """Hash of a file's bytes (also used to fingerprint corpus files)."""
     digest = hashlib.sha256()
@@ -498,10 +792,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 def _read_json(path: Path):

@@ -11,13 +11,20 @@ ignored). Near copies are caught by MinHash LSH over word 3-shingles (band
 layout from datasketch, hashing vectorised with numpy), and each candidate is
 confirmed by its true Jaccard similarity so LSH false positives never merge
 distinct texts.
+
+Every passage's signature (a 128-bit hash of its normalised text and its
+MinHash) is stored with the index (`SCHEME` names the layout). An update
+runs the same pass over the whole collection, in corpus order, so it merges
+exactly what a full build would; but a chunk whose text the live index holds
+takes its signature from there, so only new text is normalised, shingled
+and hashed, and a shingle set is computed only to confirm a candidate.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -38,6 +45,11 @@ _SHINGLE = 3
 _MULTIPLIERS, _OFFSETS = np.random.default_rng(1).integers(1, 2**63, size=(2, _NUM_PERM), dtype=np.uint64)
 _MULTIPLIERS |= np.uint64(1)  # odd multipliers keep the map a bijection
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 1], dtype=np.uint64)
+_KEY_WORDS = 4  # the normalised text's 128-bit hash, as four uint32 words
+# A stored signature row: the key, then the MinHash (every value is below 2**32).
+SCHEME = f"blake2b-128-key/minhash-{_NUM_PERM}-of-{_SHINGLE}-shingles/uint32/v1"
+SIGNATURE_WORDS = _KEY_WORDS + _NUM_PERM
+_KEPT_SHINGLE_SETS = 4096
 
 
 def normalise(text: str) -> str:
@@ -106,32 +118,109 @@ def deduplicate(chunks: Iterable[Chunk], threshold: float) -> list[Passage]:
     Returns:
         Passages in order of first occurrence; each keeps every location.
     """
-    by_key: dict[str, int] = {}
-    texts: list[str] = []
-    locations: list[list] = []
-    shingle_sets: list[np.ndarray] = []
-    bands = _Bands(max(0.5, threshold - _CANDIDATE_SLACK)) if threshold < 1.0 else None
+    merged = Deduplicator(threshold)
     for chunk in chunks:
-        key = normalise(chunk.text)
-        index = by_key.get(key)
-        grams = np.zeros(0, dtype=np.uint64)
-        if index is None and bands is not None:
-            grams = _shingles(key)
-            signature = _signature(grams)
-            index = _confirmed(bands.query(signature), grams, shingle_sets, threshold)
-            if index is None:
-                bands.insert(len(texts), signature)
+        merged.add(chunk)
+    return merged.passages()
+
+
+class Deduplicator:
+    """`deduplicate` one chunk at a time, in corpus order: a passage exists as soon as its first chunk is added.
+
+    Known signatures (`known`, by passage id: a live index's) are taken
+    instead of computed; the result is the same either way.
+    """
+
+    def __init__(self, threshold: float, known: Callable[[str], np.ndarray | None] | None = None) -> None:
+        """
+        Args:
+            threshold: As for `deduplicate`.
+            known: The stored signature row (`SCHEME`) of a passage id, or None when unknown.
+        """
+        self.threshold = threshold
+        self._known = known
+        self._by_key: dict[bytes, int] = {}
+        self._bands = _Bands(max(0.5, threshold - _CANDIDATE_SLACK)) if threshold < 1.0 else None
+        self._texts: list[str] = []
+        self._locations: list[list] = []
+        # Grown by doubling: one block, rather than a small array per passage scattered among
+        # the shingle sets that are freed after dedup (which kept that memory from the system).
+        self._signatures = np.empty((1024, SIGNATURE_WORDS), dtype=np.uint32)
+        # Shingle sets only of recent candidates: every passage's would be about 2 KB each for
+        # the whole build, and only near copies (rare) are ever compared.
+        self._grams: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def add(self, chunk: Chunk) -> int | None:
+        """Merge `chunk` into the passage it duplicates, or make it a new passage.
+
+        Returns:
+            The new passage's number (in order of first occurrence), or None when `chunk` was a duplicate.
+        """
+        # Nothing small is kept per passage while the LSH bands grow: objects left among theirs
+        # would keep that memory from the system after dedup (ids are made in `passages`).
+        stored = self._known(text_id(chunk.text)) if self._known is not None else None
+        normalised = None
+        if stored is not None:
+            key = stored[:_KEY_WORDS].tobytes()
+        else:
+            normalised = normalise(chunk.text)
+            key = hashlib.blake2b(normalised.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        index = self._by_key.get(key)
+        minhash, grams = None, None
         if index is None:
-            index = len(texts)
-            texts.append(chunk.text)
-            locations.append([])
-            shingle_sets.append(grams)
-        by_key.setdefault(key, index)
-        locations[index].append(chunk.location)
-    return [Passage(text_id(text), text, tuple(locs)) for text, locs in zip(texts, locations)]
+            if stored is not None:
+                minhash = np.asarray(stored[_KEY_WORDS:], dtype=np.uint64)
+            else:
+                grams = _shingles(normalised)
+                minhash = _signature(grams)
+            if self._bands is not None:
+                candidates = self._bands.query(minhash)
+                if candidates:
+                    if grams is None:
+                        grams = _shingles(normalise(chunk.text))
+                    index = _confirmed(candidates, grams, self._grams_of, self.threshold)
+                if index is None:
+                    self._bands.insert(len(self._texts), minhash)
+        new = index is None
+        if new:
+            index = len(self._texts)
+            self._texts.append(chunk.text)
+            self._locations.append([])
+            if index == len(self._signatures):
+                self._signatures = np.concatenate([self._signatures, np.empty_like(self._signatures)])
+            self._signatures[index, :_KEY_WORDS] = np.frombuffer(key, dtype=np.uint32)
+            self._signatures[index, _KEY_WORDS:] = minhash
+        self._by_key.setdefault(key, index)
+        self._locations[index].append(chunk.location)
+        return index if new else None
+
+    def text(self, index: int) -> str:
+        """The text of passage `index` (in order of first occurrence)."""
+        return self._texts[index]
+
+    def passages(self) -> list[Passage]:
+        """The passages so far, in order of first occurrence, each with every location."""
+        return [Passage(text_id(text), text, tuple(locs)) for text, locs in zip(self._texts, self._locations)]
+
+    def signatures(self) -> np.ndarray:
+        """Row i: passage i's signature (`SCHEME`), to store with the index."""
+        return self._signatures[: len(self._texts)].copy()
+
+    def _grams_of(self, index: int) -> np.ndarray:
+        grams = self._grams.get(index)
+        if grams is None:
+            if len(self._grams) >= _KEPT_SHINGLE_SETS:
+                del self._grams[next(iter(self._grams))]  # the oldest
+            grams = self._grams[index] = _shingles(normalise(self._texts[index]))
+        return grams
 
 
-def _confirmed(candidates: Iterable[int], grams: np.ndarray, known: list[np.ndarray], threshold: float) -> int | None:
+def _confirmed(
+    candidates: Iterable[int], grams: np.ndarray, known: Callable[[int], np.ndarray], threshold: float
+) -> int | None:
     """The earliest candidate whose true similarity reaches the threshold."""
-    matches = [i for i in candidates if jaccard(grams, known[i]) >= threshold]
+    matches = [i for i in candidates if jaccard(grams, known(i)) >= threshold]
     return min(matches) if matches else None

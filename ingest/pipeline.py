@@ -36,13 +36,15 @@ from itertools import chain
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import numpy as np
+
 from index.embedding import Embedder
 from index.errors import IndexNotFound, StoreError
-from index.records import Choice, DocumentInfo, Location, Settings, Skipped, text_id
+from index.records import Choice, DocumentInfo, Location, Passage, Settings, Skipped, text_id
 from index.shards import Map
-from index.store import SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
+from index.store import Signatures, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
 from ingest.chunking import Chunk, chunk_document
-from ingest.dedup import deduplicate
+from ingest.dedup import SCHEME, Deduplicator
 from ingest.loaders import Document, corpus_root, discover, read_file
 from ingest.vectors import VectorCache
 
@@ -237,15 +239,19 @@ def build(
                 previous.path,
                 ("index is up to date",),
             )
-        documents, chunks, skipped, texts = read_corpus(corpus, executor, settings, previous, sources, report)
+        live = list(previous.passages) if previous is not None else []  # read once, used thrice
+        documents, chunks, skipped, texts = read_corpus(corpus, executor, settings, previous, sources, report, live)
         if strict and skipped:
             raise SkippedFiles(skipped)
-        passages = deduplicate(chunks, settings.near_duplicate_threshold)
+        cache = VectorCache(executor.embedder, previous, [p.id for p in live])
+        merged = Deduplicator(settings.near_duplicate_threshold, known=_stored_signatures(previous, cache))
+        for chunk in chunks:
+            merged.add(chunk)
+        passages, signatures = merged.passages(), Signatures(SCHEME, merged.signatures())
+        del merged, chunks  # their shingle sets and chunk copies are not needed past dedup
         if not passages:
             raise ValueError(f"no text found in {corpus}: nothing to index ({len(skipped)} files skipped)")
-        vectors = VectorCache(executor.embedder, previous).vectors(
-            passages, progress=lambda done, total: report(Stage.EMBED, done, total)
-        )
+        vectors = cache.vectors(passages, progress=lambda done, total: report(Stage.EMBED, done, total))
         report(Stage.PUBLISH, 0, 1)
         stored = publish(
             index_dir,
@@ -259,6 +265,9 @@ def build(
             skipped=tuple(skipped),
             sentences=vectors.sentences,
             parallel_map=shard_map(executor),
+            signatures=signatures,
+            previous=previous,
+            previous_rows=vectors.live_rows,
             texts=texts,
             shards=shards,
         )
@@ -283,6 +292,7 @@ def read_corpus(
     previous: StoredIndex | None,
     sources: dict[str, SourceFile],
     report: Progress,
+    live: Sequence[Passage] | None = None,
 ) -> tuple[list[DocumentInfo], list[Chunk], list[Skipped], list[str]]:
     """Read every file and chunk every document, in corpus order.
 
@@ -294,6 +304,9 @@ def read_corpus(
     `read_file`); documents the live index already cut keep its chunks and
     the rest are chunked by `executor.map`.
 
+    Args:
+        live: `previous`'s passages, when the caller has read them already.
+
     Returns:
         One `DocumentInfo` per document, the chunks in corpus order, what was
         skipped, and each document's extracted text.
@@ -302,7 +315,9 @@ def read_corpus(
     badly_named: list[Skipped] = []
     paths = discover(corpus, rejected=badly_named)
     names = [path.relative_to(root).as_posix() for path in paths]
-    kept = unchanged_files(previous, sources, settings)
+    if live is None:
+        live = list(previous.passages) if previous is not None else []
+    kept = unchanged_files(previous, sources, settings, live)
     fresh = [path for path, name in zip(paths, names) if name not in kept]
     report(Stage.READ, len(paths) - len(fresh), len(paths))
     reader = partial(read_file, root=root, confined=corpus.is_dir())
@@ -313,7 +328,7 @@ def read_corpus(
     fresh_items = iter(read)
     items = list(chain(badly_named, *(kept[name] if name in kept else next(fresh_items) for name in names)))
     docs = [item for item in items if isinstance(item, Document)]
-    known = _known_chunks(previous, settings) if docs else {}
+    known = _known_chunks(previous, settings, live) if docs else {}
     chunks_of = [known_chunks(doc, known) for doc in docs]
     todo = [n for n, chunks in enumerate(chunks_of) if chunks is None]
     for n, chunks in zip(todo, executor.map(executor.chunker(settings), [docs[n] for n in todo])):
@@ -340,7 +355,10 @@ class Cut:
 
 
 def unchanged_files(
-    previous: StoredIndex | None, sources: dict[str, SourceFile], settings: Settings
+    previous: StoredIndex | None,
+    sources: dict[str, SourceFile],
+    settings: Settings,
+    live: Sequence[Passage] | None = None,
 ) -> dict[str, list[Skipped | Cut]]:
     """What the live index holds of each file whose content is unchanged since it was built.
 
@@ -350,6 +368,9 @@ def unchanged_files(
     reading it. A file is read again when the settings changed, or when one
     of its chunks is a passage's further location (a near copy, whose own
     text the index does not keep).
+
+    Args:
+        live: `previous`'s passages, when the caller has read them already.
 
     Returns:
         For each such file, its skips and documents in the order reading it gives them.
@@ -366,7 +387,7 @@ def unchanged_files(
         skipped_of.setdefault(_file_of(item.source), []).append(item)
     chunks_of: dict[tuple[str, str], list[Chunk]] = {}
     reread = set()
-    for passage in previous.passages:
+    for passage in previous.passages if live is None else live:
         first = passage.location
         if first.source in unchanged:
             chunks_of.setdefault((first.source, first.doc_id), []).append(Chunk(passage.text, first))
@@ -392,6 +413,19 @@ def _file_of(skipped: str) -> str:
     """The corpus file a skip belongs to: "records.jsonl:12" (line 12) to "records.jsonl"."""
     name, colon, line = skipped.rpartition(":")
     return name if colon and line.isdigit() else skipped
+
+
+def _stored_signatures(previous: StoredIndex | None, cache: VectorCache) -> Callable[[str], np.ndarray | None] | None:
+    """The live index's duplicate signature of a passage id, when it stored them as `ingest.dedup` reads them."""
+    if previous is None or previous.signatures is None or previous.signatures.scheme != SCHEME:
+        return None
+    rows = previous.signatures.rows
+
+    def known(passage_id: str) -> np.ndarray | None:
+        row = cache.live_row(passage_id)
+        return None if row is None else np.asarray(rows[row])
+
+    return known
 
 
 def shard_map(executor: Executor) -> Map:
@@ -421,7 +455,7 @@ def _previous(index_dir: Path, model: str) -> tuple[StoredIndex | None, list[str
 KnownChunks = dict[tuple[str, str, str], list[Location]]
 
 
-def _known_chunks(previous: StoredIndex | None, settings: Settings) -> KnownChunks:
+def _known_chunks(previous: StoredIndex | None, settings: Settings, live: Sequence[Passage]) -> KnownChunks:
     """Where the live index cut each document, to reuse for documents whose text is unchanged.
 
     Every chunk became a passage or a further location of one, so a
@@ -430,7 +464,7 @@ def _known_chunks(previous: StoredIndex | None, settings: Settings) -> KnownChun
     if previous is None or _chunking(previous.manifest.settings) != _chunking(settings):
         return {}
     by_doc: dict[tuple[str, str], list[Location]] = {}
-    for passage in previous.passages:
+    for passage in live:
         for loc in passage.locations:
             by_doc.setdefault((loc.source, loc.doc_id), []).append(loc)
     known = {}

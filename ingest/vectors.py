@@ -31,29 +31,40 @@ class PassageVectors:
         sentences: The passages' answer-candidate vectors.
         reused: How many passages came from the live index rather than the embedder.
         embedded: How many passages the embedder was given.
+        live_rows: Each passage's row in the live index, or None for one embedded now.
     """
 
     passages: np.ndarray
     sentences: SentenceVectors
     reused: int
     embedded: int
+    live_rows: list[int | None]
 
 
 class VectorCache:
     """Passage and answer-candidate vectors keyed by passage id, backed by the live index and an embedder."""
 
-    def __init__(self, embedder: Embedder, live: StoredIndex | None = None) -> None:
+    def __init__(
+        self, embedder: Embedder, live: StoredIndex | None = None, live_ids: Sequence[str] | None = None
+    ) -> None:
         """
         Args:
             embedder: Embeds what the live index does not hold (it must be the index's model).
             live: The index being updated, or None for a build from nothing.
+            live_ids: The ids of `live`'s passages by row, when the caller has read them already.
         """
         self.embedder = embedder
         self._live = live
-        self._rows = {p.id: row for row, p in enumerate(live.passages)} if live is not None else {}
+        if live_ids is None and live is not None:
+            live_ids = [p.id for p in live.passages]
+        self._rows = {pid: row for row, pid in enumerate(live_ids or ())}
 
     def __contains__(self, passage_id: str) -> bool:
         return passage_id in self._rows
+
+    def live_row(self, passage_id: str) -> int | None:
+        """The passage's row in the live index, or None."""
+        return self._rows.get(passage_id)
 
     def vectors(
         self, passages: Sequence[Passage], progress: Callable[[int, int], None] | None = None
@@ -85,7 +96,7 @@ class VectorCache:
             vectors[new] = embedded
         for i, rows in zip(new, candidate_vectors):
             sentences[starts[i] : starts[i + 1]] = rows
-        return PassageVectors(vectors, SentenceVectors(sentences, starts), len(reused), len(new))
+        return PassageVectors(vectors, SentenceVectors(sentences, starts), len(reused), len(new), live_rows)
 
     def _embed(self, texts, spans, progress) -> tuple[np.ndarray, list[np.ndarray]]:
         """Embed the new passages with their candidates, reporting progress over the passages."""

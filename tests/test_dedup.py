@@ -5,7 +5,7 @@ from __future__ import annotations
 from index.records import Location, Settings
 from index.testing import FakeEmbedder
 from ingest.chunking import Chunk, chunk_document
-from ingest.dedup import deduplicate, jaccard, shingles
+from ingest.dedup import Deduplicator, deduplicate, jaccard, shingles
 from ingest.loaders import Document
 from tests.helpers import REPO
 
@@ -62,3 +62,25 @@ def test_bundled_corpus_repeats_collapse():
     for passage in passages:
         for loc in passage.locations:
             assert " ".join(text[loc.start : loc.end].split()).lower() == " ".join(passage.text.split()).lower()
+
+
+def test_stored_signatures_give_the_same_passages_and_only_new_text_is_hashed(monkeypatch):
+    from ingest import dedup
+
+    doc = Document("a.txt", "a.txt", (REPO / "corpus" / "back-and-hip-health.txt").read_text(encoding="utf-8"))
+    chunks = chunk_document(doc, FakeEmbedder().count_tokens, Settings())
+    first = Deduplicator(0.85)
+    for c in chunks:
+        first.add(c)
+    stored = {p.id: row for p, row in zip(first.passages(), first.signatures())}
+    added = chunk("A new paragraph about knee braces and how long to wear them each day.", "b.txt")
+    expected = deduplicate([added, *chunks], 0.85)
+    computed = []
+    real = dedup._signature
+    monkeypatch.setattr(dedup, "_signature", lambda grams: computed.append(len(grams)) or real(grams))
+    again = Deduplicator(0.85, known=stored.get)
+    for c in [added, *chunks]:
+        again.add(c)
+    assert again.passages() == expected and len(computed) == 1  # only the new paragraph
+    assert [p.id for p in expected[1:]] == [p.id for p in first.passages()]
+    assert (again.signatures()[1:] == first.signatures()).all()

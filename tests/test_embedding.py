@@ -197,12 +197,41 @@ def test_token_counts_are_the_sentence_transformers_tokenizers(fp32, onnx, sampl
 
 
 @pytest.mark.model
+def test_word_pieces_and_offsets_are_the_sentence_transformers_tokenizers(fp32, sample_texts):
+    texts = [
+        *sample_texts,
+        "",
+        "日本語のテキスト",
+        "emoji 😀 and\u2028a line separator",
+        "\x00control\x07",
+        "Ünïcödé àccents",
+    ]
+    expected = fp32.model.tokenizer(
+        texts, padding=True, truncation=True, max_length=256, return_offsets_mapping=True, return_tensors="np"
+    )
+    batch = fp32.tokenizer.arrays(texts)
+    np.testing.assert_array_equal(batch.ids, expected["input_ids"])
+    np.testing.assert_array_equal(batch.mask, expected["attention_mask"])
+    np.testing.assert_array_equal(batch.offsets, expected["offset_mapping"])
+    assert fp32.tokenizer.counts(texts) == [fp32.count_tokens(t) for t in texts]
+
+
+@pytest.mark.model
+def test_one_question_runs_on_its_own_single_threaded_session(onnx):
+    runner = onnx._runner[1]
+    onnx.encode(["how long does a broken vertebra take to heal?"])
+    assert runner.single.threads == 1
+    onnx.encode(["two texts", "in one batch"])
+    assert runner.parallel.threads == runner.threads
+
+
+@pytest.mark.model
 def test_sentence_vectors_come_from_the_passages_own_pass_and_agree_across_backends(fp32, onnx, sample_texts):
     passages = [t for t in sample_texts if len(answer_candidates(t)) > 1][:12]
     spans = [answer_candidates(t) for t in passages]
     calls = []
     runner = onnx._runner[1]
-    onnx._runner = (onnx._runner[0], lambda texts: calls.append(len(texts)) or runner(texts))
+    onnx._runner = (onnx._runner[0], lambda batch: calls.append(len(batch)) or runner(batch))
     try:
         vectors, sentences = onnx.encode_spans(passages, spans)
     finally:

@@ -335,3 +335,23 @@ def test_only_changed_files_are_read_and_the_index_equals_a_full_rebuild(tiny_co
     assert inc.manifest.skipped == full.manifest.skipped and len(full.manifest.skipped) == 3
     assert (inc.dense.vectors() == full.dense.vectors()).all()
     assert inc.sources == full.sources
+
+
+def test_an_update_tokenizes_and_hashes_only_new_passages(tiny_corpus, tmp_path, fake_embedder, monkeypatch):
+    from index import keyword
+    from ingest import dedup
+
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    tokenized, signed = [], []
+    real_tokenize, real_signature = keyword.tokenize, dedup._signature
+    monkeypatch.setattr(keyword, "tokenize", lambda text: tokenized.append(text) or real_tokenize(text))
+    monkeypatch.setattr(dedup, "_signature", lambda grams: signed.append(len(grams)) or real_signature(grams))
+    (tiny_corpus / "knees.txt").write_text("Knee pain after running often comes from the kneecap.", encoding="utf-8")
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    assert tokenized == ["Knee pain after running often comes from the kneecap."] and len(signed) == 1
+    monkeypatch.undo()
+    build(tiny_corpus, tmp_path / "full", fake_embedder)
+    inc, full = load(tmp_path / "idx"), load(tmp_path / "full")
+    assert inc.passages == full.passages and (inc.signatures.rows == full.signatures.rows).all()
+    for question in ["knee pain running", "hip flexors", "spinal fusion"]:
+        assert Searcher(inc, fake_embedder).search(question) == Searcher(full, fake_embedder).search(question)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +24,11 @@ from index.errors import (
     PointerDamaged,
     StoreError,
 )
+from index.passages import PassageFile
 from index.records import DocumentInfo, Location, Passage, Settings, text_id
 from index.search import Searcher
 from index.shards import sample_rows, train
-from index.store import SentenceVectors, current_version, load, publish, publish_lock
+from index.store import SentenceVectors, current_version, load, publish, publish_lock, verify
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 
@@ -60,11 +62,74 @@ def built(tiny_corpus, tmp_path, fake_embedder) -> Path:
     return current_version(tmp_path / "idx")
 
 
+def edit_later(path: Path, text: str) -> None:
+    """Write `text` to `path` as an edit made a second after the build would (mtimes tick in milliseconds)."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
+
+
 def test_tampered_file_is_refused_naming_it(built):
     path = built / "passages.jsonl"
-    path.write_text(path.read_text(encoding="utf-8").replace("vertebrae", "vertebræ"), encoding="utf-8")
+    size = path.stat().st_size
+    edit_later(path, path.read_text(encoding="utf-8").replace("vertebrae", "vertebræ"))
+    assert path.stat().st_size == size  # same size: caught by its changed time, then its hash
     with pytest.raises(IndexDamaged, match=r"passages\.jsonl does not match its manifest.*python -m ingest"):
         load(built.parent)
+
+
+def test_a_file_of_another_size_is_refused_without_hashing_anything(built, monkeypatch):
+    import index.store as store
+
+    path = built / "documents.json"
+    path.write_text(path.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    monkeypatch.setattr(store, "file_sha256", lambda path: pytest.fail(f"hashed {path}"))
+    with pytest.raises(IndexDamaged, match=r"documents\.json does not match its manifest"):
+        load(built.parent)
+
+
+def test_loading_reads_sizes_and_times_and_hashes_nothing(built, monkeypatch):
+    import index.store as store
+
+    monkeypatch.setattr(store, "file_sha256", lambda path: pytest.fail(f"hashed {path}"))
+    stored = load(built.parent)
+    assert isinstance(stored.passages, PassageFile) and len(stored.passages) == stored.manifest.passages
+    assert set(stored.manifest.file_stats) == set(stored.manifest.files)
+
+
+def test_a_copied_index_whose_times_changed_loads_after_its_files_are_hashed(built, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copytree(built, copy / built.name, copy_function=shutil.copyfile)  # new modification times
+    (copy / "CURRENT").write_text(built.name + "\n", encoding="utf-8")
+    assert load(copy).manifest.passages == load(built.parent).manifest.passages
+
+
+def test_an_edit_that_keeps_size_and_time_is_found_by_verify(built, capsys):
+    from index.__main__ import main
+
+    assert main(["verify", "--index", str(built.parent)]) == 0
+    assert capsys.readouterr().out.startswith(f"ok: {built}: ")
+    path = built / "passages.jsonl"
+    stat = path.stat()
+    path.write_text(path.read_text(encoding="utf-8").replace("vertebrae", "vertebræ"), encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    load(built.parent)  # loading checks sizes and times only, so that it costs the same at any size
+    with pytest.raises(IndexDamaged, match=r"passages\.jsonl does not match its manifest"):
+        verify(built.parent)
+    assert main(["verify", "--index", str(built.parent)]) == 1
+    assert "passages.jsonl does not match its manifest" in capsys.readouterr().err
+
+
+def test_passages_are_read_by_row_from_disk(built, tiny_corpus, fake_embedder):
+    stored = load(built.parent)
+    passages = list(stored.passages)
+    assert [stored.passages[i] for i in range(len(passages))] == passages
+    assert stored.passages[-1] == passages[-1] and stored.passages[1:3] == passages[1:3]
+    assert stored.passages[np.int64(0)] == passages[0]
+    assert stored.passages == passages and stored.passages.index(passages[2]) == 2
+    with pytest.raises(IndexError):
+        stored.passages[len(passages)]
 
 
 def test_truncated_vectors_are_refused(built):
@@ -144,7 +209,7 @@ def test_failed_build_leaves_previous_index_serving(tiny_corpus, tmp_path, fake_
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("index.store.KeywordIndex.build", explode)
+    monkeypatch.setattr("index.store.KeywordIndex.save", explode)
     with pytest.raises(IndexWriteFailed, match="disk full"):
         build(tiny_corpus, index_dir, fake_embedder)
     assert current_version(index_dir) == before
@@ -415,3 +480,18 @@ def test_exact_search_limit_is_validated():
 def test_probes_are_a_64th_of_the_lists_but_at_least_32():
     # bench/RESULTS.md: at 300k passages (1,095 lists) 17 probes gave recall@10 0.935, 32 gave 0.964.
     assert [dense.nprobe_for(lists) for lists in (20, 1095, 2000, 6400)] == [20, 32, 32, 100]
+
+
+def test_an_update_that_changes_no_passage_links_the_unchanged_files(built, tiny_corpus, fake_embedder):
+    before = load(built.parent)
+    (tiny_corpus / "fractures.txt").touch()  # a new time, the same bytes: the sources change, nothing else
+    (tiny_corpus / "empty.txt").write_text("", encoding="utf-8")  # a file that is skipped
+    report = build(tiny_corpus, built.parent, fake_embedder)
+    after = load(built.parent)
+    assert report.published and after.path != before.path and after.passages == before.passages
+    linked = {
+        name for name in after.manifest.files if (after.path / name).stat().st_ino == (before.path / name).stat().st_ino
+    }
+    assert {"vectors.faiss", "sentences.npy", "passages.jsonl", "locations.npy", "keyword/terms.txt"} <= linked
+    assert "sources.json" not in linked and "manifest.json" not in linked
+    verify(built.parent)
