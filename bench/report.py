@@ -36,7 +36,7 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 def record(name: str, body: str) -> None:
     """Print `body` and store it as section `name` of RESULTS.md."""
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix().split("/work/main/")[-1], *sys.argv[1:]])
+    command = "python " + " ".join([_script(), *sys.argv[1:]])
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = f"## {name}\n\n`{command}` on {machine()}, {stamp}\n\n{body}\n"
     print(section)
@@ -44,3 +44,13 @@ def record(name: str, body: str) -> None:
     pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     RESULTS.write_text(text, encoding="utf-8")
+
+
+def _script() -> str:
+    """How this run was started: `-m bench.x` for a module, else the script's path within the repository."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        return f"-m {spec.name}"
+    path = Path(sys.argv[0]).resolve()
+    root = RESULTS.parent.parent
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()

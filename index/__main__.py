@@ -5,6 +5,8 @@
     python -m index verify [--index DIR]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
     python -m index eval --questions FILE [--index DIR] [--json]
+    python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
+    python -m index serve --ray [ADDRESS] --shards N --replicas R [--index DIR] [--host H] [--port P]
 
 Each QUESTION argument is one question (quote it); `--file` adds one
 question per line. `--json` prints one JSON object per question, one per
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +29,7 @@ from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
 from index.errors import StoreError
 from index.search import MAX_QUERY_CHARS, RetrievalMode, SearchSettings, clean_query, query_is_cut
-from index.store import StoredIndex, load, verify
+from index.store import StoredIndex, info_json, load, verify
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +64,29 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     _add_index_option(evaluate)
 
+    serve = commands.add_parser("serve", help="answer questions over HTTP (a FastAPI app; docs at /docs)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes, each with the index (default: 1)"
+    )
+    serve.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="serve on Ray Serve: join the cluster at ADDRESS, or start a local Ray instance when none is given",
+    )
+    serve.add_argument(
+        "--shards", type=int, help="with --ray: shard deployments (the index must be built with as many)"
+    )
+    serve.add_argument("--replicas", type=int, default=1, help="with --ray: replicas of each shard (default: 1)")
+    _add_index_option(serve)
+
     args = parser.parse_args(argv)
     config = Config.resolve(index=args.index)
+    if args.command == "serve":
+        return _serve(args, parser, config)
     try:
         if args.command == "query":
             return _query(args, parser, config)
@@ -106,16 +130,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
                 f"only the first {MAX_QUERY_CHARS:,} or so are searched"
             )
         if args.json:
-            record = answer.to_json()
-            if args.explain:
-                for hit, out in zip(answer.hits, record["hits"]):
-                    out["explain"] = {
-                        "dense_rank": hit.dense_rank,
-                        "keyword_rank": hit.keyword_rank,
-                        "similarity": round(hit.similarity, 6),
-                        **(hit.parts.to_json() if hit.parts else {}),
-                    }
-            print(json.dumps(record, ensure_ascii=False), flush=True)
+            print(json.dumps(answer.to_json(args.explain), ensure_ascii=False), flush=True)
         else:
             print(("\n" if number else "") + format_answer(answer, explain=args.explain), flush=True)
     return 0
@@ -171,6 +186,45 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
     return 0
 
 
+def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
+    """Run the HTTP API until interrupted: under uvicorn here, or on Ray Serve with shards."""
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    if args.ray is None:
+        if args.shards is not None or args.replicas != 1:
+            parser.error("--shards and --replicas need --ray")
+        if args.workers < 1:
+            parser.error(f"--workers must be at least 1, got {args.workers}")
+        import uvicorn
+
+        # Each worker builds the app from the environment (index.api.app_from_environment).
+        os.environ.update({"KB_INDEX": str(config.index), "KB_EMBEDDER": config.embedder})
+        uvicorn.run(
+            "index.api:app_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+        )
+        return 0
+    if args.shards is None or args.shards < 1:
+        parser.error(
+            "--ray needs --shards N (N >= 1): as many as the index was built with (python -m ingest --shards N)"
+        )
+    if args.replicas < 1:
+        parser.error(f"--replicas must be at least 1, got {args.replicas}")
+    from index.serving import serve_on_ray  # imports Ray only when asked for
+
+    try:
+        serve_on_ray(
+            config, args.ray or None, shards=args.shards, replicas=args.replicas, host=args.host, port=args.port
+        )
+    except (StoreError, OSError, ValueError) as exc:
+        return fail(exc)
+    return 0
+
+
 def _verify(config: Config) -> int:
     stored = verify(config.index)
     m = stored.manifest
@@ -183,7 +237,7 @@ def _verify(config: Config) -> int:
 def _info(args: argparse.Namespace, config: Config) -> int:
     stored = load(config.index)
     if args.json:
-        print(json.dumps({"index": str(stored.path), **stored.manifest.to_json()}, ensure_ascii=False))
+        print(json.dumps(info_json(stored), ensure_ascii=False))
     else:
         print(describe(stored))
     return 0

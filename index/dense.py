@@ -35,6 +35,10 @@ VECTOR_COPY = "vectors.npy"
 # (exact: 26.6 ms).
 PROBE_SHARE = 1 / 64
 _MIN_PROBES = 32
+# Exact search asks FAISS for this many rows past the cut, then re-scores (`DenseIndex._exact_search`).
+_EXACT_PAD = 16
+# Far above how much float32 dot products of unit vectors can differ with summation order (~1e-6).
+_FAISS_ROUNDING = 1e-4
 _TRAINING_PER_LIST = 64  # faiss asks for at least 39 points per centroid
 # Vectors per shard of an approximate index: each is added on its own (a Ray task on
 # the Ray path) and the shards' lists are merged on disk; 250,000 float32 rows = 384 MB.
@@ -148,17 +152,14 @@ class DenseIndex:
             allowed: Passage rows to restrict to, or None for all.
 
         Returns:
-            Rows best first (ties by row), and each row's similarity: FAISS's own
-            score for an exact index, the float16 copy's exact score otherwise.
+            Rows best first (ties by row), and each row's similarity: `row_dots`
+            for an exact index, the float16 copy's exact score otherwise.
         """
         depth = min(k, len(self) if allowed is None else len(allowed))
         if depth == 0:
             return [], {}
         if self.exact:
-            params = None if allowed is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-            scores, rows = self.faiss.search(vector[None, :], depth, params=params)
-            pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
-            return [r for r, _ in pairs], dict(pairs)
+            return self._exact_search(vector, depth, allowed)
         if allowed is None:
             _, found = self.faiss.search(vector[None, :], depth)
             rows = found[0][found[0] >= 0]
@@ -167,3 +168,42 @@ class DenseIndex:
         scores = self.vectors(rows) @ vector
         best = np.lexsort((rows, -scores))[:depth]
         return [int(rows[i]) for i in best], {int(rows[i]): float(scores[i]) for i in best}
+
+    def _exact_search(
+        self, vector: np.ndarray, depth: int, allowed: np.ndarray | None
+    ) -> tuple[list[int], dict[int, float]]:
+        """The exact top `depth` by `row_dots`, ties to the lowest row: the same rows and bits on any subset.
+
+        FAISS proposes a few more rows than asked (its float32 scores can differ in
+        the last bit with a row's position, and among tied rows it does not keep the
+        lowest), which are scored again with `row_dots` and cut. Should rows tied or
+        within FAISS's rounding of the cut have been left out, every row is scored.
+        So a shard's top rows merged with the other shards' are the whole index's
+        (`index.sharding`).
+        """
+        available = len(self) if allowed is None else len(allowed)
+        asked = min(available, depth + _EXACT_PAD)
+        params = None if allowed is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        faiss_scores, found = self.faiss.search(vector[None, :], asked, params=params)
+        rows = found[0][found[0] >= 0]
+        scores = row_dots(self._matrix[rows], vector)
+        best = np.lexsort((rows, -scores))[:depth]
+        if len(rows) < available and faiss_scores[0][len(rows) - 1] >= scores[best[-1]] - _FAISS_ROUNDING:
+            rows = np.arange(len(self)) if allowed is None else np.sort(np.asarray(allowed, dtype=np.int64))
+            scores = np.concatenate(
+                [row_dots(self._matrix[rows[i : i + 8192]], vector) for i in range(0, len(rows), 8192)]
+            )
+            best = np.lexsort((rows, -scores))[:depth]
+        return [int(rows[i]) for i in best], {int(rows[i]): float(scores[i]) for i in best}
+
+
+def row_dots(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Each row's inner product with `vector`, rounded to float32, whatever other rows come with it.
+
+    BLAS computes a row's dot product by a different path depending on its
+    position in the matrix (blocks and their remainders), so the same passage
+    scored among other candidates could differ in its last bit. Summed in
+    float64 and rounded, it is the same for a passage wherever it is scored:
+    on a shard or in one process (`index.sharding`), ties then break the same way.
+    """
+    return (np.asarray(matrix, dtype=np.float64) @ np.asarray(vector, dtype=np.float64)).astype(np.float32)

@@ -101,3 +101,39 @@ class KeywordIndex:
         if not tokens or self.size == 0:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)
+
+    def subset(self, rows: np.ndarray) -> KeywordIndex:
+        """BM25 over these rows alone (row i = `rows[i]`, ascending), scored as within the whole collection.
+
+        Each term's weight in each passage is kept as the whole collection
+        computed it (its document frequency and average passage length), and
+        so is the vocabulary, so a passage scores the same bits in the subset
+        as in the whole: a shard's scores compare with every other shard's
+        (`index.sharding`).
+        """
+        whole = self._retriever
+        indptr, indices, data = (np.asarray(whole.scores[key]) for key in ("indptr", "indices", "data"))
+        local = np.full(whole.scores["num_docs"], -1, dtype=np.int64)
+        local[rows] = np.arange(len(rows))
+        keep = local[indices] >= 0
+        kept_before = np.concatenate([[0], np.cumsum(keep)])
+        part = bm25s.BM25(
+            k1=whole.k1,
+            b=whole.b,
+            delta=whole.delta,
+            method=whole.method,
+            idf_method=whole.idf_method,
+            dtype=whole.dtype,
+            int_dtype=whole.int_dtype,
+        )
+        part.scores = {
+            "data": data[keep],
+            "indices": local[indices[keep]].astype(indices.dtype),
+            "indptr": kept_before[indptr].astype(indptr.dtype),
+            "num_docs": len(rows),
+        }
+        part.vocab_dict = dict(whole.vocab_dict)
+        part.unique_token_ids_set = set(part.vocab_dict.values())
+        part.nonoccurrence_array = whole.nonoccurrence_array
+        terms = self.terms
+        return KeywordIndex(part, len(rows), [terms[row] for row in rows])

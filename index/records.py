@@ -17,7 +17,8 @@ from typing import Self
 # 2: answer-candidate vectors pooled from each passage's own forward pass, stored for every passage.
 # 3: passages read by row from disk (line offsets, a location table), each file's size and time in the
 #    manifest (checked on load instead of hashing), duplicate signatures and keyword terms kept for updates.
-FORMAT_VERSION = 3
+# 4: every document's extracted text (texts.bin, for citations over the HTTP API), and optional serving shards.
+FORMAT_VERSION = 4
 
 
 class Choice(StrEnum):
@@ -240,9 +241,10 @@ class Hit:
         """
         return self.answer.start - start, self.answer.end - start
 
-    def to_json(self) -> dict:
+    def to_json(self, explain: bool = False) -> dict:
+        """The hit as `python -m index query --json` prints it; `explain` adds its ranks and score parts."""
         loc = self.passage.location
-        return {
+        data = {
             "rank": self.rank,
             "score": round(self.score, 6),
             "doc_id": loc.doc_id,
@@ -253,6 +255,14 @@ class Hit:
             "answer": {"start": self.answer.start, "end": self.answer.end, "text": self.answer.text},
             "confidence": round(self.confidence, 4),
         }
+        if explain:
+            data["explain"] = {
+                "dense_rank": self.dense_rank,
+                "keyword_rank": self.keyword_rank,
+                "similarity": round(self.similarity, 6),
+                **(self.parts.to_json() if self.parts else {}),
+            }
+        return data
 
 
 @dataclass(frozen=True)
@@ -280,13 +290,14 @@ class Answer:
         """The best hit's confidence (0 without hits)."""
         return self.hits[0].confidence if self.hits else 0.0
 
-    def to_json(self) -> dict:
+    def to_json(self, explain: bool = False) -> dict:
+        """The answer as `python -m index query --json` prints it (and POST /query returns it)."""
         return {
             "query": self.query,
             "answered": self.answered,
             "verdict": self.verdict.value,
             "confidence": round(self.confidence, 4),
-            "hits": [h.to_json() for h in self.hits],
+            "hits": [h.to_json(explain) for h in self.hits],
         }
 
 
@@ -320,6 +331,8 @@ class Manifest:
     `file_stats` its size and modification time in nanoseconds (checked on
     every load), and `signatures` names the layout of the stored duplicate
     signatures ("" when there are none).
+    `shards` is how many serving shards the version holds besides the whole
+    index (`index.sharding`; 0: none).
     """
 
     format_version: int
@@ -337,6 +350,7 @@ class Manifest:
     vector_index: str = "Flat"
     sentences: int = 0
     signatures: str = ""
+    shards: int = 0
 
     def to_json(self) -> dict:
         data = asdict(self)

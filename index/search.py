@@ -41,17 +41,18 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from index.confidence import ConfidenceModel
+from index.dense import row_dots
 from index.embedding import Embedder
 from index.errors import ModelMismatch, rebuild_fix
 from index.records import Answer, Choice, Hit, Location, Passage, ScoreParts, Span, Verdict
 from index.sentences import answer_candidates
-from index.store import StoredIndex
+from index.store import SentenceVectors, StoredIndex
 
 
 class RetrievalMode(Choice):
@@ -258,6 +259,201 @@ def rrf(rankings: list[list[int]], k: int) -> dict[int, float]:
     return dict(fused)
 
 
+def top_rows(scores: np.ndarray, depth: int) -> np.ndarray:
+    """The `depth` rows of highest score, best first; of rows tied at the cut, the lowest.
+
+    The lowest rows among ties is also what dense search keeps (`DenseIndex.search`),
+    so a shard's top rows merged with the others' are the top rows of the whole collection.
+    """
+    if depth <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if depth < len(scores):
+        cut = np.partition(scores, len(scores) - depth)[len(scores) - depth]
+        above = np.flatnonzero(scores > cut)
+        rows = np.concatenate([above, np.flatnonzero(scores == cut)[: depth - len(above)]])
+    else:
+        rows = np.arange(len(scores))
+    return rows[np.lexsort((rows, -scores[rows]))]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What each retriever proposes for one question, with both scores of every candidate: all fusion needs.
+
+    `Searcher.rank` gathers them from one index; a router gathers them from
+    shards (`index.sharding`). Both hand them to `fuse`, so they rank alike.
+
+    Attributes:
+        dense: Rows the dense retriever proposes (its top `candidates` by passage cosine), in any order.
+        keyword: Rows BM25 proposes, best first (its top `candidates` sharing a term with the question).
+        rows: Every candidate: the rows of both lists, each once, in any order.
+        cosines: Each candidate's passage cosine, in the order of `rows`.
+        best_sentences: Each candidate's best answer-candidate cosine.
+        bm25: Each candidate's BM25 score (0 when it shares no term).
+    """
+
+    dense: list[int]
+    keyword: list[int]
+    rows: np.ndarray
+    cosines: np.ndarray
+    best_sentences: np.ndarray
+    bm25: np.ndarray
+
+
+def fuse(candidates: Candidates, settings: SearchSettings, mode: RetrievalMode = RetrievalMode.HYBRID) -> Ranking:
+    """Rank the candidates with one retriever or both fused (see `Searcher.rank`)."""
+    proposed, keyword, cosines, best_sentences = (
+        candidates.dense,
+        candidates.keyword,
+        candidates.cosines,
+        candidates.best_sentences,
+    )
+    rows = candidates.rows.tolist()
+    dense_scores = (1 - settings.sentence_weight) * cosines + settings.sentence_weight * best_sentences
+    dense_of = dict(zip(rows, dense_scores.tolist()))
+    dense = sorted(proposed, key=lambda row: (-dense_of[row], row))
+    keyword_of = dict(zip(rows, np.asarray(candidates.bm25).tolist()))
+    if mode is RetrievalMode.DENSE:
+        weight, scores = 1.0, {row: dense_of[row] for row in dense}
+    elif mode is RetrievalMode.KEYWORD:
+        weight, scores = 0.0, {row: keyword_of[row] for row in keyword}
+    elif settings.fusion is Fusion.RRF:
+        weight, scores = 0.5, rrf([dense, keyword], settings.rrf_k)
+    else:
+        weight = dense_weight(settings, dense_of[dense[0]] if dense else 0.0)
+        fused = convex(dense_scores, np.array([keyword_of[row] for row in rows]), weight)
+        scores = dict(zip(rows, fused.tolist()))
+    ranked = sorted(scores, key=lambda row: (-scores[row], row))
+    parts = {
+        row: ScoreParts(float(cos), float(best), dense_of[row], keyword_of[row], weight, scores[row])
+        for row, cos, best in zip(rows, cosines, best_sentences)
+        if row in scores
+    }
+    return Ranking(
+        ranked,
+        scores,
+        {row: r for r, row in enumerate(dense, start=1)},
+        {row: r for r, row in enumerate(keyword, start=1)},
+        parts,
+    )
+
+
+def sentence_scores(
+    query: str, text: str, cosines: np.ndarray, settings: SearchSettings
+) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Each answer candidate of a passage (spans in `text`) and how well it answers `query`.
+
+    Args:
+        query: The cleaned question.
+        text: The passage's text.
+        cosines: Each candidate's cosine with the question (its stored vector times the question's).
+        settings: The quantity bonus and question penalty.
+    """
+    spans = answer_candidates(text)
+    sentences = [text[s:e] for s, e in spans]
+    scores = cosines
+    if _QUANTITY_QUESTION.search(query):
+        scores = scores + settings.quantity_bonus * np.array([bool(_QUANTITY.search(s)) for s in sentences])
+    scores = scores - settings.question_penalty * np.array([bool(_ASKS.search(s)) for s in sentences])
+    return spans, scores
+
+
+def answer_span(query: str, passage: Passage, cosines: np.ndarray, settings: SearchSettings) -> Span:
+    """The part of `passage` that best answers `query`, as a span of its document.
+
+    Args:
+        query: The cleaned question.
+        passage: The hit's passage.
+        cosines: Its answer candidates' cosines with the question.
+        settings: Scoring of candidates and the `window` within which a neighbour joins the best one.
+
+    Returns:
+        The best answer candidate, or it and a neighbour scoring within
+        `window` of it; offsets into the document of the passage's first location.
+    """
+    spans, scores = sentence_scores(query, passage.text, cosines, settings)
+    order = np.argsort(-scores, kind="stable")
+    first = second = int(order[0])
+    if len(order) > 1 and abs(int(order[1]) - first) == 1 and scores[first] - scores[order[1]] <= settings.window:
+        second = int(order[1])
+    start, end = spans[min(first, second)][0], spans[max(first, second)][1]
+    offset = passage.location.start
+    return Span(offset + start, offset + end, passage.text[start:end])
+
+
+def sentence_cosines(sentence_vectors: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """A passage's answer candidates' cosines with the question, from their stored (float16) vectors."""
+    return row_dots(sentence_vectors, vector)
+
+
+def candidate_cosines(
+    passage_vectors: np.ndarray, sentences: SentenceVectors, rows: np.ndarray, vector: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The question's cosine with these passages, and with each one's best answer candidate.
+
+    Args:
+        passage_vectors: The vectors of `rows`, in their order.
+        sentences: The answer-candidate vectors of the index (or shard) that `rows` index.
+        rows: Passage rows.
+        vector: The question's vector.
+    """
+    if not len(rows):
+        return np.zeros(0), np.zeros(0)
+    starts = sentences.starts
+    counts = starts[rows + 1] - starts[rows]  # every passage has at least one candidate
+    blocks = np.cumsum(counts) - counts  # where each passage's candidates begin in the gathered rows
+    gathered = np.repeat(starts[rows] - blocks, counts) + np.arange(counts.sum())
+    scores = row_dots(sentences.vectors[gathered], vector)
+    return row_dots(passage_vectors, vector).astype(np.float64), np.maximum.reduceat(scores, blocks).astype(np.float64)
+
+
+def build_answer(
+    query: str,
+    ranking: Ranking,
+    k: int,
+    passages: Mapping[int, Passage],
+    cosines: Mapping[int, np.ndarray],
+    settings: SearchSettings,
+    confidence: ConfidenceModel,
+) -> Answer:
+    """The answer to a ranked question: the top `k` hits with answer spans and confidences, and the verdict.
+
+    Args:
+        query: The cleaned question.
+        ranking: Its ranking (`fuse`).
+        k: How many hits.
+        passages: The passage of each of the top `k` rows.
+        cosines: Each of those rows' answer candidates' cosines with the question (`sentence_cosines`).
+        settings: Answer spans and the verdict's thresholds.
+        confidence: Turns dense scores in rank order into probabilities that a hit answers.
+    """
+    rows = ranking.rows[:k]
+    dense = [ranking.parts[row].dense for row in ranking.rows[: k + 1]]  # the hit below the last counts too
+    confidences = confidence.probabilities(dense)[: len(rows)]
+    hits = tuple(
+        Hit(
+            passage=passages[row],
+            rank=rank,
+            score=ranking.scores[row],
+            similarity=ranking.parts[row].passage_cosine,
+            answer=answer_span(query, passages[row], cosines[row], settings),
+            dense_rank=ranking.dense_rank.get(row),
+            keyword_rank=ranking.keyword_rank.get(row),
+            confidence=float(confidence),
+            parts=ranking.parts[row],
+        )
+        for rank, (row, confidence) in enumerate(zip(rows, confidences), start=1)
+    )
+    return Answer(query, verdict(hits, settings), hits)
+
+
+def verdict(hits: tuple[Hit, ...], settings: SearchSettings) -> Verdict:
+    """Refused when no passage reaches the answer threshold; answered when the best hit is confident."""
+    if not hits or max(h.similarity for h in hits) < settings.answer_threshold:
+        return Verdict.NOT_ANSWERED
+    return Verdict.ANSWERED if hits[0].confidence >= settings.confident else Verdict.UNSURE
+
+
 class Searcher:
     """Questions in, cited passages out, over one loaded index."""
 
@@ -306,29 +502,13 @@ class Searcher:
         """`search` for a cleaned question whose vector is already known (evaluation embeds questions in bulk)."""
         ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
         rows = ranking.rows[:k]
-        dense = [ranking.parts[row].dense for row in ranking.rows[: k + 1]]
-        confidences = self.confidence.probabilities(dense)[: len(rows)]
-        hits = tuple(
-            Hit(
-                passage=self.passages[row],
-                rank=rank,
-                score=ranking.scores[row],
-                similarity=ranking.parts[row].passage_cosine,
-                answer=self.answer_span(query, vector, row),
-                dense_rank=ranking.dense_rank.get(row),
-                keyword_rank=ranking.keyword_rank.get(row),
-                confidence=float(confidence),
-                parts=ranking.parts[row],
-            )
-            for rank, (row, confidence) in enumerate(zip(rows, confidences), start=1)
-        )
-        return Answer(query, self.verdict(hits), hits)
+        passages = {row: self.passages[row] for row in rows}
+        cosines = {row: sentence_cosines(self.stored.sentences.of(row), vector) for row in rows}
+        return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence)
 
     def verdict(self, hits: tuple[Hit, ...]) -> Verdict:
         """Refused when no passage reaches the answer threshold; answered when the best hit is confident."""
-        if not hits or max(h.similarity for h in hits) < self.settings.answer_threshold:
-            return Verdict.NOT_ANSWERED
-        return Verdict.ANSWERED if hits[0].confidence >= self.settings.confident else Verdict.UNSURE
+        return verdict(hits, self.settings)
 
     def rank(
         self,
@@ -359,47 +539,12 @@ class Searcher:
         keyword, bm25 = self._keyword(query, allowed) if mode is not RetrievalMode.DENSE else ([], None)
         candidates = np.array(list(dict.fromkeys(proposed + keyword)), dtype=np.int64)
         cosines, best_sentences = self._cosines(candidates, vector)
-        dense_scores = (1 - self.settings.sentence_weight) * cosines + self.settings.sentence_weight * best_sentences
-        dense_of = dict(zip(candidates.tolist(), dense_scores.tolist()))
-        dense = sorted(proposed, key=lambda row: (-dense_of[row], row))
-        keyword_of = dict(
-            zip(candidates.tolist(), (bm25[candidates] if bm25 is not None else np.zeros(len(candidates))).tolist())
-        )
-        if mode is RetrievalMode.DENSE:
-            weight, scores = 1.0, {row: dense_of[row] for row in dense}
-        elif mode is RetrievalMode.KEYWORD:
-            weight, scores = 0.0, {row: keyword_of[row] for row in keyword}
-        elif self.settings.fusion is Fusion.RRF:
-            weight, scores = 0.5, rrf([dense, keyword], self.settings.rrf_k)
-        else:
-            weight = dense_weight(self.settings, dense_of[dense[0]] if dense else 0.0)
-            fused = convex(dense_scores, np.array([keyword_of[row] for row in candidates.tolist()]), weight)
-            scores = dict(zip(candidates.tolist(), fused.tolist()))
-        rows = sorted(scores, key=lambda row: (-scores[row], row))
-        parts = {
-            row: ScoreParts(float(cos), float(best), dense_of[row], keyword_of[row], weight, scores[row])
-            for row, cos, best in zip(candidates.tolist(), cosines, best_sentences)
-            if row in scores
-        }
-        return Ranking(
-            rows,
-            scores,
-            {row: r for r, row in enumerate(dense, start=1)},
-            {row: r for r, row in enumerate(keyword, start=1)},
-            parts,
-        )
+        scores = bm25[candidates] if bm25 is not None else np.zeros(len(candidates))
+        return fuse(Candidates(proposed, keyword, candidates, cosines, best_sentences, scores), self.settings, mode)
 
     def _cosines(self, rows: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine of the question with these passages, and with each one's best answer candidate."""
-        if not len(rows):
-            return np.zeros(0), np.zeros(0)
-        passages = self.stored.dense.vectors(rows) @ vector
-        starts = self.stored.sentences.starts
-        counts = starts[rows + 1] - starts[rows]  # every passage has at least one candidate
-        blocks = np.cumsum(counts) - counts  # where each passage's candidates begin in the gathered rows
-        gathered = np.repeat(starts[rows] - blocks, counts) + np.arange(counts.sum())
-        scores = np.asarray(self.stored.sentences.vectors[gathered], dtype=np.float32) @ vector
-        return passages.astype(np.float64), np.maximum.reduceat(scores, blocks).astype(np.float64)
+        return candidate_cosines(self.stored.dense.vectors(rows), self.stored.sentences, rows, vector)
 
     def _allowed_rows(self, sources: frozenset[str] | None) -> np.ndarray | None:
         if sources is None:
@@ -414,42 +559,17 @@ class Searcher:
             mask[allowed] = True
             scores = np.where(mask, scores, 0.0)
         depth = min(self.settings.candidates, int(np.count_nonzero(scores > 0)))
-        if depth == 0:
-            return [], scores
-        rows = np.argpartition(-scores, depth - 1)[:depth]
-        return [int(r) for r in rows[np.lexsort((rows, -scores[rows]))]], scores
+        return top_rows(scores, depth).tolist(), scores
 
     def answer_span(self, query: str, vector: np.ndarray, row: int) -> Span:
-        """The part of passage `row` that best answers `query`, as a span of its document.
-
-        Returns:
-            The best answer candidate, or it and a neighbour scoring within
-            `window` of it; offsets into the document of the passage's first location.
-        """
-        passage = self.passages[row]
-        spans, scores = self.sentence_scores(query, vector, row)
-        order = np.argsort(-scores, kind="stable")
-        first = second = int(order[0])
-        if (
-            len(order) > 1
-            and abs(int(order[1]) - first) == 1
-            and scores[first] - scores[order[1]] <= self.settings.window
-        ):
-            second = int(order[1])
-        start, end = spans[min(first, second)][0], spans[max(first, second)][1]
-        offset = passage.location.start
-        return Span(offset + start, offset + end, passage.text[start:end])
+        """The part of passage `row` that best answers `query`, as a span of its document (`answer_span`)."""
+        cosines = sentence_cosines(self.stored.sentences.of(row), vector)
+        return answer_span(query, self.passages[row], cosines, self.settings)
 
     def sentence_scores(self, query: str, vector: np.ndarray, row: int) -> tuple[list[tuple[int, int]], np.ndarray]:
         """Each answer candidate of passage `row` (spans in its text) and how well it answers `query`."""
-        text = self.passages[row].text
-        spans = answer_candidates(text)
-        scores = np.asarray(self.stored.sentences.of(row), dtype=np.float32) @ vector
-        sentences = [text[s:e] for s, e in spans]
-        if _QUANTITY_QUESTION.search(query):
-            scores = scores + self.settings.quantity_bonus * np.array([bool(_QUANTITY.search(s)) for s in sentences])
-        scores = scores - self.settings.question_penalty * np.array([bool(_ASKS.search(s)) for s in sentences])
-        return spans, scores
+        cosines = sentence_cosines(self.stored.sentences.of(row), vector)
+        return sentence_scores(query, self.passages[row].text, cosines, self.settings)
 
     def context(self, location: Location, before: int = 1, after: int = 1) -> list[Neighbour]:
         """The passages around `location` in its document, in document order.

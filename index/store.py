@@ -22,6 +22,9 @@ An index folder holds versions side by side and a small pointer file:
         sentence_rows.npy        passage i's candidates are rows [rows[i], rows[i+1])
         keyword/                 BM25 index, row i = passage i, and each passage's terms
         documents.json           per-document info (source, text hash, passage count)
+        texts.bin                every document's extracted text, row i = document i, memory-mapped
+        text_rows.npy            where each document's text begins in texts.bin (index.texts)
+        shards/                  when built with --shards N: N serving shards (index.sharding)
         sources.json             per-file fingerprints (to tell what changed since the build)
 
 A new version is written into a hidden temporary folder, hashed as it is
@@ -51,7 +54,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,6 +79,7 @@ from index.keyword import KeywordIndex
 from index.passages import LocationTable, PassageFile, location_table, passage_line
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
 from index.shards import Map
+from index.texts import TEXT_ROWS, TEXTS, DocumentTexts, write_texts
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -157,6 +161,7 @@ class StoredIndex:
         signatures: Signatures | None = None,
         documents: list[DocumentInfo] | BinaryIO | None = None,
         sources: dict[str, SourceFile] | BinaryIO | None = None,
+        texts: DocumentTexts | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
@@ -168,6 +173,7 @@ class StoredIndex:
         self.signatures = signatures
         self._documents = documents
         self._sources = sources
+        self.texts = texts  # every version has them; None only for an index assembled in memory
 
     @cached_property
     def documents(self) -> list[DocumentInfo]:
@@ -279,6 +285,8 @@ def publish(
     previous_rows: Sequence[int | None] | None = None,
     keyword: KeywordIndex | None = None,
     timings: Callable[[str, float], None] | None = None,
+    texts: Sequence[str] = (),
+    shards: int = 0,
 ) -> StoredIndex:
     """Write a new version and make it live atomically. Caller holds `publish_lock`.
 
@@ -300,6 +308,8 @@ def publish(
         previous_rows: With `previous`: the row of each passage in it, or None for a new passage.
         keyword: The passages' keyword index, when the caller built it already.
         timings: Called as `timings(step, seconds)` for the steps "write" and "verify".
+        texts: Each document's extracted text, row i for `documents[i]` (served for citations).
+        shards: Serving shards to write beside the whole index (`index.sharding`; 0: none).
 
     Returns:
         The published index, loaded back and checked.
@@ -314,6 +324,8 @@ def publish(
         raise ValueError(f"{len(passages)} passages but {len(signatures.rows)} signatures")
     if previous is not None and (previous_rows is None or len(previous_rows) != len(passages)):
         raise ValueError("previous_rows must give the previous row (or None) of every passage")
+    if len(texts) != len(documents):
+        raise ValueError(f"{len(documents)} documents but {len(texts)} texts")
     _remove_leftovers(index_dir)
     staging = index_dir / f".tmp-{uuid.uuid4().hex[:8]}"
     try:
@@ -333,6 +345,8 @@ def publish(
             signatures,
             keyword,
             parallel_map,
+            texts,
+            shards,
         )
         written = time.perf_counter()
         stored = load_version(staging)  # refuse to publish what we could not read back
@@ -387,6 +401,8 @@ class _Version:
         signatures,
         keyword,
         parallel_map,
+        texts=(),
+        shards=0,
     ) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         kind = DenseIndex.kind_for(len(vectors), settings.exact_search_limit)
@@ -424,6 +440,15 @@ class _Version:
                 self._save_npy(SIGNATURES, np.asarray(signatures.rows))
         self._save_json(DOCUMENTS, [dict(vars(d)) for d in documents])
         self._save_json(SOURCES, {name: dict(vars(f)) for name, f in sorted(sources.items())})
+        write_texts(self.folder, texts)
+        self._hash(TEXTS, TEXT_ROWS)
+        if shards:
+            from index.sharding import SHARDS, write_shards  # sharding searches shards, and search reads this module
+
+            if keyword is None:  # linked from the previous version, whose passages these are, row for row
+                keyword = self.previous.keyword
+            write_shards(self.folder, passages, vectors, sentences, keyword, shards, settings, parallel_map)
+            self._hash(*self._files_under(SHARDS))
         # Files first, then the folders that name them, so a power cut cannot keep a name without its data.
         for path in sorted(self.folder.rglob("*"), key=lambda p: (p.is_dir(), -len(p.parts))):
             _fsync(path)
@@ -444,6 +469,7 @@ class _Version:
             vector_index=kind,
             sentences=len(sentences.vectors),
             signatures=signatures.scheme if signatures is not None else "",
+            shards=shards,
         )
         path = self.folder / MANIFEST
         path.write_text(json.dumps(manifest.to_json(), ensure_ascii=False, indent=1), encoding="utf-8")
@@ -573,9 +599,14 @@ def load_version(folder: Path) -> StoredIndex:
         return _load_version(folder)
 
 
-def _load_version(folder: Path) -> StoredIndex:
-    manifest = _read_manifest(folder)
-    for name, expected in manifest.files.items():
+def check_files(folder: Path, manifest: Manifest, names: Iterable[str] | None = None) -> None:
+    """Check files of a version folder (default: all) against the manifest's sizes and times, as loading does.
+
+    Raises:
+        IndexDamaged: A file is missing, unreadable, or edited.
+    """
+    for name in manifest.files if names is None else names:
+        expected = manifest.files.get(name)
         path = folder / name
         try:
             now = _stat(path)
@@ -584,8 +615,18 @@ def _load_version(folder: Path) -> StoredIndex:
         except OSError as exc:
             raise IndexDamaged(f"index file {path} cannot be read ({exc})", rebuild_fix(folder.parent)) from None
         recorded = manifest.file_stats.get(name)
-        if recorded is None or now[0] != recorded[0] or (now[1] != recorded[1] and file_sha256(path) != expected):
+        if (
+            expected is None
+            or recorded is None
+            or now[0] != recorded[0]
+            or (now[1] != recorded[1] and file_sha256(path) != expected)
+        ):
             raise _edited(path, folder)
+
+
+def _load_version(folder: Path) -> StoredIndex:
+    manifest = _read_manifest(folder)
+    check_files(folder, manifest)
     try:
         dense = DenseIndex.load(folder, manifest.vector_index)
         sentences = _read_sentences(folder, manifest)
@@ -598,6 +639,7 @@ def _load_version(folder: Path) -> StoredIndex:
                 manifest.signatures, np.load(folder / SIGNATURES, allow_pickle=False, mmap_mode="r")
             )
         documents, sources = open(folder / DOCUMENTS, "rb"), open(folder / SOURCES, "rb")
+        texts = DocumentTexts.load(folder)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexDamaged(f"index {folder} cannot be read ({exc})", rebuild_fix(folder.parent)) from exc
     counts = {
@@ -611,13 +653,16 @@ def _load_version(folder: Path) -> StoredIndex:
     expected["locations"] = manifest.locations
     if signatures is not None:
         counts["signatures"], expected["signatures"] = len(signatures.rows), manifest.passages
+    counts["texts"], expected["texts"] = len(texts), manifest.documents
     if counts != expected or dense.dimensions != manifest.dimensions:
         raise IndexDamaged(
             f"index {folder} is inconsistent: found {counts} with {dense.dimensions} dimensions, manifest says "
             f"{expected} with {manifest.dimensions}",
             rebuild_fix(folder.parent),
         )
-    return StoredIndex(folder, manifest, passages, dense, keyword, sentences, locations, signatures, documents, sources)
+    return StoredIndex(
+        folder, manifest, passages, dense, keyword, sentences, locations, signatures, documents, sources, texts
+    )
 
 
 def verify(index_dir: Path) -> StoredIndex:
@@ -759,3 +804,17 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def info_json(stored: StoredIndex) -> dict:
+    """What `python -m index info --json` prints and GET /info returns: the version folder and its manifest."""
+    return {"index": str(stored.path), **stored.manifest.to_json()}
+
+
+def manifest_of(folder: Path) -> Manifest:
+    """The manifest of a version folder, checked for this program's format.
+
+    Raises:
+        IndexDamaged: It is missing, not JSON, malformed, or of another format version.
+    """
+    return _read_manifest(folder)

@@ -63,16 +63,30 @@ def main(argv: list[str] | None = None) -> int:
         help="run on Ray: join the cluster at ADDRESS, or start a local Ray instance when none is given",
     )
     parser.add_argument("--workers", type=int, help="with --ray: embedding actors, one CPU each (default: all CPUs)")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        help="also publish N serving shards, for python -m index serve --ray (0: none; default: as the live index)",
+    )
     args = parser.parse_args(argv)
     if args.workers is not None and args.ray is None:
         parser.error("--workers needs --ray")
+    if args.shards is not None and args.shards < 0:
+        parser.error(f"--shards must be 0 (none) or more, got {args.shards}")
     config = Config.resolve(corpus=args.corpus, index=args.index)
     quiet_library_logs()
 
     progress = TqdmProgress()
     try:
         if args.ray is None:
-            report = build(config.corpus, config.index, embedder_for(config), progress=progress, strict=args.strict)
+            report = build(
+                config.corpus,
+                config.index,
+                embedder_for(config),
+                progress=progress,
+                strict=args.strict,
+                shards=args.shards,
+            )
         else:
             from ingest.distributed import build_on_ray  # imports Ray only when asked for
 
@@ -84,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers=args.workers,
                 progress=progress,
                 strict=args.strict,
+                shards=args.shards,
             )
     except (StoreError, ValueError, OSError) as exc:
         progress.close()

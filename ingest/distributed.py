@@ -63,6 +63,7 @@ def build_on_ray(
     settings: Settings = Settings(),
     progress: Progress | None = None,
     strict: bool = False,
+    shards: int | None = None,
 ) -> BuildReport:
     """`pipeline.build` with reading, chunking and embedding spread over a Ray cluster.
 
@@ -77,6 +78,7 @@ def build_on_ray(
         settings: Chunking settings.
         progress: Called as `progress(stage, done, total)`, like `build`.
         strict: Refuse to publish when anything was skipped.
+        shards: Serving shards to publish, as `build` takes them.
 
     Returns:
         The same report `build` gives.
@@ -94,7 +96,9 @@ def build_on_ray(
         if not 1 <= workers <= cpus:
             raise ValueError(f"--workers must be between 1 and the cluster's {cpus} CPUs, got {workers}")
         executor = RayExecutor(factory, workers=workers, batch_size=batch_size)
-        return build(corpus, index_dir, settings=settings, progress=progress, strict=strict, executor=executor)
+        return build(
+            corpus, index_dir, settings=settings, progress=progress, strict=strict, executor=executor, shards=shards
+        )
 
 
 class RayExecutor:

@@ -181,6 +181,7 @@ def build(
     progress: Progress | None = None,
     strict: bool = False,
     executor: Executor | None = None,
+    shards: int | None = None,
 ) -> BuildReport:
     """Build the index for `corpus`, or bring it up to date.
 
@@ -193,6 +194,8 @@ def build(
         strict: Refuse to publish when any file or record was skipped.
         executor: Instead of `embedder`: where reading, chunking, embedding and index shards run
             (`ingest.distributed.RayExecutor` for Ray).
+        shards: Serving shards to publish beside the whole index (`index.sharding`; 0: none);
+            None keeps the live index's count, so a rebuild from the app keeps the layout being served.
 
     Returns:
         A report of what was read, embedded, reused and skipped.
@@ -204,6 +207,8 @@ def build(
     """
     if (embedder is None) == (executor is None):
         raise ValueError("give build() an embedder or an executor, not both")
+    if shards is not None and shards < 0:
+        raise ValueError(f"--shards must be 0 (none) or more, got {shards}")
     executor = executor or LocalExecutor(embedder)
     began = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
@@ -212,7 +217,14 @@ def build(
     with publish_lock(index_dir):
         previous, notes = _previous(index_dir, executor.embedder.name)
         sources = fingerprint(corpus, previous.sources if previous is not None else None)
-        if previous is not None and previous.sources == sources and previous.manifest.settings == settings:
+        if shards is None:
+            shards = previous.manifest.shards if previous is not None else 0
+        if (
+            previous is not None
+            and previous.sources == sources
+            and previous.manifest.settings == settings
+            and previous.manifest.shards == shards
+        ):
             m = previous.manifest
             if strict and m.skipped:
                 raise SkippedFiles(list(m.skipped))
@@ -228,7 +240,7 @@ def build(
                 ("index is up to date",),
             )
         live = list(previous.passages) if previous is not None else []  # read once, used thrice
-        documents, chunks, skipped = read_corpus(corpus, executor, settings, previous, sources, report, live)
+        documents, chunks, skipped, texts = read_corpus(corpus, executor, settings, previous, sources, report, live)
         if strict and skipped:
             raise SkippedFiles(skipped)
         cache = VectorCache(executor.embedder, previous, [p.id for p in live])
@@ -256,6 +268,8 @@ def build(
             signatures=signatures,
             previous=previous,
             previous_rows=vectors.live_rows,
+            texts=texts,
+            shards=shards,
         )
         report(Stage.PUBLISH, 1, 1)
     return BuildReport(
@@ -279,7 +293,7 @@ def read_corpus(
     sources: dict[str, SourceFile],
     report: Progress,
     live: Sequence[Passage] | None = None,
-) -> tuple[list[DocumentInfo], list[Chunk], list[Skipped]]:
+) -> tuple[list[DocumentInfo], list[Chunk], list[Skipped], list[str]]:
     """Read every file and chunk every document, in corpus order.
 
     A file unchanged since the live index was built (`sources`, its content
@@ -294,7 +308,8 @@ def read_corpus(
         live: `previous`'s passages, when the caller has read them already.
 
     Returns:
-        One `DocumentInfo` per document, the chunks in corpus order, and what was skipped.
+        One `DocumentInfo` per document, the chunks in corpus order, what was
+        skipped, and each document's extracted text.
     """
     root = corpus_root(corpus)
     badly_named: list[Skipped] = []
@@ -319,22 +334,24 @@ def read_corpus(
     for n, chunks in zip(todo, executor.map(executor.chunker(settings), [docs[n] for n in todo])):
         chunks_of[n] = chunks
     cut = iter(zip(docs, chunks_of))
-    documents, chunks = [], []
+    documents, chunks, texts = [], [], []
     for item in items:
         if isinstance(item, Skipped):
             continue
-        info, doc_chunks = (item.info, item.chunks) if isinstance(item, Cut) else _cut(*next(cut))
+        info, doc_chunks, text = (item.info, item.chunks, item.text) if isinstance(item, Cut) else _cut(*next(cut))
         documents.append(info)
         chunks.extend(doc_chunks)
-    return documents, chunks, [item for item in items if isinstance(item, Skipped)]
+        texts.append(text)
+    return documents, chunks, [item for item in items if isinstance(item, Skipped)], texts
 
 
 @dataclass(frozen=True)
 class Cut:
-    """A document of a file not read again: what the live index knows of it, and its chunks."""
+    """A document of a file not read again: what the live index knows of it, its chunks and its text."""
 
     info: DocumentInfo
     chunks: list[Chunk]
+    text: str
 
 
 def unchanged_files(
@@ -375,17 +392,17 @@ def unchanged_files(
         if first.source in unchanged:
             chunks_of.setdefault((first.source, first.doc_id), []).append(Chunk(passage.text, first))
         reread.update(loc.source for loc in passage.locations[1:])
-    documents_of: dict[str, list[DocumentInfo]] = {}
-    for doc in previous.documents:
-        documents_of.setdefault(doc.source, []).append(doc)
+    documents_of: dict[str, list[tuple[int, DocumentInfo]]] = {}
+    for row, doc in enumerate(previous.documents):
+        documents_of.setdefault(doc.source, []).append((row, doc))
     kept = {}
     for name in unchanged - reread:
         cuts = []
-        for doc in documents_of.get(name, []):
+        for row, doc in documents_of.get(name, []):
             chunks = sorted(chunks_of.get((doc.source, doc.doc_id), []), key=lambda chunk: chunk.location.start)
             if len(chunks) != doc.passages:
                 break
-            cuts.append(Cut(doc, chunks))
+            cuts.append(Cut(doc, chunks, previous.texts.text(row)))
         else:
             if cuts or name in skipped_of:
                 kept[name] = [*skipped_of.get(name, []), *cuts]
@@ -470,5 +487,5 @@ def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
     return [Chunk(doc.text[loc.start : loc.end], loc) for loc in locations]
 
 
-def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk]]:
-    return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks)), chunks
+def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk], str]:
+    return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks)), chunks, doc.text

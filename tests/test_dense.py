@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.dense import EXACT, DenseIndex
+from index.dense import EXACT, DenseIndex, row_dots
 
 
 def unit(count: int, dimensions: int, seed: int) -> np.ndarray:
@@ -53,3 +53,64 @@ def test_every_vector_is_kept_in_row_order(dense):
     assert len(index) == index.rows == 3000 and index.dimensions == 32
     assert np.allclose(index.vectors(), vectors, atol=1e-3)
     assert index.memory_mapped == (not index.exact)
+
+
+def test_exact_search_keeps_the_lowest_rows_among_ties_on_the_whole_and_on_any_subset(tmp_path):
+    """FAISS alone keeps some other of tied rows; sharded search needs the lowest, as on every subset."""
+    vectors = unit(600, 32, seed=3)
+    query = unit(1, 32, seed=4)[0]
+    tied = np.arange(7, 600, 9)  # 67 rows, all one vector: tied at the cut of a top 20
+    vectors[tied] = query * 0.5 + unit(1, 32, seed=5)[0] * 0.5
+    vectors[tied] /= np.linalg.norm(vectors[tied], axis=1, keepdims=True)
+    DenseIndex.save(tmp_path, vectors, EXACT)
+    index = DenseIndex.load(tmp_path, EXACT)
+    rows, similarity = index.search(query, 20)
+    above = [r for r in rows if r not in set(tied.tolist())]
+    assert rows[len(above) :] == tied[: 20 - len(above)].tolist()  # the lowest of the tied rows, in row order
+    assert all(similarity[r] > similarity[int(tied[0])] for r in above)
+    halves = (np.arange(0, 600, 2), np.arange(1, 600, 2))  # as two shards hold them
+    for part in halves:
+        part_rows, part_similarity = index.search(query, 20, part)
+        truth = row_dots(vectors[part], query)
+        assert part_rows == part[np.lexsort((part, -truth))][:20].tolist()
+        assert all(part_similarity[r] == similarity[r] for r in part_rows if r in similarity)  # the same bits
+    merged = {r: s for part in halves for r, s in index.search(query, 20, part)[1].items()}
+    assert sorted(merged, key=lambda r: (-merged[r], r))[:20] == rows
+
+
+# Two SciFact passages under the fake embedder, and a question whose dot products with them
+# differ in float64 but round to the same float32: FAISS ranked the higher row first in the
+# whole index and the lower one on its shard, so four shards answered 5 of 1,109 SciFact
+# questions differently from one process (bench/shard_equivalence.py), until exact search
+# re-scored FAISS's rows itself.
+NEAR_TIE_A = bytes.fromhex(
+    "faf30c3e0000000000000000f7efbb3df5eb6a3e00000000f7ef3b3d00000000f7ef3b3e00000000f7efbb3dfaf30c3e"
+    "f7efbb3df7ef3b3d0000000000000000f7efbb3d00000000f5eb6a3ef7ef3b3df7efbb3dfaf30c3ef7ef3b3e00000000"
+    "f7efbb3df7ef3b3d00000000f7ef3b3e00000000f66dd33ef7ef3b3dfaf30c3ef7ef3b3df7ef3b3df7ef3b3df7efbb3d"
+    "f7ef3b3dfaf30c3ef7ef3b3df7efbb3d00000000f7ef3b3ef7ef3b3efaf30c3e00000000faf30c3ef7efbb3df7ef3b3d"
+    "f7ef3b3df7ef3b3df7efbb3dfaf30c3ef5eb6a3e00000000f7efbb3d0000000000000000f7ef3b3df7efbb3ef7efbb3d"
+    "00000000f5eb6a3ef7ef3b3e00000000"
+)
+NEAR_TIE_B = bytes.fromhex(
+    "f7efbb3d0000000000000000f971a43ef7efbb3df7ef3b3df7efbb3d00000000000000000000000000000000faf30c3e"
+    "00000000f7ef3b3dfaf30c3ef7efbb3df7efbb3df7ef3b3df7ef3b3df7ef3b3df7efbb3dfa34013f00000000f7ef3b3e"
+    "00000000f7ef3b3df5eb6a3ef7ef3b3efaf30c3ef7efbb3d00000000faf30c3ef7ef3b3df7ef3b3df7ef3b3df7ef3b3d"
+    "f7ef3b3df7ef3b3d00000000f7ef3b3df7ef3b3dfaf30c3efaf30c3ef7ef3b3df7efbb3df7ef3b3d00000000f7ef3b3d"
+    "f7ef3b3df7ef3b3e00000000f7efbb3df7ef3b3d0000000000000000f7ef3b3ef7efbb3df971a43ef7efbb3df7efbb3d"
+    "f7ef3b3df7efbb3df5eb6a3ef7ef3b3e"
+)
+
+
+def test_exact_search_breaks_float32_ties_by_row_wherever_the_rows_sit(tmp_path):
+    from index.testing import FakeEmbedder
+
+    query = FakeEmbedder().encode(["Insulin effects appetite via ventral tegmental neurons."])[0]
+    a, b = np.frombuffer(NEAR_TIE_A, dtype="<f4"), np.frombuffer(NEAR_TIE_B, dtype="<f4")
+    assert row_dots(a[None, :], query)[0] == row_dots(b[None, :], query)[0]
+    vectors = unit(300, 64, seed=6) * 0.01
+    vectors[5], vectors[200], vectors[250] = a, b, query
+    DenseIndex.save(tmp_path, vectors, EXACT)
+    index = DenseIndex.load(tmp_path, EXACT)
+    assert index.search(query, 2)[0] == [250, 5]  # the cut between the tied rows keeps the lower (FAISS: 200)
+    assert index.search(query, 3)[0] == [250, 5, 200]
+    assert index.search(query, 2, np.arange(100, 300))[0] == [250, 200]  # a shard without row 5

@@ -17,6 +17,7 @@ import ray
 from index import dense
 from index.records import Settings
 from index.search import Searcher
+from index.sharding import ShardedSearcher
 from index.shards import IvfPlan, add_shard, assemble, load_mmap
 from index.store import load
 from index.testing import FakeEmbedder, SlowFakeEmbedder
@@ -93,6 +94,19 @@ def test_ray_build_matches_local_build(ray_cluster, ray_corpus, tmp_path):
     # One pass per passage (its answer sentences are pooled from it): progress counts passages.
     assert embeds[-1][1] == embeds[-1][2] == report.embedded
     assert len(embeds) > 2  # one update per completed batch, not one at the end
+
+
+def test_ray_build_writes_the_same_serving_shards_as_the_local_build(ray_cluster, ray_corpus, tmp_path):
+    build_on_ray(ray_corpus, tmp_path / "ray", FakeEmbedder, workers=2, shards=4)
+    build(ray_corpus, tmp_path / "local", FakeEmbedder(), shards=4)
+    on_ray, local = load(tmp_path / "ray"), load(tmp_path / "local")
+    assert on_ray.manifest.shards == local.manifest.shards == 4
+    shard_files = {name: sha for name, sha in local.manifest.files.items() if name.startswith("shards/")}
+    assert len(shard_files) > 4 * 5
+    assert {name: on_ray.manifest.files[name] for name in shard_files} == shard_files  # byte for byte
+    sharded = ShardedSearcher.load(tmp_path / "ray", 4, FakeEmbedder())
+    for question in QUESTIONS:
+        assert sharded.search(question, k=5) == Searcher(local, FakeEmbedder()).search(question, k=5)
 
 
 def test_ray_update_reuses_vectors_and_equals_a_full_rebuild(ray_cluster, ray_corpus, tmp_path):

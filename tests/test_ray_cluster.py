@@ -1,4 +1,4 @@
-"""`python -m ingest --ray ADDRESS` joins a running Ray cluster (started here with `ray start --head`).
+"""`python -m ingest --ray ADDRESS` and `python -m index serve --ray ADDRESS` join a running Ray cluster (started here with `ray start --head`).
 
 The cluster is a separate set of processes, so the workers get this
 project's packages the way a real cluster's would: shipped by the driver
@@ -7,6 +7,7 @@ project's packages the way a real cluster's would: shipped by the driver
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -15,12 +16,16 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
+from bench.api_server import start_api, stop_api
 from bench.app_server import free_port
 from index.embedding import BundledModel
+from index.search import Searcher
 from index.store import load
+from index.testing import FakeEmbedder
 from ingest.pipeline import build
 from tests.helpers import REPO
 
@@ -90,3 +95,31 @@ def test_ray_without_an_address_starts_its_own_instance_beside_a_running_cluster
     result = ingest("--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--ray", "--workers", "2")
     assert result.returncode == 0, result.stderr
     assert load(tmp_path / "idx").manifest.passages > 0
+
+
+def test_serve_joins_the_cluster_and_answers_as_one_process(head, tiny_corpus, tmp_path):
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, FakeEmbedder(), shards=2)
+    args = ["--ray", head, "--shards", "2", "--replicas", "1", "--index", str(index_dir)]
+    server, url = start_api(args, {**CLUSTER_ENV, "KB_EMBEDDER": "fake"}, tmp_path / "serve.log", timeout=300)
+    try:
+        searcher = Searcher(load(index_dir), FakeEmbedder())
+        with httpx.Client(timeout=60) as client:
+            for question in ("spinal fusion bone grafts", "hip flexors stretch", "kyphoplasty balloon"):
+                response = client.post(f"{url}/query", json={"query": question, "k": 3})
+                assert response.status_code == 200, response.text
+                assert response.json() == json.loads(json.dumps(searcher.search(question, 3).to_json(False)))
+    finally:
+        stop_api(server)
+    assert "Started a local Ray instance" not in (tmp_path / "serve.log").read_text()  # it joined the head
+
+
+def test_serve_at_an_unreachable_address_is_a_clear_error(tiny_corpus, tmp_path):
+    build(tiny_corpus, tmp_path / "idx", FakeEmbedder(), shards=2)
+    env = {**os.environ, **CLUSTER_ENV, "KB_EMBEDDER": "fake"}
+    args = ["serve", "--ray", f"127.0.0.1:{free_port()}", "--shards", "2", "--index", str(tmp_path / "idx")]
+    result = subprocess.run(
+        [sys.executable, "-m", "index", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no Ray cluster answers at 127.0.0.1:") and "Traceback" not in result.stderr

@@ -386,6 +386,7 @@ def _publish_synthetic(index_dir: Path, vectors: np.ndarray, parallel_map=map) -
             corpus="synthetic",
             sentences=SentenceVectors(vectors, np.arange(count + 1)),  # one candidate each: the passage itself
             parallel_map=parallel_map,
+            texts=["".join(f"passage {i}" for i in range(count))],
         )
 
 

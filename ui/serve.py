@@ -5,7 +5,8 @@ request whose head is over 16 KB with "400 Bad Request" before Streamlit or
 the app sees it: a shared `?q=` link of 100,000 characters (about 140 KB
 encoded) gave a blank page instead of the question cut to 2,000 characters
 at a word. Streamlit has no setting for that limit, so this launcher raises
-it to `MAX_REQUEST_HEAD` (Chromium's own limit on a URL is 2 MB) and then
+it to `MAX_REQUEST_HEAD` (Chromium's own limit on a URL is 2 MB), keeps
+uvicorn on h11 even where httptools is installed, and then
 runs Streamlit's command line with the arguments given, unchanged.
 `make run`, the browser tests and the benchmarks start the app this way.
 """
@@ -31,6 +32,10 @@ def allow_long_requests(limit: int = MAX_REQUEST_HEAD) -> None:
     def with_limit(self, *args, **kwargs):
         if kwargs.get("h11_max_incomplete_event_size") is None:
             kwargs["h11_max_incomplete_event_size"] = limit
+        # With httptools installed (Ray Serve brings it), uvicorn's "auto" would pick it, whose
+        # parser keeps its own fixed limit and answers a long link with 400 all the same.
+        if kwargs.get("http", "auto") == "auto":
+            kwargs["http"] = "h11"
         init(self, *args, **kwargs)
 
     with_limit.kb_head_limit = limit

@@ -1,0 +1,455 @@
+"""The HTTP API: questions, the index's description and documents' texts for programs (FastAPI).
+
+    POST /query              {"query", "k", "sources", "explain"} -> what `python -m index query --json` prints
+    GET  /info               what `python -m index info --json` prints
+    GET  /documents          every document: id, source file, characters, passages
+    GET  /documents/{id}     a document's extracted text (the text citations' offsets index);
+                             ?source= names its file when the id alone is ambiguous
+    GET  /healthz            the process answers
+    GET  /readyz             the model and an index are loaded (503 until then)
+    GET  /docs, /openapi.json  the OpenAPI description
+
+`create_app` builds the app over a `Backend`, which answers from one index
+version at a time: `LocalBackend` holds a `Searcher` in this process (`python
+-m index serve`, under uvicorn), and `index.serving` routes each question
+over shards on Ray Serve (`python -m index serve --ray`) behind the same app.
+Either way a request takes the backend's current `View` once and is answered
+from it alone, so a rebuild published meanwhile never mixes into it: the
+backend watches the index folder's CURRENT pointer, loads the new version
+beside the old one, and switches new requests to it in one assignment, while
+requests in flight finish on the version they started with.
+
+Requests are checked at the edge, each refusal a 4xx with one sentence in
+`detail`: an empty question, `k` outside 1 to `MAX_K`, a source the index
+does not hold, a body over `MAX_BODY_BYTES`. When `KB_API_TOKEN` is set, the
+data endpoints (/query, /info, /documents) need `Authorization: Bearer
+<token>`; the health probes and the OpenAPI description stay open.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from index.config import Config, one_thread_per_question
+from index.errors import StoreError
+from index.records import DocumentInfo
+from index.search import MAX_QUERY_CHARS, Searcher, SearchSettings, clean_query
+from index.store import StoredIndex, current_version, info_json, load
+
+log = logging.getLogger("kb.api")
+
+# A question is searched up to 2,000 characters; 64 KiB holds that many times over
+# in any encoding, with a long list of sources, and keeps a runaway client cheap.
+MAX_BODY_BYTES = 64 * 1024
+# Each retriever proposes 100 candidates (`SearchSettings.candidates`): more hits than that do not exist.
+MAX_K = 100
+TOKEN_VARIABLE = "KB_API_TOKEN"
+_BEARER = HTTPBearer(auto_error=False, description=f"The token in ${TOKEN_VARIABLE}, when the server sets one.")
+
+
+class QueryRequest(BaseModel):
+    """One question."""
+
+    query: str = Field(description=f"The question, free text; searched up to {MAX_QUERY_CHARS:,} characters.")
+    k: int = Field(5, description=f"How many passages to return, 1 to {MAX_K}.")
+    sources: list[str] | None = Field(
+        None, description="Only passages found in these files (paths relative to the corpus, as in `source`)."
+    )
+    explain: bool = Field(False, description="Add each hit's ranks and score parts, as `query --json --explain`.")
+
+
+class Hit(BaseModel):
+    rank: int
+    score: float
+    doc_id: str
+    source: str
+    start: int
+    end: int
+    text: str
+    answer: dict[str, Any]
+    confidence: float
+
+
+class QueryResponse(BaseModel):
+    """Exactly the object `python -m index query --json` prints for the question."""
+
+    query: str
+    answered: bool
+    verdict: str = Field(description="answered, unsure (closest passages; these may not answer) or not_answered")
+    confidence: float
+    hits: list[Hit]
+
+
+class DocumentResponse(BaseModel):
+    doc_id: str
+    source: str
+    chars: int
+    text: str = Field(description="The extracted text; a hit's start and end index it.")
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class View(Protocol):
+    """One index version, as a request sees it from start to end."""
+
+    version: str
+
+    @property
+    def sources(self) -> frozenset[str]:
+        """The source files of its documents (what `sources` may name)."""
+        ...
+
+    @property
+    def documents(self) -> list[DocumentInfo]: ...
+
+    def rows_of(self, doc_id: str) -> list[int]:
+        """The rows of `documents` with this id (one per file that holds it)."""
+        ...
+
+    async def query(self, question: str, k: int, sources: frozenset[str] | None, explain: bool) -> dict:
+        """The answer's JSON, as `query --json` prints it."""
+        ...
+
+    def info(self) -> dict:
+        """What `info --json` prints."""
+        ...
+
+    def text(self, row: int) -> str:
+        """Document `row`'s extracted text."""
+        ...
+
+
+class Backend(Protocol):
+    """Serves the current index version; `create_app` starts and stops it with the app."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def view(self) -> View | None:
+        """The current version, or None while none is loaded."""
+        ...
+
+    def not_ready(self) -> str:
+        """Why there is no view yet (loading, or what is wrong and how to fix it)."""
+        ...
+
+
+@dataclass
+class LocalView:
+    """A loaded index version and the searcher over it."""
+
+    version: str
+    searcher: Searcher
+
+    @property
+    def stored(self) -> StoredIndex:
+        return self.searcher.stored
+
+    @cached_property
+    def sources(self) -> frozenset[str]:
+        return frozenset(d.source for d in self.stored.documents)
+
+    @property
+    def documents(self) -> list[DocumentInfo]:
+        return self.stored.documents
+
+    def rows_of(self, doc_id: str) -> list[int]:
+        return self._rows.get(doc_id, [])
+
+    @cached_property
+    def _rows(self) -> dict[str, list[int]]:
+        return rows_by_id(self.documents)
+
+    async def query(self, question: str, k: int, sources: frozenset[str] | None, explain: bool) -> dict:
+        answer = await run_in_threadpool(self.searcher.search, question, k, sources)
+        return answer.to_json(explain)
+
+    def info(self) -> dict:
+        return info_json(self.stored)
+
+    def text(self, row: int) -> str:
+        return self.stored.texts.text(row)
+
+
+class LocalBackend:
+    """One index loaded in this process, reloaded when a rebuild is published.
+
+    A thread loads the model and the live version, then checks the CURRENT
+    pointer every `poll` seconds; a new version is loaded while the old one
+    answers, then takes over new requests in one assignment.
+    """
+
+    def __init__(self, config: Config, settings: SearchSettings = SearchSettings(), poll: float = 1.0) -> None:
+        self.config = config
+        self.settings = settings
+        self.poll = poll
+        self._view: LocalView | None = None
+        self._problem = "loading the model and the index"
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._watch, name="kb-index-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def view(self) -> LocalView | None:
+        return self._view
+
+    def not_ready(self) -> str:
+        return self._problem
+
+    def _watch(self) -> None:
+        from index.embedding import embedder_for  # the model loads here, not at import
+
+        try:
+            embedder = embedder_for(self.config)
+            embedder.encode(["warm up"])
+        except Exception as exc:  # reported by /readyz; the process stays up
+            log.exception("the model cannot be loaded")
+            self._problem = f"the model cannot be loaded ({exc})"
+            return
+        failed = None
+        while not self._stopping.is_set():
+            try:
+                version = current_version(self.config.index)
+                if version is not None and (self._view is None or version.name != self._view.version):
+                    stored = load(self.config.index, model=embedder.name)
+                    self._view = LocalView(stored.path.name, Searcher(stored, embedder, self.settings))
+                    log.info("serving index version %s", stored.path.name)
+                    failed = None
+                elif version is None and self._view is None:
+                    self._problem = f"no index found in {self.config.index}; build one with: python -m ingest --index {self.config.index}"
+            except StoreError as exc:
+                if str(exc) != failed:
+                    log.warning("cannot load the index: %s", exc)
+                failed = self._problem = str(exc)
+            self._stopping.wait(self.poll)
+
+
+def rows_by_id(documents: list[DocumentInfo]) -> dict[str, list[int]]:
+    """Each document id's rows in `documents` (a record id can repeat in other files)."""
+    rows: dict[str, list[int]] = {}
+    for row, d in enumerate(documents):
+        rows.setdefault(d.doc_id, []).append(row)
+    return rows
+
+
+def create_app(backend: Backend, token: str | None = None) -> FastAPI:
+    """The API over `backend`.
+
+    Args:
+        backend: Where answers come from; started and stopped with the app.
+        token: When given, /query, /info and /documents need `Authorization: Bearer <token>`.
+    """
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        backend.start()
+        try:
+            yield
+        finally:
+            backend.stop()
+
+    app = FastAPI(
+        title="Knowledge base",
+        summary="Ask questions of a folder of documents; get quoted, cited passages back.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.backend = backend
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+    def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
+        if token is None:
+            return
+        given = credentials.credentials if credentials is not None else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(
+                401,
+                "missing or wrong bearer token; send the header Authorization: Bearer <the server's KB_API_TOKEN>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    def current() -> View:
+        view = backend.view()
+        if view is None:
+            raise HTTPException(503, f"not ready: {backend.not_ready()}", headers={"Retry-After": "1"})
+        return view
+
+    errors = {
+        401: {"model": Problem, "description": "No or a wrong bearer token."},
+        413: {"model": Problem, "description": f"The body is over {MAX_BODY_BYTES:,} bytes."},
+        422: {"model": Problem, "description": "The request makes no sense (the detail says why)."},
+        503: {"model": Problem, "description": "No index is loaded yet (the detail says why)."},
+    }
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+    @app.post("/query", response_model=QueryResponse, responses=errors, dependencies=[Depends(authorized)])
+    async def query(request: QueryRequest) -> JSONResponse:
+        """Answer one question: ranked passages, each with its answer span and confidence, and the verdict."""
+        if not clean_query(request.query):
+            raise HTTPException(422, "query is empty; ask a question in words")
+        if not 1 <= request.k <= MAX_K:
+            raise HTTPException(422, f"k must be between 1 and {MAX_K}, got {request.k}")
+        view = current()
+        sources = None
+        if request.sources is not None:
+            unknown = sorted(set(request.sources) - view.sources)
+            if unknown:
+                raise HTTPException(
+                    422,
+                    f"unknown source {unknown[0]!r}: no document of the index comes from it "
+                    "(sources are paths relative to the corpus, as in a hit's source; GET /documents lists them)",
+                )
+            sources = frozenset(request.sources)
+        # The JSON as built, not re-validated through the model: byte for byte what the CLI prints, parsed.
+        return JSONResponse(await view.query(request.query, request.k, sources, request.explain))
+
+    @app.get("/info", responses=errors, dependencies=[Depends(authorized)])
+    def info() -> dict:
+        """What the index holds: `python -m index info --json`."""
+        return current().info()
+
+    @app.get("/documents", responses=errors, dependencies=[Depends(authorized)])
+    def documents() -> list[dict]:
+        """Every document: its id, its file (`source`), its length in characters and its passages."""
+        return [
+            {"doc_id": d.doc_id, "source": d.source, "chars": d.chars, "passages": d.passages}
+            for d in current().documents
+        ]
+
+    @app.get(
+        "/documents/{doc_id:path}",
+        response_model=DocumentResponse,
+        responses={**errors, 404: {"model": Problem}, 409: {"model": Problem}},
+        dependencies=[Depends(authorized)],
+    )
+    def document(doc_id: str, source: str | None = None) -> dict:
+        """A document's extracted text, which a hit's `start` and `end` index.
+
+        `doc_id` is a hit's `doc_id`: a file's path for files, a record's id for
+        JSONL records. A record id can repeat in another file: then `source`
+        (the hit's `source`) says which one is meant.
+        """
+        view = current()
+        rows = [row for row in view.rows_of(doc_id) if source is None or view.documents[row].source == source]
+        if not rows:
+            where = f" in {source!r}" if source is not None else ""
+            raise HTTPException(404, f"no document {doc_id!r}{where} in the index")
+        if len(rows) > 1:
+            names = ", ".join(sorted(view.documents[row].source for row in rows))
+            raise HTTPException(409, f"document id {doc_id!r} is in several files ({names}); add ?source=FILE")
+        d = view.documents[rows[0]]
+        return {"doc_id": d.doc_id, "source": d.source, "chars": d.chars, "text": view.text(rows[0])}
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        """The process answers (whether or not an index is loaded)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", responses={503: {"model": Problem}})
+    def readyz() -> JSONResponse:
+        """Ready once the model and an index version are loaded; 503 with the reason until then."""
+        view = backend.view()
+        if view is None:
+            return JSONResponse({"ready": False, "detail": backend.not_ready()}, status_code=503)
+        return JSONResponse({"ready": True, "version": view.version})
+
+    return app
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's validation errors as one sentence naming the field and what it must be."""
+    messages = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        if error.get("type") == "missing":
+            messages.append(f"{field} is required")
+        elif error.get("type") == "json_invalid":
+            messages.append("the body is not valid JSON")
+        else:
+            messages.append(f"{field}: {error.get('msg', 'invalid')}")
+    return "; ".join(messages) or "invalid request"
+
+
+class BodyLimit:
+    """Refuses a request body over `limit` bytes with 413, whether or not it declares its length."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive: Callable[[], Awaitable[dict]], send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        # Read the whole body first (it is small by definition), so an oversized one is refused
+        # before any route sees it; FastAPI would turn an error raised mid-read into a 400.
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+        replay = iter(messages)
+
+        async def buffered_receive() -> dict:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, buffered_receive, send)
+
+    async def _refuse(self, send) -> None:
+        body = (
+            f'{{"detail": "request body over {self.limit:,} bytes; a question is searched up to '
+            f'{MAX_QUERY_CHARS:,} characters, so send less"}}'
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def app_from_environment() -> FastAPI:
+    """The app `python -m index serve` runs in each uvicorn worker: folders and model from `KB_*` variables."""
+    one_thread_per_question()
+    return create_app(LocalBackend(Config.resolve()), token=os.environ.get(TOKEN_VARIABLE) or None)

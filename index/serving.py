@@ -1,0 +1,391 @@
+"""The HTTP API on Ray Serve: a router over N shard deployments of R replicas each.
+
+`python -m index serve --ray [ADDRESS] --shards N --replicas R` deploys:
+
+- `Shard` (N deployments, `shard-000` ...), R replicas each: a replica loads
+  its shard of a published version (`index.sharding.ShardIndex`) and
+  proposes candidates for a question vector, then hands over the passages
+  the router picks;
+- `Router` (the ingress, one replica): the same FastAPI app as `python -m
+  index serve` (`index.api.create_app`), over a backend that embeds the
+  question once, asks every shard at the same time, merges their candidates
+  and applies the single-process fusion and answer step (`index.sharding`),
+  so it answers exactly as `Searcher` does.
+
+Versions. The router watches the index's CURRENT pointer as the local server
+does. It switches to a new version only once one replica of every shard has
+loaded it; each request takes the router's version once and names it in
+every shard call, and a replica keeps the last two versions it loaded, so a
+request in flight when a rebuild is published finishes on the version it
+started with, and no answer mixes two. Should a shard no longer hold a
+request's version (a replica restarted after the old version was deleted),
+the router answers the question again, whole, on the current version.
+
+Failures. A replica that dies takes its calls with it; the router retries
+them (Ray Serve sends the retry to a live replica, and restarts the dead one),
+so a question is answered whole or, after `ATTEMPTS` failures, refused with
+a 503, never answered from part of the shards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from fastapi import HTTPException
+from fastapi.concurrency import run_in_threadpool
+from ray import serve
+from ray.exceptions import RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+from index.api import TOKEN_VARIABLE, create_app, rows_by_id
+from index.confidence import ConfidenceModel
+from index.config import Config, one_thread_per_question
+from index.embedding import Embedder
+from index.errors import IndexDamaged, ModelMismatch, rebuild_fix
+from index.records import Answer, DocumentInfo, Manifest, Passage, Verdict
+from index.search import SearchSettings, build_answer, clean_query
+from index.sharding import ShardCandidates, ShardIndex, rank_shards, top_by_shard
+from index.store import DOCUMENTS, check_files, current_version, live_version, manifest_of
+from index.texts import TEXT_ROWS, TEXTS, DocumentTexts
+
+log = logging.getLogger("kb.serving")
+
+APP = "kb"
+# A question whose shard call fails is asked again this many times in all (a dead replica
+# is replaced within seconds; Ray Serve routes the retries to the live ones meanwhile).
+ATTEMPTS = 6
+_RETRYABLE = (RayActorError, DeploymentUnavailableError, BackPressureError)
+# Versions a shard replica keeps loaded: the live one and the one before it, for requests in flight.
+KEPT_VERSIONS = 2
+
+
+class StaleVersion(Exception):
+    """A shard no longer holds the version a request started on."""
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:03d}"
+
+
+@serve.deployment(max_ongoing_requests=16)
+class Shard:
+    """One shard of the index, in each of its replicas: candidates for a question, then passages."""
+
+    def __init__(self, index_dir: str, shard: int, shards: int) -> None:
+        one_thread_per_question()
+        self.index_dir = Path(index_dir)
+        self.shard = shard
+        self.shards = shards
+        self._loaded: OrderedDict[str, ShardIndex] = OrderedDict()
+        self._lock = threading.Lock()
+        live = current_version(self.index_dir)
+        if live is not None:
+            self._version(live.name)  # ready with the live version before taking requests
+
+    def _version(self, version: str) -> ShardIndex:
+        with self._lock:
+            if version not in self._loaded:
+                if not (self.index_dir / version).is_dir():
+                    raise StaleVersion(f"index version {version} is gone from {self.index_dir}")
+                self._loaded[version] = ShardIndex.load(self.index_dir / version, self.shard, self.shards)
+                while len(self._loaded) > KEPT_VERSIONS:
+                    self._loaded.popitem(last=False)
+            return self._loaded[version]
+
+    def prepare(self, version: str) -> int:
+        """Load `version` (the router asks before switching to it); returns its passage count here."""
+        return len(self._version(version).passages)
+
+    def candidates(
+        self, version: str, query: str, vector: np.ndarray, depth: int, sources: frozenset[str] | None
+    ) -> ShardCandidates:
+        return self._version(version).candidates(query, vector, depth, sources)
+
+    def fetch(self, version: str, rows: list[int], vector: np.ndarray) -> list[tuple[Passage, np.ndarray]]:
+        return self._version(version).fetch(rows, vector)
+
+    def pid(self) -> int:
+        """This replica's process id (the fault tests kill one)."""
+        return os.getpid()
+
+
+@dataclass
+class RouterView:
+    """One published version as the router serves it: its manifest, documents and texts, and the shards."""
+
+    path: Path
+    manifest: Manifest
+    documents: list[DocumentInfo]
+    texts: DocumentTexts
+    router: ShardRouter
+
+    @property
+    def version(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def load(cls, path: Path, router: ShardRouter) -> RouterView:
+        """The router's part of a version (documents and texts; the shards hold the passages).
+
+        Raises:
+            IndexDamaged: A file is missing or does not match the manifest, or the model differs.
+        """
+        manifest = manifest_of(path)
+        check_files(path, manifest, [DOCUMENTS, TEXTS, TEXT_ROWS])
+        documents = [DocumentInfo(**d) for d in json.loads((path / DOCUMENTS).read_text(encoding="utf-8"))]
+        return cls(path, manifest, documents, DocumentTexts.load(path), router)
+
+    @cached_property
+    def sources(self) -> frozenset[str]:
+        return frozenset(d.source for d in self.documents)
+
+    def rows_of(self, doc_id: str) -> list[int]:
+        return self._rows.get(doc_id, [])
+
+    @cached_property
+    def _rows(self) -> dict[str, list[int]]:
+        return rows_by_id(self.documents)
+
+    async def query(self, question: str, k: int, sources: frozenset[str] | None, explain: bool) -> dict:
+        answer = await self.router.answer(self, question, k, sources)
+        return answer.to_json(explain)
+
+    def info(self) -> dict:
+        return {"index": str(self.path), **self.manifest.to_json()}
+
+    def text(self, row: int) -> str:
+        return self.texts.text(row)
+
+
+class ShardRouter:
+    """The API's backend on Ray Serve: watches the index, routes each question over the shards."""
+
+    def __init__(
+        self,
+        config: Config,
+        handles: list,
+        settings: SearchSettings = SearchSettings(),
+        poll: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.shards = len(handles)
+        self.settings = settings
+        self.poll = poll
+        self.confidence = ConfidenceModel.bundled()
+        self.embedder: Embedder | None = None
+        self._handles = handles
+        self._view: RouterView | None = None
+        self._problem = "loading the model and the index"
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="kb-router-watch", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def view(self) -> RouterView | None:
+        return self._view
+
+    def not_ready(self) -> str:
+        return self._problem
+
+    def _watch(self) -> None:
+        from index.embedding import embedder_for  # the model loads here, not at import
+
+        try:
+            embedder = embedder_for(self.config)
+            embedder.encode(["warm up"])
+            self.embedder = embedder
+        except Exception as exc:  # reported by /readyz; the replica stays up
+            log.exception("the model cannot be loaded")
+            self._problem = f"the model cannot be loaded ({exc})"
+            return
+        failed = None
+        while not self._stopping.is_set():
+            try:
+                version = current_version(self.config.index)
+                if version is not None and (self._view is None or version.name != self._view.version):
+                    self._view = self._switch_to(version, embedder)
+                    log.info("serving index version %s over %d shards", version.name, self.shards)
+                    failed = None
+                elif version is None and self._view is None:
+                    self._problem = f"no index found in {self.config.index}; build one with: python -m ingest --index {self.config.index} --shards {self.shards}"
+            except Exception as exc:  # the old version keeps answering
+                if str(exc) != failed:
+                    log.warning("cannot switch to the new index version: %s", exc)
+                failed = self._problem = str(exc)
+            self._stopping.wait(self.poll)
+
+    def _switch_to(self, version: Path, embedder: Embedder) -> RouterView:
+        view = RouterView.load(version, self)
+        if view.manifest.model != embedder.name:
+            raise ModelMismatch(
+                f"index {version.parent} was built with model {view.manifest.model!r}, "
+                f"but the router embeds with {embedder.name!r}",
+                rebuild_fix(version.parent),
+            )
+        if view.manifest.shards != self.shards:
+            raise IndexDamaged(
+                f"index {version} has {view.manifest.shards or 'no'} shards, not {self.shards}",
+                f"{rebuild_fix(version.parent)} --shards {self.shards}",
+            )
+        # One replica of each shard loads it now; the others load it on their first request.
+        held = [h.prepare.remote(version.name).result(timeout_s=600) for h in self._handles]
+        if sum(held) != view.manifest.passages:
+            raise IndexDamaged(
+                f"the shards of {version} hold {sum(held)} passages, not {view.manifest.passages}",
+                rebuild_fix(version.parent),
+            )
+        return view
+
+    async def answer(self, view: RouterView, question: str, k: int, sources: frozenset[str] | None) -> Answer:
+        """Answer on `view`; on the current version instead if a shard no longer holds it."""
+        query = clean_query(question)
+        if not query or k < 1:
+            return Answer(query, Verdict.NOT_ANSWERED, ())
+        vector = (await run_in_threadpool(self.embedder.encode, [query]))[0]
+        for attempt in range(ATTEMPTS):
+            try:
+                return await self._answer(view.version, query, vector, k, sources)
+            except Exception as exc:
+                if _is(exc, _RETRYABLE):
+                    log.warning("a shard call failed (attempt %d of %d): %s", attempt + 1, ATTEMPTS, exc)
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                if not _is(exc, (StaleVersion,)):
+                    raise
+                current = self._view
+                if current is None or current.version == view.version:
+                    raise HTTPException(503, "the index version this question started on is gone; ask again") from None
+                view = current
+        raise HTTPException(503, "a shard did not answer; ask again in a moment", headers={"Retry-After": "1"})
+
+    async def _answer(
+        self, version: str, query: str, vector: np.ndarray, k: int, sources: frozenset[str] | None
+    ) -> Answer:
+        parts = await asyncio.gather(
+            *(h.candidates.remote(version, query, vector, self.settings.candidates, sources) for h in self._handles)
+        )
+        ranking, owner = rank_shards(parts, self.settings)
+        grouped = top_by_shard(ranking, owner, k)
+        fetched = await asyncio.gather(
+            *(self._handles[s].fetch.remote(version, rows, vector) for s, rows in grouped.items())
+        )
+        passages, cosines = {}, {}
+        for rows, found in zip(grouped.values(), fetched):
+            for row, (passage, sentence) in zip(rows, found):
+                passages[row], cosines[row] = passage, sentence
+        return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence)
+
+
+def _is(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether `exc`, or the exception a replica raised that it wraps, is one of `kinds`."""
+    return isinstance(exc, kinds) or (isinstance(exc, RayTaskError) and isinstance(exc.cause, kinds))
+
+
+@serve.deployment(max_ongoing_requests=64)
+@serve.ingress()
+class Router:
+    """The ingress: the API of `index.api` over a `ShardRouter`."""
+
+    def __init__(self, config: Config, token: str | None, *shards) -> None:
+        one_thread_per_question()
+        self.backend = ShardRouter(config, list(shards))  # Serve hands the bound shards in as handles
+        self.token = token
+
+    def __serve_build_asgi_app__(self):
+        return create_app(self.backend, token=self.token)
+
+
+def deploy(
+    config: Config,
+    shards: int,
+    replicas: int,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+) -> None:
+    """Start Serve on the connected Ray cluster and deploy the API; returns once every replica is up.
+
+    Args:
+        config: The index folder and the model (the router embeds with it).
+        shards: Shard deployments; the live version must have been built with as many.
+        replicas: Replicas of each shard.
+        host / port: Where Serve's HTTP proxy listens.
+        token: When given, the data endpoints need it as a bearer token.
+    """
+    serve.start(http_options={"host": host, "port": port})
+    # No CPU reservation: on a small machine N x R replicas share the cores, as processes do.
+    bound = [
+        Shard.options(name=shard_name(s), num_replicas=replicas, ray_actor_options={"num_cpus": 0}).bind(
+            str(config.index), s, shards
+        )
+        for s in range(shards)
+    ]
+    serve.run(Router.options(ray_actor_options={"num_cpus": 0}).bind(config, token, *bound), name=APP, route_prefix="/")
+
+
+def serve_on_ray(
+    config: Config, address: str | None, shards: int, replicas: int, host: str = "127.0.0.1", port: int = 8000
+) -> None:
+    """`python -m index serve --ray`: deploy on the cluster at `address` (a local instance when None), serve until Ctrl-C."""
+    import ray
+
+    live = live_version(config.index)
+    ShardIndex.load(live, 0, shards)  # refuse now, with the fix, before starting anything
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports over the network
+    if address:
+        _check_reachable(address)
+        import index
+
+        # Replicas on other nodes get this package shipped to them (Ray packs its folder), as ingest's workers do.
+        ray.init(address=address, runtime_env={"py_modules": [index]}, log_to_driver=False)
+    else:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    try:
+        deploy(config, shards, replicas, host, port, token=os.environ.get(TOKEN_VARIABLE) or None)
+        print(
+            f"Serving {live} on Ray Serve at http://{host}:{port} ({shards} shards x {replicas} replicas); Ctrl-C stops"
+        )
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast on a `host:port` where nothing listens (`ray.init` would retry for minutes).
+
+    Raises:
+        ConnectionError: Nothing accepted a connection at `address` within `timeout` seconds.
+    """
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://..." and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with `ray start --head` "
+            "and pass the address it prints, or omit the address to serve on a local Ray instance"
+        ) from None
