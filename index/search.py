@@ -31,9 +31,9 @@ themselves; a neighbouring candidate scoring within `window` of it is
 highlighted with it, since the two then answer together. Each hit also gets
 a confidence, the probability that it answers (`index.confidence`,
 calibrated on the same development sets). The question is refused when no
-hit's passage reaches cosine 0.40 (a property of the model, checked on
+passage the ranking scored reaches cosine 0.40, however many hits are shown (a property of the model, checked on
 several collections); otherwise it is answered when the best hit's
-confidence reaches 0.5, and shown as "closest passages; these may not
+confidence reaches 0.25, and shown as "closest passages; these may not
 answer" when it does not.
 """
 
@@ -444,12 +444,18 @@ def build_answer(
         )
         for rank, (row, confidence) in enumerate(zip(rows, confidences), start=1)
     )
-    return Answer(query, verdict(hits, settings), hits)
+    return Answer(query, verdict(hits, ranking, settings), hits)
 
 
-def verdict(hits: tuple[Hit, ...], settings: SearchSettings) -> Verdict:
-    """Refused when no passage reaches the answer threshold; answered when the best hit is confident."""
-    if not hits or max(h.similarity for h in hits) < settings.answer_threshold:
+def verdict(hits: tuple[Hit, ...], ranking: Ranking, settings: SearchSettings) -> Verdict:
+    """Refused when no ranked passage reaches the answer threshold; answered when the best hit is confident.
+
+    The threshold looks at every passage the ranking scored, not only the
+    top `k`: how many hits a reader asks for must not change whether the
+    question is answered.
+    """
+    best = max((part.passage_cosine for part in ranking.parts.values()), default=-1.0)
+    if not hits or best < settings.answer_threshold:
         return Verdict.NOT_ANSWERED
     return Verdict.ANSWERED if hits[0].confidence >= settings.confident else Verdict.UNSURE
 
@@ -505,10 +511,6 @@ class Searcher:
         passages = {row: self.passages[row] for row in rows}
         cosines = {row: sentence_cosines(self.stored.sentences.of(row), vector) for row in rows}
         return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence)
-
-    def verdict(self, hits: tuple[Hit, ...]) -> Verdict:
-        """Refused when no passage reaches the answer threshold; answered when the best hit is confident."""
-        return verdict(hits, self.settings)
 
     def rank(
         self,

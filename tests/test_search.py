@@ -95,6 +95,19 @@ def test_past_the_threshold_the_best_hits_confidence_decides_answered_or_unsure(
     assert verdict(confidence) is Verdict.ANSWERED and verdict(confidence + 1e-6) is Verdict.UNSURE
 
 
+def test_how_many_hits_are_shown_never_changes_the_verdict(searcher):
+    """The cosine floor looked only at the top k: a slider or ?k= turned an answer into a refusal."""
+    question = "back pain"  # its first hit ranks on its words; another passage is closer in meaning
+    ranking = searcher.rank(question, searcher.embedder.encode([question])[0])
+    top = ranking.parts[ranking.rows[0]].passage_cosine
+    best = max(part.passage_cosine for part in ranking.parts.values())
+    assert top < best
+    settings = replace(searcher.settings, answer_threshold=(top + best) / 2, confident=0.0)
+    at_floor = Searcher(searcher.stored, searcher.embedder, settings)
+    verdicts = {k: at_floor.search(question, k=k).verdict for k in (1, 2, 5, 20)}
+    assert set(verdicts.values()) == {Verdict.ANSWERED}, verdicts
+
+
 def test_a_hits_dense_score_mixes_its_passage_and_its_best_sentence(searcher):
     answer = searcher.search("how long do vertebral fractures take to heal", k=3)
     weight = searcher.settings.sentence_weight
