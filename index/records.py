@@ -136,6 +136,18 @@ class Passage:
     def location(self) -> Location:
         return self.locations[0]
 
+    def cited_in(self, sources: frozenset[str] | None) -> Passage:
+        """This passage cited from `sources`: its first location there comes first (unchanged without a filter).
+
+        A search limited to some documents must not cite a copy of the text in another one.
+        """
+        if sources is None or self.location.source in sources:
+            return self
+        first = next((loc for loc in self.locations if loc.source in sources), None)
+        if first is None:
+            return self
+        return Passage(self.id, self.text, (first, *(loc for loc in self.locations if loc is not first)))
+
     def also_cited(self) -> str:
         """The further places this text occurs, as "source, line n; ..." ("" when it occurs once)."""
         return "; ".join(loc.cite() for loc in self.locations[1:])

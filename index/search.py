@@ -415,6 +415,7 @@ def build_answer(
     cosines: Mapping[int, np.ndarray],
     settings: SearchSettings,
     confidence: ConfidenceModel,
+    sources: frozenset[str] | None = None,
 ) -> Answer:
     """The answer to a ranked question: the top `k` hits with answer spans and confidences, and the verdict.
 
@@ -426,8 +427,10 @@ def build_answer(
         cosines: Each of those rows' answer candidates' cosines with the question (`sentence_cosines`).
         settings: Answer spans and the verdict's thresholds.
         confidence: Turns dense scores in rank order into probabilities that a hit answers.
+        sources: The source files the question was limited to: each hit is cited from one of them.
     """
     rows = ranking.rows[:k]
+    passages = {row: passages[row].cited_in(sources) for row in rows}
     dense = [ranking.parts[row].dense for row in ranking.rows[: k + 1]]  # the hit below the last counts too
     confidences = confidence.probabilities(dense)[: len(rows)]
     hits = tuple(
@@ -510,7 +513,7 @@ class Searcher:
         rows = ranking.rows[:k]
         passages = {row: self.passages[row] for row in rows}
         cosines = {row: sentence_cosines(self.stored.sentences.of(row), vector) for row in rows}
-        return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence)
+        return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)
 
     def rank(
         self,

@@ -292,7 +292,7 @@ class ShardRouter:
         for rows, found in zip(grouped.values(), fetched):
             for row, (passage, sentence) in zip(rows, found):
                 passages[row], cosines[row] = passage, sentence
-        return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence)
+        return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)
 
 
 def _is(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:

@@ -354,4 +354,4 @@ class ShardedSearcher:
         for shard, rows in top_by_shard(ranking, owner, k).items():
             for row, (passage, sentence) in zip(rows, self.shards[shard].fetch(rows, vector)):
                 passages[row], cosines[row] = passage, sentence
-        return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence)
+        return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)

@@ -138,6 +138,20 @@ def test_source_filter_limits_hits(searcher):
     assert all(any(loc.source == "fractures.txt" for loc in h.passage.locations) for h in answer.hits)
 
 
+def test_a_filtered_search_cites_the_chosen_document_not_a_copy_elsewhere(searcher, tiny_corpus):
+    """The fusion paragraph is in copy.txt (read first, so its first place) and fractures.txt."""
+    answer = searcher.search("spinal fusion bone grafts screws", k=5, sources=frozenset({"fractures.txt"}))
+    hit = next(h for h in answer.hits if h.passage.text.startswith("Spinal fusion"))
+    assert [loc.source for loc in hit.passage.locations] == ["fractures.txt", "copy.txt"]
+    text = (tiny_corpus / "fractures.txt").read_text(encoding="utf-8")
+    assert text[hit.passage.location.start : hit.passage.location.end] == hit.passage.text
+    assert text[hit.answer.start : hit.answer.end] == hit.answer.text
+    unfiltered = next(
+        h for h in searcher.search("spinal fusion bone grafts screws").hits if h.passage.id == hit.passage.id
+    )
+    assert unfiltered.passage.location.source == "copy.txt"
+
+
 def test_empty_query_returns_nothing(searcher):
     answer = searcher.search("   \n ")
     assert answer.hits == () and not answer.answered
