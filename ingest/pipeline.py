@@ -131,11 +131,14 @@ class SkippedFiles(ValueError):
 def fingerprint(corpus: Path, known: dict[str, SourceFile] | None = None) -> dict[str, SourceFile]:
     """Size, modification time and content hash of every supported file in the corpus.
 
+    A file that cannot be opened (a broken link, no permission) is fingerprinted
+    by the link or entry itself with no hash, so adding, removing or mending it
+    is a change like any other; the loader reports why it was skipped.
+
     Args:
         corpus: The corpus folder, or one file.
         known: Fingerprints from the live index: a file whose size and
-            modification time are the ones recorded keeps its recorded hash,
-            unread (as `changed_sources` decides).
+            modification time are the ones recorded keeps its recorded hash, unread.
     """
     prints = {}
     root = corpus_root(corpus)
@@ -145,32 +148,31 @@ def fingerprint(corpus: Path, known: dict[str, SourceFile] | None = None) -> dic
         try:
             stat = path.stat()
             before = known.get(name)
-            if before is not None and (stat.st_size, stat.st_mtime_ns) == (before.size, before.mtime_ns):
+            if (
+                before is not None
+                and before.sha256
+                and (stat.st_size, stat.st_mtime_ns) == (before.size, before.mtime_ns)
+            ):
                 prints[name] = before
             else:
                 prints[name] = SourceFile(stat.st_size, stat.st_mtime_ns, file_sha256(path))
         except OSError:
-            continue  # unreadable files are reported by the loader
+            try:
+                entry = path.lstat()
+            except OSError:
+                continue  # gone since it was listed
+            prints[name] = SourceFile(entry.st_size, entry.st_mtime_ns, UNREADABLE)
     return prints
+
+
+# The hash of a file that could not be read when it was fingerprinted.
+UNREADABLE = ""
 
 
 def changed_sources(corpus: Path, stored: StoredIndex) -> list[str]:
     """Files added, removed or edited since the index was built (cheap: hashes only when size/mtime differ)."""
-    changed = []
-    root = corpus_root(corpus)
-    current = {path.relative_to(root).as_posix(): path for path in discover(corpus)}
-    for name in sorted(set(current) | set(stored.sources)):
-        known, path = stored.sources.get(name), current.get(name)
-        if known is None or path is None:
-            changed.append(name)
-            continue
-        try:
-            stat = path.stat()
-            if (stat.st_size, stat.st_mtime_ns) != (known.size, known.mtime_ns) and file_sha256(path) != known.sha256:
-                changed.append(name)
-        except OSError:
-            changed.append(name)
-    return changed
+    now = fingerprint(corpus, stored.sources)
+    return sorted(name for name in set(now) | set(stored.sources) if now.get(name) != stored.sources.get(name))
 
 
 def build(

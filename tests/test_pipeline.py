@@ -10,6 +10,7 @@ import pytest
 from index.records import Settings
 from index.search import Searcher
 from index.store import current_version, load
+from ingest.documents import Status, list_documents
 from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
 from tests.helpers import break_index
 
@@ -62,6 +63,24 @@ def test_changed_sources_lists_added_edited_removed(tiny_corpus, tmp_path, fake_
     (tiny_corpus / "copy.txt").write_text("edited text", encoding="utf-8")
     (tiny_corpus / "fractures.txt").unlink()
     assert changed_sources(tiny_corpus, stored) == ["copy.txt", "fractures.txt", "new.md"]
+
+
+def test_a_file_that_cannot_be_opened_is_a_change_and_is_reported(tiny_corpus, tmp_path, fake_embedder):
+    """A broken link added after a build was invisible: "up to date", --strict passed, the page said "pending"."""
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    (tiny_corpus / "broken.txt").symlink_to(tiny_corpus / "missing.txt")
+    assert changed_sources(tiny_corpus, load(tmp_path / "idx")) == ["broken.txt"]
+    with pytest.raises(SkippedFiles, match="broken.txt"):
+        build(tiny_corpus, tmp_path / "idx", fake_embedder, strict=True)
+    report = build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    assert report.published and [s.source for s in report.skipped] == ["broken.txt"]
+    assert changed_sources(tiny_corpus, load(tmp_path / "idx")) == []  # still broken: nothing new
+    (entry,) = [e for e in list_documents(tiny_corpus, load(tmp_path / "idx")) if e.source == "broken.txt"]
+    assert entry.status is Status.SKIPPED and "cannot read" in entry.reason
+    assert not build(tiny_corpus, tmp_path / "idx", fake_embedder).published
+    (tiny_corpus / "broken.txt").unlink()
+    report = build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    assert report.published and report.skipped == ()
 
 
 def test_progress_reports_every_stage(tiny_corpus, tmp_path, fake_embedder):
