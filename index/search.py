@@ -159,11 +159,6 @@ class Ranking:
     keyword_rank: dict[int, int]
     parts: dict[int, ScoreParts]
 
-    @property
-    def similarity(self) -> dict[int, float]:
-        """Each row's passage cosine similarity."""
-        return {row: part.passage_cosine for row, part in self.parts.items()}
-
 
 @dataclass(frozen=True)
 class Neighbour:

@@ -10,7 +10,7 @@ import pytest
 from index.records import Hit, Location, Passage, Span
 from tests.helpers import directives_within_lines
 from ui.markdown import (
-    context_markdown,
+    directive_markdown,
     escape_markdown,
     highlight_markdown,
     hit_heading,
@@ -84,13 +84,12 @@ def test_highlights_never_span_a_paragraph_break():
     )
 
 
-def test_the_answer_is_highlighted_at_its_place_in_the_passage_and_in_context():
+def test_the_answer_is_highlighted_at_its_place_in_the_passage():
     text = "First sentence. Second one."
     hit = hit_in(text, 100, (116, 127))  # the passage starts at offset 100 of its document
     assert hit.answer_within(100) == (16, 27)
     assert hit_highlight(hit) == "First sentence\\. :orange-background[Second one\\.]"
-    assert context_markdown(hit, hit.passage.location, text, is_hit=True) == hit_highlight(hit)
-    assert context_markdown(hit, hit.passage.location, "Before *it*.", is_hit=False) == ":gray[Before \\*it\\*\\.]"
+    assert directive_markdown("Before *it*.", "gray") == ":gray[Before \\*it\\*\\.]"
 
 
 # Issue 16 D7: a directive cannot span a blank line, so a highlight across lines is one directive per line ------
@@ -113,7 +112,7 @@ def test_highlights_and_greyed_context_never_span_lines(text):
         for end in range(start, len(text) + 1, 3):
             assert directives_within_lines(highlight_markdown(text, start, end)), (start, end)
     hit = hit_in(text, 0, (0, len(text)))
-    assert directives_within_lines(context_markdown(hit, hit.passage.location, text, is_hit=False))
+    assert directives_within_lines(directive_markdown(text, "gray"))
     assert directives_within_lines(hit_highlight(hit))
 
 

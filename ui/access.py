@@ -56,11 +56,6 @@ class Access:
             raise ValueError(f"KB_UPLOAD_QUOTA_MB must not be negative, got {quota!r}")
         return cls(read_only=flag in _TRUE, password=password, upload_quota=quota_bytes)
 
-    @property
-    def editing_possible(self) -> bool:
-        """Whether anyone may change documents from the browser."""
-        return not self.read_only
-
     def unlocks(self, given: str) -> bool:
         """Whether `given` is the password (compared in constant time)."""
         return self.password is not None and hmac.compare_digest(given.encode("utf-8"), self.password.encode("utf-8"))

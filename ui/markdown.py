@@ -100,10 +100,3 @@ def hit_heading(hit: Hit) -> str:
 def hit_highlight(hit: Hit) -> str:
     """A hit's passage with its answer sentence highlighted, as inert Markdown."""
     return highlight_markdown(hit.passage.text, *hit.answer_within(hit.passage.location.start))
-
-
-def context_markdown(hit: Hit, location: Location, text: str, is_hit: bool) -> str:
-    """A passage shown around a hit: the hit's own with its answer highlighted, the others greyed."""
-    if is_hit:
-        return highlight_markdown(text, *hit.answer_within(location.start))
-    return directive_markdown(text, "gray")
