@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.records import Choice
+from index.store import file_sha256
 from ingest.loaders import SUPPORTED_SUFFIXES, discover, is_outside, is_question_set
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -163,7 +164,7 @@ def save_upload(
         existing = existing_document(corpus, name)  # never a link: reading it could confirm a file outside
         if existing is not None:
             source = existing.resolve().relative_to(root).as_posix()
-            if _digest(existing) == hashlib.sha256(data).digest():
+            if file_sha256(existing) == hashlib.sha256(data).hexdigest():
                 return Saved(source, Outcome.UNCHANGED)
             if not replace:
                 raise NameTaken(name, source)
@@ -182,14 +183,6 @@ def save_upload(
             continue
         return Saved(f"{UPLOAD_FOLDER}/{name}", Outcome.ADDED)
     raise UploadRejected(f"{filename!r} cannot be stored: something that is not a document is in the way")
-
-
-def _digest(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.digest()
 
 
 def _uploaded_size(path: Path, corpus: Path) -> int:
