@@ -33,7 +33,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections import OrderedDict
@@ -49,6 +48,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from index.api import TOKEN_VARIABLE, create_app, rows_by_id
+from index.cluster import check_reachable
 from index.confidence import ConfidenceModel
 from index.config import Config, one_thread_per_question
 from index.embedding import Embedder
@@ -352,7 +352,7 @@ def serve_on_ray(
     ShardIndex.load(live, 0, shards)  # refuse now, with the fix, before starting anything
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports over the network
     if address:
-        _check_reachable(address)
+        check_reachable(address, to="serve")
         import index
 
         # Replicas on other nodes get this package shipped to them (Ray packs its folder), as ingest's workers do.
@@ -371,21 +371,3 @@ def serve_on_ray(
     finally:
         serve.shutdown()
         ray.shutdown()
-
-
-def _check_reachable(address: str, timeout: float = 10.0) -> None:
-    """Fail fast on a `host:port` where nothing listens (`ray.init` would retry for minutes).
-
-    Raises:
-        ConnectionError: Nothing accepted a connection at `address` within `timeout` seconds.
-    """
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or "://" in address:
-        return  # "auto", "ray://..." and other forms Ray resolves itself
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise ConnectionError(
-            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with `ray start --head` "
-            "and pass the address it prints, or omit the address to serve on a local Ray instance"
-        ) from None

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.cluster import check_reachable
 from index.embedding import Embedder, longest_first
 from index.records import Settings
 from ingest.chunking import Chunk, chunk_document
@@ -161,7 +161,7 @@ def ray_session(address: str | None) -> Iterator[None]:
         yield
         return
     if address:
-        _check_reachable(address)
+        check_reachable(address, to="run")
         import index
         import ingest
 
@@ -182,24 +182,6 @@ def ray_session(address: str | None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
-
-
-def _check_reachable(address: str, timeout: float = 10.0) -> None:
-    """Fail fast on a `host:port` where nothing listens: `ray.init` would retry for minutes.
-
-    Raises:
-        ConnectionError: Nothing accepted a connection at `address` within `timeout` seconds.
-    """
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or "://" in address:
-        return  # "auto", "ray://..." and other forms Ray resolves itself
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise ConnectionError(
-            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with `ray start --head` "
-            "and pass the address it prints, or omit the address to run on a local Ray instance"
-        ) from None
 
 
 def _quiet_ray_data() -> None:
