@@ -417,7 +417,7 @@ def test_large_collection_gets_an_approximate_index_with_high_recall(approximate
     # Similarities are exact (re-scored from the stored copy), not the quantised ones.
     ranking = searcher.rank("0", queries[0], mode="dense")
     row = ranking.rows[0]
-    assert ranking.similarity[row] == pytest.approx(
+    assert ranking.parts[row].passage_cosine == pytest.approx(
         float(stored.dense.vectors()[row].astype(np.float32) @ queries[0]), abs=1e-6
     )
 
@@ -469,7 +469,7 @@ def test_small_collection_searches_exactly(tiny_corpus, tmp_path, fake_embedder)
         ranking = searcher.rank(question, vector, mode="dense")
         similarity = stored.dense.vectors() @ vector
         assert ranking.rows == sorted(range(len(similarity)), key=lambda r: (-similarity[r], r))
-        assert [ranking.similarity[r] for r in ranking.rows] == pytest.approx(similarity[ranking.rows].tolist())
+        assert [ranking.parts[r].passage_cosine for r in ranking.rows] == pytest.approx(similarity[ranking.rows].tolist())
 
 
 def test_exact_search_limit_is_validated():
