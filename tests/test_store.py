@@ -469,7 +469,9 @@ def test_small_collection_searches_exactly(tiny_corpus, tmp_path, fake_embedder)
         ranking = searcher.rank(question, vector, mode="dense")
         similarity = stored.dense.vectors() @ vector
         assert ranking.rows == sorted(range(len(similarity)), key=lambda r: (-similarity[r], r))
-        assert [ranking.parts[r].passage_cosine for r in ranking.rows] == pytest.approx(similarity[ranking.rows].tolist())
+        assert [ranking.parts[r].passage_cosine for r in ranking.rows] == pytest.approx(
+            similarity[ranking.rows].tolist()
+        )
 
 
 def test_exact_search_limit_is_validated():
