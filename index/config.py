@@ -17,6 +17,7 @@ The same entry points also set this process's thread counts once
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,23 @@ def one_thread_per_question() -> None:
     """
     import faiss
 
+    global _ONE_THREAD
     faiss.omp_set_num_threads(1)
-    try:
-        import torch
-    except ImportError:  # torch is only needed by the torch backend and the ONNX export
-        return
-    torch.set_num_threads(1)
+    _ONE_THREAD = True
+    torch_loaded()
+
+
+# Whether this process asked for one thread per question (torch may be imported only later, if at all).
+_ONE_THREAD = False
+
+
+def torch_loaded() -> None:
+    """Apply `one_thread_per_question` to torch once it is imported; the torch backend calls this.
+
+    Importing torch only to set its thread count cost 0.9 s of the 1.5 s to
+    the first answer at a million passages (bench/first_answer.py), and the
+    default ONNX backend never uses it.
+    """
+    torch = sys.modules.get("torch")
+    if _ONE_THREAD and torch is not None:
+        torch.set_num_threads(1)

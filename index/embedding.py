@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from index.config import Config
+from index.config import Config, torch_loaded
 from index.pooling import TokenBatch
 from index.tokens import BATCH_TEXTS, TokenArrays, WordPieces, pad, plan_batches
 
@@ -121,6 +121,7 @@ class BundledModel:
 
         transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start
         model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        torch_loaded()  # one thread per question, if this process asked for it
         if model.get_embedding_dimension() != self.dimensions:
             raise RuntimeError(
                 f"bundled model has {model.get_embedding_dimension()} dimensions, expected {self.dimensions}"

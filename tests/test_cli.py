@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from index.__main__ import main as index_main
 from index.search import Searcher, SearchSettings
 from ingest.__main__ import main as ingest_main
+from tests.helpers import REPO
 
 
 @pytest.fixture
@@ -142,3 +145,19 @@ def test_eval_json_on_a_question_set_and_search_settings_stay_as_they_were(
     assert code == 0 and json.loads(out)["ndcg@10"] == 1.0
     # The question set is scored as search answers; BEIR gets its own, deeper settings, set at construction.
     assert [s.settings.candidates for s in searchers] == [SearchSettings().candidates, 300]
+
+
+def test_one_thread_per_question_leaves_torch_unimported_until_its_backend_loads_it():
+    """Importing torch only to set its threads was 0.9 s of the 1.5 s to a first answer (bench/first_answer.py)."""
+    code = (
+        "import sys\n"
+        "from index.config import one_thread_per_question, torch_loaded\n"
+        "one_thread_per_question()\n"
+        "print('torch' in sys.modules)\n"
+        "import torch\n"
+        "torch.set_num_threads(2)\n"
+        "torch_loaded()\n"
+        "print(torch.get_num_threads())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert result.stdout.split() == ["False", "1"]
