@@ -35,6 +35,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -188,37 +189,52 @@ class LocalView:
         return self.stored.texts.text(row)
 
 
-class LocalBackend:
-    """One index loaded in this process, reloaded when a rebuild is published.
+class IndexWatcher:
+    """A backend's loading thread: the model first, then the live version and each one published after it.
 
-    A thread loads the model and the live version, then checks the CURRENT
-    pointer every `poll` seconds; a new version is loaded while the old one
-    answers, then takes over new requests in one assignment.
+    A new version is loaded while the old one answers, then takes over new
+    requests in one assignment; a version that cannot be loaded is logged once
+    and reported by /readyz while the old one keeps answering. Subclasses say
+    how a version is loaded (`_load`) and what to do when there is none (`_missing`).
     """
 
-    def __init__(self, config: Config, settings: SearchSettings = SearchSettings(), poll: float = 1.0) -> None:
+    thread_name = "kb-index-watch"
+    # What loading a version may raise and still leave the thread watching for the next one.
+    recoverable: tuple[type[Exception], ...] = (StoreError,)
+
+    def __init__(self, config: Config, settings: SearchSettings, poll: float) -> None:
         self.config = config
         self.settings = settings
         self.poll = poll
-        self._view: LocalView | None = None
+        self.embedder = None
+        self._view = None
         self._problem = "loading the model and the index"
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._watch, name="kb-index-watch", daemon=True)
-        self._thread.start()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name=self.thread_name, daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def view(self) -> LocalView | None:
+    def view(self):
         return self._view
 
     def not_ready(self) -> str:
         return self._problem
+
+    def _load(self, version: Path, embedder):
+        """The view answering from `version` (a folder the CURRENT pointer named)."""
+        raise NotImplementedError
+
+    def _missing(self) -> str:
+        """What /readyz says while no index has been built."""
+        raise NotImplementedError
 
     def _watch(self) -> None:
         from index.embedding import embedder_for  # the model loads here, not at import
@@ -226,6 +242,7 @@ class LocalBackend:
         try:
             embedder = embedder_for(self.config)
             embedder.encode(["warm up"])
+            self.embedder = embedder
         except Exception as exc:  # reported by /readyz; the process stays up
             log.exception("the model cannot be loaded")
             self._problem = f"the model cannot be loaded ({exc})"
@@ -235,17 +252,30 @@ class LocalBackend:
             try:
                 version = current_version(self.config.index)
                 if version is not None and (self._view is None or version.name != self._view.version):
-                    stored = load(self.config.index, model=embedder.name)
-                    self._view = LocalView(stored.path.name, Searcher(stored, embedder, self.settings))
-                    log.info("serving index version %s", stored.path.name)
+                    self._view = self._load(version, embedder)
                     failed = None
                 elif version is None and self._view is None:
-                    self._problem = f"no index found in {self.config.index}; build one with: python -m ingest --index {self.config.index}"
-            except StoreError as exc:
+                    self._problem = self._missing()
+            except self.recoverable as exc:  # the old version keeps answering
                 if str(exc) != failed:
-                    log.warning("cannot load the index: %s", exc)
+                    log.warning("cannot load the new index version: %s", exc)
                 failed = self._problem = str(exc)
             self._stopping.wait(self.poll)
+
+
+class LocalBackend(IndexWatcher):
+    """One index loaded in this process, reloaded when a rebuild is published (checked every `poll` seconds)."""
+
+    def __init__(self, config: Config, settings: SearchSettings = SearchSettings(), poll: float = 1.0) -> None:
+        super().__init__(config, settings, poll)
+
+    def _load(self, version: Path, embedder) -> LocalView:
+        stored = load(self.config.index, model=embedder.name)
+        log.info("serving index version %s", stored.path.name)
+        return LocalView(stored.path.name, Searcher(stored, embedder, self.settings))
+
+    def _missing(self) -> str:
+        return f"no index found in {self.config.index}; build one with: python -m ingest --index {self.config.index}"
 
 
 def rows_by_id(documents: list[DocumentInfo]) -> dict[str, list[int]]:

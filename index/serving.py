@@ -47,7 +47,7 @@ from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
-from index.api import TOKEN_VARIABLE, create_app, rows_by_id
+from index.api import TOKEN_VARIABLE, IndexWatcher, create_app, rows_by_id
 from index.cluster import check_reachable
 from index.confidence import ConfidenceModel
 from index.config import Config, one_thread_per_question
@@ -168,8 +168,11 @@ class RouterView:
         return self.texts.text(row)
 
 
-class ShardRouter:
+class ShardRouter(IndexWatcher):
     """The API's backend on Ray Serve: watches the index, routes each question over the shards."""
+
+    thread_name = "kb-router-watch"
+    recoverable = (Exception,)  # a shard that cannot take the new version too
 
     def __init__(
         self,
@@ -178,60 +181,21 @@ class ShardRouter:
         settings: SearchSettings = SearchSettings(),
         poll: float = 1.0,
     ) -> None:
-        self.config = config
+        super().__init__(config, settings, poll)
         self.shards = len(handles)
-        self.settings = settings
-        self.poll = poll
         self.confidence = ConfidenceModel.bundled()
-        self.embedder: Embedder | None = None
         self._handles = handles
-        self._view: RouterView | None = None
-        self._problem = "loading the model and the index"
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._watch, name="kb-router-watch", daemon=True)
-            self._thread.start()
+    def _load(self, version: Path, embedder: Embedder) -> RouterView:
+        view = self._switch_to(version, embedder)
+        log.info("serving index version %s over %d shards", version.name, self.shards)
+        return view
 
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def view(self) -> RouterView | None:
-        return self._view
-
-    def not_ready(self) -> str:
-        return self._problem
-
-    def _watch(self) -> None:
-        from index.embedding import embedder_for  # the model loads here, not at import
-
-        try:
-            embedder = embedder_for(self.config)
-            embedder.encode(["warm up"])
-            self.embedder = embedder
-        except Exception as exc:  # reported by /readyz; the replica stays up
-            log.exception("the model cannot be loaded")
-            self._problem = f"the model cannot be loaded ({exc})"
-            return
-        failed = None
-        while not self._stopping.is_set():
-            try:
-                version = current_version(self.config.index)
-                if version is not None and (self._view is None or version.name != self._view.version):
-                    self._view = self._switch_to(version, embedder)
-                    log.info("serving index version %s over %d shards", version.name, self.shards)
-                    failed = None
-                elif version is None and self._view is None:
-                    self._problem = f"no index found in {self.config.index}; build one with: python -m ingest --index {self.config.index} --shards {self.shards}"
-            except Exception as exc:  # the old version keeps answering
-                if str(exc) != failed:
-                    log.warning("cannot switch to the new index version: %s", exc)
-                failed = self._problem = str(exc)
-            self._stopping.wait(self.poll)
+    def _missing(self) -> str:
+        return (
+            f"no index found in {self.config.index}; "
+            f"build one with: python -m ingest --index {self.config.index} --shards {self.shards}"
+        )
 
     def _switch_to(self, version: Path, embedder: Embedder) -> RouterView:
         view = RouterView.load(version, self)
