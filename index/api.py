@@ -152,8 +152,29 @@ class Backend(Protocol):
         ...
 
 
+class DocumentLookup:
+    """What a view derives from its `documents`: the source files, and each document id's rows."""
+
+    documents: list[DocumentInfo]
+
+    @cached_property
+    def sources(self) -> frozenset[str]:
+        return frozenset(d.source for d in self.documents)
+
+    def rows_of(self, doc_id: str) -> list[int]:
+        return self._rows.get(doc_id, [])
+
+    @cached_property
+    def _rows(self) -> dict[str, list[int]]:
+        """Each document id's rows in `documents` (a record id can repeat in other files)."""
+        rows: dict[str, list[int]] = {}
+        for row, d in enumerate(self.documents):
+            rows.setdefault(d.doc_id, []).append(row)
+        return rows
+
+
 @dataclass
-class LocalView:
+class LocalView(DocumentLookup):
     """A loaded index version and the searcher over it."""
 
     version: str
@@ -163,20 +184,9 @@ class LocalView:
     def stored(self) -> StoredIndex:
         return self.searcher.stored
 
-    @cached_property
-    def sources(self) -> frozenset[str]:
-        return frozenset(d.source for d in self.stored.documents)
-
     @property
     def documents(self) -> list[DocumentInfo]:
         return self.stored.documents
-
-    def rows_of(self, doc_id: str) -> list[int]:
-        return self._rows.get(doc_id, [])
-
-    @cached_property
-    def _rows(self) -> dict[str, list[int]]:
-        return rows_by_id(self.documents)
 
     async def query(self, question: str, k: int, sources: frozenset[str] | None, explain: bool) -> dict:
         answer = await run_in_threadpool(self.searcher.search, question, k, sources)
@@ -276,14 +286,6 @@ class LocalBackend(IndexWatcher):
 
     def _missing(self) -> str:
         return f"no index found in {self.config.index}; build one with: python -m ingest --index {self.config.index}"
-
-
-def rows_by_id(documents: list[DocumentInfo]) -> dict[str, list[int]]:
-    """Each document id's rows in `documents` (a record id can repeat in other files)."""
-    rows: dict[str, list[int]] = {}
-    for row, d in enumerate(documents):
-        rows.setdefault(d.doc_id, []).append(row)
-    return rows
 
 
 def create_app(backend: Backend, token: str | None = None) -> FastAPI:

@@ -37,7 +37,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,7 @@ from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
-from index.api import TOKEN_VARIABLE, IndexWatcher, create_app, rows_by_id
+from index.api import TOKEN_VARIABLE, DocumentLookup, IndexWatcher, create_app
 from index.cluster import check_reachable
 from index.confidence import ConfidenceModel
 from index.config import Config, one_thread_per_question
@@ -121,7 +120,7 @@ class Shard:
 
 
 @dataclass
-class RouterView:
+class RouterView(DocumentLookup):
     """One published version as the router serves it: its manifest, documents and texts, and the shards."""
 
     path: Path
@@ -145,17 +144,6 @@ class RouterView:
         check_files(path, manifest, [DOCUMENTS, TEXTS, TEXT_ROWS])
         documents = [DocumentInfo(**d) for d in json.loads((path / DOCUMENTS).read_text(encoding="utf-8"))]
         return cls(path, manifest, documents, DocumentTexts.load(path), router)
-
-    @cached_property
-    def sources(self) -> frozenset[str]:
-        return frozenset(d.source for d in self.documents)
-
-    def rows_of(self, doc_id: str) -> list[int]:
-        return self._rows.get(doc_id, [])
-
-    @cached_property
-    def _rows(self) -> dict[str, list[int]]:
-        return rows_by_id(self.documents)
 
     async def query(self, question: str, k: int, sources: frozenset[str] | None, explain: bool) -> dict:
         answer = await self.router.answer(self, question, k, sources)
