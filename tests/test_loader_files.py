@@ -310,9 +310,9 @@ def test_the_many_paragraphs_docx_is_refused_unread(tmp_path, monkeypatch):
 
 
 def test_a_docx_whose_parts_add_up_to_too_much_is_refused(tmp_path, monkeypatch):
-    import ingest.loaders as loaders
+    import ingest.loaders.limits as limits
 
-    monkeypatch.setattr(loaders, "MAX_UNZIPPED_BYTES", 100_000)  # the template alone unzips to about 800 KB
+    monkeypatch.setattr(limits, "MAX_UNZIPPED_BYTES", 100_000)  # the template alone unzips to about 800 KB
     path = docx_with_part(tmp_path / "plain.docx", "word/media/notes.txt", b"ordinary")
     never_parsed(monkeypatch)
     with pytest.raises(LoadError, match=r"refused: unzips to 0\.8 MB, more than 0\.1 MB"):
@@ -389,7 +389,7 @@ def test_a_pdf_whose_text_is_far_larger_than_the_file_is_refused(tmp_path):
 def test_extracted_text_is_capped_for_every_expanding_type(tmp_path, monkeypatch, suffix):
     import docx
 
-    import ingest.loaders as loaders
+    import ingest.loaders.limits as limits
 
     sentence = "The hip flexors lift the knee toward the body. " * 10
     path = tmp_path / f"long{suffix}"
@@ -403,6 +403,6 @@ def test_extracted_text_is_capped_for_every_expanding_type(tmp_path, monkeypatch
         document.add_paragraph(sentence)
         document.save(path)
     assert load_file(path, path.name)
-    monkeypatch.setattr(loaders, "MAX_TEXT_CHARS", 300)
+    monkeypatch.setattr(limits, "MAX_TEXT_CHARS", 300)
     with pytest.raises(LoadError, match=r"refused: more than 300 characters of text; split it"):
         load_file(path, path.name)
