@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
@@ -39,7 +40,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from index.embedding import Embedder
-from index.errors import IndexNotFound, StoreError
+from index.errors import IndexNotFound, IndexWriteFailed, StoreError
 from index.records import Choice, DocumentInfo, Location, Passage, Settings, Skipped, text_id
 from index.shards import Map
 from index.store import Signatures, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
@@ -204,6 +205,7 @@ def build(
 
     Raises:
         IndexBusy: Another build holds the index.
+        IndexWriteFailed: The index folder cannot be written (read-only, no permission).
         SkippedFiles: `strict` is set and something was skipped (nothing is published).
         ValueError: The corpus holds no passages at all.
     """
@@ -216,7 +218,7 @@ def build(
     report = progress or (lambda stage, done, total: None)
     if not corpus.exists():
         raise FileNotFoundError(f"corpus {corpus} does not exist")
-    with publish_lock(index_dir):
+    with _locked(index_dir):
         previous, notes = _previous(index_dir, executor.embedder.name)
         sources = fingerprint(corpus, previous.sources if previous is not None else None)
         if shards is None:
@@ -285,6 +287,23 @@ def build(
         stored.path,
         tuple(notes),
     )
+
+
+def _locked(index_dir: Path) -> ExitStack:
+    """The index folder's publish lock, held; a folder that cannot be written says so and how to fix it.
+
+    Only taking the lock is translated: an error while building keeps its own message.
+    """
+    stack = ExitStack()
+    try:
+        stack.enter_context(publish_lock(index_dir))
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()  # "read-only file system", "permission denied"
+        raise IndexWriteFailed(
+            f"cannot write to the index folder {index_dir} ({reason})",
+            "make it writable, or build into another folder with --index DIR (or KB_INDEX=DIR)",
+        ) from exc
+    return stack
 
 
 def read_corpus(

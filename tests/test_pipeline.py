@@ -10,6 +10,7 @@ import pytest
 from index.records import Settings
 from index.search import Searcher
 from index.store import current_version, load
+from index.testing import FakeEmbedder
 from ingest.documents import Status, list_documents
 from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
 from tests.helpers import break_index
@@ -374,3 +375,40 @@ def test_an_update_tokenizes_and_hashes_only_new_passages(tiny_corpus, tmp_path,
     assert inc.passages == full.passages and (inc.signatures.rows == full.signatures.rows).all()
     for question in ["knee pain running", "hip flexors", "spinal fusion"]:
         assert Searcher(inc, fake_embedder).search(question) == Searcher(full, fake_embedder).search(question)
+
+
+def _read_only_index_folder(monkeypatch, index_dir):
+    """Opening the index folder's lock fails as on a read-only mount (root writes through chmod, so simulated)."""
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    def open_(file, *args, **kwargs):
+        if os.fspath(file) == os.fspath(index_dir / ".lock"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_)
+
+
+def test_a_read_only_index_folder_is_one_clear_line_with_the_fix(
+    tiny_corpus, tmp_path, monkeypatch, capsys, thread_counts_restored
+):
+    """It printed "error: [Errno 30] Read-only file system: '…/.lock'" (issue 23, "Also")."""
+    from index.errors import IndexWriteFailed
+    from ingest.__main__ import main as ingest_main
+
+    index_dir = tmp_path / "idx"
+    index_dir.mkdir()
+    _read_only_index_folder(monkeypatch, index_dir)
+    with pytest.raises(IndexWriteFailed, match="cannot write to the index folder"):
+        build(tiny_corpus, index_dir, FakeEmbedder())
+    monkeypatch.setenv("KB_EMBEDDER", "fake")
+    assert ingest_main(["--corpus", str(tiny_corpus), "--index", str(index_dir)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Errno" not in err[0] and ".lock" not in err[0]
+    assert err[0] == (
+        f"error: cannot write to the index folder {index_dir} (read-only file system); "
+        "make it writable, or build into another folder with --index DIR (or KB_INDEX=DIR)"
+    )
