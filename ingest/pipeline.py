@@ -28,6 +28,7 @@ a full rebuild.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
@@ -134,7 +135,9 @@ def fingerprint(corpus: Path, known: dict[str, SourceFile] | None = None) -> dic
 
     A file that cannot be opened (a broken link, no permission) is fingerprinted
     by the link or entry itself with no hash, so adding, removing or mending it
-    is a change like any other; the loader reports why it was skipped.
+    is a change like any other; the loader reports why it was skipped. A file
+    whose size and time are the recorded ones is still opened and its first
+    byte read: `chmod 000` changes neither, and such a file must leave the index.
 
     Args:
         corpus: The corpus folder, or one file.
@@ -154,6 +157,7 @@ def fingerprint(corpus: Path, known: dict[str, SourceFile] | None = None) -> dic
                 and before.sha256
                 and (stat.st_size, stat.st_mtime_ns) == (before.size, before.mtime_ns)
             ):
+                _check_readable(path)
                 prints[name] = before
             else:
                 prints[name] = SourceFile(stat.st_size, stat.st_mtime_ns, file_sha256(path))
@@ -168,6 +172,19 @@ def fingerprint(corpus: Path, known: dict[str, SourceFile] | None = None) -> dic
 
 # The hash of a file that could not be read when it was fingerprinted.
 UNREADABLE = ""
+
+
+def _check_readable(path: Path) -> None:
+    """Open `path` and read its first byte, as the loader would (no blocking: it may have become a pipe).
+
+    Raises:
+        OSError: It cannot be read (no permission, an I/O error).
+    """
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        os.pread(handle, 1, 0)
+    finally:
+        os.close(handle)
 
 
 def changed_sources(corpus: Path, stored: StoredIndex) -> list[str]:

@@ -13,7 +13,7 @@ from index.store import current_version, load
 from index.testing import FakeEmbedder
 from ingest.documents import Status, list_documents
 from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
-from tests.helpers import break_index
+from tests.helpers import TINY_DOCS, as_unprivileged, break_index, write_corpus
 
 
 def test_rerun_without_changes_publishes_nothing(tiny_corpus, tmp_path, fake_embedder):
@@ -412,3 +412,41 @@ def test_a_read_only_index_folder_is_one_clear_line_with_the_fix(
         f"error: cannot write to the index folder {index_dir} (read-only file system); "
         "make it writable, or build into another folder with --index DIR (or KB_INDEX=DIR)"
     )
+
+
+@pytest.fixture
+def open_folder():
+    """A folder that an unprivileged user may write (pytest's own are root's alone, 0700)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="kb-unprivileged-"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_a_file_that_becomes_unreadable_is_reported_and_leaves_the_index(open_folder):
+    """After chmod 000 a rebuild said "index is up to date" and the text kept answering (issue 23, N4).
+
+    Size and time are unchanged, so only trying to open the file shows it. The
+    build runs as an ordinary user (`as_unprivileged`): root reads through any mode.
+    """
+    corpus = write_corpus(open_folder / "corpus", TINY_DOCS)
+    index_dir = open_folder / "idx"
+    as_unprivileged(lambda: build(corpus, index_dir, FakeEmbedder()))
+    (corpus / "fractures.txt").chmod(0)
+    assert as_unprivileged(lambda: changed_sources(corpus, load(index_dir))) == ["fractures.txt"]
+    report = as_unprivileged(lambda: build(corpus, index_dir, FakeEmbedder()))
+    assert report.published and "index is up to date" not in report.notes
+    assert [(s.source, s.reason) for s in report.skipped] == [("fractures.txt", "permission denied")]
+    stored = load(index_dir)
+    assert "fractures.txt" not in {d.source for d in stored.documents}
+    assert not any("Kyphoplasty" in p.text for p in stored.passages)
+    again = as_unprivileged(lambda: build(corpus, index_dir, FakeEmbedder()))
+    assert not again.published  # still unreadable: nothing new to do
+    (corpus / "fractures.txt").chmod(0o644)
+    mended = as_unprivileged(lambda: build(corpus, index_dir, FakeEmbedder()))
+    assert mended.published and mended.skipped == ()
+    assert "fractures.txt" in {d.source for d in load(index_dir).documents}
