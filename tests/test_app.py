@@ -18,6 +18,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+import ui.access
 from index.embedding import register_embedder
 from index.records import Verdict
 from index.search import MAX_QUERY_CHARS, Searcher, SearchSettings
@@ -41,6 +42,7 @@ def app_env(tiny_corpus, tmp_path, monkeypatch, thread_counts_restored):
     monkeypatch.setenv("KB_INDEX", str(tmp_path / "idx"))
     for name in ("KB_READ_ONLY", "KB_ADMIN_PASSWORD", "KB_UPLOAD_QUOTA_MB"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(ui.access, "PASSWORD_GUESSES", ui.access.PasswordGuesses())  # no guesses of other tests
     st.cache_resource.clear()
     yield tmp_path / "idx"
     st.cache_resource.clear()
@@ -513,6 +515,22 @@ def test_a_password_protects_changes_and_unlocks_them(built, monkeypatch):
     at.text_input[0].input("open sesame")
     at.button[0].click().run()
     assert at.get("file_uploader") and not at.error
+
+
+def test_wrong_passwords_are_limited_across_every_session(built, monkeypatch):
+    """Each session waited a second per wrong guess, so parallel sessions multiplied the guesses (issue 23, N10)."""
+    monkeypatch.setattr(ui.access, "PASSWORD_GUESSES", ui.access.PasswordGuesses(allowed=2, window=600))
+    monkeypatch.setenv("KB_ADMIN_PASSWORD", "open sesame")
+    for guess in ("wrong", "still wrong"):  # two browser sessions, one guess each
+        at = documents_page()
+        at.text_input[0].input(guess)
+        at.button[0].click().run()
+        assert "not the admin password" in at.error[0].value
+    at = documents_page()  # a third session, even with the right password, waits like everyone
+    at.text_input[0].input("open sesame")
+    at.button[0].click().run()
+    assert not at.get("file_uploader")
+    assert re.fullmatch(r"Too many wrong passwords were tried lately; try again in \d+ minutes?\.", at.error[0].value)
 
 
 def test_a_password_can_come_from_streamlit_secrets(built):

@@ -10,6 +10,7 @@ again. Reading this page is open to everyone; changing needs `can_edit`.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from ingest.documents import (
 )
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.uploads import MAX_UPLOAD_BYTES, NameTaken, Outcome, UploadRejected, save_upload, uploads_size
+from ui.access import TooManyGuesses, check_password
 from ui.errors import log_error, redact
 from ui.markdown import escape_markdown
 from ui.progress import plural
@@ -94,10 +96,16 @@ def unlock(app: AppContext) -> None:
         st.markdown("Adding, replacing and deleting documents needs the admin password.")
         given = st.text_input("Admin password", type="password")
         if st.form_submit_button("Unlock editing"):
-            if app.access.unlocks(given):
+            try:
+                right = check_password(app.access, given)
+            except TooManyGuesses as exc:
+                minutes = max(1, math.ceil(exc.retry_after / 60))
+                st.error(f"Too many wrong passwords were tried lately; try again in {plural(minutes, 'minute')}.")
+                return
+            if right:
                 st.session_state[EDITOR] = True
                 st.rerun()
-            time.sleep(1)  # a wrong guess costs a second
+            time.sleep(1)  # a wrong guess costs its session a second too
             st.error("That is not the admin password.")
 
 
