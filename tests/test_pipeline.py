@@ -13,7 +13,7 @@ from index.store import current_version, load
 from index.testing import FakeEmbedder
 from ingest.documents import Status, list_documents
 from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
-from tests.helpers import TINY_DOCS, as_unprivileged, break_index, write_corpus
+from tests.helpers import REPO, TINY_DOCS, as_unprivileged, break_index, write_corpus
 
 
 def test_rerun_without_changes_publishes_nothing(tiny_corpus, tmp_path, fake_embedder):
@@ -450,3 +450,19 @@ def test_a_file_that_becomes_unreadable_is_reported_and_leaves_the_index(open_fo
     mended = as_unprivileged(lambda: build(corpus, index_dir, FakeEmbedder()))
     assert mended.published and mended.skipped == ()
     assert "fractures.txt" in {d.source for d in load(index_dir).documents}
+
+
+def test_a_hard_link_is_the_file_itself_and_is_published(tiny_corpus, tmp_path, fake_embedder):
+    """The decision of issue 23, N8 (README, "What the corpus folder holds is published"), pinned.
+
+    A hard link cannot be told from a copy: whoever can write the corpus folder
+    publishes what they can read. A symbolic link out of the corpus is skipped.
+    """
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("Okapi are relatives of giraffes.", encoding="utf-8")
+    os.link(outside, tiny_corpus / "linked.txt")
+    (tiny_corpus / "pointer.txt").symlink_to(outside)
+    report = build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    assert "linked.txt" in {d.source for d in load(tmp_path / "idx").documents}
+    assert [(s.source, s.reason) for s in report.skipped] == [("pointer.txt", "link points outside the corpus")]
+    assert "What the corpus folder holds is published" in (REPO / "README.md").read_text(encoding="utf-8")
