@@ -315,7 +315,10 @@ def _source_parts(source: str) -> list[str]:
 
 def _open_below(root: Path, parts: list[str], source: str) -> int:
     """Open `root/parts...` for reading, following no link below `root`; the file descriptor."""
-    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise DocumentNotFound(f"{source} is no longer there (the corpus folder is gone)") from None
     try:
         for part in parts[:-1]:
             inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
