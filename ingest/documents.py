@@ -7,6 +7,16 @@ set, or a link that resolves outside the corpus folder all raise
 `DocumentNotFound`. So a request from the browser can read or delete
 exactly the files a build would read, and nothing else.
 
+A page shows a document's text from the live index (`indexed_text`), the
+text its citations' offsets index, and never parses the file again. The
+original file is read at request time only to download it, and only by
+`read_original`: opened without following any link below the corpus folder,
+then checked on the open file to be a regular file of the size and
+modification time the index recorded. A file swapped for a link (to
+`/etc/passwd`), a pipe or other bytes after the page was shown is refused,
+never served. A hard link is the file itself and cannot be told apart: what
+may be published is decided by who may write the corpus folder (README).
+
 The status of a document compares the folder with the live index:
 indexed (the index holds its current text), skipped (the build could not
 read it; the reason is the build's), pending (added or changed since the
@@ -16,13 +26,15 @@ the next build).
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.records import Choice
-from index.store import StoredIndex
+from index.records import Choice, DocumentInfo
+from index.store import SourceFile, StoredIndex
 from ingest.loaders import Document, corpus_root, discover, read_file
 from ingest.pipeline import changed_sources
 
@@ -74,6 +86,33 @@ class DocumentNotFound(LookupError):
 
 class DocumentUnreadable(ValueError):
     """The document is there but cannot be turned into text; the message is the loader's reason."""
+
+
+class DocumentChanged(LookupError):
+    """The file is no longer the one the index recorded (its size or time differ): rebuild first."""
+
+
+class DocumentTooLarge(ValueError):
+    """The file is larger than a download from the browser may be (`MAX_DOWNLOAD_BYTES`)."""
+
+
+# What one click on Download may read into memory (uploads are at most 50 MB).
+MAX_DOWNLOAD_BYTES = 100 * 2**20
+
+
+@dataclass(frozen=True)
+class IndexedText:
+    """One document as the live index holds it.
+
+    Attributes:
+        info: What the index recorded of the document.
+        text: Its extracted text, which its passages' offsets index.
+        recorded: Its file's size, time and hash when the index was built (None when not recorded).
+    """
+
+    info: DocumentInfo
+    text: str
+    recorded: SourceFile | None
 
 
 def list_documents(corpus: Path, stored: StoredIndex | None) -> list[DocumentEntry]:
@@ -193,3 +232,117 @@ def read_document(corpus: Path, source: str, doc_id: str | None = None) -> Docum
     if problems:
         raise DocumentUnreadable(problems[0])
     raise DocumentNotFound(f"{source!r} holds no document {wanted!r}")
+
+
+def indexed_text(stored: StoredIndex, source: str, doc_id: str | None = None) -> IndexedText:
+    """One document's text from the live index, without reading its file.
+
+    Args:
+        stored: The live index.
+        source: The document's path relative to the corpus.
+        doc_id: For a collection file (`.jsonl`), the record; None for the file's own document.
+
+    Raises:
+        DocumentNotFound: The index holds no such document.
+        DocumentUnreadable: The build skipped it; the message is the build's reason.
+    """
+    wanted = doc_id or source
+    if stored.texts is not None:
+        for row, info in enumerate(stored.documents):
+            if info.source == source and info.doc_id == wanted:
+                return IndexedText(info, stored.texts.text(row), stored.sources.get(source))
+    for skipped in stored.manifest.skipped:  # the file, or this record of it ("file.jsonl:record-id")
+        if skipped.source in (source, f"{source}:{wanted}"):
+            raise DocumentUnreadable(skipped.reason)
+    raise DocumentNotFound(f"{source!r} holds no document {wanted!r} in the index")
+
+
+def read_original(corpus: Path, source: str, recorded: SourceFile | None) -> bytes:
+    """The bytes of the corpus file `source`, only if it is still the file the index recorded.
+
+    The one way a request reads a source file (Download). No link is followed
+    below the corpus folder: each folder on the way and the file itself are
+    opened relative to the one before with `O_NOFOLLOW`, so the file is inside
+    the corpus by construction, even if a folder is swapped for a link
+    meanwhile. The open file must then be a regular file of the recorded size
+    and modification time.
+
+    Args:
+        corpus: The corpus folder (or one file).
+        source: The document's path relative to the corpus.
+        recorded: The index's fingerprint of the file (`StoredIndex.sources`); None: not indexed.
+
+    Raises:
+        DocumentNotFound: Not a file the index recorded, gone, a link, or not a regular file.
+        DocumentChanged: Its size or time differ from the record (edited since the build).
+        DocumentTooLarge: Over `MAX_DOWNLOAD_BYTES`.
+    """
+    parts = _source_parts(source)
+    if recorded is None:
+        raise DocumentNotFound(f"{source!r} is not a document of this collection")
+    handle = _open_below(corpus_root(corpus), parts, source)
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            raise DocumentNotFound(f"{source} is not a regular file any more")
+        if (info.st_size, info.st_mtime_ns) != (recorded.size, recorded.mtime_ns):
+            raise DocumentChanged(f"{source} changed since the index was built; rebuild, then download it")
+        if info.st_size > MAX_DOWNLOAD_BYTES:
+            raise DocumentTooLarge(
+                f"{source} is too large to download here ({info.st_size / 2**20:,.0f} MB; "
+                f"the limit is {MAX_DOWNLOAD_BYTES // 2**20} MB)"
+            )
+        data = _read_exactly(handle, info.st_size)
+    finally:
+        os.close(handle)
+    if len(data) != recorded.size:
+        raise DocumentChanged(f"{source} changed while it was read; try again")
+    return data
+
+
+def _source_parts(source: str) -> list[str]:
+    """The path components of a document's source, refusing anything that is not a plain relative path."""
+    parts = source.split("/")
+    if (
+        not source
+        or "\x00" in source
+        or os.path.isabs(source)
+        or any(part in ("", ".", "..") or part.startswith(".") for part in parts)
+    ):
+        raise DocumentNotFound(f"{source!r} is not a document of this collection")
+    return parts
+
+
+def _open_below(root: Path, parts: list[str], source: str) -> int:
+    """Open `root/parts...` for reading, following no link below `root`; the file descriptor."""
+    try:
+        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise DocumentNotFound(f"{source} is no longer there (the corpus folder is gone)") from None
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        # O_NONBLOCK: a pipe put in the file's place must not hang the request (fstat then refuses it).
+        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+    except FileNotFoundError:
+        raise DocumentNotFound(f"{source} is no longer there") from None
+    except OSError as exc:  # ELOOP: the file is a link; ENOTDIR: a folder on the way is one
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise DocumentNotFound(f"{source} is a link, or lies behind one; only plain files are downloaded") from None
+        raise
+    finally:
+        os.close(folder)
+
+
+def _read_exactly(handle: int, size: int) -> bytes:
+    """Up to `size` bytes from the start of the open file (fewer if it shrank meanwhile)."""
+    chunks, done = [], 0
+    while done < size:
+        chunk = os.pread(handle, min(size - done, 2**20), done)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        done += len(chunk)
+    return b"".join(chunks)

@@ -28,8 +28,10 @@ a full rebuild.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
@@ -39,7 +41,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from index.embedding import Embedder
-from index.errors import IndexNotFound, StoreError
+from index.errors import IndexNotFound, IndexWriteFailed, StoreError
 from index.records import Choice, DocumentInfo, Location, Passage, Settings, Skipped, text_id
 from index.shards import Map
 from index.store import Signatures, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
@@ -133,7 +135,9 @@ def fingerprint(corpus: Path, known: dict[str, SourceFile] | None = None) -> dic
 
     A file that cannot be opened (a broken link, no permission) is fingerprinted
     by the link or entry itself with no hash, so adding, removing or mending it
-    is a change like any other; the loader reports why it was skipped.
+    is a change like any other; the loader reports why it was skipped. A file
+    whose size and time are the recorded ones is still opened and its first
+    byte read: `chmod 000` changes neither, and such a file must leave the index.
 
     Args:
         corpus: The corpus folder, or one file.
@@ -153,6 +157,7 @@ def fingerprint(corpus: Path, known: dict[str, SourceFile] | None = None) -> dic
                 and before.sha256
                 and (stat.st_size, stat.st_mtime_ns) == (before.size, before.mtime_ns)
             ):
+                _check_readable(path)
                 prints[name] = before
             else:
                 prints[name] = SourceFile(stat.st_size, stat.st_mtime_ns, file_sha256(path))
@@ -167,6 +172,19 @@ def fingerprint(corpus: Path, known: dict[str, SourceFile] | None = None) -> dic
 
 # The hash of a file that could not be read when it was fingerprinted.
 UNREADABLE = ""
+
+
+def _check_readable(path: Path) -> None:
+    """Open `path` and read its first byte, as the loader would (no blocking: it may have become a pipe).
+
+    Raises:
+        OSError: It cannot be read (no permission, an I/O error).
+    """
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        os.pread(handle, 1, 0)
+    finally:
+        os.close(handle)
 
 
 def changed_sources(corpus: Path, stored: StoredIndex) -> list[str]:
@@ -204,6 +222,7 @@ def build(
 
     Raises:
         IndexBusy: Another build holds the index.
+        IndexWriteFailed: The index folder cannot be written (read-only, no permission).
         SkippedFiles: `strict` is set and something was skipped (nothing is published).
         ValueError: The corpus holds no passages at all.
     """
@@ -216,7 +235,7 @@ def build(
     report = progress or (lambda stage, done, total: None)
     if not corpus.exists():
         raise FileNotFoundError(f"corpus {corpus} does not exist")
-    with publish_lock(index_dir):
+    with _locked(index_dir):
         previous, notes = _previous(index_dir, executor.embedder.name)
         sources = fingerprint(corpus, previous.sources if previous is not None else None)
         if shards is None:
@@ -285,6 +304,23 @@ def build(
         stored.path,
         tuple(notes),
     )
+
+
+def _locked(index_dir: Path) -> ExitStack:
+    """The index folder's publish lock, held; a folder that cannot be written says so and how to fix it.
+
+    Only taking the lock is translated: an error while building keeps its own message.
+    """
+    stack = ExitStack()
+    try:
+        stack.enter_context(publish_lock(index_dir))
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()  # "read-only file system", "permission denied"
+        raise IndexWriteFailed(
+            f"cannot write to the index folder {index_dir} ({reason})",
+            "make it writable, or build into another folder with --index DIR (or KB_INDEX=DIR)",
+        ) from exc
+    return stack
 
 
 def read_corpus(

@@ -6,7 +6,9 @@ characters, no reserved device names, no leading dot), its type must be one
 the loaders read, its size is capped, the uploads together stay within a
 quota, and it is written into the corpus's `uploads/` folder through a
 temporary file, so nothing outside the corpus is touched and a reader never
-sees half a file. Saved files are readable by others (0644), like the rest
+sees half a file. The quota is checked and the file written under one
+lock, so uploads arriving together cannot each see room for themselves
+(one process serves all browser sessions). Saved files are readable by others (0644), like the rest
 of the corpus.
 
 A document of the same name that is already in the corpus is never
@@ -21,6 +23,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,8 @@ _RESERVED = {"con", "prn", "aux", "nul", *(f"{port}{n}" for port in ("com", "lpt
 # File systems cap a name at 255 bytes; leave room for the type.
 _MAX_STEM_BYTES = 200
 _UNSAFE = re.compile(r"[^\w.\- ()]+")
+# Held from checking the quota until the file is in place: uploads at once must not share the room left.
+_QUOTA_LOCK = threading.Lock()
 
 
 class UploadRejected(ValueError):
@@ -156,10 +161,16 @@ def save_upload(
     if not data:
         raise UploadRejected(f"{filename!r} is empty")
     name = safe_name(filename)
+    if is_outside(corpus / UPLOAD_FOLDER, corpus):
+        raise UploadRejected(f"{filename!r} was not stored: the {UPLOAD_FOLDER} folder is a link outside the corpus")
+    with _QUOTA_LOCK:
+        return _save(corpus, filename, name, data, replace, quota)
+
+
+def _save(corpus: Path, filename: str, name: str, data: bytes, replace: bool, quota: int) -> Saved:
+    """`save_upload` past the checks of the name and size; the caller holds `_QUOTA_LOCK`."""
     root = corpus.resolve()
     folder = corpus / UPLOAD_FOLDER
-    if is_outside(folder, corpus):
-        raise UploadRejected(f"{filename!r} was not stored: the {UPLOAD_FOLDER} folder is a link outside the corpus")
     for _ in range(2):  # a second look when another upload of this name wins the race
         existing = existing_document(corpus, name)  # never a link: reading it could confirm a file outside
         if existing is not None:

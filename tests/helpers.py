@@ -6,13 +6,20 @@ the library (`index.testing`), where subprocesses and Ray workers find them too.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import re
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from index.testing import FakeEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
+Result = TypeVar("Result")
+NOBODY = 65534
 
 TINY_DOCS = {
     "fractures.txt": (
@@ -109,3 +116,33 @@ def directives_within_lines(markdown: str) -> bool:
     opened = len(re.findall(r":(?:orange-background|gray)\[", markdown))
     closed = _DIRECTIVE.findall(markdown)
     return opened == len(closed) and not any("\n" in inner for inner in closed)
+
+
+def as_unprivileged(function: Callable[[], Result]) -> Result:
+    """`function()` with the permissions of an ordinary user, so that `chmod 000` stops its reads.
+
+    Tests run as root, whom file modes do not stop. As root, `function` runs
+    in a thread of its own whose file-system user and group are `nobody`'s
+    (Linux `setfsuid`, per thread: the rest of the process stays root); the
+    files it must read or write have to allow that user. As anyone else it
+    simply runs.
+    """
+    if os.geteuid() != 0:
+        return function()
+    libc = ctypes.CDLL(None, use_errno=True)
+    outcome: dict = {}
+
+    def unprivileged() -> None:
+        libc.setfsgid(NOBODY)
+        libc.setfsuid(NOBODY)
+        try:
+            outcome["result"] = function()
+        except BaseException as exc:  # raised again in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=unprivileged, name="unprivileged")
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

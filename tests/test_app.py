@@ -18,13 +18,15 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+import ui.access
 from index.embedding import register_embedder
 from index.records import Verdict
 from index.search import MAX_QUERY_CHARS, Searcher, SearchSettings
 from index.store import current_version, load
 from index.testing import FakeEmbedder
+from ingest.documents import DocumentChanged, DocumentNotFound
 from ingest.pipeline import build
-from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
+from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index, write_pdf
 from ui.markdown import escape_markdown
 from ui.status import REBUILDING_NOTE
 
@@ -41,6 +43,7 @@ def app_env(tiny_corpus, tmp_path, monkeypatch, thread_counts_restored):
     monkeypatch.setenv("KB_INDEX", str(tmp_path / "idx"))
     for name in ("KB_READ_ONLY", "KB_ADMIN_PASSWORD", "KB_UPLOAD_QUOTA_MB"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(ui.access, "PASSWORD_GUESSES", ui.access.PasswordGuesses())  # no guesses of other tests
     st.cache_resource.clear()
     yield tmp_path / "idx"
     st.cache_resource.clear()
@@ -305,6 +308,109 @@ def test_long_documents_are_paginated_at_the_passage(app_env, tiny_corpus):
     assert "Paragraph 0 " not in markdown_text(document)
 
 
+@pytest.fixture
+def pdf_reads(monkeypatch) -> list[str]:
+    """Every PDF the process opens from now on (pypdf's reader, however the loader imports it)."""
+    import pypdf
+
+    opened: list[str] = []
+
+    class CountingReader(pypdf.PdfReader):
+        def __init__(self, stream, *args, **kwargs) -> None:
+            opened.append(str(stream))
+            super().__init__(stream, *args, **kwargs)
+
+    monkeypatch.setattr(pypdf, "PdfReader", CountingReader)
+    return opened
+
+
+@pytest.fixture
+def downloads(monkeypatch) -> dict:
+    """Each download button's deferred data, by file name: calling one is what clicking Download does."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    registered: dict = {}
+    add = MediaFileManager.add_deferred
+
+    def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        registered[file_name] = data_callable
+        return add(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
+    return registered
+
+
+def open_document(**params: str) -> AppTest:
+    document = new_app().run()
+    document.query_params.update(params)
+    return document.switch_page(DOCUMENT).run()
+
+
+def test_the_document_page_serves_the_indexed_text_without_reading_the_file(app_env, tiny_corpus, pdf_reads):
+    """Every view parsed the file again: 13 s a view for a hostile PDF the build had skipped (issue 23, N2)."""
+    write_pdf(tiny_corpus / "okapi.pdf", ["Okapi live in the rainforest of Congo.", "Giraffes are their relatives."])
+    build(tiny_corpus, app_env, FakeEmbedder())
+    pdf_reads.clear()
+    document = open_document(source="okapi.pdf")
+    assert not document.exception and not document.error
+    assert "Okapi live in the rainforest of Congo\\." in markdown_text(document)
+    assert pdf_reads == []
+
+
+def test_a_document_the_build_skipped_shows_only_its_reason(app_env, tiny_corpus, pdf_reads, downloads):
+    (tiny_corpus / "broken.pdf").write_bytes(b"%PDF-1.4 " + b"not a PDF at all " * 100)
+    report = build(tiny_corpus, app_env, FakeEmbedder())
+    (reason,) = [s.reason for s in report.skipped if s.source == "broken.pdf"]
+    pdf_reads.clear()
+    document = open_document(source="broken.pdf")
+    assert not document.exception and pdf_reads == []
+    assert document.error[0].value == escape_markdown(f"broken.pdf was skipped when the index was built: {reason}.")
+    assert not document.get("download_button") and not downloads and not document.markdown
+
+
+def test_an_edited_file_keeps_showing_the_text_its_citations_index(built, tiny_corpus):
+    at = ask("icing inflamed hip joint")
+    params = _params(at, 1)
+    (tiny_corpus / "hips" / "flexors.md").write_text("Completely different words now.", encoding="utf-8")
+    document = open_document(**params)
+    assert not document.exception and not document.error
+    text = markdown_text(document)
+    assert ":orange-background[Icing an inflamed hip joint four times daily lowers inflammation\\.]" in text
+    assert "Completely different" not in text
+    assert "changed after the index was built" in document.info[0].value
+
+
+def test_download_serves_the_indexed_file_and_never_what_replaced_it(built, tiny_corpus, downloads):
+    """A file swapped for a link to /etc/passwd after the page was shown was served (issue 23, N3)."""
+    original = (tiny_corpus / "fractures.txt").read_bytes()
+    document = open_document(source="fractures.txt")
+    assert not document.exception
+    assert downloads["fractures.txt"]() == original  # clicked before anything changed
+    secret = tiny_corpus.parent / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    (tiny_corpus / "fractures.txt").unlink()
+    (tiny_corpus / "fractures.txt").symlink_to(secret)
+    with pytest.raises(DocumentNotFound, match="a link"):
+        downloads["fractures.txt"]()
+    (tiny_corpus / "fractures.txt").unlink()
+    (tiny_corpus / "fractures.txt").write_bytes(b"other bytes")
+    with pytest.raises(DocumentChanged, match="changed since the index was built"):
+        downloads["fractures.txt"]()
+
+
+def test_the_documents_page_download_follows_the_same_rule(built, tiny_corpus, downloads):
+    at = documents_page()
+    at.selectbox(key="kb_manage").select("fractures.txt").run()
+    assert not at.exception
+    assert downloads["fractures.txt"]() == (tiny_corpus / "fractures.txt").read_bytes()
+    secret = tiny_corpus.parent / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    (tiny_corpus / "fractures.txt").unlink()
+    (tiny_corpus / "fractures.txt").symlink_to(secret)
+    with pytest.raises(DocumentNotFound):
+        downloads["fractures.txt"]()
+
+
 # --- The Documents page ----------------------------------------------------------------------------
 
 
@@ -513,6 +619,22 @@ def test_a_password_protects_changes_and_unlocks_them(built, monkeypatch):
     at.text_input[0].input("open sesame")
     at.button[0].click().run()
     assert at.get("file_uploader") and not at.error
+
+
+def test_wrong_passwords_are_limited_across_every_session(built, monkeypatch):
+    """Each session waited a second per wrong guess, so parallel sessions multiplied the guesses (issue 23, N10)."""
+    monkeypatch.setattr(ui.access, "PASSWORD_GUESSES", ui.access.PasswordGuesses(allowed=2, window=600))
+    monkeypatch.setenv("KB_ADMIN_PASSWORD", "open sesame")
+    for guess in ("wrong", "still wrong"):  # two browser sessions, one guess each
+        at = documents_page()
+        at.text_input[0].input(guess)
+        at.button[0].click().run()
+        assert "not the admin password" in at.error[0].value
+    at = documents_page()  # a third session, even with the right password, waits like everyone
+    at.text_input[0].input("open sesame")
+    at.button[0].click().run()
+    assert not at.get("file_uploader")
+    assert re.fullmatch(r"Too many wrong passwords were tried lately; try again in \d+ minutes?\.", at.error[0].value)
 
 
 def test_a_password_can_come_from_streamlit_secrets(built):

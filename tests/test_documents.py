@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -9,13 +10,16 @@ import pytest
 from index.search import Searcher
 from index.store import load
 from ingest.documents import (
+    DocumentChanged,
     DocumentNotFound,
+    DocumentTooLarge,
     DocumentUnreadable,
     Status,
     delete_document,
     document_path,
     list_documents,
     read_document,
+    read_original,
 )
 from ingest.pipeline import build
 from ingest.uploads import save_upload
@@ -132,3 +136,48 @@ def test_read_document_gives_the_text_the_citations_index(tiny_corpus, tmp_path,
     (tiny_corpus / "binary.txt").write_bytes(b"\x00\x01binary")
     with pytest.raises(DocumentUnreadable, match="binary file"):
         read_document(tiny_corpus, "binary.txt")
+
+
+def test_the_original_is_read_only_as_the_index_recorded_it(tiny_corpus, tmp_path, fake_embedder):
+    """The one rule for reading a source file at request time (issue 23, N3)."""
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    sources = load(tmp_path / "idx").sources
+    flexors = tiny_corpus / "hips" / "flexors.md"
+    assert read_original(tiny_corpus, "hips/flexors.md", sources["hips/flexors.md"]) == flexors.read_bytes()
+    # A folder on the way swapped for a link to a look-alike outside: same name, size and time.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "flexors.md").write_bytes(b"x" * flexors.stat().st_size)
+    os.utime(outside / "flexors.md", ns=(flexors.stat().st_atime_ns, flexors.stat().st_mtime_ns))
+    (tiny_corpus / "hips").rename(tmp_path / "hips-moved")
+    (tiny_corpus / "hips").symlink_to(outside)
+    with pytest.raises(DocumentNotFound, match="a link"):
+        read_original(tiny_corpus, "hips/flexors.md", sources["hips/flexors.md"])
+    # The file itself swapped for a pipe: refused at once, never read (a read would block).
+    (tiny_corpus / "copy.txt").unlink()
+    os.mkfifo(tiny_corpus / "copy.txt")
+    with pytest.raises(DocumentNotFound, match="not a regular file"):
+        read_original(tiny_corpus, "copy.txt", sources["copy.txt"])
+    # Edited in place: its size or time differ from the record.
+    with open(tiny_corpus / "fractures.txt", "ab") as out:
+        out.write(b" more")
+    with pytest.raises(DocumentChanged, match="fractures.txt changed since the index was built"):
+        read_original(tiny_corpus, "fractures.txt", sources["fractures.txt"])
+    # Names that are no document, and a file the index never recorded.
+    (tiny_corpus.parent / "secret.txt").write_text("root:x:0:0", encoding="utf-8")
+    for source in ("../secret.txt", str(tiny_corpus.parent / "secret.txt"), ".hidden.txt", "a/./b.txt", ""):
+        with pytest.raises(DocumentNotFound):
+            read_original(tiny_corpus, source, sources["fractures.txt"])
+    with pytest.raises(DocumentNotFound):
+        read_original(tiny_corpus, "fractures.txt", None)
+
+
+def test_an_original_too_large_to_download_is_refused_before_it_is_read(
+    tiny_corpus, tmp_path, fake_embedder, monkeypatch
+):
+    import ingest.documents
+
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    monkeypatch.setattr(ingest.documents, "MAX_DOWNLOAD_BYTES", 10)
+    with pytest.raises(DocumentTooLarge, match="fractures.txt is too large to download here"):
+        read_original(tiny_corpus, "fractures.txt", load(tmp_path / "idx").sources["fractures.txt"])

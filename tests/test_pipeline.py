@@ -10,9 +10,10 @@ import pytest
 from index.records import Settings
 from index.search import Searcher
 from index.store import current_version, load
+from index.testing import FakeEmbedder
 from ingest.documents import Status, list_documents
 from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
-from tests.helpers import break_index
+from tests.helpers import REPO, TINY_DOCS, as_unprivileged, break_index, write_corpus
 
 
 def test_rerun_without_changes_publishes_nothing(tiny_corpus, tmp_path, fake_embedder):
@@ -374,3 +375,94 @@ def test_an_update_tokenizes_and_hashes_only_new_passages(tiny_corpus, tmp_path,
     assert inc.passages == full.passages and (inc.signatures.rows == full.signatures.rows).all()
     for question in ["knee pain running", "hip flexors", "spinal fusion"]:
         assert Searcher(inc, fake_embedder).search(question) == Searcher(full, fake_embedder).search(question)
+
+
+def _read_only_index_folder(monkeypatch, index_dir):
+    """Opening the index folder's lock fails as on a read-only mount (root writes through chmod, so simulated)."""
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    def open_(file, *args, **kwargs):
+        if os.fspath(file) == os.fspath(index_dir / ".lock"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_)
+
+
+def test_a_read_only_index_folder_is_one_clear_line_with_the_fix(
+    tiny_corpus, tmp_path, monkeypatch, capsys, thread_counts_restored
+):
+    """It printed "error: [Errno 30] Read-only file system: '…/.lock'" (issue 23, "Also")."""
+    from index.errors import IndexWriteFailed
+    from ingest.__main__ import main as ingest_main
+
+    index_dir = tmp_path / "idx"
+    index_dir.mkdir()
+    _read_only_index_folder(monkeypatch, index_dir)
+    with pytest.raises(IndexWriteFailed, match="cannot write to the index folder"):
+        build(tiny_corpus, index_dir, FakeEmbedder())
+    monkeypatch.setenv("KB_EMBEDDER", "fake")
+    assert ingest_main(["--corpus", str(tiny_corpus), "--index", str(index_dir)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Errno" not in err[0] and ".lock" not in err[0]
+    assert err[0] == (
+        f"error: cannot write to the index folder {index_dir} (read-only file system); "
+        "make it writable, or build into another folder with --index DIR (or KB_INDEX=DIR)"
+    )
+
+
+@pytest.fixture
+def open_folder():
+    """A folder that an unprivileged user may write (pytest's own are root's alone, 0700)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="kb-unprivileged-"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_a_file_that_becomes_unreadable_is_reported_and_leaves_the_index(open_folder):
+    """After chmod 000 a rebuild said "index is up to date" and the text kept answering (issue 23, N4).
+
+    Size and time are unchanged, so only trying to open the file shows it. The
+    build runs as an ordinary user (`as_unprivileged`): root reads through any mode.
+    """
+    corpus = write_corpus(open_folder / "corpus", TINY_DOCS)
+    index_dir = open_folder / "idx"
+    as_unprivileged(lambda: build(corpus, index_dir, FakeEmbedder()))
+    (corpus / "fractures.txt").chmod(0)
+    assert as_unprivileged(lambda: changed_sources(corpus, load(index_dir))) == ["fractures.txt"]
+    report = as_unprivileged(lambda: build(corpus, index_dir, FakeEmbedder()))
+    assert report.published and "index is up to date" not in report.notes
+    assert [(s.source, s.reason) for s in report.skipped] == [("fractures.txt", "permission denied")]
+    stored = load(index_dir)
+    assert "fractures.txt" not in {d.source for d in stored.documents}
+    assert not any("Kyphoplasty" in p.text for p in stored.passages)
+    again = as_unprivileged(lambda: build(corpus, index_dir, FakeEmbedder()))
+    assert not again.published  # still unreadable: nothing new to do
+    (corpus / "fractures.txt").chmod(0o644)
+    mended = as_unprivileged(lambda: build(corpus, index_dir, FakeEmbedder()))
+    assert mended.published and mended.skipped == ()
+    assert "fractures.txt" in {d.source for d in load(index_dir).documents}
+
+
+def test_a_hard_link_is_the_file_itself_and_is_published(tiny_corpus, tmp_path, fake_embedder):
+    """The decision of issue 23, N8 (README, "What the corpus folder holds is published"), pinned.
+
+    A hard link cannot be told from a copy: whoever can write the corpus folder
+    publishes what they can read. A symbolic link out of the corpus is skipped.
+    """
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("Okapi are relatives of giraffes.", encoding="utf-8")
+    os.link(outside, tiny_corpus / "linked.txt")
+    (tiny_corpus / "pointer.txt").symlink_to(outside)
+    report = build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    assert "linked.txt" in {d.source for d in load(tmp_path / "idx").documents}
+    assert [(s.source, s.reason) for s in report.skipped] == [("pointer.txt", "link points outside the corpus")]
+    assert "What the corpus folder holds is published" in (REPO / "README.md").read_text(encoding="utf-8")

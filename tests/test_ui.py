@@ -11,7 +11,7 @@ from index.records import Answer, Hit, Location, Passage, Skipped, Span, Verdict
 from ingest.jobs import JobState
 from ingest.pipeline import BuildReport, Stage
 from ingest.uploads import Outcome
-from ui.access import Access
+from ui.access import Access, PasswordGuesses, TooManyGuesses
 from ui.answer import LIKELY, STRONG, quoted_hits, sureness
 from ui.errors import index_problem, redact
 from ui.progress import Change, message, plural, progress_text
@@ -143,3 +143,38 @@ def test_kb_app_runs_this_projects_app_unless_given_a_script(monkeypatch, given,
     serve.main(given)
     assert serve.APP.is_file()
     assert called == [["run", *(str(serve.APP) if a == "APP" else a for a in runs)]]
+
+
+def test_wrong_passwords_are_counted_for_the_whole_server():
+    """Guesses from many threads (sessions) at once: only `allowed` are tried, then everyone waits out the window."""
+    import threading
+
+    now = [1000.0]
+    guesses = PasswordGuesses(allowed=3, window=60, clock=lambda: now[0])
+    access = Access(password="open sesame")
+    start = threading.Barrier(20)
+    tried: list[bool] = []
+    refused: list[float] = []
+
+    def guess() -> None:
+        start.wait()
+        try:
+            tried.append(guesses.check(access, "wrong"))
+        except TooManyGuesses as exc:
+            refused.append(exc.retry_after)
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert tried == [False] * 3 and refused == [60.0] * 17
+    with pytest.raises(TooManyGuesses):  # the right password too: it would be one more guess
+        guesses.check(access, "open sesame")
+    now[0] += 30
+    with pytest.raises(TooManyGuesses) as waiting:
+        guesses.check(access, "wrong")
+    assert waiting.value.retry_after == 30
+    now[0] += 30
+    assert guesses.check(access, "open sesame")  # the window has passed
+    assert not guesses.check(access, "wrong")

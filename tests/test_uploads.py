@@ -199,3 +199,42 @@ def test_an_upload_never_reads_or_writes_through_a_link_out_of_the_corpus(tmp_pa
     with pytest.raises(UploadRejected, match="outside the corpus"):
         save_upload(linked, "notes.txt", b"hello")
     assert list(other.iterdir()) == []
+
+
+def test_parallel_uploads_cannot_race_past_the_quota(tmp_path, monkeypatch):
+    """Six 900 KB uploads at once against a 1 MB quota: one is kept, five are refused (issue 23, N6)."""
+    import threading
+    import time
+
+    import ingest.uploads
+
+    measure = ingest.uploads.uploads_size
+
+    def slow_disk(corpus):  # a large uploads folder takes a while to measure: the window a race needs
+        used = measure(corpus)
+        time.sleep(0.3)
+        return used
+
+    monkeypatch.setattr(ingest.uploads, "uploads_size", slow_disk)
+    quota = 2**20
+    contents = [bytes([65 + i]) * 900 * 1024 for i in range(6)]
+    start = threading.Barrier(len(contents))
+    stored: list = []
+    refused: list = []
+
+    def upload(number: int) -> None:
+        start.wait()
+        try:
+            stored.append(save_upload(tmp_path, f"part-{number}.txt", contents[number], quota=quota))
+        except UploadRejected as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(len(contents))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    kept = [p for p in (tmp_path / "uploads").iterdir() if not p.name.startswith(".")]
+    assert len(stored) == len(kept) == 1 and len(refused) == 5
+    assert sum(p.stat().st_size for p in kept) <= quota
+    assert all("does not fit" in str(exc) for exc in refused)

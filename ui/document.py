@@ -3,23 +3,29 @@
 Opened from a card's link with `?source=…&start=…&end=…` (the passage's
 character span in the document's extracted text), `from`/`to` (the answer
 sentence's span) and, for a record of a collection file, `id`. The text is
-what the build read (`ingest.documents.read_document`), so the spans index
-into it; when the file changed since the index was built the spans may not
-fit any more, and the page says so instead of highlighting the wrong words.
-Long documents are shown a page at a time (PDFs by their own pages), the
-page holding the passage first. The original file can be downloaded.
+the one the live index stores (`ingest.documents.indexed_text`, as the API's
+`/documents/{id}` serves it), so the spans always fit it and no view parses
+the file again; when the file changed since, the page says so and the next
+rebuild brings the text up to date. A document the build skipped shows its
+reason and nothing else. Long documents are shown a page at a time, the page
+holding the passage first. The original file can be downloaded, read when the
+button is clicked and only while it is still the file the index recorded
+(`ingest.documents.read_original`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import streamlit as st
 
-from index.records import text_id
-from ingest.documents import DocumentNotFound, DocumentUnreadable, document_path, read_document
-from ingest.loaders import Document
-from ui.errors import log_error, redact
+from index.store import SourceFile
+from ingest.documents import DocumentNotFound, DocumentUnreadable, IndexedText, indexed_text, read_original
+from ingest.loaders import corpus_root
+from ui.errors import redact
 from ui.markdown import escape_markdown, passage_markdown
 from ui.resources import AppContext
 
@@ -48,12 +54,8 @@ class Span:
         return low <= self.start < self.end <= high
 
 
-def text_pages(document: Document, size: int = PAGE_CHARS) -> list[tuple[int, int]]:
-    """The document cut into pages, as (start, end) offsets: a PDF's own pages, else about `size` characters at paragraph breaks."""
-    text = document.text
-    if document.pages:
-        bounds = [*document.pages, len(text)]
-        return [(bounds[i], bounds[i + 1]) for i in range(len(document.pages))]
+def text_pages(text: str, size: int = PAGE_CHARS) -> list[tuple[int, int]]:
+    """`text` cut into pages of about `size` characters at paragraph breaks, as (start, end) offsets."""
     pages, start = [], 0
     while len(text) - start > size:
         cut = text.rfind("\n\n", start + size // 2, start + size)
@@ -84,71 +86,70 @@ def document_page(app: AppContext) -> None:
     params = st.query_params
     source = params.get("source", "")
     st.page_link("app_pages/ask.py", label="Back to the question", icon=":material/arrow_back:")
+    searcher = app.searcher_or_none()
+    if searcher is None:
+        st.error("There is no index to show documents from yet.")
+        return
     try:
-        path = document_path(app.corpus, source)
-        document = read_document(app.corpus, source, params.get("id") or None)
+        document = indexed_text(searcher.stored, source, params.get("id") or None)
     except DocumentNotFound:
         st.error(escape_markdown(f"{source or 'This document'} is not in the knowledge base (any more)."))
         return
     except DocumentUnreadable as exc:
-        st.error(escape_markdown(f"{source} cannot be read: {redact(str(exc))}."))
+        st.error(escape_markdown(f"{source} was skipped when the index was built: {redact(str(exc))}."))
         return
-    except OSError as exc:
-        log_error(f"reading {source}", exc)
-        st.error(escape_markdown(f"{source} cannot be read right now; try again later."))
-        return
+    text = document.text
     st.title(escape_markdown(source.rsplit("/", 1)[-1]), anchor=False)
     passage, sentence = _span(params, "start", "end"), _span(params, "from", "to")
-    if passage is not None and not passage.within(0, len(document.text)):
+    if passage is not None and not passage.within(0, len(text)):
         passage = None
     meta = [source]
-    if document.doc_id != source:
-        meta.append(f"record {document.doc_id}")
+    if document.info.doc_id != source:
+        meta.append(f"record {document.info.doc_id}")
     if passage is not None:
         meta.append(f"characters {passage.start:,}–{passage.end:,}")
     st.caption(escape_markdown(" · ".join(meta)))
-    st.download_button(
-        "Download the original file",
-        data=lambda: path.read_bytes(),
-        file_name=path.name,
-        icon=":material/download:",
-        on_click="ignore",
-    )
-    if passage is not None and not _indexed_as_is(app, document):
-        st.warning(
-            "This document changed after the index was built, so the cited place may have moved; "
-            "it is not highlighted. The next rebuild brings the citations up to date."
+    if document.recorded is not None:
+        st.download_button(
+            "Download the original file",
+            data=partial(read_original, app.corpus, source, document.recorded),  # read on click, by the one rule
+            file_name=source.rsplit("/", 1)[-1],
+            icon=":material/download:",
+            on_click="ignore",
         )
-        passage = None
+    if document.recorded is not None and not _unchanged(app.corpus, source, document.recorded):
+        st.info(
+            "The file changed after the index was built (or was removed); this is the text the index holds, "
+            "which its citations point into. The next rebuild brings it up to date."
+        )
     show_text(document, passage, sentence)
 
 
-def _indexed_as_is(app: AppContext, document: Document) -> bool:
-    """Whether the live index holds this very text (so its spans fit)."""
-    searcher = app.searcher_or_none()
-    if searcher is None:
+def _unchanged(corpus: Path, source: str, recorded: SourceFile) -> bool:
+    """Whether the file still has the size and time the index recorded (a stat, nothing read)."""
+    try:
+        info = os.stat(corpus_root(corpus) / source)
+    except (OSError, ValueError):
         return False
-    wanted = (document.source, document.doc_id)
-    return any((d.source, d.doc_id) == wanted and d.sha256 == text_id(document.text) for d in searcher.stored.documents)
+    return (info.st_size, info.st_mtime_ns) == (recorded.size, recorded.mtime_ns)
 
 
-def show_text(document: Document, passage: Span | None, sentence: Span | None) -> None:
-    pages = text_pages(document)
+def show_text(document: IndexedText, passage: Span | None, sentence: Span | None) -> None:
+    text = document.text
+    pages = text_pages(text)
     number = page_of(pages, passage.start) if passage is not None else 0
     if len(pages) > 1:
-        label = "PDF page" if document.pages else "Page"
         number = (
             st.number_input(
-                f"{label} (of {len(pages)})",
+                f"Page (of {len(pages)})",
                 min_value=1,
                 max_value=len(pages),
                 value=number + 1,
-                key=f"page-{document.source}-{document.doc_id}-{passage}",
+                key=f"page-{document.info.source}-{document.info.doc_id}-{passage}",
             )
             - 1
         )
     start, end = pages[number]
-    text = document.text
     with st.container(border=True):
         if passage is None or not start <= passage.start < end:
             st.markdown(escape_markdown(text[start:end]))

@@ -10,15 +10,18 @@ again. Reading this page is open to everyone; changing needs `can_edit`.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
 
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
 from index.search import Searcher
+from index.store import SourceFile
 from ingest.documents import (
     DocumentEntry,
     DocumentNotFound,
@@ -26,9 +29,11 @@ from ingest.documents import (
     delete_document,
     document_path,
     list_documents,
+    read_original,
 )
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.uploads import MAX_UPLOAD_BYTES, NameTaken, Outcome, UploadRejected, save_upload, uploads_size
+from ui.access import TooManyGuesses, check_password
 from ui.errors import log_error, redact
 from ui.markdown import escape_markdown
 from ui.progress import plural
@@ -94,10 +99,16 @@ def unlock(app: AppContext) -> None:
         st.markdown("Adding, replacing and deleting documents needs the admin password.")
         given = st.text_input("Admin password", type="password")
         if st.form_submit_button("Unlock editing"):
-            if app.access.unlocks(given):
+            try:
+                right = check_password(app.access, given)
+            except TooManyGuesses as exc:
+                minutes = max(1, math.ceil(exc.retry_after / 60))
+                st.error(f"Too many wrong passwords were tried lately; try again in {plural(minutes, 'minute')}.")
+                return
+            if right:
                 st.session_state[EDITOR] = True
                 st.rerun()
-            time.sleep(1)  # a wrong guess costs a second
+            time.sleep(1)  # a wrong guess costs its session a second too
             st.error("That is not the admin password.")
 
 
@@ -243,19 +254,30 @@ def manage(app: AppContext, entries: list[DocumentEntry]) -> None:
     except DocumentNotFound:
         st.warning("This document is gone from the folder.")
         return
+    recorded = _recorded(app, entry)
     with st.container(horizontal=True):
         st.page_link(DOCUMENT_PAGE, label="Open", icon=":material/article:", query_params={"source": entry.source})
         st.download_button(
             "Download",
-            data=lambda: path.read_bytes(),
+            data=partial(read_original, app.corpus, entry.source, recorded),  # read on click, by the one rule
             file_name=path.name,
             icon=":material/download:",
             on_click="ignore",
+            disabled=recorded is None,
+            help="Downloadable once the index has read this version of the file." if recorded is None else None,
         )
         if app.can_edit and st.button("Delete…", icon=":material/delete:"):
             st.session_state[DELETE] = entry.source
     if app.can_edit and st.session_state.get(DELETE) == entry.source:
         confirm_delete(app, entry.source)
+
+
+def _recorded(app: AppContext, entry: DocumentEntry) -> SourceFile | None:
+    """The live index's record of the entry's file, when the file is still the one it read (else no download)."""
+    searcher = app.searcher_or_none()
+    if searcher is None or entry.status is Status.PENDING:
+        return None
+    return searcher.stored.sources.get(entry.source)
 
 
 def confirm_delete(app: AppContext, source: str) -> None:
