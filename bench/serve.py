@@ -97,9 +97,9 @@ def questions() -> list[str]:
 
 def prepare(corpus: Path, work: Path, asked: list[str]) -> tuple[Path, Path, dict[str, dict]]:
     """The corpus built as 4 shards and as 1 (same passages), and the single-process answers."""
-    from index.embedding import BundledModel
-    from index.search import Searcher
-    from index.store import load
+    from index.embed.registry import BundledModel
+    from index.search.searcher import Searcher
+    from index.store.reader import load
     from ingest.pipeline import build
 
     model = BundledModel()
@@ -219,12 +219,12 @@ class ShardCosts:
 
 def measure_shard(passages: int, work: Path, asked: list[str]) -> ShardCosts:
     """A synthetic shard of `passages` passages (IVF+SQ8, BM25), the router's 16-way merge, the model's embedding."""
-    from index.dense import DenseIndex
-    from index.embedding import BundledModel
-    from index.keyword import KeywordIndex
-    from index.search import SearchSettings
-    from index.sharding import ShardIndex, rank_shards
-    from index.store import SentenceVectors
+    from index.embed.registry import BundledModel
+    from index.retrievers.dense import DenseIndex
+    from index.retrievers.keyword import KeywordIndex
+    from index.search.searcher import SearchSettings
+    from index.search.sharded import ShardIndex, rank_shards
+    from index.store.reader import SentenceVectors
 
     rng = np.random.default_rng(0)
     model = BundledModel()

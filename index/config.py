@@ -34,7 +34,7 @@ class Config:
     Attributes:
         index: The index folder.
         corpus: The documents folder (or one file).
-        embedder: A name registered in `index.embedding` ("onnx", "onnx-int8", "torch", "fake").
+        embedder: A name registered in `index.embed.registry` ("onnx", "onnx-int8", "torch", "fake").
         cache_dir: Where the exported ONNX model is cached; None for `~/.cache/kb`.
     """
 
@@ -78,7 +78,7 @@ def one_thread_per_question() -> None:
     this once per process, rather than around each question, keeps threads
     that share a searcher from undoing each other's settings. ONNX Runtime
     sets threads per session: one question runs on a session of its own with
-    one thread, batches on one with every core (`index.onnx_model.OnnxRunner`).
+    one thread, batches on one with every core (`index.embed.onnx_model.OnnxRunner`).
     """
     import faiss
 

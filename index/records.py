@@ -231,7 +231,7 @@ class Hit:
         dense_rank / keyword_rank: 1-based ranks in each retriever, None when
             the passage was not in that retriever's candidate list.
         confidence: The probability that this passage answers the question
-            (calibrated on several collections, see `index.confidence`).
+            (calibrated on several collections, see `index.search.confidence`).
         parts: What the score was made of (for `--explain` and "Why this order?").
     """
 
@@ -344,7 +344,7 @@ class Manifest:
     every load), and `signatures` names the layout of the stored duplicate
     signatures ("" when there are none).
     `shards` is how many serving shards the version holds besides the whole
-    index (`index.sharding`; 0: none).
+    index (`index.search.sharded`; 0: none).
     """
 
     format_version: int

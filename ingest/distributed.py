@@ -11,7 +11,7 @@ only where the parallel work runs differs:
   documents (each worker builds the embedder once, for its token counter),
   and, for a collection past `Settings.exact_search_limit`, adding the
   approximate index's shards before their lists are merged on disk
-  (`index.shards`; shards travel as arrays, so no file system is shared);
+  (`index.retrievers.parts`; shards travel as arrays, so no file system is shared);
 - `RayEmbedder`, an `Embedder` whose `encode_spans` streams the texts through a
   pool of actors, each building its model once from a picklable factory
   (`functools.partial(get_embedder, name, config)`, or a test's fake class).
@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index.cluster import check_reachable
-from index.embedding import Embedder, longest_first
+from index.embed.registry import Embedder, longest_first
 from index.records import Settings
+from index.serve.cluster import check_reachable
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import Document
 from ingest.pipeline import BuildReport, Item, Progress, Result, build

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.records import Choice
-from index.store import StoredIndex
+from index.store.reader import StoredIndex
 from ingest.loaders import Document, corpus_root, discover, read_file
 from ingest.pipeline import changed_sources
 

@@ -38,11 +38,11 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from index.embedding import Embedder
+from index.embed.registry import Embedder
 from index.errors import IndexNotFound, StoreError
 from index.records import Choice, DocumentInfo, Location, Passage, Settings, Skipped, text_id
-from index.shards import Map
-from index.store import Signatures, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
+from index.retrievers.parts import Map
+from index.store.reader import Signatures, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import SCHEME, Deduplicator
 from ingest.loaders import Document, corpus_root, discover, read_file
@@ -196,7 +196,7 @@ def build(
         strict: Refuse to publish when any file or record was skipped.
         executor: Instead of `embedder`: where reading, chunking, embedding and index shards run
             (`ingest.distributed.RayExecutor` for Ray).
-        shards: Serving shards to publish beside the whole index (`index.sharding`; 0: none);
+        shards: Serving shards to publish beside the whole index (`index.search.sharded`; 0: none);
             None keeps the live index's count, so a rebuild from the app keeps the layout being served.
 
     Returns:

@@ -179,7 +179,7 @@ def measure_ingest(corpus: Path, index_dir: Path) -> dict:
     import resource
     import time
 
-    from index.testing import FakeEmbedder
+    from index.embed.fake import FakeEmbedder
     from ingest.pipeline import build
 
     start = resource.getrusage(resource.RUSAGE_SELF)

@@ -18,11 +18,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from index.embedding import register_embedder
+from index.embed.fake import FakeEmbedder
+from index.embed.registry import register_embedder
 from index.records import Verdict
-from index.search import MAX_QUERY_CHARS, Searcher, SearchSettings
-from index.store import current_version, load
-from index.testing import FakeEmbedder
+from index.search.searcher import MAX_QUERY_CHARS, Searcher, SearchSettings
+from index.store.reader import current_version, load
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 from ui.markdown import escape_markdown

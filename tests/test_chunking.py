@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from index.embed.fake import FakeEmbedder
 from index.records import Settings, text_id
-from index.sentences import split_sentences
-from index.testing import FakeEmbedder
+from index.search.sentences import split_sentences
 from ingest.chunking import chunk_document
 from ingest.loaders import Document
 from tests.helpers import REPO

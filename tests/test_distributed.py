@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import ray
 
-from index import dense
+from index.embed.fake import FakeEmbedder, SlowFakeEmbedder
 from index.records import Settings
-from index.search import Searcher
-from index.sharding import ShardedSearcher
-from index.shards import IvfPlan, add_shard, assemble, load_mmap
-from index.store import load
-from index.testing import FakeEmbedder, SlowFakeEmbedder
+from index.retrievers import dense
+from index.retrievers.parts import IvfPlan, add_shard, assemble, load_mmap
+from index.search.searcher import Searcher
+from index.search.sharded import ShardedSearcher
+from index.store.reader import load
 from ingest.__main__ import main
 from ingest.distributed import RayExecutor, build_on_ray
 from ingest.pipeline import build, shard_map
@@ -33,7 +33,7 @@ TOPICS = ["knee cartilage", "shoulder rotator cuff", "ankle ligament", "wrist te
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """One local Ray instance for the module: its workers import the installed project (and `index.testing`)."""
+    """One local Ray instance for the module: its workers import the installed project (and `index.embed.fake`)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reporting over the network
     ray.init(
         address="local",

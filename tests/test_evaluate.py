@@ -18,8 +18,8 @@ from index.evaluate import (
     read_queries,
     recall_at,
 )
-from index.search import Searcher, convex
-from index.store import load
+from index.search.searcher import Searcher, convex
+from index.store.reader import load
 from ingest.pipeline import build
 
 

@@ -25,9 +25,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from index.__main__ import main as index_main
-from index.search import MAX_QUERY_CHARS, Searcher, clean_query
-from index.store import load
-from index.testing import FakeEmbedder
+from index.embed.fake import FakeEmbedder
+from index.search.searcher import MAX_QUERY_CHARS, Searcher, clean_query
+from index.store.reader import load
 from ingest.pipeline import build
 from tests.helpers import REPO
 from ui.markdown import escape_markdown
@@ -282,7 +282,7 @@ def test_hostile_upload_names_are_escaped_in_messages(app, corpus, name, expecte
 def test_real_model_on_huge_and_non_latin_questions(tiny_corpus, tmp_path):
     """The bundled model: a 100,000-character question is cut and searched; questions in scripts
     the English model cannot read come back not answered (best similarity ~0.1 measured), without error."""
-    from index.embedding import BundledModel
+    from index.embed.registry import BundledModel
 
     embedder = BundledModel()
     build(tiny_corpus, tmp_path / "idx", embedder)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from index.records import Skipped
-from index.store import load
+from index.store.reader import load
 from ingest.loaders import (
     Document,
     LoadError,

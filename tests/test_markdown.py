@@ -119,8 +119,8 @@ def test_highlights_and_greyed_context_never_span_lines(text):
 def test_a_titled_record_is_highlighted_from_index_to_markdown(tmp_path, fake_embedder):
     import json
 
-    from index.search import Searcher
-    from index.store import load
+    from index.search.searcher import Searcher
+    from index.store.reader import load
     from ingest.pipeline import build
 
     corpus = tmp_path / "corpus"

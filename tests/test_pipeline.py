@@ -8,8 +8,8 @@ import os
 import pytest
 
 from index.records import Settings
-from index.search import Searcher
-from index.store import current_version, load
+from index.search.searcher import Searcher
+from index.store.reader import current_version, load
 from ingest.documents import Status, list_documents
 from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
 from tests.helpers import break_index
@@ -357,7 +357,7 @@ def test_only_changed_files_are_read_and_the_index_equals_a_full_rebuild(tiny_co
 
 
 def test_an_update_tokenizes_and_hashes_only_new_passages(tiny_corpus, tmp_path, fake_embedder, monkeypatch):
-    from index import keyword
+    from index.retrievers import keyword
     from ingest import dedup
 
     build(tiny_corpus, tmp_path / "idx", fake_embedder)

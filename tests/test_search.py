@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from index.embed.fake import FakeEmbedder
 from index.records import Verdict
-from index.search import Fusion, RetrievalMode, Searcher, SearchSettings, dense_weight, rrf
-from index.store import load
-from index.testing import FakeEmbedder
+from index.search.searcher import Fusion, RetrievalMode, Searcher, SearchSettings, dense_weight, rrf
+from index.store.reader import load
 from ingest.pipeline import build
 from tests.helpers import REPO
 

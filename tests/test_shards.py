@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from index.shards import IvfPlan, assemble, load_mmap, sample_rows, split, train
+from index.retrievers.parts import IvfPlan, assemble, load_mmap, sample_rows, split, train
 
 DIM = 32
 

@@ -13,8 +13,6 @@ import faiss
 import numpy as np
 import pytest
 
-from index import dense
-from index.dense import ivf_plan
 from index.errors import (
     IndexBusy,
     IndexDamaged,
@@ -24,11 +22,13 @@ from index.errors import (
     PointerDamaged,
     StoreError,
 )
-from index.passages import PassageFile
 from index.records import DocumentInfo, Location, Passage, Settings, text_id
-from index.search import Searcher
-from index.shards import sample_rows, train
-from index.store import SentenceVectors, current_version, load, publish, publish_lock, verify
+from index.retrievers import dense
+from index.retrievers.dense import ivf_plan
+from index.retrievers.parts import sample_rows, train
+from index.search.searcher import Searcher
+from index.store.passages import PassageFile
+from index.store.reader import SentenceVectors, current_version, load, publish, publish_lock, verify
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 
@@ -79,7 +79,7 @@ def test_tampered_file_is_refused_naming_it(built):
 
 
 def test_a_file_of_another_size_is_refused_without_hashing_anything(built, monkeypatch):
-    import index.store as store
+    import index.store.reader as store
 
     path = built / "documents.json"
     path.write_text(path.read_text(encoding="utf-8") + " ", encoding="utf-8")
@@ -89,7 +89,7 @@ def test_a_file_of_another_size_is_refused_without_hashing_anything(built, monke
 
 
 def test_loading_reads_sizes_and_times_and_hashes_nothing(built, monkeypatch):
-    import index.store as store
+    import index.store.reader as store
 
     monkeypatch.setattr(store, "file_sha256", lambda path: pytest.fail(f"hashed {path}"))
     stored = load(built.parent)
@@ -209,7 +209,7 @@ def test_failed_build_leaves_previous_index_serving(tiny_corpus, tmp_path, fake_
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("index.store.KeywordIndex.save", explode)
+    monkeypatch.setattr("index.store.reader.KeywordIndex.save", explode)
     with pytest.raises(IndexWriteFailed, match="disk full"):
         build(tiny_corpus, index_dir, fake_embedder)
     assert current_version(index_dir) == before
@@ -300,7 +300,7 @@ def test_every_file_and_folder_is_flushed_before_the_pointer_switches(
     tiny_corpus, tmp_path, fake_embedder, monkeypatch
 ):
     """Durability on power loss: data, then the names of the data, then CURRENT."""
-    import index.store as store
+    import index.store.reader as store
 
     index_dir = tmp_path / "idx"
     steps: list[tuple[str, Path]] = []

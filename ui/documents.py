@@ -18,7 +18,7 @@ from pathlib import Path
 import streamlit as st
 
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
-from index.search import Searcher
+from index.search.searcher import Searcher
 from ingest.documents import (
     DocumentEntry,
     DocumentNotFound,

@@ -14,7 +14,7 @@ toolchain: the file is cached under `Config.cache_dir` (`KB_CACHE_DIR`, default 
 named by a hash of the model files, the recipe and the library versions, and
 written atomically so concurrent processes never read half a file. Running
 the cached graph imports neither torch nor transformers (the tokenizer is
-`index.tokens.WordPieces`).
+`index.embed.tokens.WordPieces`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.pooling import TokenBatch
-from index.tokens import TokenArrays, WordPieces
+from index.embed.pooling import TokenBatch
+from index.embed.tokens import TokenArrays, WordPieces
 
 # Changing any step of `export` must change this, so caches are rebuilt.
 RECIPE = "eager-opset17/token-embeddings/bert-fusion/int8-weights-per-channel/v3"
@@ -229,7 +229,7 @@ def export(
 
 
 def _token_embeddings(bert):
-    """The transformer alone: final-layer token embeddings (pooling happens in numpy, `index.pooling`)."""
+    """The transformer alone: final-layer token embeddings (pooling happens in numpy, `index.embed.pooling`)."""
     import torch
 
     class Tokens(torch.nn.Module):

@@ -8,14 +8,14 @@ An index folder holds versions side by side and a small pointer file:
         manifest.json            format, model, dimensions, counts, settings, and every
                                  file's SHA-256, size and modification time
         passages.jsonl           line i = passage i (text + every location), memory-mapped
-        passage_rows.npy         byte offset of each line of passages.jsonl (index.passages)
+        passage_rows.npy         byte offset of each line of passages.jsonl (index.store.passages)
         locations.npy            every location (source, document, start, row), sorted
         signatures.npy           passage i's duplicate-detection signature (ingest.dedup)
         vectors.faiss            row i = unit vector of passage i (inner product = cosine):
                                  exact (Flat) up to Settings.exact_search_limit passages,
                                  approximate (IVF, 8-bit scalar quantizer) above
         lists.ivfdata            approximate indexes only: the IVF lists, assembled from
-                                 shards and merged on disk (index.shards)
+                                 shards and merged on disk (index.retrievers.parts)
         vectors.npy              approximate indexes only: row i = passage i as float16,
                                  memory-mapped, for exact re-scoring and reuse on update
         sentences.npy            float16 vectors of the answer candidates of every passage
@@ -23,8 +23,8 @@ An index folder holds versions side by side and a small pointer file:
         keyword/                 BM25 index, row i = passage i, and each passage's terms
         documents.json           per-document info (source, text hash, passage count)
         texts.bin                every document's extracted text, row i = document i, memory-mapped
-        text_rows.npy            where each document's text begins in texts.bin (index.texts)
-        shards/                  when built with --shards N: N serving shards (index.sharding)
+        text_rows.npy            where each document's text begins in texts.bin (index.store.texts)
+        shards/                  when built with --shards N: N serving shards (index.search.sharded)
         sources.json             per-file fingerprints (to tell what changed since the build)
 
 A new version is written into a hidden temporary folder, hashed as it is
@@ -64,7 +64,6 @@ from typing import BinaryIO
 
 import numpy as np
 
-from index.dense import DenseIndex
 from index.errors import (
     IndexBusy,
     IndexDamaged,
@@ -75,11 +74,12 @@ from index.errors import (
     build_fix,
     rebuild_fix,
 )
-from index.keyword import KeywordIndex
-from index.passages import LocationTable, PassageFile, location_table, passage_line
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
-from index.shards import Map
-from index.texts import TEXT_ROWS, TEXTS, DocumentTexts, write_texts
+from index.retrievers.dense import DenseIndex
+from index.retrievers.keyword import KeywordIndex
+from index.retrievers.parts import Map
+from index.store.passages import LocationTable, PassageFile, location_table, passage_line
+from index.store.texts import TEXT_ROWS, TEXTS, DocumentTexts, write_texts
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -111,7 +111,7 @@ class SourceFile:
 class SentenceVectors:
     """Vectors of each passage's answer candidates, pooled from the passage's own forward pass.
 
-    Passage i's candidates (`index.sentences.answer_candidates`, in order) are
+    Passage i's candidates (`index.search.sentences.answer_candidates`, in order) are
     rows `starts[i]:starts[i + 1]` of `vectors`. Search scores a passage by its
     best candidate too, and highlights the best one.
     """
@@ -144,7 +144,7 @@ class Signatures:
 class StoredIndex:
     """A loaded index version: row i of `dense`, `keyword`, `sentences` and `signatures` is `passages[i]`.
 
-    `passages` is read by row from disk (`index.passages.PassageFile`);
+    `passages` is read by row from disk (`index.store.passages.PassageFile`);
     `documents` and `sources` are read on first use, from files opened at
     load (so a version replaced and deleted meanwhile still answers).
     """
@@ -309,7 +309,7 @@ def publish(
         keyword: The passages' keyword index, when the caller built it already.
         timings: Called as `timings(step, seconds)` for the steps "write" and "verify".
         texts: Each document's extracted text, row i for `documents[i]` (served for citations).
-        shards: Serving shards to write beside the whole index (`index.sharding`; 0: none).
+        shards: Serving shards to write beside the whole index (`index.search.sharded`; 0: none).
 
     Returns:
         The published index, loaded back and checked.
@@ -443,7 +443,10 @@ class _Version:
         write_texts(self.folder, texts)
         self._hash(TEXTS, TEXT_ROWS)
         if shards:
-            from index.sharding import SHARDS, write_shards  # sharding searches shards, and search reads this module
+            from index.search.sharded import (  # sharding searches shards, and search reads this module
+                SHARDS,
+                write_shards,
+            )
 
             if keyword is None:  # linked from the previous version, whose passages these are, row for row
                 keyword = self.previous.keyword

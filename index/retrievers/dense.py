@@ -8,7 +8,7 @@ search never asks which kind it has. The kind follows the collection's size
 - "Flat": exact inner product (`IndexFlatIP`) over float32 vectors, which
   are also the stored vectors (a view of the index's own storage);
 - "IVF<lists>,SQ8": approximate, 8-bit scalar quantized inverted lists,
-  assembled from shards on disk and memory-mapped (`index.shards`), with a
+  assembled from shards on disk and memory-mapped (`index.retrievers.parts`), with a
   float16 copy of the vectors (`vectors.npy`, memory-mapped) from which its
   candidates are re-scored exactly.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index.shards import LISTS, IvfPlan, Map, assemble, load_mmap, split
+from index.retrievers.parts import LISTS, IvfPlan, Map, assemble, load_mmap, split
 
 EXACT = "Flat"
 VECTORS = "vectors.faiss"
@@ -93,7 +93,7 @@ class DenseIndex:
         its IVF lists and the exact re-scoring come from (so an update that reuses
         it equals a rebuild), and lists.ivfdata: the index is trained on a sample,
         the copy's shards are added by `parallel_map` and their lists merged on
-        disk (`index.shards`), to be served memory-mapped.
+        disk (`index.retrievers.parts`), to be served memory-mapped.
         """
         if kind == EXACT:
             index = faiss.IndexFlatIP(vectors.shape[1])
@@ -179,7 +179,7 @@ class DenseIndex:
         lowest), which are scored again with `row_dots` and cut. Should rows tied or
         within FAISS's rounding of the cut have been left out, every row is scored.
         So a shard's top rows merged with the other shards' are the whole index's
-        (`index.sharding`).
+        (`index.search.sharded`).
         """
         available = len(self) if allowed is None else len(allowed)
         asked = min(available, depth + _EXACT_PAD)
@@ -204,6 +204,6 @@ def row_dots(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     position in the matrix (blocks and their remainders), so the same passage
     scored among other candidates could differ in its last bit. Summed in
     float64 and rounded, it is the same for a passage wherever it is scored:
-    on a shard or in one process (`index.sharding`), ties then break the same way.
+    on a shard or in one process (`index.search.sharded`), ties then break the same way.
     """
     return (np.asarray(matrix, dtype=np.float64) @ np.asarray(vector, dtype=np.float64)).astype(np.float32)

@@ -109,7 +109,7 @@ class KeywordIndex:
         computed it (its document frequency and average passage length), and
         so is the vocabulary, so a passage scores the same bits in the subset
         as in the whole: a shard's scores compare with every other shard's
-        (`index.sharding`).
+        (`index.search.sharded`).
         """
         whole = self._retriever
         indptr, indices, data = (np.asarray(whole.scores[key]) for key in ("indptr", "indices", "data"))

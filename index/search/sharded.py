@@ -1,6 +1,6 @@
 """Serving shards: a published index split by passage id, each part searched alone, the parts merged exactly.
 
-(`index.shards` is another thing: the pieces an approximate vector index is
+(`index.retrievers.parts` is another thing: the pieces an approximate vector index is
 assembled from. These shards are what separate servers load.)
 
 `python -m ingest --shards N` publishes, beside the whole index, N shards in
@@ -33,7 +33,7 @@ Why the merged answer is the single-process answer, bit for bit:
   `search.build_answer`.
 
 `ShardedSearcher` does this in one process (for tests and benchmarks);
-`index.serving` does it over Ray Serve, with one deployment per shard.
+`index.serve.ray_serve` does it over Ray Serve, with one deployment per shard.
 """
 
 from __future__ import annotations
@@ -46,13 +46,14 @@ from pathlib import Path
 
 import numpy as np
 
-from index.confidence import ConfidenceModel
-from index.dense import DenseIndex
-from index.embedding import Embedder
+from index.embed.registry import Embedder
 from index.errors import IndexDamaged, ModelMismatch, rebuild_fix
-from index.keyword import KeywordIndex
 from index.records import Answer, Passage, Settings, Verdict
-from index.search import (
+from index.retrievers.dense import DenseIndex
+from index.retrievers.keyword import KeywordIndex
+from index.retrievers.parts import Map
+from index.search.confidence import ConfidenceModel
+from index.search.searcher import (
     Candidates,
     Ranking,
     SearchSettings,
@@ -63,8 +64,7 @@ from index.search import (
     sentence_cosines,
     top_rows,
 )
-from index.shards import Map
-from index.store import SentenceVectors, check_files, live_version, manifest_of
+from index.store.reader import SentenceVectors, check_files, live_version, manifest_of
 
 SHARDS = "shards"
 LISTING = "shards.json"

@@ -11,7 +11,7 @@
 
 `create_app` builds the app over a `Backend`, which answers from one index
 version at a time: `LocalBackend` holds a `Searcher` in this process (`python
--m index serve`, under uvicorn), and `index.serving` routes each question
+-m index serve`, under uvicorn), and `index.serve.ray_serve` routes each question
 over shards on Ray Serve (`python -m index serve --ray`) behind the same app.
 Either way a request takes the backend's current `View` once and is answered
 from it alone, so a rebuild published meanwhile never mixes into it: the
@@ -48,8 +48,8 @@ from pydantic import BaseModel, Field
 from index.config import Config, one_thread_per_question
 from index.errors import StoreError
 from index.records import DocumentInfo
-from index.search import MAX_QUERY_CHARS, Searcher, SearchSettings, clean_query
-from index.store import StoredIndex, current_version, info_json, load
+from index.search.searcher import MAX_QUERY_CHARS, Searcher, SearchSettings, clean_query
+from index.store.reader import StoredIndex, current_version, info_json, load
 
 log = logging.getLogger("kb.api")
 
@@ -247,7 +247,7 @@ class IndexWatcher:
         raise NotImplementedError
 
     def _watch(self) -> None:
-        from index.embedding import embedder_for  # the model loads here, not at import
+        from index.embed.registry import embedder_for  # the model loads here, not at import
 
         try:
             embedder = embedder_for(self.config)

@@ -5,11 +5,11 @@ fuses them:
 
 - dense: each passage is scored by its own cosine similarity with the
   question and by its best answer candidate's (a sentence vector pooled from
-  the passage's own forward pass, `index.pooling`), half and half. A passage
+  the passage's own forward pass, `index.embed.pooling`), half and half. A passage
   whose one sentence answers while the rest is about something else is
-  found that way; candidates come from the passage vectors (`index.dense`:
+  found that way; candidates come from the passage vectors (`index.retrievers.dense`:
   exact, or for very large collections approximate and re-scored exactly);
-- keyword: BM25 (`index.keyword`).
+- keyword: BM25 (`index.retrievers.keyword`).
 
 Fusion is a convex combination of min-max normalised scores. Its dense
 weight is 0.7 when the dense retriever's best score is 0.5, and moves by
@@ -29,7 +29,7 @@ sentences embedded alone), nudged towards one stating a quantity when the
 question asks for one and away from sentences that are questions
 themselves; a neighbouring candidate scoring within `window` of it is
 highlighted with it, since the two then answer together. Each hit also gets
-a confidence, the probability that it answers (`index.confidence`,
+a confidence, the probability that it answers (`index.search.confidence`,
 calibrated on the same development sets). The question is refused when no
 passage the ranking scored reaches cosine 0.40, however many hits are shown (a property of the model, checked on
 several collections); otherwise it is answered when the best hit's
@@ -46,13 +46,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.confidence import ConfidenceModel
-from index.dense import row_dots
-from index.embedding import Embedder
+from index.embed.registry import Embedder
 from index.errors import ModelMismatch, rebuild_fix
 from index.records import Answer, Choice, Hit, Location, Passage, ScoreParts, Span, Verdict
-from index.sentences import answer_candidates
-from index.store import SentenceVectors, StoredIndex
+from index.retrievers.dense import row_dots
+from index.search.confidence import ConfidenceModel
+from index.search.sentences import answer_candidates
+from index.store.reader import SentenceVectors, StoredIndex
 
 
 class RetrievalMode(Choice):
@@ -276,7 +276,7 @@ class Candidates:
     """What each retriever proposes for one question, with both scores of every candidate: all fusion needs.
 
     `Searcher.rank` gathers them from one index; a router gathers them from
-    shards (`index.sharding`). Both hand them to `fuse`, so they rank alike.
+    shards (`index.search.sharded`). Both hand them to `fuse`, so they rank alike.
 
     Attributes:
         dense: Rows the dense retriever proposes (its top `candidates` by passage cosine), in any order.
@@ -481,7 +481,7 @@ class Searcher:
 
     @property
     def passages(self) -> Sequence[Passage]:
-        """The index's passages, read by row (`index.passages.PassageFile`)."""
+        """The index's passages, read by row (`index.store.passages.PassageFile`)."""
         return self.stored.passages
 
     def search(self, query: str, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
