@@ -110,7 +110,9 @@ def build(index_dir: Path, size: int, source: Path, corpus: Path) -> None:
     from index.embed.registry import embedder_for
     from index.records import DocumentInfo, Location, Passage, Settings, text_id
     from index.search.sentences import answer_candidates
-    from index.store.reader import SentenceVectors, SourceFile, publish, publish_lock
+    from index.store.pointer import publish_lock
+    from index.store.version import SentenceVectors, SourceFile
+    from index.store.writer import publish
 
     rng = np.random.default_rng(0)
     began = time.perf_counter()
@@ -242,7 +244,8 @@ def main() -> None:
         serve(args.serve, claims(args.data)[: args.questions])
         return
 
-    from index.store.reader import current_version, manifest_of
+    from index.store.pointer import current_version
+    from index.store.reader import manifest_of
 
     version = current_version(args.index) if (args.index / "CURRENT").exists() else None
     if version is None or manifest_of(version).passages != args.size:
@@ -311,7 +314,7 @@ def main() -> None:
         f"{best['at_model']['RssFile']:.0f}). Warm p50 over those {best['warm_questions']} SciFact test claims, "
         f"hybrid with answer sentences. Index: {best['passages']:,} synthetic passages, each 2-5 consecutive "
         f"sentences of a SciFact abstract plus one sentence of another, with vectors grown from a real SciFact "
-        f"index's vectors (as `bench/scale.py`), published by `index.store.reader.publish` (format 4). "
+        f"index's vectors (as `bench/scale.py`), published by `index.store.writer.publish` (format 4). "
         f"Load average (1, 5, 15 min) before {load_before}, after {load_after}."
     )
     record("A million passages: time to the first answer", body)

@@ -39,7 +39,7 @@ import numpy as np
 from index.records import FORMAT_VERSION, Manifest, Settings
 from index.retrievers.dense import EXACT, DenseIndex, nprobe_for
 from index.retrievers.parts import IvfPlan
-from index.search.searcher import SearchSettings
+from index.search.settings import SearchSettings
 from index.store.reader import StoredIndex, load
 
 K = 10

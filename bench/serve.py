@@ -222,9 +222,10 @@ def measure_shard(passages: int, work: Path, asked: list[str]) -> ShardCosts:
     from index.embed.registry import BundledModel
     from index.retrievers.dense import DenseIndex
     from index.retrievers.keyword import KeywordIndex
-    from index.search.searcher import SearchSettings
-    from index.search.sharded import ShardIndex, rank_shards
-    from index.store.reader import SentenceVectors
+    from index.search.settings import SearchSettings
+    from index.search.sharded import rank_shards, shard_candidates
+    from index.store.shards import ShardIndex
+    from index.store.version import SentenceVectors
 
     rng = np.random.default_rng(0)
     model = BundledModel()
@@ -248,7 +249,7 @@ def measure_shard(passages: int, work: Path, asked: list[str]) -> ShardCosts:
     for question, vector in zip(asked, embedded):
         query = " ".join(vocabulary[rng.zipf(1.2, size=6).clip(max=len(vocabulary)) - 1])
         began = time.perf_counter()
-        part = shard.candidates(query, vector, settings.candidates, None)
+        part = shard_candidates(shard, query, vector, settings.candidates, None)
         costs.shard.append(time.perf_counter() - began)
         began = time.perf_counter()
         shard.keyword.scores(query)  # the BM25 part of the above, measured again alone

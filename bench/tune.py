@@ -1,6 +1,6 @@
 """Choose every search setting on all development sets at once, and fit the confidence model.
 
-One script decides the defaults of `index.search.searcher.SearchSettings` and the
+One script decides the defaults of `index.search.settings.SearchSettings` and the
 weights in `index/search/confidence.json`, and prints every set separately:
 
 - bundled:  corpus/questions.jsonl (tidy questions) and corpus/questions-everyday.jsonl
@@ -54,7 +54,9 @@ from index.evaluate import (
     read_questions,
 )
 from index.search.confidence import BUNDLED, FEATURES, ConfidenceModel, features
-from index.search.searcher import Fusion, Searcher, SearchSettings, clean_query
+from index.search.query import clean_query
+from index.search.searcher import Searcher
+from index.search.settings import Fusion, SearchSettings
 from index.store.reader import load
 from ingest.pipeline import build
 

@@ -28,7 +28,8 @@ from index.cli import fail, note
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
 from index.errors import StoreError
-from index.search.searcher import MAX_QUERY_CHARS, RetrievalMode, SearchSettings, clean_query, query_is_cut
+from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
+from index.search.settings import RetrievalMode, SearchSettings
 from index.store.reader import StoredIndex, info_json, load, verify
 
 

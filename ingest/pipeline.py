@@ -42,7 +42,10 @@ from index.embed.registry import Embedder
 from index.errors import IndexNotFound, StoreError
 from index.records import Choice, DocumentInfo, Location, Passage, Settings, Skipped, text_id
 from index.retrievers.parts import Map
-from index.store.reader import Signatures, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
+from index.store.pointer import publish_lock
+from index.store.reader import StoredIndex, load
+from index.store.version import Signatures, SourceFile, file_sha256
+from index.store.writer import publish
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import SCHEME, Deduplicator
 from ingest.loaders import Document, corpus_root, discover, read_file

@@ -19,7 +19,8 @@ import numpy as np
 from index.embed.registry import Embedder
 from index.records import Passage
 from index.search.sentences import answer_candidates
-from index.store.reader import SentenceVectors, StoredIndex
+from index.store.reader import StoredIndex
+from index.store.version import SentenceVectors
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,11 @@ from streamlit.testing.v1 import AppTest
 from index.embed.fake import FakeEmbedder
 from index.embed.registry import register_embedder
 from index.records import Verdict
-from index.search.searcher import MAX_QUERY_CHARS, Searcher, SearchSettings
-from index.store.reader import current_version, load
+from index.search.query import MAX_QUERY_CHARS
+from index.search.searcher import Searcher
+from index.search.settings import SearchSettings
+from index.store.pointer import current_version
+from index.store.reader import load
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 from ui.markdown import escape_markdown

@@ -28,7 +28,8 @@ import pytest
 from index.embed.fake import FakeEmbedder
 from index.records import Settings
 from index.search.searcher import Searcher
-from index.store.reader import current_version, load
+from index.store.pointer import current_version
+from index.store.reader import load
 from ingest.__main__ import main as ingest_main
 from ingest.pipeline import build
 from tests.bad_corpus import BAD, ENCODINGS, GOOD, LETTER_RUN, UNREADABLE, make_bad_corpus

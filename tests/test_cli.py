@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from index.__main__ import main as index_main
-from index.search.searcher import Searcher, SearchSettings
+from index.search.searcher import Searcher
+from index.search.settings import SearchSettings
 from ingest.__main__ import main as ingest_main
 from tests.helpers import REPO
 

@@ -18,7 +18,8 @@ from index.evaluate import (
     read_queries,
     recall_at,
 )
-from index.search.searcher import Searcher, convex
+from index.search.fusion import convex
+from index.search.searcher import Searcher
 from index.store.reader import load
 from ingest.pipeline import build
 

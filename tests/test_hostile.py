@@ -26,7 +26,8 @@ from streamlit.testing.v1 import AppTest
 
 from index.__main__ import main as index_main
 from index.embed.fake import FakeEmbedder
-from index.search.searcher import MAX_QUERY_CHARS, Searcher, clean_query
+from index.search.query import MAX_QUERY_CHARS, clean_query
+from index.search.searcher import Searcher
 from index.store.reader import load
 from ingest.pipeline import build
 from tests.helpers import REPO

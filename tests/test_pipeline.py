@@ -9,7 +9,8 @@ import pytest
 
 from index.records import Settings
 from index.search.searcher import Searcher
-from index.store.reader import current_version, load
+from index.store.pointer import current_version
+from index.store.reader import load
 from ingest.documents import Status, list_documents
 from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
 from tests.helpers import break_index

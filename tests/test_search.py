@@ -10,7 +10,9 @@ import pytest
 
 from index.embed.fake import FakeEmbedder
 from index.records import Verdict
-from index.search.searcher import Fusion, RetrievalMode, Searcher, SearchSettings, dense_weight, rrf
+from index.search.fusion import dense_weight, rrf
+from index.search.searcher import Searcher
+from index.search.settings import Fusion, RetrievalMode, SearchSettings
 from index.store.reader import load
 from ingest.pipeline import build
 from tests.helpers import REPO

@@ -14,8 +14,9 @@ from index.embed.fake import FakeEmbedder
 from index.embed.registry import BundledModel
 from index.errors import IndexDamaged
 from index.search.searcher import Searcher
-from index.search.sharded import ShardedSearcher, ShardIndex, shard_folder
+from index.search.sharded import ShardedSearcher
 from index.store.reader import load
+from index.store.shards import ShardIndex, shard_folder
 from ingest.__main__ import main as ingest_main
 from ingest.pipeline import build
 from tests.helpers import REPO

@@ -28,7 +28,10 @@ from index.retrievers.dense import ivf_plan
 from index.retrievers.parts import sample_rows, train
 from index.search.searcher import Searcher
 from index.store.passages import PassageFile
-from index.store.reader import SentenceVectors, current_version, load, publish, publish_lock, verify
+from index.store.pointer import current_version, publish_lock
+from index.store.reader import load, verify
+from index.store.version import SentenceVectors
+from index.store.writer import publish
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 
@@ -209,7 +212,7 @@ def test_failed_build_leaves_previous_index_serving(tiny_corpus, tmp_path, fake_
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("index.store.reader.KeywordIndex.save", explode)
+    monkeypatch.setattr("index.retrievers.keyword.KeywordIndex.save", explode)
     with pytest.raises(IndexWriteFailed, match="disk full"):
         build(tiny_corpus, index_dir, fake_embedder)
     assert current_version(index_dir) == before
@@ -300,13 +303,15 @@ def test_every_file_and_folder_is_flushed_before_the_pointer_switches(
     tiny_corpus, tmp_path, fake_embedder, monkeypatch
 ):
     """Durability on power loss: data, then the names of the data, then CURRENT."""
-    import index.store.reader as store
+    import index.store.pointer as pointer
+    import index.store.writer as writer
 
     index_dir = tmp_path / "idx"
     steps: list[tuple[str, Path]] = []
-    real_fsync, real_replace = store._fsync, store.os.replace
-    monkeypatch.setattr(store, "_fsync", lambda path: (steps.append(("fsync", Path(path))), real_fsync(path)))
-    monkeypatch.setattr(store.os, "replace", lambda a, b: (steps.append(("replace", Path(b))), real_replace(a, b)))
+    real_fsync, real_replace = writer.fsync, os.replace
+    for module in (pointer, writer):
+        monkeypatch.setattr(module, "fsync", lambda path: (steps.append(("fsync", Path(path))), real_fsync(path)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (steps.append(("replace", Path(b))), real_replace(a, b)))
     build(tiny_corpus, index_dir, fake_embedder)
     switch = steps.index(("replace", index_dir / "CURRENT"))
     flushed = [path for step, path in steps[:switch] if step == "fsync"]

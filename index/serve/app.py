@@ -31,146 +31,33 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
 
 from index.config import Config, one_thread_per_question
-from index.errors import StoreError
 from index.records import DocumentInfo
-from index.search.searcher import MAX_QUERY_CHARS, Searcher, SearchSettings, clean_query
-from index.store.reader import StoredIndex, current_version, info_json, load
+from index.search.query import MAX_QUERY_CHARS, clean_query
+from index.search.searcher import Searcher
+from index.search.settings import SearchSettings
+from index.serve.schemas import MAX_K, DocumentResponse, Problem, QueryRequest, QueryResponse
+from index.serve.watcher import Backend, DocumentLookup, IndexWatcher, View
+from index.store.reader import StoredIndex, info_json, load
 
 log = logging.getLogger("kb.api")
 
 # A question is searched up to 2,000 characters; 64 KiB holds that many times over
 # in any encoding, with a long list of sources, and keeps a runaway client cheap.
 MAX_BODY_BYTES = 64 * 1024
-# Each retriever proposes 100 candidates (`SearchSettings.candidates`): more hits than that do not exist.
-MAX_K = 100
 TOKEN_VARIABLE = "KB_API_TOKEN"
 _BEARER = HTTPBearer(auto_error=False, description=f"The token in ${TOKEN_VARIABLE}, when the server sets one.")
-
-
-class QueryRequest(BaseModel):
-    """One question."""
-
-    query: str = Field(description=f"The question, free text; searched up to {MAX_QUERY_CHARS:,} characters.")
-    k: int = Field(5, description=f"How many passages to return, 1 to {MAX_K}.")
-    sources: list[str] | None = Field(
-        None, description="Only passages found in these files (paths relative to the corpus, as in `source`)."
-    )
-    explain: bool = Field(False, description="Add each hit's ranks and score parts, as `query --json --explain`.")
-
-
-class Hit(BaseModel):
-    rank: int
-    score: float
-    doc_id: str
-    source: str
-    start: int
-    end: int
-    text: str
-    answer: dict[str, Any]
-    confidence: float
-
-
-class QueryResponse(BaseModel):
-    """Exactly the object `python -m index query --json` prints for the question."""
-
-    query: str
-    answered: bool
-    verdict: str = Field(description="answered, unsure (closest passages; these may not answer) or not_answered")
-    confidence: float
-    hits: list[Hit]
-
-
-class DocumentResponse(BaseModel):
-    doc_id: str
-    source: str
-    chars: int
-    text: str = Field(description="The extracted text; a hit's start and end index it.")
-
-
-class Problem(BaseModel):
-    detail: str
-
-
-class View(Protocol):
-    """One index version, as a request sees it from start to end."""
-
-    version: str
-
-    @property
-    def sources(self) -> frozenset[str]:
-        """The source files of its documents (what `sources` may name)."""
-        ...
-
-    @property
-    def documents(self) -> list[DocumentInfo]: ...
-
-    def rows_of(self, doc_id: str) -> list[int]:
-        """The rows of `documents` with this id (one per file that holds it)."""
-        ...
-
-    async def query(self, question: str, k: int, sources: frozenset[str] | None, explain: bool) -> dict:
-        """The answer's JSON, as `query --json` prints it."""
-        ...
-
-    def info(self) -> dict:
-        """What `info --json` prints."""
-        ...
-
-    def text(self, row: int) -> str:
-        """Document `row`'s extracted text."""
-        ...
-
-
-class Backend(Protocol):
-    """Serves the current index version; `create_app` starts and stops it with the app."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def view(self) -> View | None:
-        """The current version, or None while none is loaded."""
-        ...
-
-    def not_ready(self) -> str:
-        """Why there is no view yet (loading, or what is wrong and how to fix it)."""
-        ...
-
-
-class DocumentLookup:
-    """What a view derives from its `documents`: the source files, and each document id's rows."""
-
-    documents: list[DocumentInfo]
-
-    @cached_property
-    def sources(self) -> frozenset[str]:
-        return frozenset(d.source for d in self.documents)
-
-    def rows_of(self, doc_id: str) -> list[int]:
-        return self._rows.get(doc_id, [])
-
-    @cached_property
-    def _rows(self) -> dict[str, list[int]]:
-        """Each document id's rows in `documents` (a record id can repeat in other files)."""
-        rows: dict[str, list[int]] = {}
-        for row, d in enumerate(self.documents):
-            rows.setdefault(d.doc_id, []).append(row)
-        return rows
 
 
 @dataclass
@@ -197,80 +84,6 @@ class LocalView(DocumentLookup):
 
     def text(self, row: int) -> str:
         return self.stored.texts.text(row)
-
-
-class IndexWatcher:
-    """A backend's loading thread: the model first, then the live version and each one published after it.
-
-    A new version is loaded while the old one answers, then takes over new
-    requests in one assignment; a version that cannot be loaded is logged once
-    and reported by /readyz while the old one keeps answering. Subclasses say
-    how a version is loaded (`_load`) and what to do when there is none (`_missing`).
-    """
-
-    thread_name = "kb-index-watch"
-    # What loading a version may raise and still leave the thread watching for the next one.
-    recoverable: tuple[type[Exception], ...] = (StoreError,)
-
-    def __init__(self, config: Config, settings: SearchSettings, poll: float) -> None:
-        self.config = config
-        self.settings = settings
-        self.poll = poll
-        self.embedder = None
-        self._view = None
-        self._problem = "loading the model and the index"
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._watch, name=self.thread_name, daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def view(self):
-        return self._view
-
-    def not_ready(self) -> str:
-        return self._problem
-
-    def _load(self, version: Path, embedder):
-        """The view answering from `version` (a folder the CURRENT pointer named)."""
-        raise NotImplementedError
-
-    def _missing(self) -> str:
-        """What /readyz says while no index has been built."""
-        raise NotImplementedError
-
-    def _watch(self) -> None:
-        from index.embed.registry import embedder_for  # the model loads here, not at import
-
-        try:
-            embedder = embedder_for(self.config)
-            embedder.encode(["warm up"])
-            self.embedder = embedder
-        except Exception as exc:  # reported by /readyz; the process stays up
-            log.exception("the model cannot be loaded")
-            self._problem = f"the model cannot be loaded ({exc})"
-            return
-        failed = None
-        while not self._stopping.is_set():
-            try:
-                version = current_version(self.config.index)
-                if version is not None and (self._view is None or version.name != self._view.version):
-                    self._view = self._load(version, embedder)
-                    failed = None
-                elif version is None and self._view is None:
-                    self._problem = self._missing()
-            except self.recoverable as exc:  # the old version keeps answering
-                if str(exc) != failed:
-                    log.warning("cannot load the new index version: %s", exc)
-                failed = self._problem = str(exc)
-            self._stopping.wait(self.poll)
 
 
 class LocalBackend(IndexWatcher):

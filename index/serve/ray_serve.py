@@ -3,7 +3,7 @@
 `python -m index serve --ray [ADDRESS] --shards N --replicas R` deploys:
 
 - `Shard` (N deployments, `shard-000` ...), R replicas each: a replica loads
-  its shard of a published version (`index.search.sharded.ShardIndex`) and
+  its shard of a published version (`index.store.shards.ShardIndex`) and
   proposes candidates for a question vector, then hands over the passages
   the router picks;
 - `Router` (the ingress, one replica): the same FastAPI app as `python -m
@@ -50,13 +50,19 @@ from index.config import Config, one_thread_per_question
 from index.embed.registry import Embedder
 from index.errors import IndexDamaged, ModelMismatch, rebuild_fix
 from index.records import Answer, DocumentInfo, Manifest, Passage, Verdict
+from index.search.answer import build_answer
 from index.search.confidence import ConfidenceModel
-from index.search.searcher import SearchSettings, build_answer, clean_query
-from index.search.sharded import ShardCandidates, ShardIndex, rank_shards, top_by_shard
-from index.serve.app import TOKEN_VARIABLE, DocumentLookup, IndexWatcher, create_app
+from index.search.query import clean_query
+from index.search.settings import SearchSettings
+from index.search.sharded import ShardCandidates, fetch, rank_shards, shard_candidates, top_by_shard
+from index.serve.app import TOKEN_VARIABLE, create_app
 from index.serve.cluster import check_reachable
-from index.store.reader import DOCUMENTS, check_files, current_version, live_version, manifest_of
+from index.serve.watcher import DocumentLookup, IndexWatcher
+from index.store.pointer import current_version, live_version
+from index.store.reader import check_files, manifest_of
+from index.store.shards import ShardIndex
 from index.store.texts import TEXT_ROWS, TEXTS, DocumentTexts
+from index.store.version import DOCUMENTS
 
 log = logging.getLogger("kb.serving")
 
@@ -109,10 +115,10 @@ class Shard:
     def candidates(
         self, version: str, query: str, vector: np.ndarray, depth: int, sources: frozenset[str] | None
     ) -> ShardCandidates:
-        return self._version(version).candidates(query, vector, depth, sources)
+        return shard_candidates(self._version(version), query, vector, depth, sources)
 
     def fetch(self, version: str, rows: list[int], vector: np.ndarray) -> list[tuple[Passage, np.ndarray]]:
-        return self._version(version).fetch(rows, vector)
+        return fetch(self._version(version), rows, vector)
 
     def pid(self) -> int:
         """This replica's process id (the fault tests kill one)."""
