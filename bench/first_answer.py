@@ -111,7 +111,7 @@ def build(index_dir: Path, size: int, source: Path, corpus: Path) -> None:
     from index.records import DocumentInfo, Location, Passage, Settings, text_id
     from index.search.sentences import answer_candidates
     from index.store.pointer import publish_lock
-    from index.store.version import SentenceVectors, SourceFile
+    from index.store.version import BuildInfo, SentenceVectors, SourceFile, VersionContent
     from index.store.writer import publish
 
     rng = np.random.default_rng(0)
@@ -133,15 +133,15 @@ def build(index_dir: Path, size: int, source: Path, corpus: Path) -> None:
     with publish_lock(index_dir):
         publish(
             index_dir,
-            model=model,
-            passages=passages,
-            vectors=vectors,
-            documents=documents,
-            sources={SOURCE: SourceFile(0, 0, "")},
-            settings=Settings(),
-            corpus=f"synthetic from {corpus}",
-            sentences=sentences,
-            texts=texts,
+            VersionContent(
+                passages=passages,
+                vectors=vectors,
+                sentences=sentences,
+                documents=documents,
+                sources={SOURCE: SourceFile(0, 0, "")},
+                texts=texts,
+            ),
+            BuildInfo(model=model, settings=Settings(), corpus=f"synthetic from {corpus}"),
             timings=lambda step, seconds: print(f"publish {step}: {seconds:.0f} s", flush=True),
         )
     print(f"built {size:,} passages in {time.perf_counter() - began:.0f} s -> {index_dir}", flush=True)

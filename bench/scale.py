@@ -41,6 +41,7 @@ from index.retrievers.dense import EXACT, DenseIndex, nprobe_for
 from index.retrievers.parts import IvfPlan
 from index.search.settings import SearchSettings
 from index.store.reader import StoredIndex, load
+from index.store.version import Segment
 
 K = 10
 
@@ -99,7 +100,7 @@ def serve(folder: Path, kind: str, probes: list[int]) -> None:
     manifest = Manifest(
         FORMAT_VERSION, "bench", dense.dimensions, 0, len(dense), 0, Settings(), "", "", vector_index=kind
     )
-    stored = StoredIndex(folder, manifest, [], dense, None, [], {})
+    stored = StoredIndex(folder, manifest, Segment([], dense, None, []), {})
     searcher = Searcher(stored, _Named())
     queries = np.load(folder.parent / "queries.npy")
     truth = np.load(folder.parent / "truth.npy")

@@ -225,7 +225,7 @@ def measure_shard(passages: int, work: Path, asked: list[str]) -> ShardCosts:
     from index.search.settings import SearchSettings
     from index.search.sharded import rank_shards, shard_candidates
     from index.store.shards import ShardIndex
-    from index.store.version import SentenceVectors
+    from index.store.version import Segment, SentenceVectors
 
     rng = np.random.default_rng(0)
     model = BundledModel()
@@ -243,7 +243,7 @@ def measure_shard(passages: int, work: Path, asked: list[str]) -> ShardCosts:
     ranks = np.minimum(rng.zipf(1.2, size=(passages, 60)), len(vocabulary)) - 1
     keyword = KeywordIndex.build([" ".join(vocabulary[row]) for row in ranks])
     sentences = SentenceVectors(vectors.astype(np.float16), np.arange(passages + 1, dtype=np.int64))
-    shard = ShardIndex(folder, 0, np.arange(passages), [], dense, keyword, sentences, model.name)
+    shard = ShardIndex(folder, 0, np.arange(passages), Segment([], dense, keyword, sentences), model.name)
     embedded = model.encode(asked)
     costs = ShardCosts(passages, [], [], [], [])
     for question, vector in zip(asked, embedded):

@@ -44,7 +44,7 @@ from index.records import Choice, DocumentInfo, Location, Passage, Settings, Ski
 from index.retrievers.parts import Map
 from index.store.pointer import publish_lock
 from index.store.reader import StoredIndex, load
-from index.store.version import Signatures, SourceFile, file_sha256
+from index.store.version import BuildInfo, Signatures, SourceFile, VersionContent, file_sha256
 from index.store.writer import publish
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import SCHEME, Deduplicator
@@ -260,21 +260,20 @@ def build(
         report(Stage.PUBLISH, 0, 1)
         stored = publish(
             index_dir,
-            model=executor.embedder.name,
-            passages=passages,
-            vectors=vectors.passages,
-            documents=documents,
-            sources=sources,
-            settings=settings,
-            corpus=str(corpus),
-            skipped=tuple(skipped),
-            sentences=vectors.sentences,
+            VersionContent(
+                passages=passages,
+                vectors=vectors.passages,
+                sentences=vectors.sentences,
+                documents=documents,
+                sources=sources,
+                texts=texts,
+                signatures=signatures,
+                skipped=tuple(skipped),
+            ),
+            BuildInfo(model=executor.embedder.name, settings=settings, corpus=str(corpus), shards=shards),
             parallel_map=shard_map(executor),
-            signatures=signatures,
             previous=previous,
             previous_rows=vectors.live_rows,
-            texts=texts,
-            shards=shards,
         )
         report(Stage.PUBLISH, 1, 1)
     return BuildReport(

@@ -30,7 +30,7 @@ from index.search.searcher import Searcher
 from index.store.passages import PassageFile
 from index.store.pointer import current_version, publish_lock
 from index.store.reader import load, verify
-from index.store.version import SentenceVectors
+from index.store.version import BuildInfo, SentenceVectors, VersionContent
 from index.store.writer import publish
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
@@ -382,16 +382,16 @@ def _publish_synthetic(index_dir: Path, vectors: np.ndarray, parallel_map=map) -
     with publish_lock(index_dir):
         publish(
             index_dir,
-            model="synthetic",
-            passages=passages,
-            vectors=vectors,
-            documents=[DocumentInfo("d", "d.txt", "0", count, count)],
-            sources={},
-            settings=Settings(exact_search_limit=1000),
-            corpus="synthetic",
-            sentences=SentenceVectors(vectors, np.arange(count + 1)),  # one candidate each: the passage itself
+            VersionContent(
+                passages=passages,
+                vectors=vectors,
+                sentences=SentenceVectors(vectors, np.arange(count + 1)),
+                documents=[DocumentInfo("d", "d.txt", "0", count, count)],
+                sources={},
+                texts=["".join(f"passage {i}" for i in range(count))],
+            ),
+            BuildInfo(model="synthetic", settings=Settings(exact_search_limit=1000), corpus="synthetic"),
             parallel_map=parallel_map,
-            texts=["".join(f"passage {i}" for i in range(count))],
         )
 
 

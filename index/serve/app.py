@@ -128,21 +128,10 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
-        if token is None:
-            return
-        given = credentials.credentials if credentials is not None else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                401,
-                "missing or wrong bearer token; send the header Authorization: Bearer <the server's KB_API_TOKEN>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        _check_token(credentials, token)
 
     def current() -> View:
-        view = backend.view()
-        if view is None:
-            raise HTTPException(503, f"not ready: {backend.not_ready()}", headers={"Retry-After": "1"})
-        return view
+        return _current_view(backend)
 
     errors = {
         401: {"model": Problem, "description": "No or a wrong bearer token."},
@@ -158,21 +147,9 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
     @app.post("/query", response_model=QueryResponse, responses=errors, dependencies=[Depends(authorized)])
     async def query(request: QueryRequest) -> JSONResponse:
         """Answer one question: ranked passages, each with its answer span and confidence, and the verdict."""
-        if not clean_query(request.query):
-            raise HTTPException(422, "query is empty; ask a question in words")
-        if not 1 <= request.k <= MAX_K:
-            raise HTTPException(422, f"k must be between 1 and {MAX_K}, got {request.k}")
+        _check_question(request)
         view = current()
-        sources = None
-        if request.sources is not None:
-            unknown = sorted(set(request.sources) - view.sources)
-            if unknown:
-                raise HTTPException(
-                    422,
-                    f"unknown source {unknown[0]!r}: no document of the index comes from it "
-                    "(sources are paths relative to the corpus, as in a hit's source; GET /documents lists them)",
-                )
-            sources = frozenset(request.sources)
+        sources = _known_sources(request.sources, view)
         # The JSON as built, not re-validated through the model: byte for byte what the CLI prints, parsed.
         return JSONResponse(await view.query(request.query, request.k, sources, request.explain))
 
@@ -203,15 +180,9 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
         (the hit's `source`) says which one is meant.
         """
         view = current()
-        rows = [row for row in view.rows_of(doc_id) if source is None or view.documents[row].source == source]
-        if not rows:
-            where = f" in {source!r}" if source is not None else ""
-            raise HTTPException(404, f"no document {doc_id!r}{where} in the index")
-        if len(rows) > 1:
-            names = ", ".join(sorted(view.documents[row].source for row in rows))
-            raise HTTPException(409, f"document id {doc_id!r} is in several files ({names}); add ?source=FILE")
-        d = view.documents[rows[0]]
-        return {"doc_id": d.doc_id, "source": d.source, "chars": d.chars, "text": view.text(rows[0])}
+        row = _document_row(view, doc_id, source)
+        d = view.documents[row]
+        return {"doc_id": d.doc_id, "source": d.source, "chars": d.chars, "text": view.text(row)}
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -227,6 +198,61 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
         return JSONResponse({"ready": True, "version": view.version})
 
     return app
+
+
+def _current_view(backend: Backend) -> View:
+    """The backend's current version; 503 (try again in a second) while none is loaded."""
+    view = backend.view()
+    if view is None:
+        raise HTTPException(503, f"not ready: {backend.not_ready()}", headers={"Retry-After": "1"})
+    return view
+
+
+def _check_token(credentials: HTTPAuthorizationCredentials | None, token: str | None) -> None:
+    """Refuse (401) a request without the server's token, when it has one."""
+    if token is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(
+            401,
+            "missing or wrong bearer token; send the header Authorization: Bearer <the server's KB_API_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _check_question(request: QueryRequest) -> None:
+    """Refuse (422) an empty question or a `k` out of range."""
+    if not clean_query(request.query):
+        raise HTTPException(422, "query is empty; ask a question in words")
+    if not 1 <= request.k <= MAX_K:
+        raise HTTPException(422, f"k must be between 1 and {MAX_K}, got {request.k}")
+
+
+def _known_sources(sources: list[str] | None, view: View) -> frozenset[str] | None:
+    """The sources a question is limited to; a source the index does not hold is refused (422)."""
+    if sources is None:
+        return None
+    unknown = sorted(set(sources) - view.sources)
+    if unknown:
+        raise HTTPException(
+            422,
+            f"unknown source {unknown[0]!r}: no document of the index comes from it "
+            "(sources are paths relative to the corpus, as in a hit's source; GET /documents lists them)",
+        )
+    return frozenset(sources)
+
+
+def _document_row(view: View, doc_id: str, source: str | None) -> int:
+    """The row of the one document with this id (and source); 404 when none, 409 when several."""
+    rows = [row for row in view.rows_of(doc_id) if source is None or view.documents[row].source == source]
+    if not rows:
+        where = f" in {source!r}" if source is not None else ""
+        raise HTTPException(404, f"no document {doc_id!r}{where} in the index")
+    if len(rows) > 1:
+        names = ", ".join(sorted(view.documents[row].source for row in rows))
+        raise HTTPException(409, f"document id {doc_id!r} is in several files ({names}); add ?source=FILE")
+    return rows[0]
 
 
 def _validation_message(exc: RequestValidationError) -> str:

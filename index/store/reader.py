@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
@@ -24,7 +24,7 @@ from index.errors import (
     ModelMismatch,
     rebuild_fix,
 )
-from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage
+from index.records import FORMAT_VERSION, DocumentInfo, Manifest
 from index.retrievers.dense import DenseIndex
 from index.retrievers.keyword import KeywordIndex
 from index.store.passages import LocationTable, PassageFile
@@ -41,6 +41,7 @@ from index.store.version import (
     SENTENCES,
     SIGNATURES,
     SOURCES,
+    Segment,
     SentenceVectors,
     Signatures,
     SourceFile,
@@ -49,8 +50,8 @@ from index.store.version import (
 )
 
 
-class StoredIndex:
-    """A loaded index version: row i of `dense`, `keyword`, `sentences` and `signatures` is `passages[i]`.
+class StoredIndex(Segment):
+    """A loaded index version: its passages and their retrieval data (a `Segment`), and what the version adds.
 
     `passages` is read by row from disk (`index.store.passages.PassageFile`);
     `documents` and `sources` are read on first use, from files opened at
@@ -61,24 +62,17 @@ class StoredIndex:
         self,
         path: Path,
         manifest: Manifest,
-        passages: Sequence[Passage],
-        dense: DenseIndex,
-        keyword: KeywordIndex | None,
-        sentences: SentenceVectors,
+        segment: Segment,
         locations: LocationTable,
-        signatures: Signatures | None = None,
+        *,
         documents: list[DocumentInfo] | BinaryIO | None = None,
         sources: dict[str, SourceFile] | BinaryIO | None = None,
         texts: DocumentTexts | None = None,
     ) -> None:
+        super().__init__(**vars(segment))
         self.path = path
         self.manifest = manifest
-        self.passages = passages
-        self.dense = dense
-        self.keyword = keyword
-        self.sentences = sentences
         self.locations = locations
-        self.signatures = signatures
         self._documents = documents
         self._sources = sources
         self.texts = texts  # every version has them; None only for an index assembled in memory
@@ -214,9 +208,8 @@ def _load_version(folder: Path) -> StoredIndex:
             f"{expected} with {manifest.dimensions}",
             rebuild_fix(folder.parent),
         )
-    return StoredIndex(
-        folder, manifest, passages, dense, keyword, sentences, locations, signatures, documents, sources, texts
-    )
+    segment = Segment(passages, dense, keyword, sentences, signatures)
+    return StoredIndex(folder, manifest, segment, locations, documents=documents, sources=sources, texts=texts)
 
 
 def verify(index_dir: Path) -> StoredIndex:

@@ -35,7 +35,7 @@ from index.retrievers.dense import DenseIndex
 from index.retrievers.keyword import KeywordIndex
 from index.retrievers.parts import Map
 from index.store.reader import check_files, manifest_of
-from index.store.version import SentenceVectors
+from index.store.version import Segment, SentenceVectors
 
 SHARDS = "shards"
 LISTING = "shards.json"
@@ -107,27 +107,15 @@ def write_shards(
     (folder / SHARDS / LISTING).write_text(json.dumps(listing, indent=1), encoding="utf-8")
 
 
-class ShardIndex:
-    """One serving shard of a version, loaded and checked against the version's manifest."""
+class ShardIndex(Segment):
+    """One serving shard of a version: its passages and their retrieval data (a `Segment`), loaded and checked
+    against the version's manifest; `rows[i]` is the whole index's row of its passage i."""
 
-    def __init__(
-        self,
-        version: Path,
-        shard: int,
-        rows: np.ndarray,
-        passages: list[Passage],
-        dense: DenseIndex,
-        keyword: KeywordIndex,
-        sentences: SentenceVectors,
-        model: str,
-    ) -> None:
+    def __init__(self, version: Path, shard: int, rows: np.ndarray, segment: Segment, model: str) -> None:
+        super().__init__(**vars(segment))
         self.version = version
         self.shard = shard
         self.rows = rows
-        self.passages = passages
-        self.dense = dense
-        self.keyword = keyword
-        self.sentences = sentences
         self.model = model
         self._local = {int(row): i for i, row in enumerate(rows)}
 
@@ -162,7 +150,7 @@ class ShardIndex:
         counts = (len(rows), len(passages), len(dense), len(sentences.starts) - 1, len(vectors))
         if counts != (part["passages"],) * 4 + (part["sentences"],):
             raise IndexDamaged(f"shard {shard} of index {version} is inconsistent: {counts}, listed {part}", fix)
-        return cls(version, shard, rows, passages, dense, keyword, sentences, manifest.model)
+        return cls(version, shard, rows, Segment(passages, dense, keyword, sentences), manifest.model)
 
     def allowed_rows(self, sources: frozenset[str] | None) -> np.ndarray | None:
         if sources is None:

@@ -41,6 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
+from index.records import DocumentInfo, Passage, Settings, Skipped
+from index.retrievers.dense import DenseIndex
+from index.retrievers.keyword import KeywordIndex
+
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 PASSAGE_ROWS = "passage_rows.npy"
@@ -116,3 +120,64 @@ def fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True)
+class VersionContent:
+    """What a version holds. Row i of `vectors`, `sentences`, `signatures` and `keyword` is `passages[i]`;
+    `texts[i]` is the extracted text of `documents[i]`.
+
+    Attributes:
+        passages: The passages.
+        vectors: Their unit-length float32 vectors.
+        sentences: Vectors of every passage's answer candidates.
+        documents: One entry per ingested document.
+        sources: Fingerprint of every corpus file considered, by path relative to the corpus.
+        texts: Each document's extracted text (served for citations).
+        signatures: Each passage's duplicate-detection signature, stored for the next update.
+        keyword: The passages' keyword index, when the caller built it already (else built on writing).
+        skipped: Files that could not be ingested, with reasons.
+    """
+
+    passages: Sequence[Passage]
+    vectors: np.ndarray
+    sentences: SentenceVectors
+    documents: list[DocumentInfo]
+    sources: dict[str, SourceFile]
+    texts: Sequence[str] = ()
+    signatures: Signatures | None = None
+    keyword: KeywordIndex | None = None
+    skipped: tuple[Skipped, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """How a version was built, recorded in its manifest.
+
+    Attributes:
+        model: Name of the embedder that made the vectors.
+        settings: The chunking settings used.
+        corpus: The corpus folder, for the record.
+        shards: Serving shards to write beside the whole index (`index.store.shards`; 0: none).
+    """
+
+    model: str
+    settings: Settings
+    corpus: str
+    shards: int = 0
+
+
+@dataclass(eq=False)
+class Segment:
+    """Passages and their retrieval data, row-aligned: row i of `dense`, `keyword`, `sentences` and
+    `signatures` is `passages[i]`.
+
+    The whole index (`index.store.reader.StoredIndex`) and one serving shard
+    (`index.store.shards.ShardIndex`) are each a segment plus what they add.
+    """
+
+    passages: Sequence[Passage]
+    dense: DenseIndex
+    keyword: KeywordIndex | None
+    sentences: SentenceVectors
+    signatures: Signatures | None = None

@@ -28,7 +28,7 @@ from index.errors import (
     IndexWriteFailed,
     PointerDamaged,
 )
-from index.records import FORMAT_VERSION, DocumentInfo, Manifest, Passage, Settings, Skipped
+from index.records import FORMAT_VERSION, Manifest
 from index.retrievers.dense import DenseIndex
 from index.retrievers.keyword import KeywordIndex
 from index.retrievers.parts import Map
@@ -48,9 +48,8 @@ from index.store.version import (
     SENTENCES,
     SIGNATURES,
     SOURCES,
-    SentenceVectors,
-    Signatures,
-    SourceFile,
+    BuildInfo,
+    VersionContent,
     file_sha256,
     file_stat,
     fsync,
@@ -59,51 +58,30 @@ from index.store.version import (
 
 def publish(
     index_dir: Path,
+    content: VersionContent,
+    info: BuildInfo,
     *,
-    model: str,
-    passages: Sequence[Passage],
-    vectors: np.ndarray,
-    documents: list[DocumentInfo],
-    sources: dict[str, SourceFile],
-    settings: Settings,
-    corpus: str,
-    sentences: SentenceVectors,
-    skipped: tuple[Skipped, ...] = (),
-    parallel_map: Map = map,
-    signatures: Signatures | None = None,
     previous: StoredIndex | None = None,
     previous_rows: Sequence[int | None] | None = None,
-    keyword: KeywordIndex | None = None,
+    parallel_map: Map = map,
     timings: Callable[[str, float], None] | None = None,
-    texts: Sequence[str] = (),
-    shards: int = 0,
 ) -> StoredIndex:
     """Write a new version and make it live atomically. Caller holds `publish_lock`.
 
     Args:
         index_dir: The index folder (created if needed).
-        model: Name of the embedder that made `vectors`.
-        passages: Passages, row i matching `vectors[i]`.
-        vectors: Unit-length float32 vectors.
-        documents: One entry per ingested document.
-        sources: Fingerprint of every corpus file considered.
-        settings: The chunking settings used.
-        corpus: The corpus folder, for the record.
-        skipped: Files that could not be ingested, with reasons.
-        sentences: Vectors of every passage's answer candidates.
-        parallel_map: Adds the shards of an approximate index (see `DenseIndex.save`).
-        signatures: Each passage's duplicate-detection signature, stored for the next update.
+        content: What the version holds.
+        info: How it was built (model, chunking settings, corpus, serving shards).
         previous: The live version this one updates: files whose content would be the
             same are hard-linked from it, and its passages' keyword terms are reused.
         previous_rows: With `previous`: the row of each passage in it, or None for a new passage.
-        keyword: The passages' keyword index, when the caller built it already.
+        parallel_map: Adds the parts of an approximate index (see `DenseIndex.save`).
         timings: Called as `timings(step, seconds)` for the steps "write" and "verify".
-        texts: Each document's extracted text, row i for `documents[i]` (served for citations).
-        shards: Serving shards to write beside the whole index (`index.search.sharded`; 0: none).
 
     Returns:
         The published index, loaded back and checked.
     """
+    passages, vectors, sentences, signatures = content.passages, content.vectors, content.sentences, content.signatures
     if not passages:
         raise ValueError("no passages to index")
     if vectors.ndim != 2 or len(passages) != len(vectors):
@@ -114,30 +92,15 @@ def publish(
         raise ValueError(f"{len(passages)} passages but {len(signatures.rows)} signatures")
     if previous is not None and (previous_rows is None or len(previous_rows) != len(passages)):
         raise ValueError("previous_rows must give the previous row (or None) of every passage")
-    if len(texts) != len(documents):
-        raise ValueError(f"{len(documents)} documents but {len(texts)} texts")
+    if len(content.texts) != len(content.documents):
+        raise ValueError(f"{len(content.documents)} documents but {len(content.texts)} texts")
     remove_leftovers(index_dir)
     staging = index_dir / f".tmp-{uuid.uuid4().hex[:8]}"
     try:
         staging.mkdir(parents=True)
         began = time.perf_counter()
         version = _Version(staging, previous, previous_rows)
-        version.write(
-            model,
-            passages,
-            vectors,
-            documents,
-            sources,
-            settings,
-            corpus,
-            skipped,
-            sentences,
-            signatures,
-            keyword,
-            parallel_map,
-            texts,
-            shards,
-        )
+        version.write(content, info, parallel_map)
         written = time.perf_counter()
         stored = load_version(staging)  # refuse to publish what we could not read back
         if timings is not None:
@@ -177,24 +140,16 @@ class _Version:
         self.previous_rows = previous_rows
         self.hashes: dict[str, str] = {}
 
-    def write(
-        self,
-        model,
-        passages,
-        vectors,
-        documents,
-        sources,
-        settings,
-        corpus,
-        skipped,
-        sentences,
-        signatures,
-        keyword,
-        parallel_map,
-        texts=(),
-        shards=0,
-    ) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    def write(self, content: VersionContent, info: BuildInfo, parallel_map: Map) -> None:
+        passages, sentences, signatures, keyword = (
+            content.passages,
+            content.sentences,
+            content.signatures,
+            content.keyword,
+        )
+        documents, sources, texts, skipped = content.documents, content.sources, content.texts, content.skipped
+        model, settings, corpus, shards = info.model, info.settings, info.corpus, info.shards
+        vectors = np.ascontiguousarray(content.vectors, dtype=np.float32)
         kind = DenseIndex.kind_for(len(vectors), settings.exact_search_limit)
         same_texts = self._same_texts(len(passages))
         # The same passage texts in the same rows: the keyword index, and (when every vector is the
