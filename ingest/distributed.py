@@ -10,8 +10,8 @@ only where the parallel work runs differs:
   of items, results in order: reading files (`loaders.read_file`), chunking
   documents (each worker builds the embedder once, for its token counter),
   and, for a collection past `Settings.exact_search_limit`, adding the
-  approximate index's shards before their lists are merged on disk
-  (`index.retrievers.parts`; shards travel as arrays, so no file system is shared);
+  approximate index's parts before their lists are merged on disk
+  (`index.retrievers.parts`; parts travel as arrays, so no file system is shared);
 - `RayEmbedder`, an `Embedder` whose `encode_spans` streams the texts through a
   pool of actors, each building its model once from a picklable factory
   (`functools.partial(get_embedder, name, config)`, or a test's fake class).

@@ -197,7 +197,7 @@ def build(
         settings: Chunking settings.
         progress: Called as `progress(stage, done, total)`.
         strict: Refuse to publish when any file or record was skipped.
-        executor: Instead of `embedder`: where reading, chunking, embedding and index shards run
+        executor: Instead of `embedder`: where reading, chunking, embedding and the approximate index's parts run
             (`ingest.distributed.RayExecutor` for Ray).
         shards: Serving shards to publish beside the whole index (`index.search.sharded`; 0: none);
             None keeps the live index's count, so a rebuild from the app keeps the layout being served.
@@ -271,7 +271,7 @@ def build(
                 skipped=tuple(skipped),
             ),
             BuildInfo(model=executor.embedder.name, settings=settings, corpus=str(corpus), shards=shards),
-            parallel_map=shard_map(executor),
+            parallel_map=executor_map(executor),
             previous=previous,
             previous_rows=vectors.live_rows,
         )
@@ -432,8 +432,8 @@ def _stored_signatures(previous: StoredIndex | None, cache: VectorCache) -> Call
     return known
 
 
-def shard_map(executor: Executor) -> Map:
-    """`map(function, *iterables)` over the executor, as the store adds an approximate index's shards."""
+def executor_map(executor: Executor) -> Map:
+    """`map(function, *iterables)` over the executor, as the store adds an approximate index's parts."""
 
     def parallel_map(function: Callable, *iterables: Iterable) -> Iterator:
         return executor.map(partial(_call, function), list(zip(*iterables)))

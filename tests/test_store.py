@@ -445,7 +445,7 @@ def test_approximate_index_is_served_from_lists_on_disk_like_one_built_in_memory
     assert (mapped_rows == rows).all() and np.allclose(mapped_scores, scores)
 
 
-def test_approximate_index_from_many_shards_equals_one_from_a_single_shard(approximate, tmp_path, monkeypatch):
+def test_approximate_index_from_many_parts_equals_one_from_a_single_part(approximate, tmp_path, monkeypatch):
     one = load(approximate)
     added: list[int] = []
 
@@ -454,7 +454,7 @@ def test_approximate_index_from_many_shards_equals_one_from_a_single_shard(appro
             added.append(len(args[1]))
             yield function(*args)
 
-    monkeypatch.setattr(dense, "SHARD_ROWS", 700)
+    monkeypatch.setattr(dense, "PART_ROWS", 700)
     _publish_synthetic(tmp_path / "idx", one.dense.vectors().astype(np.float32), recording_map)
     many = load(tmp_path / "idx")
     assert added == [700, 700, 700, 700, 200]

@@ -8,7 +8,7 @@ search never asks which kind it has. The kind follows the collection's size
 - "Flat": exact inner product (`IndexFlatIP`) over float32 vectors, which
   are also the stored vectors (a view of the index's own storage);
 - "IVF<lists>,SQ8": approximate, 8-bit scalar quantized inverted lists,
-  assembled from shards on disk and memory-mapped (`index.retrievers.parts`), with a
+  assembled from parts on disk and memory-mapped (`index.retrievers.parts`), with a
   float16 copy of the vectors (`vectors.npy`, memory-mapped) from which its
   candidates are re-scored exactly.
 
@@ -40,9 +40,9 @@ _EXACT_PAD = 16
 # Far above how much float32 dot products of unit vectors can differ with summation order (~1e-6).
 _FAISS_ROUNDING = 1e-4
 _TRAINING_PER_LIST = 64  # faiss asks for at least 39 points per centroid
-# Vectors per shard of an approximate index: each is added on its own (a Ray task on
-# the Ray path) and the shards' lists are merged on disk; 250,000 float32 rows = 384 MB.
-SHARD_ROWS = 250_000
+# Vectors per part of an approximate index: each is added on its own (a Ray task on
+# the Ray path) and the parts' lists are merged on disk; 250,000 float32 rows = 384 MB.
+PART_ROWS = 250_000
 
 
 def nprobe_for(lists: int) -> int:
@@ -92,7 +92,7 @@ class DenseIndex:
         An approximate index also writes vectors.npy, the float16 copy that both
         its IVF lists and the exact re-scoring come from (so an update that reuses
         it equals a rebuild), and lists.ivfdata: the index is trained on a sample,
-        the copy's shards are added by `parallel_map` and their lists merged on
+        the copy's parts are added by `parallel_map` and their lists merged on
         disk (`index.retrievers.parts`), to be served memory-mapped.
         """
         if kind == EXACT:
@@ -102,7 +102,7 @@ class DenseIndex:
             return
         np.save(folder / VECTOR_COPY, vectors.astype(np.float16), allow_pickle=False)
         copy = np.load(folder / VECTOR_COPY, mmap_mode="r", allow_pickle=False)
-        assemble(split(copy, SHARD_ROWS), folder, ivf_plan(kind), map_fn=parallel_map, name=VECTORS)
+        assemble(split(copy, PART_ROWS), folder, ivf_plan(kind), map_fn=parallel_map, name=VECTORS)
 
     @classmethod
     def load(cls, folder: Path, kind: str) -> DenseIndex:

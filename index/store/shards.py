@@ -75,7 +75,7 @@ def write_shards(
         keyword: BM25 over all passages, whose weights every shard keeps.
         shards: How many.
         settings: The exact-search limit decides each shard's dense index kind.
-        parallel_map: Adds the lists of a shard's approximate index (see `DenseIndex.save`).
+        parallel_map: Adds the parts of a shard's approximate index (see `DenseIndex.save`).
 
     Raises:
         ValueError: A shard would hold no passage (fewer passages than shards, or an unlucky split).
