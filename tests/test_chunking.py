@@ -125,7 +125,7 @@ def test_pdf_pages_recorded():
     assert [c.location.page for c in chunks] == [1, 2]
 
 
-# Issue 16 D5: a character cap besides the token cap ------------------------------------------------------------
+# A character cap besides the token cap ------------------------------------------------------------
 
 
 def test_a_run_of_letters_the_tokenizer_counts_as_one_token_is_still_cut():

@@ -62,7 +62,7 @@ def ray_corpus(tiny_corpus: Path) -> Path:
     records += [{"_id": "r3", "title": "", "text": "a second record with a repeated id"}, {"_id": "blank", "text": " "}]
     (tiny_corpus / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
     (tiny_corpus / "broken.pdf").write_bytes(b"not a pdf at all")
-    os.symlink("/etc/passwd", tiny_corpus / "leak.txt")  # never read, on Ray either (issue 16 D3)
+    os.symlink("/etc/passwd", tiny_corpus / "leak.txt")  # never read, on Ray either
     return tiny_corpus
 
 

@@ -147,7 +147,7 @@ def test_cli_prints_no_control_characters_from_documents(query_cli, capsys):
 
 
 def test_cli_file_splits_on_newline_only(query_cli, capsys, tmp_path):
-    """Issue 16 D9: U+2028, NEL and other Unicode line breaks stay inside a question; only \\n ends one."""
+    """U+2028, NEL and other Unicode line breaks stay inside a question; only \\n ends one."""
     questions = tmp_path / "questions.txt"
     separators = "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
     questions.write_text(f"hip flexors{separators}knee lift\r\nspinal fusion\n", encoding="utf-8")

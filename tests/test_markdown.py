@@ -92,7 +92,7 @@ def test_the_answer_is_highlighted_at_its_place_in_the_passage():
     assert directive_markdown("Before *it*.", "gray") == ":gray[Before \\*it\\*\\.]"
 
 
-# Issue 16 D7: a directive cannot span a blank line, so a highlight across lines is one directive per line ------
+# A directive cannot span a blank line, so a highlight across lines is one directive per line ------
 
 TITLED = "Okapi\n\nOkapi are relatives of giraffes that live in the rainforest."
 

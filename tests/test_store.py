@@ -162,7 +162,7 @@ def test_other_format_version_is_refused(built):
         load(built.parent)
 
 
-# Issue 16 D4 and D6: what CURRENT may hold after a bad copy, a bad edit or an attack.
+# What CURRENT may hold after a bad copy, a bad edit or an attack.
 GARBAGE_POINTERS = {
     "not UTF-8": b"\xd6\xff",
     "empty": b"",
@@ -220,7 +220,7 @@ def test_failed_build_leaves_previous_index_serving(tiny_corpus, tmp_path, fake_
     assert load(index_dir).manifest.documents == 3
 
 
-# What FAISS raises when write_index runs out of disk (issue 16 D8).
+# What FAISS raises when write_index runs out of disk.
 FAISS_DISK_FULL = (
     "Error in void faiss::write_index(const Index*, IOWriter*, int) at /project/faiss/impl/index_write.cpp:499: "
     "Error: 'ret == (size * 4)' failed: write error in {path}: 4051 != 10240 (No space left on device)"
@@ -228,7 +228,7 @@ FAISS_DISK_FULL = (
 
 
 def test_full_disk_is_an_error_line_and_the_live_index_stays(tiny_corpus, tmp_path, monkeypatch, capsys):
-    """Issue 16 D8: FAISS's RuntimeError from write_index becomes `error: ...`, exit 1, nothing lost."""
+    """FAISS's RuntimeError from write_index becomes `error: ...`, exit 1, nothing lost."""
     import faiss
 
     from ingest.__main__ import main as ingest_main
@@ -266,7 +266,7 @@ def small_disk(tmp_path):
 
 
 def test_full_tmpfs_is_an_error_line_and_the_live_index_stays(small_disk, tiny_corpus, tmp_path):
-    """Issue 16 D8 on a real full disk: 4 KB left, so FAISS's write_index is the first write to fail."""
+    """A real full disk: 4 KB left, so FAISS's write_index is the first write to fail."""
     index_dir = small_disk / "idx"
     command = [sys.executable, "-m", "ingest", "--corpus", str(tiny_corpus), "--index", str(index_dir)]
     env = {**os.environ, "KB_EMBEDDER": "fake"}

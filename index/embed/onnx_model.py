@@ -53,7 +53,7 @@ VARIANTS = {
 }
 _VERSIONED = ("torch", "transformers", "onnxruntime", "onnx")
 # A cached graph of another recipe or library version that nobody has opened for
-# this long is removed when a new one is exported (each is about 90 MB).
+# this long is removed when a new one is exported (bench/RESULTS.md, "ONNX cache").
 STALE_AFTER = 7 * 24 * 3600
 _IGNORED_FILES = {"README.md", ".gitattributes"}
 
@@ -284,8 +284,7 @@ class OnnxRunner:
     """The graph in two sessions, each opened on first use: one thread for a single text, every core for a batch.
 
     One question is too little work to share between threads: on two cores a
-    second thread only adds waiting (a question took 20 ms with two threads
-    against 10 ms with one, load 8; bench/RESULTS.md, "Query time on SciFact").
+    second thread only adds waiting (bench/RESULTS.md, "Threads per question").
     Batches of passages keep both cores busy. ONNX Runtime lets threads call
     one session at once, so a searcher shared by threads needs nothing more.
     """

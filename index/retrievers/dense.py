@@ -29,10 +29,8 @@ EXACT = "Flat"
 VECTORS = "vectors.faiss"
 VECTOR_COPY = "vectors.npy"
 # Lists probed per question: 1/64 of them, at least 32, chosen with bench/scale.py for
-# recall@10 >= 0.95 against exact search. At 1M passages and 2,000 lists, 32 probes
-# gave 0.972 at p50 13.5 ms (a shared machine on which exact search took 639 ms); at
-# 300k and 1,095 lists, 17 probes (1/64) gave only 0.935, 32 gave 0.964 at 3.0 ms
-# (exact: 26.6 ms).
+# recall@10 >= 0.95 against exact search; 1/64 alone fell short on smaller collections
+# (bench/RESULTS.md, "IVF probes").
 PROBE_SHARE = 1 / 64
 _MIN_PROBES = 32
 # Exact search asks FAISS for this many rows past the cut, then re-scores (`DenseIndex._exact_search`).
@@ -41,7 +39,8 @@ _EXACT_PAD = 16
 _FAISS_ROUNDING = 1e-4
 _TRAINING_PER_LIST = 64  # faiss asks for at least 39 points per centroid
 # Vectors per part of an approximate index: each is added on its own (a Ray task on
-# the Ray path) and the parts' lists are merged on disk; 250,000 float32 rows = 384 MB.
+# the Ray path) and the parts' lists are merged on disk; a part fits in memory
+# (bench/RESULTS.md, "Parts of an approximate index").
 PART_ROWS = 250_000
 
 
