@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from report import record, table
 
-from index.embedding import BundledModel
-from index.onnx_model import OnnxEncoder, cached_onnx, export
+from index.embed.onnx_model import OnnxEncoder, cached_onnx, export
+from index.embed.registry import BundledModel
 from index.records import Settings
 from ingest.chunking import chunk_document
 from ingest.loaders import Document, iter_documents

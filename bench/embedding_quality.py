@@ -26,10 +26,10 @@ import numpy as np
 from report import record, table
 
 from index import evaluate
-from index.dense import EXACT, DenseIndex
-from index.embedding import BundledModel
-from index.search import Searcher
-from index.store import load
+from index.embed.registry import BundledModel
+from index.retrievers.dense import EXACT, DenseIndex
+from index.search.searcher import Searcher
+from index.store.reader import load
 
 SCIFACT = Path("/work/shared/eval/scifact")
 

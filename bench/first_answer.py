@@ -12,11 +12,11 @@ build writes:
 - vectors: grown from a real SciFact index's vectors as `bench/scale.py` does
   (a real vector plus Gaussian noise as long as the median distance between
   real neighbours, renormalised); each passage gets one answer-sentence vector
-  per answer candidate (`index.sentences.answer_candidates`), grown the same
+  per answer candidate (`index.search.sentences.answer_candidates`), grown the same
   way from the real answer-sentence vectors.
 
 Then a fresh Python process does what a user's does: import the library, load
-the model (`index.embedding.embedder_for`), load the index (`index.store.load`)
+the model (`index.embed.registry.embedder_for`), load the index (`index.store.reader.load`)
 and answer one SciFact claim with `Searcher.search`. The time from just before
 the process is started to that answer is split into its parts; peak and
 current resident memory are read after it, and the warm p50 of `Searcher.search`
@@ -44,7 +44,7 @@ SOURCE = "million.jsonl"
 
 def abstracts(corpus: Path) -> list[list[str]]:
     """Each SciFact abstract's sentences (the title first)."""
-    from index.sentences import split_sentences
+    from index.search.sentences import split_sentences
 
     out = []
     with open(corpus, encoding="utf-8") as lines:
@@ -107,10 +107,12 @@ def build(index_dir: Path, size: int, source: Path, corpus: Path) -> None:
     from scale import expand, neighbour_distance
 
     from index.config import Config
-    from index.embedding import embedder_for
+    from index.embed.registry import embedder_for
     from index.records import DocumentInfo, Location, Passage, Settings, text_id
-    from index.sentences import answer_candidates
-    from index.store import SentenceVectors, SourceFile, publish, publish_lock
+    from index.search.sentences import answer_candidates
+    from index.store.pointer import publish_lock
+    from index.store.version import BuildInfo, SentenceVectors, SourceFile, VersionContent
+    from index.store.writer import publish
 
     rng = np.random.default_rng(0)
     began = time.perf_counter()
@@ -131,15 +133,15 @@ def build(index_dir: Path, size: int, source: Path, corpus: Path) -> None:
     with publish_lock(index_dir):
         publish(
             index_dir,
-            model=model,
-            passages=passages,
-            vectors=vectors,
-            documents=documents,
-            sources={SOURCE: SourceFile(0, 0, "")},
-            settings=Settings(),
-            corpus=f"synthetic from {corpus}",
-            sentences=sentences,
-            texts=texts,
+            VersionContent(
+                passages=passages,
+                vectors=vectors,
+                sentences=sentences,
+                documents=documents,
+                sources={SOURCE: SourceFile(0, 0, "")},
+                texts=texts,
+            ),
+            BuildInfo(model=model, settings=Settings(), corpus=f"synthetic from {corpus}"),
             timings=lambda step, seconds: print(f"publish {step}: {seconds:.0f} s", flush=True),
         )
     print(f"built {size:,} passages in {time.perf_counter() - began:.0f} s -> {index_dir}", flush=True)
@@ -163,9 +165,9 @@ def serve(index_dir: Path, questions: list[str]) -> None:
     import resource
 
     from index.config import Config, one_thread_per_question
-    from index.embedding import embedder_for
-    from index.search import Searcher
-    from index.store import load
+    from index.embed.registry import embedder_for
+    from index.search.searcher import Searcher
+    from index.store.reader import load
 
     marks = {"imported": time.time()}
     one_thread_per_question()  # as the entry points do: it imports FAISS and torch
@@ -242,7 +244,8 @@ def main() -> None:
         serve(args.serve, claims(args.data)[: args.questions])
         return
 
-    from index.store import current_version, manifest_of
+    from index.store.pointer import current_version
+    from index.store.reader import manifest_of
 
     version = current_version(args.index) if (args.index / "CURRENT").exists() else None
     if version is None or manifest_of(version).passages != args.size:
@@ -303,7 +306,7 @@ def main() -> None:
         + f"), each timed from just before it is started to `Searcher.search`'s first answer (a SciFact test claim): "
         f"interpreter start and imports, `one_thread_per_question` (as every entry point calls it: it imports "
         f"torch), model load (`embedder_for`, with one warm-up text), index load "
-        f"(`index.store.load`, {best['vector_index']} memory-mapped) and the first question. Peak RSS is "
+        f"(`index.store.reader.load`, {best['vector_index']} memory-mapped) and the first question. Peak RSS is "
         f"`getrusage` ru_maxrss after the first answer; "
         f"anon is the process's own heap (RssAnon), file is pages of mapped files and libraries (RssFile: "
         f"shared with the page cache, given back under memory pressure). With the model loaded and before the "
@@ -311,7 +314,7 @@ def main() -> None:
         f"{best['at_model']['RssFile']:.0f}). Warm p50 over those {best['warm_questions']} SciFact test claims, "
         f"hybrid with answer sentences. Index: {best['passages']:,} synthetic passages, each 2-5 consecutive "
         f"sentences of a SciFact abstract plus one sentence of another, with vectors grown from a real SciFact "
-        f"index's vectors (as `bench/scale.py`), published by `index.store.publish` (format 4). "
+        f"index's vectors (as `bench/scale.py`), published by `index.store.writer.publish` (format 4). "
         f"Load average (1, 5, 15 min) before {load_before}, after {load_after}."
     )
     record("A million passages: time to the first answer", body)

@@ -36,8 +36,8 @@ from replay import Replay
 from report import record, table
 
 from index.config import Config
-from index.embedding import BundledModel, embedder_for
-from index.store import load
+from index.embed.registry import BundledModel, embedder_for
+from index.store.reader import load
 from ingest.pipeline import build
 
 ADDED = (

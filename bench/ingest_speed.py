@@ -57,7 +57,7 @@ def plain(corpus: Path, out: Path) -> dict:
 def project(corpus: Path, out: Path) -> dict:
     """`python -m ingest --corpus ... --index ...`, with wall time summed per stage."""
     import ingest.__main__ as cli
-    from index.keyword import KeywordIndex
+    from index.retrievers.keyword import KeywordIndex
     from ingest import dedup, pipeline, vectors
 
     spent: dict[str, float] = defaultdict(float)

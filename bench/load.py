@@ -200,9 +200,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from index.config import Config, one_thread_per_question
-    from index.embedding import embedder_for
-    from index.search import Searcher
-    from index.store import load
+    from index.embed.registry import embedder_for
+    from index.search.searcher import Searcher
+    from index.store.reader import load
 
     one_thread_per_question()  # as the app does, once per process
     if args.torch_threads:

@@ -28,10 +28,10 @@ import numpy as np
 from report import record, table
 
 from index.config import Config, one_thread_per_question
-from index.embedding import embedder_for
+from index.embed.registry import embedder_for
 from index.evaluate import read_qrels, read_queries
-from index.search import Searcher
-from index.store import load
+from index.search.searcher import Searcher
+from index.store.reader import load
 
 
 def main() -> None:

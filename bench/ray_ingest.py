@@ -7,7 +7,7 @@ each). Reports passages embedded per second of build time and the ratio to
 the local build; the Ray instance's start-up is reported apart. Checks that
 all three published the same passages and vectors (to float tolerance).
 
-Then, on the vectors just built, the large-index recipe of index/shards.py:
+Then, on the vectors just built, the large-index recipe of index/retrievers/parts.py:
 IVF+SQ8 assembled from 4 shards on disk, against the flat index: bytes per
 vector on disk, query time and recall@10. These feed docs/scaling.md.
 
@@ -31,9 +31,9 @@ import numpy as np
 from report import record, table
 
 from index.config import Config
-from index.embedding import embedder_for, get_embedder
-from index.shards import IvfPlan, assemble, load_mmap
-from index.store import load
+from index.embed.registry import embedder_for, get_embedder
+from index.retrievers.parts import IvfPlan, assemble, load_mmap
+from index.store.reader import load
 from ingest.distributed import build_on_ray, ray_session
 from ingest.pipeline import build
 

@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 
 from index.config import Config
-from index.embedding import BundledModel, embedder_for
+from index.embed.registry import BundledModel, embedder_for
 from ingest.pipeline import build
 
 

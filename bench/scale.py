@@ -15,7 +15,7 @@ second on two cores), so the collection is grown from real embeddings:
 Questions are the SciFact test claims, embedded by the model. Ground truth is
 exact search over the float32 vectors. Both index types are written to disk
 and each is then loaded by a fresh process through the library
-(`index.dense.DenseIndex.load`, memory-mapped for IVF), which searches one
+(`index.retrievers.dense.DenseIndex.load`, memory-mapped for IVF), which searches one
 question at a time through `Searcher.rank(mode="dense")` (the approximate
 index re-scores its candidates exactly), twice (the second pass is timed),
 and reports its resident memory.
@@ -36,11 +36,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index.dense import EXACT, DenseIndex, nprobe_for
 from index.records import FORMAT_VERSION, Manifest, Settings
-from index.search import SearchSettings
-from index.shards import IvfPlan
-from index.store import StoredIndex, load
+from index.retrievers.dense import EXACT, DenseIndex, nprobe_for
+from index.retrievers.parts import IvfPlan
+from index.search.settings import SearchSettings
+from index.store.reader import StoredIndex, load
+from index.store.version import Segment
 
 K = 10
 
@@ -91,7 +92,7 @@ class _Named:
 
 def serve(folder: Path, kind: str, probes: list[int]) -> None:
     """Fresh-process half: load the vectors, answer every question twice, print figures as JSON."""
-    from index.search import Searcher
+    from index.search.searcher import Searcher
 
     began = time.perf_counter()
     dense = DenseIndex.load(folder, kind)
@@ -99,7 +100,7 @@ def serve(folder: Path, kind: str, probes: list[int]) -> None:
     manifest = Manifest(
         FORMAT_VERSION, "bench", dense.dimensions, 0, len(dense), 0, Settings(), "", "", vector_index=kind
     )
-    stored = StoredIndex(folder, manifest, [], dense, None, [], {})
+    stored = StoredIndex(folder, manifest, Segment([], dense, None, []), {})
     searcher = Searcher(stored, _Named())
     queries = np.load(folder.parent / "queries.npy")
     truth = np.load(folder.parent / "truth.npy")
@@ -149,7 +150,7 @@ def main() -> None:
         return
 
     from index.config import Config
-    from index.embedding import embedder_for
+    from index.embed.registry import embedder_for
     from index.evaluate import read_qrels, read_queries
 
     rng = np.random.default_rng(0)

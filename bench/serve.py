@@ -97,9 +97,9 @@ def questions() -> list[str]:
 
 def prepare(corpus: Path, work: Path, asked: list[str]) -> tuple[Path, Path, dict[str, dict]]:
     """The corpus built as 4 shards and as 1 (same passages), and the single-process answers."""
-    from index.embedding import BundledModel
-    from index.search import Searcher
-    from index.store import load
+    from index.embed.registry import BundledModel
+    from index.search.searcher import Searcher
+    from index.store.reader import load
     from ingest.pipeline import build
 
     model = BundledModel()
@@ -219,12 +219,13 @@ class ShardCosts:
 
 def measure_shard(passages: int, work: Path, asked: list[str]) -> ShardCosts:
     """A synthetic shard of `passages` passages (IVF+SQ8, BM25), the router's 16-way merge, the model's embedding."""
-    from index.dense import DenseIndex
-    from index.embedding import BundledModel
-    from index.keyword import KeywordIndex
-    from index.search import SearchSettings
-    from index.sharding import ShardIndex, rank_shards
-    from index.store import SentenceVectors
+    from index.embed.registry import BundledModel
+    from index.retrievers.dense import DenseIndex
+    from index.retrievers.keyword import KeywordIndex
+    from index.search.settings import SearchSettings
+    from index.search.sharded import rank_shards, shard_candidates
+    from index.store.shards import ShardIndex
+    from index.store.version import Segment, SentenceVectors
 
     rng = np.random.default_rng(0)
     model = BundledModel()
@@ -242,13 +243,13 @@ def measure_shard(passages: int, work: Path, asked: list[str]) -> ShardCosts:
     ranks = np.minimum(rng.zipf(1.2, size=(passages, 60)), len(vocabulary)) - 1
     keyword = KeywordIndex.build([" ".join(vocabulary[row]) for row in ranks])
     sentences = SentenceVectors(vectors.astype(np.float16), np.arange(passages + 1, dtype=np.int64))
-    shard = ShardIndex(folder, 0, np.arange(passages), [], dense, keyword, sentences, model.name)
+    shard = ShardIndex(folder, 0, np.arange(passages), Segment([], dense, keyword, sentences), model.name)
     embedded = model.encode(asked)
     costs = ShardCosts(passages, [], [], [], [])
     for question, vector in zip(asked, embedded):
         query = " ".join(vocabulary[rng.zipf(1.2, size=6).clip(max=len(vocabulary)) - 1])
         began = time.perf_counter()
-        part = shard.candidates(query, vector, settings.candidates, None)
+        part = shard_candidates(shard, query, vector, settings.candidates, None)
         costs.shard.append(time.perf_counter() - began)
         began = time.perf_counter()
         shard.keyword.scores(query)  # the BM25 part of the above, measured again alone

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from bench.report import record, table
 from index.config import Config
-from index.embedding import embedder_for
-from index.search import Searcher
-from index.sharding import ShardedSearcher
-from index.store import load
+from index.embed.registry import embedder_for
+from index.search.searcher import Searcher
+from index.search.sharded import ShardedSearcher
+from index.store.reader import load
 from ingest.pipeline import build
 
 SCIFACT = Path("/work/shared/eval/scifact")

@@ -1,7 +1,7 @@
 """Choose every search setting on all development sets at once, and fit the confidence model.
 
-One script decides the defaults of `index.search.SearchSettings` and the
-weights in `index/confidence.json`, and prints every set separately:
+One script decides the defaults of `index.search.settings.SearchSettings` and the
+weights in `index/search/confidence.json`, and prints every set separately:
 
 - bundled:  corpus/questions.jsonl (tidy questions) and corpus/questions-everyday.jsonl
             (questions as a worried person types them), over the bundled corpus;
@@ -28,7 +28,7 @@ it, so indexes built with another backend (`KB_EMBEDDER=onnx-int8`) need a
 folder of their own: updating one with another backend would silently mix
 both backends' vectors. `--defaults` scores only the default settings (no
 grids): how two backends compare. `--write` saves the fitted confidence
-model to index/confidence.json; `--record` stores the tables in
+model to index/search/confidence.json; `--record` stores the tables in
 bench/RESULTS.md.
 """
 
@@ -42,9 +42,8 @@ from pathlib import Path
 import numpy as np
 from report import record, table
 
-from index.confidence import BUNDLED, FEATURES, ConfidenceModel, features
 from index.config import Config
-from index.embedding import embedder_for
+from index.embed.registry import embedder_for
 from index.evaluate import (
     BEIR_CANDIDATES,
     documents_by_best_passage,
@@ -54,8 +53,11 @@ from index.evaluate import (
     read_queries,
     read_questions,
 )
-from index.search import Fusion, Searcher, SearchSettings, clean_query
-from index.store import load
+from index.search.confidence import BUNDLED, FEATURES, ConfidenceModel, features
+from index.search.query import clean_query
+from index.search.searcher import Searcher
+from index.search.settings import Fusion, SearchSettings
+from index.store.reader import load
 from ingest.pipeline import build
 
 ROOT = Path(__file__).resolve().parent.parent

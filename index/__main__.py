@@ -28,8 +28,9 @@ from index.cli import fail, note
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
 from index.errors import StoreError
-from index.search import MAX_QUERY_CHARS, RetrievalMode, SearchSettings, clean_query, query_is_cut
-from index.store import StoredIndex, info_json, load, verify
+from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
+from index.search.settings import RetrievalMode, SearchSettings
+from index.store.reader import StoredIndex, info_json, load, verify
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,8 +138,8 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
 
 
 def _searcher(config: Config, settings: SearchSettings = SearchSettings()):
-    from index.embedding import embedder_for  # imported here: `info` needs no model
-    from index.search import Searcher
+    from index.embed.registry import embedder_for  # imported here: `info` needs no model
+    from index.search.searcher import Searcher
 
     one_thread_per_question()
     embedder = embedder_for(config)
@@ -197,10 +198,10 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
             parser.error(f"--workers must be at least 1, got {args.workers}")
         import uvicorn
 
-        # Each worker builds the app from the environment (index.api.app_from_environment).
+        # Each worker builds the app from the environment (index.serve.app.app_from_environment).
         os.environ.update({"KB_INDEX": str(config.index), "KB_EMBEDDER": config.embedder})
         uvicorn.run(
-            "index.api:app_from_environment",
+            "index.serve.app:app_from_environment",
             factory=True,
             host=args.host,
             port=args.port,
@@ -214,7 +215,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
         )
     if args.replicas < 1:
         parser.error(f"--replicas must be at least 1, got {args.replicas}")
-    from index.serving import serve_on_ray  # imports Ray only when asked for
+    from index.serve.ray_serve import serve_on_ray  # imports Ray only when asked for
 
     try:
         serve_on_ray(

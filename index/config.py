@@ -34,7 +34,7 @@ class Config:
     Attributes:
         index: The index folder.
         corpus: The documents folder (or one file).
-        embedder: A name registered in `index.embedding` ("onnx", "onnx-int8", "torch", "fake").
+        embedder: A name registered in `index.embed.registry` ("onnx", "onnx-int8", "torch", "fake").
         cache_dir: Where the exported ONNX model is cached; None for `~/.cache/kb`.
     """
 
@@ -71,14 +71,12 @@ def one_thread_per_question() -> None:
     """Run FAISS and torch single-threaded in this process; entry points that answer questions call it once.
 
     One question is too little work to share between threads, and on a busy
-    machine threads waiting for each other cost far more than they save: a
-    flat FAISS search over 30,000 vectors took 48 ms with two OpenMP threads
-    against 7 ms with one, and embedding a question took 490 ms with two
-    torch threads against 103 ms with one (2 shared cores, load 14). Setting
+    machine threads waiting for each other cost far more than they save
+    (bench/RESULTS.md, "Threads per question"). Setting
     this once per process, rather than around each question, keeps threads
     that share a searcher from undoing each other's settings. ONNX Runtime
     sets threads per session: one question runs on a session of its own with
-    one thread, batches on one with every core (`index.onnx_model.OnnxRunner`).
+    one thread, batches on one with every core (`index.embed.onnx_model.OnnxRunner`).
     """
     import faiss
 
@@ -95,9 +93,9 @@ _ONE_THREAD = False
 def torch_loaded() -> None:
     """Apply `one_thread_per_question` to torch once it is imported; the torch backend calls this.
 
-    Importing torch only to set its thread count cost 0.9 s of the 1.5 s to
-    the first answer at a million passages (bench/first_answer.py), and the
-    default ONNX backend never uses it.
+    Importing torch only to set its thread count would cost most of the time
+    to the first answer (bench/RESULTS.md, "Importing torch at start-up"), and
+    the default ONNX backend never uses it.
     """
     torch = sys.modules.get("torch")
     if _ONE_THREAD and torch is not None:

@@ -8,7 +8,7 @@ line without them. The browser's rendering is `ui.markdown`.
 from __future__ import annotations
 
 from index.records import Answer, Verdict
-from index.search import RetrievalMode
+from index.search.settings import RetrievalMode
 
 NO_ANSWER = Verdict.NOT_ANSWERED.label
 

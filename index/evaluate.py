@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from index.records import Answer, Verdict
-from index.search import RetrievalMode, Searcher, SearchSettings, clean_query
-from index.sentences import answer_candidates
+from index.search.query import clean_query
+from index.search.searcher import Searcher
+from index.search.sentences import answer_candidates
+from index.search.settings import RetrievalMode, SearchSettings
 
 # Recall@100 needs a hundred documents, and a document may span several
 # passages, so BEIR scoring takes each retriever deeper than search does.

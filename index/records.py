@@ -64,9 +64,9 @@ class Settings:
             (headings, list stubs) so a passage carries enough context.
         max_chars: Characters allowed per passage, whatever the token count:
             a tokenizer counts a run of letters (or any word over 100
-            characters) as one unknown token, so 5 MB of "aaa..." fits
-            `max_tokens`. Prose passages stay far below it (at most about
-            1,500 characters on SciFact and the bundled corpus). None: no cap
+            characters) as one unknown token, so megabytes of "aaa..." fit
+            `max_tokens`. Prose passages stay far below it (bench/RESULTS.md,
+            "Passage length cap"). None: no cap
             (an index built before the cap existed reads back so, and is
             re-chunked on the next build).
         near_duplicate_threshold: Estimated Jaccard similarity of word
@@ -75,9 +75,7 @@ class Settings:
             (FAISS IndexFlatIP). Above it the index is approximate (IVF with
             8-bit scalar quantization, re-scored exactly), because exact
             search over N vectors costs O(N) per question and 4 bytes per
-            dimension of memory: at 200,000 passages a flat search still
-            takes a few milliseconds on two cores, at 1,000,000 it takes tens
-            and needs 1.5 GB resident (bench/scale.py).
+            dimension of memory (bench/RESULTS.md, "Exact search limit").
     """
 
     max_tokens: int = 250
@@ -231,7 +229,7 @@ class Hit:
         dense_rank / keyword_rank: 1-based ranks in each retriever, None when
             the passage was not in that retriever's candidate list.
         confidence: The probability that this passage answers the question
-            (calibrated on several collections, see `index.confidence`).
+            (calibrated on several collections, see `index.search.confidence`).
         parts: What the score was made of (for `--explain` and "Why this order?").
     """
 
@@ -344,7 +342,7 @@ class Manifest:
     every load), and `signatures` names the layout of the stored duplicate
     signatures ("" when there are none).
     `shards` is how many serving shards the version holds besides the whole
-    index (`index.sharding`; 0: none).
+    index (`index.search.sharded`; 0: none).
     """
 
     format_version: int

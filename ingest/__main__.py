@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from index.cli import fail, note
 from index.config import DEFAULT_CORPUS, DEFAULT_INDEX, Config
-from index.embedding import embedder_for, get_embedder
+from index.embed.registry import embedder_for, get_embedder
 from index.errors import StoreError
 from ingest.logs import quiet_library_logs
 from ingest.pipeline import Stage, build

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from index.records import Location, Settings
-from index.sentences import split_sentences
+from index.search.sentences import split_sentences
 from ingest.loaders import Document
 
 _WORD = re.compile(r"[^\W_]")  # a letter or digit: "×" or "---" alone is not a passage

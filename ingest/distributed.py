@@ -10,8 +10,8 @@ only where the parallel work runs differs:
   of items, results in order: reading files (`loaders.read_file`), chunking
   documents (each worker builds the embedder once, for its token counter),
   and, for a collection past `Settings.exact_search_limit`, adding the
-  approximate index's shards before their lists are merged on disk
-  (`index.shards`; shards travel as arrays, so no file system is shared);
+  approximate index's parts before their lists are merged on disk
+  (`index.retrievers.parts`; parts travel as arrays, so no file system is shared);
 - `RayEmbedder`, an `Embedder` whose `encode_spans` streams the texts through a
   pool of actors, each building its model once from a picklable factory
   (`functools.partial(get_embedder, name, config)`, or a test's fake class).
@@ -37,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from index.cluster import check_reachable
-from index.embedding import Embedder, longest_first
+from index.embed.registry import Embedder, EmbedderBase, longest_first
 from index.records import Settings
+from index.serve.cluster import check_reachable
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import Document
-from ingest.pipeline import BuildReport, Item, Progress, Result, build
+from ingest.pipeline import BuildReport, Item, Result, build
 
 EmbedderFactory = Callable[[], Embedder]
 # Tasks per CPU for a map: enough that a slow batch does not hold the others up, few enough to stay cheap.
@@ -60,10 +60,7 @@ def build_on_ray(
     address: str | None = None,
     workers: int | None = None,
     batch_size: int = 64,
-    settings: Settings = Settings(),
-    progress: Progress | None = None,
-    strict: bool = False,
-    shards: int | None = None,
+    **build_options,
 ) -> BuildReport:
     """`pipeline.build` with reading, chunking and embedding spread over a Ray cluster.
 
@@ -75,10 +72,7 @@ def build_on_ray(
             local instance, unless this process is already connected to one.
         workers: Embedding actors, one CPU each; default: every CPU of the cluster.
         batch_size: Passages per actor call (and per progress update).
-        settings: Chunking settings.
-        progress: Called as `progress(stage, done, total)`, like `build`.
-        strict: Refuse to publish when anything was skipped.
-        shards: Serving shards to publish, as `build` takes them.
+        build_options: `settings`, `progress`, `strict` and `shards`, as `pipeline.build` takes them.
 
     Returns:
         The same report `build` gives.
@@ -96,9 +90,7 @@ def build_on_ray(
         if not 1 <= workers <= cpus:
             raise ValueError(f"--workers must be between 1 and the cluster's {cpus} CPUs, got {workers}")
         executor = RayExecutor(factory, workers=workers, batch_size=batch_size)
-        return build(
-            corpus, index_dir, settings=settings, progress=progress, strict=strict, executor=executor, shards=shards
-        )
+        return build(corpus, index_dir, executor=executor, **build_options)
 
 
 class RayExecutor:
@@ -216,7 +208,7 @@ class EmbedActor:
         return {"row": batch["row"], "vector": vectors, "sentences": [rows.reshape(-1) for rows in span_vectors]}
 
 
-class RayEmbedder:
+class RayEmbedder(EmbedderBase):
     """An `Embedder` whose `encode` runs on a pool of Ray actors.
 
     Name, dimensions and token counting come from a local instance of the
@@ -238,10 +230,6 @@ class RayEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return self.local.count_tokens(text)
-
-    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Embed on the actor pool; row i of the result is `texts[i]`, each row written exactly once."""
-        return self.encode_spans(texts, [()] * len(texts), progress)[0]
 
     def encode_spans(
         self,

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.records import Choice, DocumentInfo
-from index.store import SourceFile, StoredIndex
+from index.store.reader import StoredIndex
+from index.store.version import SourceFile
 from ingest.loaders import Document, corpus_root, discover, read_file
 from ingest.pipeline import changed_sources
 

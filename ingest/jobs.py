@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from index.embedding import Embedder
+from index.embed.registry import Embedder
 from ingest.pipeline import BuildReport, Stage, build
 
 log = logging.getLogger(__name__)

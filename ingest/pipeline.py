@@ -40,11 +40,14 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from index.embedding import Embedder
+from index.embed.registry import Embedder
 from index.errors import IndexNotFound, IndexWriteFailed, StoreError
 from index.records import Choice, DocumentInfo, Location, Passage, Settings, Skipped, text_id
-from index.shards import Map
-from index.store import Signatures, SourceFile, StoredIndex, file_sha256, load, publish, publish_lock
+from index.retrievers.parts import Map
+from index.store.pointer import publish_lock
+from index.store.reader import StoredIndex, load
+from index.store.version import BuildInfo, Signatures, SourceFile, VersionContent, file_sha256
+from index.store.writer import publish
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import SCHEME, Deduplicator
 from ingest.loaders import Document, corpus_root, discover, read_file
@@ -212,9 +215,9 @@ def build(
         settings: Chunking settings.
         progress: Called as `progress(stage, done, total)`.
         strict: Refuse to publish when any file or record was skipped.
-        executor: Instead of `embedder`: where reading, chunking, embedding and index shards run
+        executor: Instead of `embedder`: where reading, chunking, embedding and the approximate index's parts run
             (`ingest.distributed.RayExecutor` for Ray).
-        shards: Serving shards to publish beside the whole index (`index.sharding`; 0: none);
+        shards: Serving shards to publish beside the whole index (`index.search.sharded`; 0: none);
             None keeps the live index's count, so a rebuild from the app keeps the layout being served.
 
     Returns:
@@ -276,21 +279,20 @@ def build(
         report(Stage.PUBLISH, 0, 1)
         stored = publish(
             index_dir,
-            model=executor.embedder.name,
-            passages=passages,
-            vectors=vectors.passages,
-            documents=documents,
-            sources=sources,
-            settings=settings,
-            corpus=str(corpus),
-            skipped=tuple(skipped),
-            sentences=vectors.sentences,
-            parallel_map=shard_map(executor),
-            signatures=signatures,
+            VersionContent(
+                passages=passages,
+                vectors=vectors.passages,
+                sentences=vectors.sentences,
+                documents=documents,
+                sources=sources,
+                texts=texts,
+                signatures=signatures,
+                skipped=tuple(skipped),
+            ),
+            BuildInfo(model=executor.embedder.name, settings=settings, corpus=str(corpus), shards=shards),
+            parallel_map=executor_map(executor),
             previous=previous,
             previous_rows=vectors.live_rows,
-            texts=texts,
-            shards=shards,
         )
         report(Stage.PUBLISH, 1, 1)
     return BuildReport(
@@ -466,8 +468,8 @@ def _stored_signatures(previous: StoredIndex | None, cache: VectorCache) -> Call
     return known
 
 
-def shard_map(executor: Executor) -> Map:
-    """`map(function, *iterables)` over the executor, as the store adds an approximate index's shards."""
+def executor_map(executor: Executor) -> Map:
+    """`map(function, *iterables)` over the executor, as the store adds an approximate index's parts."""
 
     def parallel_map(function: Callable, *iterables: Iterable) -> Iterator:
         return executor.map(partial(_call, function), list(zip(*iterables)))

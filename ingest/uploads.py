@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.records import Choice
-from index.store import file_sha256
+from index.store.version import file_sha256
 from ingest.loaders import SUPPORTED_SUFFIXES, discover, is_outside, is_question_set
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.embedding import Embedder
+from index.embed.registry import Embedder
 from index.records import Passage
-from index.sentences import answer_candidates
-from index.store import SentenceVectors, StoredIndex
+from index.search.sentences import answer_candidates
+from index.store.reader import StoredIndex
+from index.store.version import SentenceVectors
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ GOOD = {
     "big.txt": ("farrowind", "Farrowind cycling builds the thigh muscles."),
     "long line.txt": ("mellinox", "mellinox"),
     "records.jsonl": ("crandavel", "Crandavel rowing strengthens the upper back."),
-    # Issue 16: a run of letters the tokenizer counts as one token (D5), a titled record whose
-    # answer starts with its title (D7), and a record whose _id is another file's path (D1).
+    # A run of letters the tokenizer counts as one token, a titled record whose
+    # answer starts with its title, and a record whose _id is another file's path.
     "letters.txt": ("quandrix", "Quandrix header sentence about nothing."),
     "titled.jsonl": ("ozzlewick", "Ozzlewick okapi are relatives of giraffes that live in the rainforest."),
     "uploads/collision.jsonl": ("zebrafrond", "Zebrafrond stripes fool the biting flies."),
@@ -53,7 +53,7 @@ BAD = {
     "bad \\xe9name.txt": "not valid UTF-8",
     "pipe.txt": "not a regular file",
     "zero.txt": "link points outside the corpus",  # /dev/zero: reading it would never end
-    "leak.txt": "link points outside the corpus",  # /etc/passwd: never served (issue 16 D3)
+    "leak.txt": "link points outside the corpus",  # /etc/passwd: never served
     "uploads/collision.jsonl:2": "duplicate record id 'good.txt' (first on line 1)",
 }
 UNREADABLE = "secret.txt"  # made unreadable by the test (chmod, or a simulated PermissionError as root)
@@ -147,7 +147,7 @@ _WORD_PARAGRAPH = (
 
 
 def write_paragraphs_docx(path: Path, paragraphs: int) -> None:
-    """A valid .docx of `paragraphs` short paragraphs, written as a stream (issue 16 D2's bomb).
+    """A valid .docx of `paragraphs` short paragraphs, written as a stream (a small file that expands to far more XML).
 
     A million of them is about 900 MB of XML in a file of a few MB: python-docx
     read it in 161 s and 3.6 GB before the loader refused such files unread.
@@ -179,7 +179,7 @@ def measure_ingest(corpus: Path, index_dir: Path) -> dict:
     import resource
     import time
 
-    from index.testing import FakeEmbedder
+    from index.embed.fake import FakeEmbedder
     from ingest.pipeline import build
 
     start = resource.getrusage(resource.RUSAGE_SELF)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from index.testing import FakeEmbedder
+from index.embed.fake import FakeEmbedder
 from tests.helpers import TINY_DOCS, write_corpus
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

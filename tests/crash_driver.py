@@ -29,8 +29,8 @@ from pathlib import Path
 import faiss
 from tqdm import tqdm
 
-from index.keyword import KeywordIndex
-from index.testing import SlowFakeEmbedder
+from index.embed.fake import SlowFakeEmbedder
+from index.retrievers.keyword import KeywordIndex
 from ingest.pipeline import build
 
 

@@ -1,7 +1,7 @@
 """Test helpers that are not library material: tiny corpora, a PDF writer, ways to damage an index.
 
 Imported as `tests.helpers` (tests/ is a package); the fake embedders live in
-the library (`index.testing`), where subprocesses and Ray workers find them too.
+the library (`index.embed.fake`), where subprocesses and Ray workers find them too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from index.testing import FakeEmbedder
+from index.embed.fake import FakeEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
 Result = TypeVar("Result")

@@ -1,4 +1,4 @@
-"""The HTTP API's contract (index/api.py): through FastAPI's TestClient, and over real HTTP from uvicorn."""
+"""The HTTP API's contract (index/serve/app.py): through FastAPI's TestClient, and over real HTTP from uvicorn."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 
 from bench.api_server import start_api, stop_api
 from index.__main__ import main
-from index.api import MAX_BODY_BYTES, LocalBackend, create_app
 from index.config import Config
-from index.store import load
-from index.testing import FakeEmbedder
+from index.embed.fake import FakeEmbedder
+from index.serve.app import MAX_BODY_BYTES, LocalBackend, create_app
+from index.store.reader import load
 from ingest.pipeline import build
 
 QUESTIONS = ["spinal fusion bone grafts", "how long do vertebral fractures take to heal?", "hip flexors stretch", "zzz"]
@@ -137,7 +137,7 @@ def test_bad_requests_are_refused_with_a_clear_422(index_dir, body, detail):
 
 
 def test_sources_limit_the_search_like_the_library(index_dir):
-    from index.search import Searcher
+    from index.search.searcher import Searcher
 
     searcher = Searcher(load(index_dir), FakeEmbedder())
     with client_for(index_dir) as client:
@@ -261,7 +261,7 @@ def test_queries_while_rebuilding_never_fail_and_never_mix_versions(index_dir, c
     for text in texts:
         (corpus / "a.jsonl").write_text(json.dumps({"_id": "knee", "text": text}), encoding="utf-8")
         build(corpus, corpus.parent / f"check-{len(answers)}", FakeEmbedder())
-        from index.search import Searcher
+        from index.search.searcher import Searcher
 
         stored = load(corpus.parent / f"check-{len(answers)}")
         answers[text] = json.dumps(Searcher(stored, FakeEmbedder()).search(question, 5).to_json(), sort_keys=True)

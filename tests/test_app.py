@@ -19,11 +19,14 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import ui.access
-from index.embedding import register_embedder
+from index.embed.fake import FakeEmbedder
+from index.embed.registry import register_embedder
 from index.records import Verdict
-from index.search import MAX_QUERY_CHARS, Searcher, SearchSettings
-from index.store import current_version, load
-from index.testing import FakeEmbedder
+from index.search.query import MAX_QUERY_CHARS
+from index.search.searcher import Searcher
+from index.search.settings import SearchSettings
+from index.store.pointer import current_version
+from index.store.reader import load
 from ingest.documents import DocumentChanged, DocumentNotFound
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index, write_pdf
@@ -668,13 +671,13 @@ def test_damaged_index_is_explained_without_server_paths_or_a_traceback(built, h
 
 @pytest.mark.parametrize("garbage", [b"\xd6\xff", b"../../etc\n"], ids=["not UTF-8", "outside"])
 def test_garbage_in_current_shows_the_fix_not_a_traceback(built, garbage):
-    """Issue 16 D4: the page says what is wrong and offers the rebuild, which repairs it."""
+    """The page says what is wrong and offers the rebuild, which repairs it."""
     (built / "CURRENT").write_bytes(garbage)
     at = new_app().run()
     assert not at.exception
     shown = at.error[0].value.replace("\\", "")
     assert "The index is damaged: index pointer CURRENT" in shown and "Build it again with the button below" in shown
-    assert str(built) not in shown and "Traceback" not in shown  # no server paths (issue 16, Also)
+    assert str(built) not in shown and "Traceback" not in shown  # no server paths
     button(at, "Build the index now").click().run()
     settle(at)
     assert not at.error and "Kyphoplasty inflates a balloon" in markdown_text(ask("kyphoplasty balloon vertebra"))

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from index.embed.fake import FakeEmbedder
 from index.records import Settings
-from index.search import Searcher
-from index.store import current_version, load
-from index.testing import FakeEmbedder
+from index.search.searcher import Searcher
+from index.store.pointer import current_version
+from index.store.reader import load
 from ingest.__main__ import main as ingest_main
 from ingest.pipeline import build
 from tests.bad_corpus import BAD, ENCODINGS, GOOD, LETTER_RUN, UNREADABLE, make_bad_corpus
@@ -97,7 +98,7 @@ def test_ingest_finishes_good_files_are_searchable_bad_ones_named(ingested):
 
 
 def test_no_passage_exceeds_the_character_cap(ingested):
-    """Issue 16 D5: the million letters of letters.txt are cut, though the tokenizer calls them one token."""
+    """The million letters of letters.txt are cut, though the tokenizer calls them one token."""
     _, index_dir = ingested
     stored = load(index_dir)
     assert max(len(p.text) for p in stored.passages) <= Settings().max_chars
@@ -106,7 +107,7 @@ def test_no_passage_exceeds_the_character_cap(ingested):
 
 
 def test_a_record_named_like_a_file_is_its_own_document(ingested):
-    """Issue 16 D1: good.txt is still good.txt; the record that took its name is cited by its own file."""
+    """good.txt keeps its name; the record that took it is cited by its own file."""
     _, index_dir = ingested
     stored = load(index_dir)
     pairs = {(d.source, d.doc_id) for d in stored.documents}
@@ -117,7 +118,7 @@ def test_a_record_named_like_a_file_is_its_own_document(ingested):
 
 
 def test_the_titled_record_is_highlighted_line_by_line(ingested):
-    """Issue 16 D7: the answer starts at the title, two lines above its sentence; the Markdown keeps it highlighted."""
+    """The answer starts at the title, two lines above its sentence; the Markdown keeps it highlighted."""
     _, index_dir = ingested
     answer = Searcher(load(index_dir), FakeEmbedder()).search("ozzlewick okapi relatives of giraffes", k=1)
     [hit] = answer.hits

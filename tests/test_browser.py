@@ -274,7 +274,7 @@ def test_script_in_document_shows_as_text(page, app_url):
 
 
 def test_titled_record_is_highlighted_not_shown_as_brackets(page, app_url):
-    """Issue 16 D7: the answer starts with the record's title, a blank line above its sentence."""
+    """The answer starts with the record's title, a blank line above its sentence."""
     record = (
         b'{"_id": "okapi-1", "title": "Okapi", "text": "Okapi are relatives of giraffes that live in the rainforest."}'
     )
@@ -290,7 +290,7 @@ def test_titled_record_is_highlighted_not_shown_as_brackets(page, app_url):
 
 
 def test_the_console_stays_quiet(page, app_url, console):
-    """Issue 14 finding 10: `make run` flooded the console ("Inotify queue overflowed", pypdf's font dictionaries).
+    """`make run` does not flood the console ("Inotify queue overflowed", pypdf's font dictionaries).
 
     Runs last in this module, after every question, upload and rebuild above: the
     server printed no traceback, no watcher overflow and no library warning.

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from index.embed.fake import FakeEmbedder
 from index.records import Settings, text_id
-from index.sentences import split_sentences
-from index.testing import FakeEmbedder
+from index.search.sentences import split_sentences
 from ingest.chunking import chunk_document
 from ingest.loaders import Document
 from tests.helpers import REPO
@@ -125,7 +125,7 @@ def test_pdf_pages_recorded():
     assert [c.location.page for c in chunks] == [1, 2]
 
 
-# Issue 16 D5: a character cap besides the token cap ------------------------------------------------------------
+# A character cap besides the token cap ------------------------------------------------------------
 
 
 def test_a_run_of_letters_the_tokenizer_counts_as_one_token_is_still_cut():

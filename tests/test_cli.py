@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from index.__main__ import main as index_main
-from index.search import Searcher, SearchSettings
+from index.search.searcher import Searcher
+from index.search.settings import SearchSettings
 from ingest.__main__ import main as ingest_main
 from tests.helpers import REPO
 
@@ -74,7 +75,7 @@ def test_runtime_errors_exit_1_with_one_line_and_usage_errors_exit_2(fake, tiny_
 
 @pytest.mark.parametrize("garbage", [b"\xd6\xff", b"", b"../../etc\n"], ids=["not UTF-8", "empty", "outside"])
 def test_garbage_in_current_is_one_error_line_and_ingest_rebuilds(fake, tiny_corpus, tmp_path, capsys, garbage):
-    """Issue 16 D4 and D6: `printf '\\xd6\\xff' > INDEX/CURRENT` and friends."""
+    """`printf '\\xd6\\xff' > INDEX/CURRENT` and friends."""
     index_dir = tmp_path / "idx"
     argv = ["--corpus", str(tiny_corpus), "--index", str(index_dir)]
     run(ingest_main, argv, capsys)

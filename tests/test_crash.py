@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from index.search import Searcher
-from index.store import load
-from index.testing import FakeEmbedder
+from index.embed.fake import FakeEmbedder
+from index.search.searcher import Searcher
+from index.store.reader import load
 from ingest.pipeline import build
 from tests import crash_driver
 from tests.helpers import REPO, TINY_DOCS

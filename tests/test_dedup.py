@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from index.embed.fake import FakeEmbedder
 from index.records import Location, Settings
-from index.testing import FakeEmbedder
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import Deduplicator, deduplicate, jaccard, shingles
 from ingest.loaders import Document

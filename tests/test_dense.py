@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.dense import EXACT, DenseIndex, row_dots
+from index.retrievers.dense import EXACT, DenseIndex, row_dots
 
 
 def unit(count: int, dimensions: int, seed: int) -> np.ndarray:
@@ -102,7 +102,7 @@ NEAR_TIE_B = bytes.fromhex(
 
 
 def test_exact_search_breaks_float32_ties_by_row_wherever_the_rows_sit(tmp_path):
-    from index.testing import FakeEmbedder
+    from index.embed.fake import FakeEmbedder
 
     query = FakeEmbedder().encode(["Insulin effects appetite via ventral tegmental neurons."])[0]
     a, b = np.frombuffer(NEAR_TIE_A, dtype="<f4"), np.frombuffer(NEAR_TIE_B, dtype="<f4")

@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 import ray
 
-from index import dense
+from index.embed.fake import FakeEmbedder, SlowFakeEmbedder
 from index.records import Settings
-from index.search import Searcher
-from index.sharding import ShardedSearcher
-from index.shards import IvfPlan, add_shard, assemble, load_mmap
-from index.store import load
-from index.testing import FakeEmbedder, SlowFakeEmbedder
+from index.retrievers import dense
+from index.retrievers.parts import IvfPlan, add_part, assemble, load_mmap
+from index.search.searcher import Searcher
+from index.search.sharded import ShardedSearcher
+from index.store.reader import load
 from ingest.__main__ import main
 from ingest.distributed import RayExecutor, build_on_ray
-from ingest.pipeline import build, shard_map
+from ingest.pipeline import build, executor_map
 
 pytestmark = pytest.mark.ray
 
@@ -33,7 +33,7 @@ TOPICS = ["knee cartilage", "shoulder rotator cuff", "ankle ligament", "wrist te
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """One local Ray instance for the module: its workers import the installed project (and `index.testing`)."""
+    """One local Ray instance for the module: its workers import the installed project (and `index.embed.fake`)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reporting over the network
     ray.init(
         address="local",
@@ -62,7 +62,7 @@ def ray_corpus(tiny_corpus: Path) -> Path:
     records += [{"_id": "r3", "title": "", "text": "a second record with a repeated id"}, {"_id": "blank", "text": " "}]
     (tiny_corpus / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
     (tiny_corpus / "broken.pdf").write_bytes(b"not a pdf at all")
-    os.symlink("/etc/passwd", tiny_corpus / "leak.txt")  # never read, on Ray either (issue 16 D3)
+    os.symlink("/etc/passwd", tiny_corpus / "leak.txt")  # never read, on Ray either
     return tiny_corpus
 
 
@@ -150,27 +150,27 @@ def test_killed_embedding_worker_loses_and_duplicates_nothing(ray_cluster, ray_c
     assert_same_index(tmp_path / "ray", tmp_path / "local")
 
 
-def test_large_collection_adds_its_index_shards_in_ray_tasks(ray_cluster, tmp_path, monkeypatch):
+def test_large_collection_adds_its_index_parts_in_ray_tasks(ray_cluster, tmp_path, monkeypatch):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     rng = np.random.default_rng(0)
     words = [f"{stem}{n}" for stem in ("spine", "hip", "knee", "disc", "nerve", "bone") for n in range(40)]
     records = [{"_id": f"r{i}", "text": " ".join(rng.choice(words, 12)) + "."} for i in range(1100)]
     (corpus / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
-    shards_added: list[int] = []
+    parts_added: list[int] = []
     ray_map = RayExecutor.map
 
     def recording_map(self, function, items):
-        if getattr(function, "args", ()) == (add_shard,):  # shard_map's partial(_call, add_shard)
-            shards_added.append(len(items))
+        if getattr(function, "args", ()) == (add_part,):  # executor_map's partial(_call, add_part)
+            parts_added.append(len(items))
         return ray_map(self, function, items)
 
-    monkeypatch.setattr(dense, "SHARD_ROWS", 300)
+    monkeypatch.setattr(dense, "PART_ROWS", 300)
     monkeypatch.setattr(RayExecutor, "map", recording_map)
     settings = Settings(exact_search_limit=1000)
     report = build_on_ray(corpus, tmp_path / "ray", FakeEmbedder, workers=2, settings=settings)
     build(corpus, tmp_path / "local", FakeEmbedder(), settings)
-    assert report.passages == 1100 and shards_added == [4]  # 300 + 300 + 300 + 200 rows, one Ray task each
+    assert report.passages == 1100 and parts_added == [4]  # 300 + 300 + 300 + 200 rows, one Ray task each
     assert load(tmp_path / "ray").manifest.vector_index == "IVF66,SQ8"
     assert_same_index(tmp_path / "ray", tmp_path / "local")
 
@@ -182,16 +182,16 @@ def test_more_workers_than_cpus_is_a_clear_error(ray_cluster, tiny_corpus, tmp_p
     assert not (tmp_path / "idx" / "CURRENT").exists()
 
 
-def test_shards_added_by_ray_tasks_merge_to_the_serial_result(ray_cluster, tmp_path):
+def test_parts_added_by_ray_tasks_merge_to_the_serial_result(ray_cluster, tmp_path):
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((1200, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    shards = np.array_split(vectors, 3)
+    parts = np.array_split(vectors, 3)
     plan = IvfPlan(lists=8, sample=800)
     on_ray = load_mmap(
-        assemble(shards, tmp_path / "ray", plan, map_fn=shard_map(RayExecutor(FakeEmbedder, 1))), probes=4
+        assemble(parts, tmp_path / "ray", plan, map_fn=executor_map(RayExecutor(FakeEmbedder, 1))), probes=4
     )
-    serial = load_mmap(assemble(shards, tmp_path / "serial", plan), probes=4)
+    serial = load_mmap(assemble(parts, tmp_path / "serial", plan), probes=4)
     assert on_ray.ntotal == serial.ntotal == 1200
     d_ray, i_ray = on_ray.search(vectors[:50], 10)
     d_serial, i_serial = serial.search(vectors[:50], 10)

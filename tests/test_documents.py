@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from index.search import Searcher
-from index.store import load
+from index.search.searcher import Searcher
+from index.store.reader import load
 from ingest.documents import (
     DocumentChanged,
     DocumentNotFound,

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import onnx_model
 from index.config import Config
-from index.embedding import BundledModel, embedder_for, get_embedder, register_embedder
-from index.onnx_model import ExportError, cached_onnx, model_key
-from index.sentences import answer_candidates
-from index.testing import FakeEmbedder
+from index.embed import onnx_model
+from index.embed.fake import FakeEmbedder
+from index.embed.onnx_model import ExportError, cached_onnx, model_key
+from index.embed.registry import BundledModel, embedder_for, get_embedder, register_embedder
+from index.search.sentences import answer_candidates
 from tests.helpers import REPO, TINY_DOCS, OtherModelEmbedder
 
 

@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
-from index.embedding import BundledModel
+from index.embed.registry import BundledModel
 from index.records import Verdict
-from index.search import Searcher
-from index.store import load
+from index.search.searcher import Searcher
+from index.store.reader import load
 from ingest.pipeline import build
 from tests.helpers import REPO
 

@@ -18,8 +18,9 @@ from index.evaluate import (
     read_queries,
     recall_at,
 )
-from index.search import Searcher, convex
-from index.store import load
+from index.search.fusion import convex
+from index.search.searcher import Searcher
+from index.store.reader import load
 from ingest.pipeline import build
 
 

@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from index.embed.fake import FakeEmbedder
 from index.records import Settings, Skipped, text_id
-from index.sentences import split_sentences
-from index.testing import FakeEmbedder
+from index.search.sentences import split_sentences
 from ingest.chunking import chunk_document
 from ingest.loaders import SUPPORTED_SUFFIXES, Document, LoadError, decode_text, iter_documents, load_file
 from tests.helpers import write_pdf

@@ -25,9 +25,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from index.__main__ import main as index_main
-from index.search import MAX_QUERY_CHARS, Searcher, clean_query
-from index.store import load
-from index.testing import FakeEmbedder
+from index.embed.fake import FakeEmbedder
+from index.search.query import MAX_QUERY_CHARS, clean_query
+from index.search.searcher import Searcher
+from index.store.reader import load
 from ingest.pipeline import build
 from tests.helpers import REPO
 from ui.markdown import escape_markdown
@@ -146,7 +147,7 @@ def test_cli_prints_no_control_characters_from_documents(query_cli, capsys):
 
 
 def test_cli_file_splits_on_newline_only(query_cli, capsys, tmp_path):
-    """Issue 16 D9: U+2028, NEL and other Unicode line breaks stay inside a question; only \\n ends one."""
+    """U+2028, NEL and other Unicode line breaks stay inside a question; only \\n ends one."""
     questions = tmp_path / "questions.txt"
     separators = "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
     questions.write_text(f"hip flexors{separators}knee lift\r\nspinal fusion\n", encoding="utf-8")
@@ -282,7 +283,7 @@ def test_hostile_upload_names_are_escaped_in_messages(app, corpus, name, expecte
 def test_real_model_on_huge_and_non_latin_questions(tiny_corpus, tmp_path):
     """The bundled model: a 100,000-character question is cut and searched; questions in scripts
     the English model cannot read come back not answered (best similarity ~0.1 measured), without error."""
-    from index.embedding import BundledModel
+    from index.embed.registry import BundledModel
 
     embedder = BundledModel()
     build(tiny_corpus, tmp_path / "idx", embedder)

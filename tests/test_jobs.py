@@ -7,8 +7,8 @@ import re
 import threading
 import time
 
-from index.store import load
-from index.testing import FakeEmbedder
+from index.embed.fake import FakeEmbedder
+from index.store.reader import load
 from ingest.jobs import BuildJob, JobState
 from ingest.loaders import read_file
 from ingest.logs import quiet_library_logs

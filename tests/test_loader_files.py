@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from index.records import Skipped
-from index.store import load
+from index.store.reader import load
 from ingest.loaders import (
     Document,
     LoadError,
@@ -200,7 +200,7 @@ def test_bad_files_are_skipped_by_name_and_good_ones_kept(tmp_path, monkeypatch)
     assert items["secret.txt"] == Skipped("secret.txt", "permission denied")
 
 
-# Issue 16 D3: a link that leaves the corpus is never read ------------------------------------------------------
+# A link that leaves the corpus is never read ------------------------------------------------------
 
 
 @pytest.fixture
@@ -253,7 +253,7 @@ def test_a_corpus_that_is_one_named_file_may_be_a_link(linked_corpus, tmp_path):
     assert document.source == "notes.md" and "private notes" in document.text
 
 
-# Issue 16 D2: files that expand without bound are refused before they fill memory -----------------------------
+# Files that expand without bound are refused before they fill memory -----------------------------
 
 
 def docx_with_part(path: Path, name: str, data: bytes) -> Path:

@@ -92,7 +92,7 @@ def test_the_answer_is_highlighted_at_its_place_in_the_passage():
     assert directive_markdown("Before *it*.", "gray") == ":gray[Before \\*it\\*\\.]"
 
 
-# Issue 16 D7: a directive cannot span a blank line, so a highlight across lines is one directive per line ------
+# A directive cannot span a blank line, so a highlight across lines is one directive per line ------
 
 TITLED = "Okapi\n\nOkapi are relatives of giraffes that live in the rainforest."
 
@@ -119,8 +119,8 @@ def test_highlights_and_greyed_context_never_span_lines(text):
 def test_a_titled_record_is_highlighted_from_index_to_markdown(tmp_path, fake_embedder):
     import json
 
-    from index.search import Searcher
-    from index.store import load
+    from index.search.searcher import Searcher
+    from index.store.reader import load
     from ingest.pipeline import build
 
     corpus = tmp_path / "corpus"

@@ -7,10 +7,11 @@ import os
 
 import pytest
 
+from index.embed.fake import FakeEmbedder
 from index.records import Settings
-from index.search import Searcher
-from index.store import current_version, load
-from index.testing import FakeEmbedder
+from index.search.searcher import Searcher
+from index.store.pointer import current_version
+from index.store.reader import load
 from ingest.documents import Status, list_documents
 from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
 from tests.helpers import REPO, TINY_DOCS, as_unprivileged, break_index, write_corpus
@@ -185,7 +186,7 @@ def test_stages_have_one_label_for_the_terminal_and_the_app():
     assert Stage.from_str("embed") is Stage.EMBED
 
 
-# Issue 16 D1: a document is (source file, record id); no file can take over another's identity ---------------
+# A document is (source file, record id); no file can take over another's identity ---------------
 
 ZEBRA_FILE = "Zebras sleep standing up, and only lie down for deep sleep when the herd keeps watch."
 ZEBRA_RECORD = {
@@ -263,7 +264,7 @@ def test_a_repeated_id_within_one_file_is_reported_and_the_same_id_in_two_files_
     assert [(d.source, d.doc_id) for d in documents] == [("a.jsonl", "r1"), ("a.jsonl", "r2"), ("b.jsonl", "r1")]
 
 
-# Issue 16 D5: the character cap reaches indexes built before it ----------------------------------------------
+# The character cap reaches indexes built before it ----------------------------------------------
 
 LETTER_RUN = "Blob header sentence about nothing. " + "a" * 200_000
 
@@ -291,7 +292,7 @@ def test_a_manifest_from_before_the_cap_reads_as_uncapped(tiny_corpus, tmp_path,
     assert build(tiny_corpus, tmp_path / "idx", fake_embedder).published  # not "up to date": re-cut
 
 
-# Issue 16 D2: a file unchanged since the live index was built is not read again ------------------------------
+# A file unchanged since the live index was built is not read again ------------------------------
 
 
 @pytest.fixture
@@ -358,7 +359,7 @@ def test_only_changed_files_are_read_and_the_index_equals_a_full_rebuild(tiny_co
 
 
 def test_an_update_tokenizes_and_hashes_only_new_passages(tiny_corpus, tmp_path, fake_embedder, monkeypatch):
-    from index import keyword
+    from index.retrievers import keyword
     from ingest import dedup
 
     build(tiny_corpus, tmp_path / "idx", fake_embedder)

@@ -22,10 +22,10 @@ import pytest
 
 from bench.api_server import start_api, stop_api
 from bench.app_server import free_port
-from index.embedding import BundledModel
-from index.search import Searcher
-from index.store import load
-from index.testing import FakeEmbedder
+from index.embed.fake import FakeEmbedder
+from index.embed.registry import BundledModel
+from index.search.searcher import Searcher
+from index.store.reader import load
 from ingest.pipeline import build
 from tests.helpers import REPO
 

@@ -8,10 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from index.embed.fake import FakeEmbedder
 from index.records import Verdict
-from index.search import Fusion, RetrievalMode, Searcher, SearchSettings, dense_weight, rrf
-from index.store import load
-from index.testing import FakeEmbedder
+from index.search.fusion import dense_weight, rrf
+from index.search.searcher import Searcher
+from index.search.settings import Fusion, RetrievalMode, SearchSettings
+from index.store.reader import load
 from ingest.pipeline import build
 from tests.helpers import REPO
 

@@ -1,4 +1,4 @@
-"""The API on Ray Serve (`python -m index serve --ray --shards 4 --replicas 2`, index/serving.py), over real HTTP.
+"""The API on Ray Serve (`python -m index serve --ray --shards 4 --replicas 2`, index/serve/ray_serve.py), over real HTTP.
 
 One local Ray instance, started by the command itself, serves the bundled
 corpus with the bundled model for the whole module: every answer must be the
@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from bench.api_server import session_processes, start_api, stop_api
-from index.embedding import BundledModel
-from index.search import Searcher
-from index.store import info_json, load
+from index.embed.registry import BundledModel
+from index.search.searcher import Searcher
+from index.store.reader import info_json, load
 from ingest.pipeline import build
 from tests.helpers import REPO
 

@@ -1,4 +1,4 @@
-"""Serving shards (index/sharding.py) answer exactly as the whole index: same hits, same scores, same spans."""
+"""Serving shards (index/search/sharded.py) answer exactly as the whole index: same hits, same scores, same spans."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from index.__main__ import main as index_main
-from index.embedding import BundledModel
+from index.embed.fake import FakeEmbedder
+from index.embed.registry import BundledModel
 from index.errors import IndexDamaged
-from index.search import Searcher
-from index.sharding import ShardedSearcher, ShardIndex, shard_folder
-from index.store import load
-from index.testing import FakeEmbedder
+from index.search.searcher import Searcher
+from index.search.sharded import ShardedSearcher
+from index.store.reader import load
+from index.store.shards import ShardIndex, shard_folder
 from ingest.__main__ import main as ingest_main
 from ingest.pipeline import build
 from tests.helpers import REPO

@@ -13,8 +13,6 @@ import faiss
 import numpy as np
 import pytest
 
-from index import dense
-from index.dense import ivf_plan
 from index.errors import (
     IndexBusy,
     IndexDamaged,
@@ -24,11 +22,16 @@ from index.errors import (
     PointerDamaged,
     StoreError,
 )
-from index.passages import PassageFile
 from index.records import DocumentInfo, Location, Passage, Settings, text_id
-from index.search import Searcher
-from index.shards import sample_rows, train
-from index.store import SentenceVectors, current_version, load, publish, publish_lock, verify
+from index.retrievers import dense
+from index.retrievers.dense import ivf_plan
+from index.retrievers.parts import sample_rows, train
+from index.search.searcher import Searcher
+from index.store.passages import PassageFile
+from index.store.pointer import current_version, publish_lock
+from index.store.reader import load, verify
+from index.store.version import BuildInfo, SentenceVectors, VersionContent
+from index.store.writer import publish
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 
@@ -79,7 +82,7 @@ def test_tampered_file_is_refused_naming_it(built):
 
 
 def test_a_file_of_another_size_is_refused_without_hashing_anything(built, monkeypatch):
-    import index.store as store
+    import index.store.reader as store
 
     path = built / "documents.json"
     path.write_text(path.read_text(encoding="utf-8") + " ", encoding="utf-8")
@@ -89,7 +92,7 @@ def test_a_file_of_another_size_is_refused_without_hashing_anything(built, monke
 
 
 def test_loading_reads_sizes_and_times_and_hashes_nothing(built, monkeypatch):
-    import index.store as store
+    import index.store.reader as store
 
     monkeypatch.setattr(store, "file_sha256", lambda path: pytest.fail(f"hashed {path}"))
     stored = load(built.parent)
@@ -159,7 +162,7 @@ def test_other_format_version_is_refused(built):
         load(built.parent)
 
 
-# Issue 16 D4 and D6: what CURRENT may hold after a bad copy, a bad edit or an attack.
+# What CURRENT may hold after a bad copy, a bad edit or an attack.
 GARBAGE_POINTERS = {
     "not UTF-8": b"\xd6\xff",
     "empty": b"",
@@ -209,7 +212,7 @@ def test_failed_build_leaves_previous_index_serving(tiny_corpus, tmp_path, fake_
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("index.store.KeywordIndex.save", explode)
+    monkeypatch.setattr("index.retrievers.keyword.KeywordIndex.save", explode)
     with pytest.raises(IndexWriteFailed, match="disk full"):
         build(tiny_corpus, index_dir, fake_embedder)
     assert current_version(index_dir) == before
@@ -217,7 +220,7 @@ def test_failed_build_leaves_previous_index_serving(tiny_corpus, tmp_path, fake_
     assert load(index_dir).manifest.documents == 3
 
 
-# What FAISS raises when write_index runs out of disk (issue 16 D8).
+# What FAISS raises when write_index runs out of disk.
 FAISS_DISK_FULL = (
     "Error in void faiss::write_index(const Index*, IOWriter*, int) at /project/faiss/impl/index_write.cpp:499: "
     "Error: 'ret == (size * 4)' failed: write error in {path}: 4051 != 10240 (No space left on device)"
@@ -225,7 +228,7 @@ FAISS_DISK_FULL = (
 
 
 def test_full_disk_is_an_error_line_and_the_live_index_stays(tiny_corpus, tmp_path, monkeypatch, capsys):
-    """Issue 16 D8: FAISS's RuntimeError from write_index becomes `error: ...`, exit 1, nothing lost."""
+    """FAISS's RuntimeError from write_index becomes `error: ...`, exit 1, nothing lost."""
     import faiss
 
     from ingest.__main__ import main as ingest_main
@@ -263,7 +266,7 @@ def small_disk(tmp_path):
 
 
 def test_full_tmpfs_is_an_error_line_and_the_live_index_stays(small_disk, tiny_corpus, tmp_path):
-    """Issue 16 D8 on a real full disk: 4 KB left, so FAISS's write_index is the first write to fail."""
+    """A real full disk: 4 KB left, so FAISS's write_index is the first write to fail."""
     index_dir = small_disk / "idx"
     command = [sys.executable, "-m", "ingest", "--corpus", str(tiny_corpus), "--index", str(index_dir)]
     env = {**os.environ, "KB_EMBEDDER": "fake"}
@@ -300,13 +303,15 @@ def test_every_file_and_folder_is_flushed_before_the_pointer_switches(
     tiny_corpus, tmp_path, fake_embedder, monkeypatch
 ):
     """Durability on power loss: data, then the names of the data, then CURRENT."""
-    import index.store as store
+    import index.store.pointer as pointer
+    import index.store.writer as writer
 
     index_dir = tmp_path / "idx"
     steps: list[tuple[str, Path]] = []
-    real_fsync, real_replace = store._fsync, store.os.replace
-    monkeypatch.setattr(store, "_fsync", lambda path: (steps.append(("fsync", Path(path))), real_fsync(path)))
-    monkeypatch.setattr(store.os, "replace", lambda a, b: (steps.append(("replace", Path(b))), real_replace(a, b)))
+    real_fsync, real_replace = writer.fsync, os.replace
+    for module in (pointer, writer):
+        monkeypatch.setattr(module, "fsync", lambda path: (steps.append(("fsync", Path(path))), real_fsync(path)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (steps.append(("replace", Path(b))), real_replace(a, b)))
     build(tiny_corpus, index_dir, fake_embedder)
     switch = steps.index(("replace", index_dir / "CURRENT"))
     flushed = [path for step, path in steps[:switch] if step == "fsync"]
@@ -377,16 +382,16 @@ def _publish_synthetic(index_dir: Path, vectors: np.ndarray, parallel_map=map) -
     with publish_lock(index_dir):
         publish(
             index_dir,
-            model="synthetic",
-            passages=passages,
-            vectors=vectors,
-            documents=[DocumentInfo("d", "d.txt", "0", count, count)],
-            sources={},
-            settings=Settings(exact_search_limit=1000),
-            corpus="synthetic",
-            sentences=SentenceVectors(vectors, np.arange(count + 1)),  # one candidate each: the passage itself
+            VersionContent(
+                passages=passages,
+                vectors=vectors,
+                sentences=SentenceVectors(vectors, np.arange(count + 1)),
+                documents=[DocumentInfo("d", "d.txt", "0", count, count)],
+                sources={},
+                texts=["".join(f"passage {i}" for i in range(count))],
+            ),
+            BuildInfo(model="synthetic", settings=Settings(exact_search_limit=1000), corpus="synthetic"),
             parallel_map=parallel_map,
-            texts=["".join(f"passage {i}" for i in range(count))],
         )
 
 
@@ -440,7 +445,7 @@ def test_approximate_index_is_served_from_lists_on_disk_like_one_built_in_memory
     assert (mapped_rows == rows).all() and np.allclose(mapped_scores, scores)
 
 
-def test_approximate_index_from_many_shards_equals_one_from_a_single_shard(approximate, tmp_path, monkeypatch):
+def test_approximate_index_from_many_parts_equals_one_from_a_single_part(approximate, tmp_path, monkeypatch):
     one = load(approximate)
     added: list[int] = []
 
@@ -449,7 +454,7 @@ def test_approximate_index_from_many_shards_equals_one_from_a_single_shard(appro
             added.append(len(args[1]))
             yield function(*args)
 
-    monkeypatch.setattr(dense, "SHARD_ROWS", 700)
+    monkeypatch.setattr(dense, "PART_ROWS", 700)
     _publish_synthetic(tmp_path / "idx", one.dense.vectors().astype(np.float32), recording_map)
     many = load(tmp_path / "idx")
     assert added == [700, 700, 700, 700, 200]

@@ -1,4 +1,4 @@
-"""Every version keeps each document's extracted text, the text citations' offsets index (index.texts)."""
+"""Every version keeps each document's extracted text, the text citations' offsets index (index.store.texts)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from index.embed.fake import FakeEmbedder
 from index.errors import IndexDamaged
-from index.store import load
-from index.testing import FakeEmbedder
+from index.store.reader import load
 from ingest.pipeline import build
 
 

@@ -1,4 +1,4 @@
-"""Batches cut by token length (index.tokens.plan_batches): every text once, padded size within the budget."""
+"""Batches cut by token length (index.embed.tokens.plan_batches): every text once, padded size within the budget."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from index.tokens import plan_batches
+from index.embed.tokens import plan_batches
 
 
 @given(st.lists(st.integers(min_value=1, max_value=256), max_size=300), st.integers(1, 4096), st.integers(1, 64))

@@ -179,7 +179,7 @@ def test_concurrent_uploads_of_one_name_keep_every_file_intact(tmp_path):
 
 
 def test_an_upload_never_reads_or_writes_through_a_link_out_of_the_corpus(tmp_path):
-    """Issue 16 D3: a link in uploads/ is not read (not even to compare), a linked uploads/ is not written."""
+    """A link in uploads/ is not read (not even to compare), a linked uploads/ is not written."""
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"private")
     corpus = tmp_path / "corpus"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from index.embed.fake import FakeEmbedder
 from index.records import Location, Passage, text_id
-from index.sentences import answer_candidates
-from index.store import load
-from index.testing import FakeEmbedder
+from index.search.sentences import answer_candidates
+from index.store.reader import load
 from ingest.pipeline import build
 from ingest.vectors import VectorCache
 

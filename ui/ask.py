@@ -17,7 +17,7 @@ import streamlit as st
 
 from index.errors import StoreError
 from index.records import Answer, Hit, Verdict
-from index.search import MAX_QUERY_CHARS, clean_query, query_is_cut
+from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
 from ui.answer import quoted_hits, sureness
 from ui.errors import index_problem, log_error
 from ui.markdown import anchor, escape_markdown, hit_heading, hit_highlight, quote_markdown

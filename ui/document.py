@@ -22,7 +22,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from index.store import SourceFile
+from index.store.version import SourceFile
 from ingest.documents import DocumentNotFound, DocumentUnreadable, IndexedText, indexed_text, read_original
 from ingest.loaders import corpus_root
 from ui.errors import redact

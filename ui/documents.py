@@ -20,8 +20,8 @@ from pathlib import Path
 import streamlit as st
 
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
-from index.search import Searcher
-from index.store import SourceFile
+from index.search.searcher import Searcher
+from index.store.version import SourceFile
 from ingest.documents import (
     DocumentEntry,
     DocumentNotFound,

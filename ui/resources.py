@@ -16,10 +16,11 @@ from pathlib import Path
 import streamlit as st
 
 from index.config import Config, one_thread_per_question
-from index.embedding import Embedder, embedder_for
+from index.embed.registry import Embedder, embedder_for
 from index.errors import StoreError
-from index.search import Searcher
-from index.store import live_version, load
+from index.search.searcher import Searcher
+from index.store.pointer import live_version
+from index.store.reader import load
 from ingest.jobs import BuildJob
 from ingest.logs import quiet_library_logs
 from ui.access import Access

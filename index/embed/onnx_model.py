@@ -14,7 +14,7 @@ toolchain: the file is cached under `Config.cache_dir` (`KB_CACHE_DIR`, default 
 named by a hash of the model files, the recipe and the library versions, and
 written atomically so concurrent processes never read half a file. Running
 the cached graph imports neither torch nor transformers (the tokenizer is
-`index.tokens.WordPieces`).
+`index.embed.tokens.WordPieces`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.pooling import TokenBatch
-from index.tokens import TokenArrays, WordPieces
+from index.embed.pooling import TokenBatch
+from index.embed.tokens import TokenArrays, WordPieces
 
 # Changing any step of `export` must change this, so caches are rebuilt.
 RECIPE = "eager-opset17/token-embeddings/bert-fusion/int8-weights-per-channel/v3"
@@ -53,7 +53,7 @@ VARIANTS = {
 }
 _VERSIONED = ("torch", "transformers", "onnxruntime", "onnx")
 # A cached graph of another recipe or library version that nobody has opened for
-# this long is removed when a new one is exported (each is about 90 MB).
+# this long is removed when a new one is exported (bench/RESULTS.md, "ONNX cache").
 STALE_AFTER = 7 * 24 * 3600
 _IGNORED_FILES = {"README.md", ".gitattributes"}
 
@@ -229,7 +229,7 @@ def export(
 
 
 def _token_embeddings(bert):
-    """The transformer alone: final-layer token embeddings (pooling happens in numpy, `index.pooling`)."""
+    """The transformer alone: final-layer token embeddings (pooling happens in numpy, `index.embed.pooling`)."""
     import torch
 
     class Tokens(torch.nn.Module):
@@ -284,8 +284,7 @@ class OnnxRunner:
     """The graph in two sessions, each opened on first use: one thread for a single text, every core for a batch.
 
     One question is too little work to share between threads: on two cores a
-    second thread only adds waiting (a question took 20 ms with two threads
-    against 10 ms with one, load 8; bench/RESULTS.md, "Query time on SciFact").
+    second thread only adds waiting (bench/RESULTS.md, "Threads per question").
     Batches of passages keep both cores busy. ONNX Runtime lets threads call
     one session at once, so a searcher shared by threads needs nothing more.
     """

@@ -11,7 +11,7 @@
 
 `create_app` builds the app over a `Backend`, which answers from one index
 version at a time: `LocalBackend` holds a `Searcher` in this process (`python
--m index serve`, under uvicorn), and `index.serving` routes each question
+-m index serve`, under uvicorn), and `index.serve.ray_serve` routes each question
 over shards on Ray Serve (`python -m index serve --ray`) behind the same app.
 Either way a request takes the backend's current `View` once and is answered
 from it alone, so a rebuild published meanwhile never mixes into it: the
@@ -31,146 +31,33 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
 
 from index.config import Config, one_thread_per_question
-from index.errors import StoreError
 from index.records import DocumentInfo
-from index.search import MAX_QUERY_CHARS, Searcher, SearchSettings, clean_query
-from index.store import StoredIndex, current_version, info_json, load
+from index.search.query import MAX_QUERY_CHARS, clean_query
+from index.search.searcher import Searcher
+from index.search.settings import SearchSettings
+from index.serve.schemas import MAX_K, DocumentResponse, Problem, QueryRequest, QueryResponse
+from index.serve.watcher import Backend, DocumentLookup, IndexWatcher, View
+from index.store.reader import StoredIndex, info_json, load
 
 log = logging.getLogger("kb.api")
 
 # A question is searched up to 2,000 characters; 64 KiB holds that many times over
 # in any encoding, with a long list of sources, and keeps a runaway client cheap.
 MAX_BODY_BYTES = 64 * 1024
-# Each retriever proposes 100 candidates (`SearchSettings.candidates`): more hits than that do not exist.
-MAX_K = 100
 TOKEN_VARIABLE = "KB_API_TOKEN"
 _BEARER = HTTPBearer(auto_error=False, description=f"The token in ${TOKEN_VARIABLE}, when the server sets one.")
-
-
-class QueryRequest(BaseModel):
-    """One question."""
-
-    query: str = Field(description=f"The question, free text; searched up to {MAX_QUERY_CHARS:,} characters.")
-    k: int = Field(5, description=f"How many passages to return, 1 to {MAX_K}.")
-    sources: list[str] | None = Field(
-        None, description="Only passages found in these files (paths relative to the corpus, as in `source`)."
-    )
-    explain: bool = Field(False, description="Add each hit's ranks and score parts, as `query --json --explain`.")
-
-
-class Hit(BaseModel):
-    rank: int
-    score: float
-    doc_id: str
-    source: str
-    start: int
-    end: int
-    text: str
-    answer: dict[str, Any]
-    confidence: float
-
-
-class QueryResponse(BaseModel):
-    """Exactly the object `python -m index query --json` prints for the question."""
-
-    query: str
-    answered: bool
-    verdict: str = Field(description="answered, unsure (closest passages; these may not answer) or not_answered")
-    confidence: float
-    hits: list[Hit]
-
-
-class DocumentResponse(BaseModel):
-    doc_id: str
-    source: str
-    chars: int
-    text: str = Field(description="The extracted text; a hit's start and end index it.")
-
-
-class Problem(BaseModel):
-    detail: str
-
-
-class View(Protocol):
-    """One index version, as a request sees it from start to end."""
-
-    version: str
-
-    @property
-    def sources(self) -> frozenset[str]:
-        """The source files of its documents (what `sources` may name)."""
-        ...
-
-    @property
-    def documents(self) -> list[DocumentInfo]: ...
-
-    def rows_of(self, doc_id: str) -> list[int]:
-        """The rows of `documents` with this id (one per file that holds it)."""
-        ...
-
-    async def query(self, question: str, k: int, sources: frozenset[str] | None, explain: bool) -> dict:
-        """The answer's JSON, as `query --json` prints it."""
-        ...
-
-    def info(self) -> dict:
-        """What `info --json` prints."""
-        ...
-
-    def text(self, row: int) -> str:
-        """Document `row`'s extracted text."""
-        ...
-
-
-class Backend(Protocol):
-    """Serves the current index version; `create_app` starts and stops it with the app."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def view(self) -> View | None:
-        """The current version, or None while none is loaded."""
-        ...
-
-    def not_ready(self) -> str:
-        """Why there is no view yet (loading, or what is wrong and how to fix it)."""
-        ...
-
-
-class DocumentLookup:
-    """What a view derives from its `documents`: the source files, and each document id's rows."""
-
-    documents: list[DocumentInfo]
-
-    @cached_property
-    def sources(self) -> frozenset[str]:
-        return frozenset(d.source for d in self.documents)
-
-    def rows_of(self, doc_id: str) -> list[int]:
-        return self._rows.get(doc_id, [])
-
-    @cached_property
-    def _rows(self) -> dict[str, list[int]]:
-        """Each document id's rows in `documents` (a record id can repeat in other files)."""
-        rows: dict[str, list[int]] = {}
-        for row, d in enumerate(self.documents):
-            rows.setdefault(d.doc_id, []).append(row)
-        return rows
 
 
 @dataclass
@@ -197,80 +84,6 @@ class LocalView(DocumentLookup):
 
     def text(self, row: int) -> str:
         return self.stored.texts.text(row)
-
-
-class IndexWatcher:
-    """A backend's loading thread: the model first, then the live version and each one published after it.
-
-    A new version is loaded while the old one answers, then takes over new
-    requests in one assignment; a version that cannot be loaded is logged once
-    and reported by /readyz while the old one keeps answering. Subclasses say
-    how a version is loaded (`_load`) and what to do when there is none (`_missing`).
-    """
-
-    thread_name = "kb-index-watch"
-    # What loading a version may raise and still leave the thread watching for the next one.
-    recoverable: tuple[type[Exception], ...] = (StoreError,)
-
-    def __init__(self, config: Config, settings: SearchSettings, poll: float) -> None:
-        self.config = config
-        self.settings = settings
-        self.poll = poll
-        self.embedder = None
-        self._view = None
-        self._problem = "loading the model and the index"
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._watch, name=self.thread_name, daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def view(self):
-        return self._view
-
-    def not_ready(self) -> str:
-        return self._problem
-
-    def _load(self, version: Path, embedder):
-        """The view answering from `version` (a folder the CURRENT pointer named)."""
-        raise NotImplementedError
-
-    def _missing(self) -> str:
-        """What /readyz says while no index has been built."""
-        raise NotImplementedError
-
-    def _watch(self) -> None:
-        from index.embedding import embedder_for  # the model loads here, not at import
-
-        try:
-            embedder = embedder_for(self.config)
-            embedder.encode(["warm up"])
-            self.embedder = embedder
-        except Exception as exc:  # reported by /readyz; the process stays up
-            log.exception("the model cannot be loaded")
-            self._problem = f"the model cannot be loaded ({exc})"
-            return
-        failed = None
-        while not self._stopping.is_set():
-            try:
-                version = current_version(self.config.index)
-                if version is not None and (self._view is None or version.name != self._view.version):
-                    self._view = self._load(version, embedder)
-                    failed = None
-                elif version is None and self._view is None:
-                    self._problem = self._missing()
-            except self.recoverable as exc:  # the old version keeps answering
-                if str(exc) != failed:
-                    log.warning("cannot load the new index version: %s", exc)
-                failed = self._problem = str(exc)
-            self._stopping.wait(self.poll)
 
 
 class LocalBackend(IndexWatcher):
@@ -315,21 +128,10 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
-        if token is None:
-            return
-        given = credentials.credentials if credentials is not None else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                401,
-                "missing or wrong bearer token; send the header Authorization: Bearer <the server's KB_API_TOKEN>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        _check_token(credentials, token)
 
     def current() -> View:
-        view = backend.view()
-        if view is None:
-            raise HTTPException(503, f"not ready: {backend.not_ready()}", headers={"Retry-After": "1"})
-        return view
+        return _current_view(backend)
 
     errors = {
         401: {"model": Problem, "description": "No or a wrong bearer token."},
@@ -345,21 +147,9 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
     @app.post("/query", response_model=QueryResponse, responses=errors, dependencies=[Depends(authorized)])
     async def query(request: QueryRequest) -> JSONResponse:
         """Answer one question: ranked passages, each with its answer span and confidence, and the verdict."""
-        if not clean_query(request.query):
-            raise HTTPException(422, "query is empty; ask a question in words")
-        if not 1 <= request.k <= MAX_K:
-            raise HTTPException(422, f"k must be between 1 and {MAX_K}, got {request.k}")
+        _check_question(request)
         view = current()
-        sources = None
-        if request.sources is not None:
-            unknown = sorted(set(request.sources) - view.sources)
-            if unknown:
-                raise HTTPException(
-                    422,
-                    f"unknown source {unknown[0]!r}: no document of the index comes from it "
-                    "(sources are paths relative to the corpus, as in a hit's source; GET /documents lists them)",
-                )
-            sources = frozenset(request.sources)
+        sources = _known_sources(request.sources, view)
         # The JSON as built, not re-validated through the model: byte for byte what the CLI prints, parsed.
         return JSONResponse(await view.query(request.query, request.k, sources, request.explain))
 
@@ -390,15 +180,9 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
         (the hit's `source`) says which one is meant.
         """
         view = current()
-        rows = [row for row in view.rows_of(doc_id) if source is None or view.documents[row].source == source]
-        if not rows:
-            where = f" in {source!r}" if source is not None else ""
-            raise HTTPException(404, f"no document {doc_id!r}{where} in the index")
-        if len(rows) > 1:
-            names = ", ".join(sorted(view.documents[row].source for row in rows))
-            raise HTTPException(409, f"document id {doc_id!r} is in several files ({names}); add ?source=FILE")
-        d = view.documents[rows[0]]
-        return {"doc_id": d.doc_id, "source": d.source, "chars": d.chars, "text": view.text(rows[0])}
+        row = _document_row(view, doc_id, source)
+        d = view.documents[row]
+        return {"doc_id": d.doc_id, "source": d.source, "chars": d.chars, "text": view.text(row)}
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -414,6 +198,61 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
         return JSONResponse({"ready": True, "version": view.version})
 
     return app
+
+
+def _current_view(backend: Backend) -> View:
+    """The backend's current version; 503 (try again in a second) while none is loaded."""
+    view = backend.view()
+    if view is None:
+        raise HTTPException(503, f"not ready: {backend.not_ready()}", headers={"Retry-After": "1"})
+    return view
+
+
+def _check_token(credentials: HTTPAuthorizationCredentials | None, token: str | None) -> None:
+    """Refuse (401) a request without the server's token, when it has one."""
+    if token is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(
+            401,
+            "missing or wrong bearer token; send the header Authorization: Bearer <the server's KB_API_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _check_question(request: QueryRequest) -> None:
+    """Refuse (422) an empty question or a `k` out of range."""
+    if not clean_query(request.query):
+        raise HTTPException(422, "query is empty; ask a question in words")
+    if not 1 <= request.k <= MAX_K:
+        raise HTTPException(422, f"k must be between 1 and {MAX_K}, got {request.k}")
+
+
+def _known_sources(sources: list[str] | None, view: View) -> frozenset[str] | None:
+    """The sources a question is limited to; a source the index does not hold is refused (422)."""
+    if sources is None:
+        return None
+    unknown = sorted(set(sources) - view.sources)
+    if unknown:
+        raise HTTPException(
+            422,
+            f"unknown source {unknown[0]!r}: no document of the index comes from it "
+            "(sources are paths relative to the corpus, as in a hit's source; GET /documents lists them)",
+        )
+    return frozenset(sources)
+
+
+def _document_row(view: View, doc_id: str, source: str | None) -> int:
+    """The row of the one document with this id (and source); 404 when none, 409 when several."""
+    rows = [row for row in view.rows_of(doc_id) if source is None or view.documents[row].source == source]
+    if not rows:
+        where = f" in {source!r}" if source is not None else ""
+        raise HTTPException(404, f"no document {doc_id!r}{where} in the index")
+    if len(rows) > 1:
+        names = ", ".join(sorted(view.documents[row].source for row in rows))
+        raise HTTPException(409, f"document id {doc_id!r} is in several files ({names}); add ?source=FILE")
+    return rows[0]
 
 
 def _validation_message(exc: RequestValidationError) -> str:

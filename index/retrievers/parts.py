@@ -1,4 +1,6 @@
-"""A large vector index assembled from shards on disk and served memory-mapped.
+"""A large vector index assembled from parts (consecutive runs of rows) on disk and served memory-mapped.
+
+(A part is a build-time batch of vectors; a serving shard, `index.store.shards`, is another thing.)
 
 Past a few million passages a flat index no longer fits comfortably in one
 process, and building it in one place takes too long. This assembles a FAISS
@@ -6,11 +8,11 @@ IVF index with compressed codes (scalar quantization `SQ8`, or product
 quantization `PQ<m>`) the way FAISS's own `contrib.ondisk` recipe does:
 
 1. train the coarse quantizer and the codec once, on a sample of the vectors;
-2. add each shard of vectors to its own copy of the empty trained index, in
+2. add each part of vectors to its own copy of the empty trained index, in
    parallel (any `map`: the builtin, or Ray tasks on other nodes, since
-   shards travel as arrays and come back as serialized indexes), with ids
+   parts travel as arrays and come back as serialized indexes), with ids
    that are the vectors' global row numbers, so row i is still passage i;
-3. merge the shards' inverted lists into one `OnDiskInvertedLists` file;
+3. merge the parts' inverted lists into one `OnDiskInvertedLists` file;
 4. load the result with its lists memory-mapped read-only, so the operating
    system pages lists in as queries touch them instead of the process reading
    them all (and processes on one node share those pages).
@@ -34,7 +36,7 @@ from faiss.contrib.ondisk import merge_ondisk
 MERGED = "vectors.index"
 LISTS = "lists.ivfdata"
 # OnDiskInvertedLists always memory-map their file, read-only with this flag. IO_FLAG_MMAP is
-# for array-backed lists (merge_ondisk reads the shards with it); on a merged index it
+# for array-backed lists (merge_ondisk reads the parts with it); on a merged index it
 # crashes faiss-cpu 1.15.1 in search.
 _CODEC = re.compile(r"SQ8|PQ\d+(x\d+)?")
 _FLAGS = faiss.IO_FLAG_READ_ONLY | faiss.IO_FLAG_ONDISK_SAME_DIR
@@ -92,23 +94,23 @@ def train(sample: np.ndarray, plan: IvfPlan) -> faiss.Index:
 
 
 def split(vectors: np.ndarray, rows: int) -> list[np.ndarray]:
-    """`vectors` as consecutive shards of at most `rows` rows (views: a memory map stays on disk)."""
+    """`vectors` as consecutive parts of at most `rows` rows (views: a memory map stays on disk)."""
     return [vectors[begin : begin + rows] for begin in range(0, len(vectors), rows)]
 
 
-def sample_rows(shards: Sequence[np.ndarray], size: int, seed: int) -> np.ndarray:
-    """Up to `size` vectors drawn uniformly from all shards (only those rows are read from a memory map)."""
-    total = sum(len(a) for a in shards)
+def sample_rows(parts: Sequence[np.ndarray], size: int, seed: int) -> np.ndarray:
+    """Up to `size` vectors drawn uniformly from all parts (only those rows are read from a memory map)."""
+    total = sum(len(a) for a in parts)
     picks = np.sort(np.random.default_rng(seed).choice(total, size=min(size, total), replace=False))
-    starts = np.cumsum([0] + [len(a) for a in shards])
+    starts = np.cumsum([0] + [len(a) for a in parts])
     out = []
-    for shard, array in enumerate(shards):
-        mine = picks[(picks >= starts[shard]) & (picks < starts[shard + 1])] - starts[shard]
+    for part, array in enumerate(parts):
+        mine = picks[(picks >= starts[part]) & (picks < starts[part + 1])] - starts[part]
         out.append(np.asarray(array[mine], dtype=np.float32))
     return np.concatenate(out)
 
 
-def add_shard(trained: np.ndarray, vectors: np.ndarray, first_id: int) -> np.ndarray:
+def add_part(trained: np.ndarray, vectors: np.ndarray, first_id: int) -> np.ndarray:
     """The serialized trained index with `vectors` added as ids `first_id`, `first_id + 1`, ...
 
     Takes and returns serialized indexes (bytes as a numpy array, what
@@ -122,43 +124,43 @@ def add_shard(trained: np.ndarray, vectors: np.ndarray, first_id: int) -> np.nda
 
 
 def assemble(
-    shards: Sequence[np.ndarray],
+    parts: Sequence[np.ndarray],
     out_dir: Path,
     plan: IvfPlan,
     map_fn: Map = map,
     name: str = MERGED,
 ) -> Path:
-    """Build a memory-mappable IVF index over vector shards (row order = shard order).
+    """Build a memory-mappable IVF index over vector parts (row order = part order).
 
     Args:
-        shards: Unit vectors, shard k holding the rows after shard k-1 (arrays or memory maps).
+        parts: Unit vectors, part k holding the rows after part k-1 (arrays or memory maps).
         out_dir: Receives the index file `name` and `lists.ivfdata` (plus the
-            per-shard indexes, deleted once merged).
+            per-part indexes, deleted once merged).
         plan: Lists, codec, training sample.
-        map_fn: Runs `add_shard` over the shards, `map(f, *iterables)` semantics:
+        map_fn: Runs `add_part` over the parts, `map(f, *iterables)` semantics:
             the builtin (each add already uses every core), or Ray tasks.
         name: File name of the merged index.
 
     Returns:
         The path of the merged index file, to open with `load_mmap`.
     """
-    if not shards:
-        raise ValueError("no vector shards to assemble")
+    if not parts:
+        raise ValueError("no vector parts to assemble")
     out_dir.mkdir(parents=True, exist_ok=True)
-    trained = train(sample_rows(shards, plan.sample, plan.seed), plan)
+    trained = train(sample_rows(parts, plan.sample, plan.seed), plan)
     blob = faiss.serialize_index(trained)
-    sizes = [len(shard) for shard in shards]
+    sizes = [len(part) for part in parts]
     firsts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
-    parts = []
-    for k, added in enumerate(map_fn(add_shard, [blob] * len(shards), shards, firsts)):
-        parts.append(out_dir / f"shard-{k:05d}.index")
-        np.asarray(added).tofile(parts[-1])  # serialize_index writes what write_index would
-    counts = [faiss.read_index(str(p), faiss.IO_FLAG_MMAP).ntotal for p in parts]
+    files = []
+    for k, added in enumerate(map_fn(add_part, [blob] * len(parts), parts, firsts)):
+        files.append(out_dir / f"part-{k:05d}.index")
+        np.asarray(added).tofile(files[-1])  # serialize_index writes what write_index would
+    counts = [faiss.read_index(str(p), faiss.IO_FLAG_MMAP).ntotal for p in files]
     if counts != sizes:
-        raise RuntimeError(f"shards added {counts} vectors, expected {sizes}")
-    merge_ondisk(trained, [str(p) for p in parts], str(out_dir / LISTS))
+        raise RuntimeError(f"parts added {counts} vectors, expected {sizes}")
+    merge_ondisk(trained, [str(p) for p in files], str(out_dir / LISTS))
     faiss.write_index(trained, str(out_dir / name))
-    for path in parts:
+    for path in files:
         path.unlink()
     return out_dir / name
 

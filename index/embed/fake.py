@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.keyword import tokenize
+from index.terms import tokenize
 
 _PIECE = re.compile(r"\w+|[^\w\s]")
 

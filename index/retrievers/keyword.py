@@ -12,30 +12,16 @@ are computed again, but from stored terms.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 
 import bm25s
 import numpy as np
-import Stemmer
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-_WORD = re.compile(r"\w+")
-_STOPWORDS = frozenset(STOPWORDS_EN_PLUS)  # includes question words (what, how, why)
+from index.terms import tokenize
+
 TERMS = "terms.txt"
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("english")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercase, drop stopwords, stem."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
-    return _stemmer().stemWords(words)
 
 
 def _interned(terms: list[str], shared: dict[str, str]) -> list[str]:
@@ -109,7 +95,7 @@ class KeywordIndex:
         computed it (its document frequency and average passage length), and
         so is the vocabulary, so a passage scores the same bits in the subset
         as in the whole: a shard's scores compare with every other shard's
-        (`index.sharding`).
+        (`index.search.sharded`).
         """
         whole = self._retriever
         indptr, indices, data = (np.asarray(whole.scores[key]) for key in ("indptr", "indices", "data"))

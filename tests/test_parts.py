@@ -1,4 +1,4 @@
-"""IVF index assembled from shards on disk: lossless merge, recall against exact search, memory-mapped load."""
+"""IVF index assembled from parts on disk: lossless merge, recall against exact search, memory-mapped load."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from index.shards import IvfPlan, assemble, load_mmap, sample_rows, split, train
+from index.retrievers.parts import IvfPlan, assemble, load_mmap, sample_rows, split, train
 
 DIM = 32
 
@@ -47,17 +47,17 @@ def test_merged_index_finds_the_exact_neighbours(data, tmp_path):
     _, found = merged.search(queries, 10)
     assert merged.ntotal == len(vectors)
     assert recall_at_10(found, truth) >= 0.9
-    _, own = merged.search(vectors[::50], 1)  # ids are global row numbers across shards
+    _, own = merged.search(vectors[::50], 1)  # ids are global row numbers across parts
     assert np.mean(own[:, 0] == np.arange(0, len(vectors), 50)) >= 0.9
 
 
 @pytest.mark.parametrize("codec", ["SQ8", "PQ8x4"])
 def test_merge_loses_nothing_against_an_index_built_in_memory(data, tmp_path, codec):
     vectors, queries = data
-    shards = np.array_split(vectors, 3)
+    parts = np.array_split(vectors, 3)
     plan = IvfPlan(lists=16, codec=codec, sample=1500, seed=3)
-    merged = load_mmap(assemble(shards, tmp_path / "ivf", plan), probes=4)
-    in_memory = train(sample_rows(shards, plan.sample, plan.seed), plan)
+    merged = load_mmap(assemble(parts, tmp_path / "ivf", plan), probes=4)
+    in_memory = train(sample_rows(parts, plan.sample, plan.seed), plan)
     in_memory.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
     in_memory.nprobe = 4
     assert merged.ntotal == in_memory.ntotal
@@ -101,10 +101,10 @@ def index_of(path: Path) -> faiss.Index:
 
 def test_split_makes_consecutive_views_of_at_most_the_given_rows(tmp_path):
     vectors = memory_mapped(np.eye(10, dtype=np.float32), tmp_path)
-    shards = split(vectors, 4)
-    assert [len(s) for s in shards] == [4, 4, 2]
-    assert all(isinstance(s, np.memmap) for s in shards)  # nothing read yet
-    assert np.array_equal(np.concatenate(shards), vectors)
+    parts = split(vectors, 4)
+    assert [len(s) for s in parts] == [4, 4, 2]
+    assert all(isinstance(s, np.memmap) for s in parts)  # nothing read yet
+    assert np.array_equal(np.concatenate(parts), vectors)
 
 
 def test_factory_strings_round_trip():

@@ -8,7 +8,7 @@ search never asks which kind it has. The kind follows the collection's size
 - "Flat": exact inner product (`IndexFlatIP`) over float32 vectors, which
   are also the stored vectors (a view of the index's own storage);
 - "IVF<lists>,SQ8": approximate, 8-bit scalar quantized inverted lists,
-  assembled from shards on disk and memory-mapped (`index.shards`), with a
+  assembled from parts on disk and memory-mapped (`index.retrievers.parts`), with a
   float16 copy of the vectors (`vectors.npy`, memory-mapped) from which its
   candidates are re-scored exactly.
 
@@ -23,16 +23,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index.shards import LISTS, IvfPlan, Map, assemble, load_mmap, split
+from index.retrievers.parts import LISTS, IvfPlan, Map, assemble, load_mmap, split
 
 EXACT = "Flat"
 VECTORS = "vectors.faiss"
 VECTOR_COPY = "vectors.npy"
 # Lists probed per question: 1/64 of them, at least 32, chosen with bench/scale.py for
-# recall@10 >= 0.95 against exact search. At 1M passages and 2,000 lists, 32 probes
-# gave 0.972 at p50 13.5 ms (a shared machine on which exact search took 639 ms); at
-# 300k and 1,095 lists, 17 probes (1/64) gave only 0.935, 32 gave 0.964 at 3.0 ms
-# (exact: 26.6 ms).
+# recall@10 >= 0.95 against exact search; 1/64 alone fell short on smaller collections
+# (bench/RESULTS.md, "IVF probes").
 PROBE_SHARE = 1 / 64
 _MIN_PROBES = 32
 # Exact search asks FAISS for this many rows past the cut, then re-scores (`DenseIndex._exact_search`).
@@ -40,9 +38,10 @@ _EXACT_PAD = 16
 # Far above how much float32 dot products of unit vectors can differ with summation order (~1e-6).
 _FAISS_ROUNDING = 1e-4
 _TRAINING_PER_LIST = 64  # faiss asks for at least 39 points per centroid
-# Vectors per shard of an approximate index: each is added on its own (a Ray task on
-# the Ray path) and the shards' lists are merged on disk; 250,000 float32 rows = 384 MB.
-SHARD_ROWS = 250_000
+# Vectors per part of an approximate index: each is added on its own (a Ray task on
+# the Ray path) and the parts' lists are merged on disk; a part fits in memory
+# (bench/RESULTS.md, "Parts of an approximate index").
+PART_ROWS = 250_000
 
 
 def nprobe_for(lists: int) -> int:
@@ -92,8 +91,8 @@ class DenseIndex:
         An approximate index also writes vectors.npy, the float16 copy that both
         its IVF lists and the exact re-scoring come from (so an update that reuses
         it equals a rebuild), and lists.ivfdata: the index is trained on a sample,
-        the copy's shards are added by `parallel_map` and their lists merged on
-        disk (`index.shards`), to be served memory-mapped.
+        the copy's parts are added by `parallel_map` and their lists merged on
+        disk (`index.retrievers.parts`), to be served memory-mapped.
         """
         if kind == EXACT:
             index = faiss.IndexFlatIP(vectors.shape[1])
@@ -102,7 +101,7 @@ class DenseIndex:
             return
         np.save(folder / VECTOR_COPY, vectors.astype(np.float16), allow_pickle=False)
         copy = np.load(folder / VECTOR_COPY, mmap_mode="r", allow_pickle=False)
-        assemble(split(copy, SHARD_ROWS), folder, ivf_plan(kind), map_fn=parallel_map, name=VECTORS)
+        assemble(split(copy, PART_ROWS), folder, ivf_plan(kind), map_fn=parallel_map, name=VECTORS)
 
     @classmethod
     def load(cls, folder: Path, kind: str) -> DenseIndex:
@@ -179,7 +178,7 @@ class DenseIndex:
         lowest), which are scored again with `row_dots` and cut. Should rows tied or
         within FAISS's rounding of the cut have been left out, every row is scored.
         So a shard's top rows merged with the other shards' are the whole index's
-        (`index.sharding`).
+        (`index.search.sharded`).
         """
         available = len(self) if allowed is None else len(allowed)
         asked = min(available, depth + _EXACT_PAD)
@@ -204,6 +203,6 @@ def row_dots(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     position in the matrix (blocks and their remainders), so the same passage
     scored among other candidates could differ in its last bit. Summed in
     float64 and rounded, it is the same for a passage wherever it is scored:
-    on a shard or in one process (`index.sharding`), ties then break the same way.
+    on a shard or in one process (`index.search.sharded`), ties then break the same way.
     """
     return (np.asarray(matrix, dtype=np.float64) @ np.asarray(vector, dtype=np.float64)).astype(np.float32)

@@ -3,8 +3,8 @@
 The bundled model's tokenizer is the one in its `tokenizer.json`, run with
 the `tokenizers` library directly: the same word pieces and character
 offsets as transformers' `AutoTokenizer` (checked against it in
-tests/test_embedding.py), without importing transformers and torch (about
-2.5 s of every start-up), without Python overhead per call, and safe to share
+tests/test_embedding.py), without importing transformers and torch (seconds
+of every start-up: bench/RESULTS.md, "Importing torch at start-up"), without Python overhead per call, and safe to share
 between threads (its settings are fixed once, never changed per call).
 
 Batches are cut by token length, not by a count of texts: texts are sorted

@@ -3,13 +3,13 @@
 `python -m index serve --ray [ADDRESS] --shards N --replicas R` deploys:
 
 - `Shard` (N deployments, `shard-000` ...), R replicas each: a replica loads
-  its shard of a published version (`index.sharding.ShardIndex`) and
+  its shard of a published version (`index.store.shards.ShardIndex`) and
   proposes candidates for a question vector, then hands over the passages
   the router picks;
 - `Router` (the ingress, one replica): the same FastAPI app as `python -m
-  index serve` (`index.api.create_app`), over a backend that embeds the
+  index serve` (`index.serve.app.create_app`), over a backend that embeds the
   question once, asks every shard at the same time, merges their candidates
-  and applies the single-process fusion and answer step (`index.sharding`),
+  and applies the single-process fusion and answer step (`index.search.sharded`),
   so it answers exactly as `Searcher` does.
 
 Versions. The router watches the index's CURRENT pointer as the local server
@@ -46,17 +46,23 @@ from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
-from index.api import TOKEN_VARIABLE, DocumentLookup, IndexWatcher, create_app
-from index.cluster import check_reachable
-from index.confidence import ConfidenceModel
 from index.config import Config, one_thread_per_question
-from index.embedding import Embedder
+from index.embed.registry import Embedder
 from index.errors import IndexDamaged, ModelMismatch, rebuild_fix
 from index.records import Answer, DocumentInfo, Manifest, Passage, Verdict
-from index.search import SearchSettings, build_answer, clean_query
-from index.sharding import ShardCandidates, ShardIndex, rank_shards, top_by_shard
-from index.store import DOCUMENTS, check_files, current_version, live_version, manifest_of
-from index.texts import TEXT_ROWS, TEXTS, DocumentTexts
+from index.search.answer import build_answer
+from index.search.confidence import ConfidenceModel
+from index.search.query import clean_query
+from index.search.settings import SearchSettings
+from index.search.sharded import ShardCandidates, fetch, rank_shards, shard_candidates, top_by_shard
+from index.serve.app import TOKEN_VARIABLE, create_app
+from index.serve.cluster import check_reachable
+from index.serve.watcher import DocumentLookup, IndexWatcher
+from index.store.pointer import current_version, live_version
+from index.store.reader import check_files, manifest_of
+from index.store.shards import ShardIndex
+from index.store.texts import TEXT_ROWS, TEXTS, DocumentTexts
+from index.store.version import DOCUMENTS
 
 log = logging.getLogger("kb.serving")
 
@@ -109,10 +115,10 @@ class Shard:
     def candidates(
         self, version: str, query: str, vector: np.ndarray, depth: int, sources: frozenset[str] | None
     ) -> ShardCandidates:
-        return self._version(version).candidates(query, vector, depth, sources)
+        return shard_candidates(self._version(version), query, vector, depth, sources)
 
     def fetch(self, version: str, rows: list[int], vector: np.ndarray) -> list[tuple[Passage, np.ndarray]]:
-        return self._version(version).fetch(rows, vector)
+        return fetch(self._version(version), rows, vector)
 
     def pid(self) -> int:
         """This replica's process id (the fault tests kill one)."""
@@ -255,7 +261,7 @@ def _is(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
 @serve.deployment(max_ongoing_requests=64)
 @serve.ingress()
 class Router:
-    """The ingress: the API of `index.api` over a `ShardRouter`."""
+    """The ingress: the API of `index.serve.app` over a `ShardRouter`."""
 
     def __init__(self, config: Config, token: str | None, *shards) -> None:
         one_thread_per_question()

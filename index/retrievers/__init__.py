@@ -1,0 +1,1 @@
+"""The two retrievers over a version's passages: dense vectors (FAISS) and keywords (BM25)."""

@@ -1,0 +1,177 @@
+"""Answering a question from a stored index: `Searcher`, over one loaded version.
+
+Search runs the question through two retrievers over the same passages and
+fuses them (`index.search.fusion`):
+
+- dense: each passage is scored by its own cosine similarity with the
+  question and by its best answer candidate's (a sentence vector pooled from
+  the passage's own forward pass, `index.embed.pooling`), weighted by
+  `SearchSettings.sentence_weight`. A passage whose one sentence answers while
+  the rest is about something else is found that way; candidates come from
+  the passage vectors (`index.retrievers.dense`: exact, or for very large
+  collections approximate and re-scored exactly);
+- keyword: BM25 (`index.retrievers.keyword`).
+
+The answer (sentences, confidence, verdict) is built by `index.search.answer`.
+Every setting is in `index.search.settings.SearchSettings`, chosen on four
+development sets at once by `bench/tune.py` (bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.embed.registry import Embedder
+from index.errors import ModelMismatch, rebuild_fix
+from index.records import Answer, Location, Passage, Span, Verdict
+from index.search.answer import answer_span, build_answer, candidate_cosines, sentence_cosines, sentence_scores
+from index.search.confidence import ConfidenceModel
+from index.search.fusion import Candidates, Ranking, fuse, top_rows
+from index.search.query import clean_query
+from index.search.settings import RetrievalMode, SearchSettings
+from index.store.reader import StoredIndex
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A passage next to a hit in the same document, for showing context."""
+
+    location: Location
+    text: str
+    is_hit: bool
+
+
+class Searcher:
+    """Questions in, cited passages out, over one loaded index."""
+
+    def __init__(
+        self,
+        stored: StoredIndex,
+        embedder: Embedder,
+        settings: SearchSettings = SearchSettings(),
+        confidence: ConfidenceModel | None = None,
+    ) -> None:
+        if embedder.name != stored.manifest.model:
+            raise ModelMismatch(
+                f"index {stored.path.parent} was built with model {stored.manifest.model!r}, "
+                f"but the embedder is {embedder.name!r}",
+                rebuild_fix(stored.path.parent),
+            )
+        self.stored = stored
+        self.embedder = embedder
+        self.settings = settings
+        self.confidence = confidence or ConfidenceModel.bundled()
+
+    @property
+    def passages(self) -> Sequence[Passage]:
+        """The index's passages, read by row (`index.store.passages.PassageFile`)."""
+        return self.stored.passages
+
+    def search(self, query: str, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
+        """Answer one question.
+
+        Args:
+            query: The question, free text; cleaned by `clean_query` (the
+                answer's `query` is the text actually searched).
+            k: How many hits to return.
+            sources: When given, only passages found in these source files count.
+
+        Returns:
+            The ranked hits with answer sentences and confidences, and the
+            verdict; no hits and not answered when nothing of the question is left.
+        """
+        query = clean_query(query)
+        if not query or k < 1:
+            return Answer(query, Verdict.NOT_ANSWERED, ())
+        return self.answer(query, self.embedder.encode([query])[0], k, sources)
+
+    def answer(self, query: str, vector: np.ndarray, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
+        """`search` for a cleaned question whose vector is already known (evaluation embeds questions in bulk)."""
+        ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
+        rows = ranking.rows[:k]
+        passages = {row: self.passages[row] for row in rows}
+        cosines = {row: sentence_cosines(self.stored.sentences.of(row), vector) for row in rows}
+        return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)
+
+    def rank(
+        self,
+        query: str,
+        vector: np.ndarray,
+        mode: RetrievalMode | str = RetrievalMode.HYBRID,
+        allowed: np.ndarray | None = None,
+    ) -> Ranking:
+        """Rank passages for a query with one retriever or both fused.
+
+        Args:
+            query: The question text (for BM25).
+            vector: Its embedding (for dense search).
+            mode: A `RetrievalMode` (or its value: "dense", "keyword", "hybrid").
+            allowed: Passage rows to restrict to, or None for all.
+
+        Returns:
+            Passage rows best first (up to `candidates` from each retriever),
+            with the score they are ranked by, each retriever's ranks, and the
+            parts of every score.
+        """
+        mode = RetrievalMode.from_str(mode)
+        proposed = (
+            self.stored.dense.search(vector, self.settings.candidates, allowed)[0]
+            if mode is not RetrievalMode.KEYWORD
+            else []
+        )
+        keyword, bm25 = self._keyword(query, allowed) if mode is not RetrievalMode.DENSE else ([], None)
+        candidates = np.array(list(dict.fromkeys(proposed + keyword)), dtype=np.int64)
+        cosines, best_sentences = self._cosines(candidates, vector)
+        scores = bm25[candidates] if bm25 is not None else np.zeros(len(candidates))
+        return fuse(Candidates(proposed, keyword, candidates, cosines, best_sentences, scores), self.settings, mode)
+
+    def _cosines(self, rows: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cosine of the question with these passages, and with each one's best answer candidate."""
+        return candidate_cosines(self.stored.dense.vectors(rows), self.stored.sentences, rows, vector)
+
+    def _allowed_rows(self, sources: frozenset[str] | None) -> np.ndarray | None:
+        if sources is None:
+            return None
+        return self.stored.locations.rows_of_sources(sorted(sources))
+
+    def _keyword(self, query: str, allowed: np.ndarray | None) -> tuple[list[int], np.ndarray]:
+        """Top passages by BM25 (only those sharing a term with the query), and all BM25 scores."""
+        scores = self.stored.keyword.scores(query)
+        if allowed is not None:
+            mask = np.zeros(len(scores), dtype=bool)
+            mask[allowed] = True
+            scores = np.where(mask, scores, 0.0)
+        depth = min(self.settings.candidates, int(np.count_nonzero(scores > 0)))
+        return top_rows(scores, depth).tolist(), scores
+
+    def answer_span(self, query: str, vector: np.ndarray, row: int) -> Span:
+        """The part of passage `row` that best answers `query`, as a span of its document (`answer_span`)."""
+        cosines = sentence_cosines(self.stored.sentences.of(row), vector)
+        return answer_span(query, self.passages[row], cosines, self.settings)
+
+    def sentence_scores(self, query: str, vector: np.ndarray, row: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """Each answer candidate of passage `row` (spans in its text) and how well it answers `query`."""
+        cosines = sentence_cosines(self.stored.sentences.of(row), vector)
+        return sentence_scores(query, self.passages[row].text, cosines, self.settings)
+
+    def context(self, location: Location, before: int = 1, after: int = 1) -> list[Neighbour]:
+        """The passages around `location` in its document, in document order.
+
+        A document is its source and its id together: a record's id may equal
+        another file's path, or a record id in another file.
+        """
+        starts, rows = self.stored.locations.document(location.source, location.doc_id)
+        at = int(np.searchsorted(starts, location.start))
+        if at == len(starts) or starts[at] != location.start:
+            raise ValueError(f"{location.cite()} is not a location of this index")
+        neighbours = []
+        for i in range(max(0, at - before), min(len(starts), at + after + 1)):
+            passage = self.passages[int(rows[i])]
+            here = (location.source, location.doc_id, int(starts[i]))
+            loc = next((loc for loc in passage.locations if (loc.source, loc.doc_id, loc.start) == here), None)
+            if loc is not None:  # None only for another document sharing this one's 64-bit key
+                neighbours.append(Neighbour(loc, passage.text, i == at))
+        return neighbours

@@ -1,0 +1,132 @@
+"""The pointer file naming the live version, the publish lock, and the version folders they govern.
+
+`CURRENT` holds one folder name and is replaced atomically; `.lock` is held
+by the one process allowed to publish. Superseded versions and a killed
+build's leftovers are removed here, under the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from index.errors import (
+    IndexBusy,
+    IndexNotFound,
+    PointerDamaged,
+    build_fix,
+    rebuild_fix,
+)
+from index.store.version import (
+    fsync,
+)
+
+POINTER = "CURRENT"
+LOCK = ".lock"
+# What CURRENT may name: a version folder as publish() names it, one path component.
+_VERSION_NAME = re.compile(r"v-[A-Za-z0-9_.-]+")
+_MAX_POINTER_BYTES = 255
+
+
+def current_version(index_dir: Path) -> Path | None:
+    """The live version folder, or None when nothing has been published.
+
+    Raises:
+        PointerDamaged: CURRENT cannot be read, is not text, or does not name a
+            version folder (`v-...`) directly inside `index_dir`.
+    """
+    pointer = index_dir / POINTER
+    try:
+        with open(pointer, "rb") as handle:
+            data = handle.read(_MAX_POINTER_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise PointerDamaged(
+            f"index pointer {pointer} cannot be read ({exc.strerror or exc})", rebuild_fix(index_dir)
+        ) from None
+    try:
+        name = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PointerDamaged(
+            f"index pointer {pointer} is not text (it should name a version folder)", rebuild_fix(index_dir)
+        ) from None
+    if not name:
+        raise PointerDamaged(f"index pointer {pointer} is empty", rebuild_fix(index_dir))
+    # One folder name, never a path: whatever CURRENT holds, nothing outside the index folder is read.
+    if len(data) > _MAX_POINTER_BYTES or not _VERSION_NAME.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:60] + "..."
+        raise PointerDamaged(
+            f"index pointer {pointer} names {shown!r}, which is not a version folder of {index_dir}",
+            rebuild_fix(index_dir),
+        )
+    return index_dir / name
+
+
+def live_version(index_dir: Path) -> Path:
+    """The live version folder.
+
+    Raises:
+        IndexNotFound: Nothing has been published in `index_dir`.
+    """
+    version = current_version(index_dir)
+    if version is None:
+        raise IndexNotFound(f"no index found in {index_dir}", build_fix(index_dir))
+    return version
+
+
+@contextmanager
+def publish_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the folder's publish lock, or raise IndexBusy at once if another process has it."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexBusy(
+                f"{index_dir} is being updated by {holder}", "wait for it to finish and run again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def switch_pointer(index_dir: Path, name: str) -> None:
+    temporary = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
+    try:
+        temporary.write_text(name + "\n", encoding="utf-8")
+        fsync(temporary)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    os.replace(temporary, index_dir / POINTER)
+    fsync(index_dir)
+
+
+def remove_old_versions(index_dir: Path, keep: set[str]) -> None:
+    """Delete superseded versions. Readers hold their version in memory, so this is safe."""
+    for path in index_dir.glob("v-*"):
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_leftovers(index_dir: Path) -> None:
+    """Staging folders and pointer drafts from a build that was killed (we hold the lock)."""
+    for path in index_dir.glob(".tmp-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in index_dir.glob(f".{POINTER}.*"):
+        path.unlink(missing_ok=True)
