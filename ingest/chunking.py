@@ -9,6 +9,12 @@ of letters the tokenizer counts as one token is still cut. Short paragraphs
 passage records where it came from, with `document.text[start:end] == text`,
 so citations and highlights are exact. Text without any word in it (a lone
 `×`) is not a passage.
+
+A document whose reader knows its structure (`Document.blocks`) is cut by
+section: a passage never crosses a heading, the heading is not part of its
+text but its `section` path ("Zika virus › Symptoms"), the context the
+passage is embedded and keyword-indexed with, and a list stays with the line
+that introduces it (one ending in ":"), a table's rows together.
 """
 
 from __future__ import annotations
@@ -20,19 +26,23 @@ from dataclasses import dataclass
 from index.records import Location, Settings
 from index.search.sentences import split_sentences
 from ingest.loaders import Document
+from ingest.loaders.document import Block, BlockKind
 
 _WORD = re.compile(r"[^\W_]")  # a letter or digit: "×" or "---" alone is not a passage
 _WHITESPACE_RUN = re.compile(r"\S+")
 # Special tokens ([CLS], [SEP]) that every encoded passage carries.
 _SPECIAL_TOKENS = 2
+# Between the headings of a section path, as the card shows it.
+SECTION_SEPARATOR = " › "
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A passage before de-duplication: its text and the one place it came from."""
+    """A passage before de-duplication: its text, the one place it came from, and the headings it sits under."""
 
     text: str
     location: Location
+    section: str = ""
 
 
 def chunk_document(doc: Document, count_tokens: Callable[[str], int], settings: Settings) -> list[Chunk]:
@@ -47,22 +57,78 @@ def chunk_document(doc: Document, count_tokens: Callable[[str], int], settings: 
         Chunks in document order, non-overlapping, each within `max_tokens`.
     """
     window = _Window(settings.max_tokens - _SPECIAL_TOKENS, settings.max_chars or len(doc.text) + 1)
-    pieces: list[tuple[int, int, int]] = []  # (start, end, tokens) of each passage-to-be
-    for paragraph in _paragraphs(doc.text):
-        sentences = [(s, e, window.tokens(doc.text, s, e, count_tokens)) for s, e in paragraph]
-        sentences = [piece for sent in sentences for piece in _fit(doc.text, sent, window, count_tokens)]
-        pieces.extend(_pack(sentences, window))
-    pieces = [p for p in pieces if _WORD.search(doc.text, p[0], p[1])]
-    pieces = _merge_short(doc.text, pieces, settings.min_tokens, window, count_tokens)
+    sections = _sections(doc) if doc.blocks else [("", _paragraphs(doc.text))]
     chunks = []
     line, counted_to = 1, 0  # pieces are in order: count line breaks once, in C
-    for start, end, _ in pieces:
-        text = doc.text[start:end]
-        line += doc.text.count("\n", counted_to, start)
-        counted_to = start
-        location = Location(doc.doc_id, doc.source, start, end, line, doc.page_at(start))
-        chunks.append(Chunk(text, location))
+    for section, units in sections:
+        pieces: list[tuple[int, int, int]] = []  # (start, end, tokens) of each passage-to-be
+        for unit in units:
+            sentences = [(s, e, window.tokens(doc.text, s, e, count_tokens)) for s, e in unit]
+            sentences = [piece for sent in sentences for piece in _fit(doc.text, sent, window, count_tokens)]
+            pieces.extend(_pack(sentences, window))
+        pieces = [p for p in pieces if _WORD.search(doc.text, p[0], p[1])]
+        for start, end, _ in _merge_short(doc.text, pieces, settings.min_tokens, window, count_tokens):
+            line += doc.text.count("\n", counted_to, start)
+            counted_to = start
+            location = Location(doc.doc_id, doc.source, start, end, line, doc.page_at(start))
+            chunks.append(Chunk(doc.text[start:end], location, section))
     return chunks
+
+
+def _sections(doc: Document) -> list[tuple[str, list[list[tuple[int, int]]]]]:
+    """The document's sections in order: each heading path with its units' sentence spans.
+
+    A unit is what should stay in one passage when it fits: a paragraph; a
+    line ending in ":" with the list items after it; a run of list items; a
+    table's rows. Headings are not in any unit: they name the section.
+    """
+    sections: list[tuple[str, list[list[tuple[int, int]]]]] = []
+    path: list[tuple[int, str]] = [(0, doc.title)] if doc.title else []
+    units: list[list[tuple[int, int]]] = []
+    for group in _units(doc):
+        first = group[0]
+        if first.kind is BlockKind.HEADING:
+            if units:
+                sections.append((_path_text(path), units))
+                units = []
+            while path and path[-1][0] >= max(first.level, 1):
+                path.pop()
+            path.append((max(first.level, 1), " ".join(doc.text[first.start : first.end].split())))
+            continue
+        units.append(split_sentences(doc.text, first.start, group[-1].end))
+    if units:
+        sections.append((_path_text(path), units))
+    return sections
+
+
+def _units(doc: Document) -> list[list[Block]]:
+    """Blocks grouped into units (see `_sections`); a heading is a group of its own."""
+    groups: list[list[Block]] = []
+    for block in doc.blocks:
+        previous = groups[-1][-1] if groups else None
+        joins = previous is not None and (
+            (block.kind is BlockKind.ITEM and previous.kind is BlockKind.ITEM)
+            or (block.kind is BlockKind.ROW and previous.kind is BlockKind.ROW)
+            or (
+                block.kind is BlockKind.ITEM
+                and previous.kind is BlockKind.PARAGRAPH
+                and doc.text[previous.start : previous.end].rstrip().endswith(":")
+            )
+        )
+        if joins:
+            groups[-1].append(block)
+        else:
+            groups.append([block])
+    return groups
+
+
+def _path_text(path: list[tuple[int, str]]) -> str:
+    """The heading path as one line, a heading that repeats its parent (the title as H1) said once."""
+    names: list[str] = []
+    for _, name in path:
+        if name and (not names or names[-1].casefold() != name.casefold()):
+            names.append(name)
+    return SECTION_SEPARATOR.join(names)
 
 
 def _paragraphs(text: str) -> list[list[tuple[int, int]]]:

@@ -146,3 +146,15 @@ def as_unprivileged(function: Callable[[], Result]) -> Result:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+def write_scanned_pdf(path: Path, lines: list[str]) -> None:
+    """A one-page PDF that is only an image of `lines` (no text layer), as a scanner makes it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (1654, 2339), "white")  # A4 at 200 dpi
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=40)  # Pillow's own font: no system fonts needed
+    for i, line in enumerate(lines):
+        draw.text((120, 200 + i * 90), line, fill="black", font=font)
+    image.save(path, "PDF", resolution=200)

@@ -173,3 +173,43 @@ def test_a_merged_passage_counts_the_wordless_line_it_spans():
     text = ":" + "x" * 50 + "\n<\n" + " ".join(["word"] * 36)
     for chunk in chunk_document(doc(text), COUNT, SETTINGS):
         assert COUNT(chunk.text) <= SETTINGS.max_tokens
+
+
+def structured(markdown: str) -> Document:
+    from ingest.loaders.markdown import read_markdown
+
+    return read_markdown(markdown.encode("utf-8"), "d.md")
+
+
+def test_a_structured_document_is_cut_by_section_and_each_passage_knows_its_heading_path():
+    document = structured(
+        "---\ntitle: Zika virus\n---\n# Zika virus\n\nZika is spread by mosquitoes in warm countries.\n\n"
+        "## Symptoms\n\nMost people have no symptoms at all.\n\n## Treatment\n\nRest and drink plenty of fluids.\n"
+    )
+    chunks = chunk_document(document, COUNT, Settings())
+    assert [(c.section, c.text) for c in chunks] == [
+        ("Zika virus", "Zika is spread by mosquitoes in warm countries."),
+        ("Zika virus › Symptoms", "Most people have no symptoms at all."),
+        ("Zika virus › Treatment", "Rest and drink plenty of fluids."),
+    ]
+    for chunk in chunks:  # headings name the section; no passage quotes one
+        assert document.text[chunk.location.start : chunk.location.end] == chunk.text
+
+
+def test_a_list_stays_with_the_line_that_introduces_it_and_a_table_with_its_rows():
+    document = structured(
+        "## Symptoms\n\nThe symptoms include:\n\n* a rash\n* a mild fever\n* red eyes\n\n"
+        "| Reading | Target |\n|---|---|\n| Before meals | 4 to 7 |\n| After meals | under 9 |\n"
+    )
+    chunks = chunk_document(document, COUNT, Settings(min_tokens=0))
+    assert [c.text for c in chunks] == [
+        "The symptoms include:\n\n• a rash\n• a mild fever\n• red eyes",
+        "Reading: Before meals; Target: 4 to 7\nReading: After meals; Target: under 9",
+    ]
+    assert {c.section for c in chunks} == {"Symptoms"}
+
+
+def test_a_passage_never_crosses_a_heading_even_when_short():
+    document = structured("## One\n\nShort.\n\n## Two\n\nAlso short.\n")
+    chunks = chunk_document(document, COUNT, Settings())
+    assert [(c.section, c.text) for c in chunks] == [("One", "Short."), ("Two", "Also short.")]

@@ -51,10 +51,15 @@ def test_txt_keeps_decoded_content_exactly(tmp_path):
     assert doc == Document("a.txt", "a.txt", "Line one.\r\nLine two – dash.\n")
 
 
-def test_markdown_is_text(tmp_path):
+def test_markdown_is_read_as_its_rendered_text_with_headings_as_blocks(tmp_path):
     path = tmp_path / "b.md"
     path.write_text("# Title\n\nSome *markdown* text.\n", encoding="utf-8")
-    assert load_file(path, "b.md")[0].text == "# Title\n\nSome *markdown* text.\n"
+    [doc] = load_file(path, "b.md")
+    assert doc.text == "Title\n\nSome markdown text."
+    assert [(b.kind, doc.text[b.start : b.end], b.level) for b in doc.blocks] == [
+        ("heading", "Title", 1),
+        ("paragraph", "Some markdown text.", 0),
+    ]
 
 
 def test_html_keeps_visible_text_only(tmp_path):
@@ -64,7 +69,7 @@ def test_html_keeps_visible_text_only(tmp_path):
         "<body><h1>Hip &amp; back</h1><p>First   paragraph<br>second line.</p><!-- hidden --><p>Third</p></body></html>",
         encoding="utf-8",
     )
-    assert load_file(path, "page.html")[0].text == "Hip & back\n\nFirst paragraph\nsecond line.\n\nThird"
+    assert load_file(path, "page.html")[0].text == "Hip & back\n\nFirst paragraph second line.\n\nThird"
 
 
 def test_pdf_text_and_pages(tmp_path):
@@ -107,7 +112,28 @@ def test_docx_paragraphs_and_tables(tmp_path):
     table.rows[0].cells[1].text = "Bridge"
     document.save(tmp_path / "notes.docx")
     [doc] = load_file(tmp_path / "notes.docx", "notes.docx")
-    assert doc.text == "Stretch the hip flexors daily.\n\nIce the joint for fifteen minutes.\n\nExercise | Bridge"
+    assert doc.text == "Stretch the hip flexors daily.\n\nIce the joint for fifteen minutes.\n\nExercise; Bridge"
+
+
+def test_docx_headings_lists_and_table_rows_with_their_header_in_document_order(tmp_path):
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "Hip care"
+    document.core_properties.keywords = "hips, exercise"
+    document.add_heading("Exercises", level=1)
+    document.add_paragraph("Do these each day:")
+    document.add_paragraph("Bridges", style="List Bullet")
+    document.add_paragraph("Clamshells", style="List Bullet")
+    table = document.add_table(rows=2, cols=2)
+    for cell, text in zip([*table.rows[0].cells, *table.rows[1].cells], ["Exercise", "Sets", "Bridge", "3"]):
+        cell.text = text
+    document.add_paragraph("Rest after.")
+    document.save(tmp_path / "plan.docx")
+    [doc] = load_file(tmp_path / "plan.docx", "plan.docx")
+    assert doc.text == "Exercises\n\nDo these each day:\n\n• Bridges\n• Clamshells\n\nExercise: Bridge; Sets: 3\n\nRest after."
+    assert [b.kind for b in doc.blocks] == ["heading", "paragraph", "item", "item", "row", "paragraph"]
+    assert (doc.title, doc.tags) == ("Hip care", ("hips", "exercise"))
 
 
 def test_broken_docx_is_reported(tmp_path):
@@ -351,14 +377,15 @@ def test_a_zip_of_many_parts_is_refused_before_its_directory_is_read(tmp_path):
         load_file(tmp_path / "parts.docx", "parts.docx")
 
 
-def flate_pdf(path: Path, text: str) -> None:
-    """A one-page PDF whose text layer is a deflated content stream (so it can be far larger than the file)."""
+def flate_pdf(path: Path, text: str, pages: int = 1) -> None:
+    """A PDF whose pages share one deflated content stream (so its text can be far larger than the file)."""
     import zlib
 
     stream = zlib.compress(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1"), 9)
+    kids = " ".join(["4 0 R"] * pages)
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids.encode(), pages),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
         b"/Contents 5 0 R >>",
@@ -379,7 +406,9 @@ def test_a_pdf_whose_text_is_far_larger_than_the_file_is_refused(tmp_path):
     flate_pdf(tmp_path / "ok.pdf", "A normal page of text about the knee.")
     [document] = load_file(tmp_path / "ok.pdf", "ok.pdf")
     assert "normal page" in document.text
-    flate_pdf(tmp_path / "bomb.pdf", "knee " * 400_000)  # 2,000,000 characters in a file of a few KB
+    # PDFium reads at most 32,767 characters a page: 100 pages sharing one stream of 30,000
+    # make 3,000,000 characters in a file of a few KB
+    flate_pdf(tmp_path / "bomb.pdf", "knee " * 6_000, pages=100)
     assert (tmp_path / "bomb.pdf").stat().st_size < 10_000
     with pytest.raises(LoadError, match=r"more than [\d,]+ characters of text from [\d,]+ bytes \(over 100 per byte"):
         load_file(tmp_path / "bomb.pdf", "bomb.pdf")
@@ -406,3 +435,30 @@ def test_extracted_text_is_capped_for_every_expanding_type(tmp_path, monkeypatch
     monkeypatch.setattr(limits, "MAX_TEXT_CHARS", 300)
     with pytest.raises(LoadError, match=r"refused: more than 300 characters of text; split it"):
         load_file(path, path.name)
+
+
+def test_a_scanned_page_is_read_by_ocr_with_its_spaces_and_the_document_says_so(tmp_path):
+    from tests.helpers import write_scanned_pdf
+
+    write_scanned_pdf(
+        tmp_path / "scan.pdf",
+        ["Looking after your feet", "Check your feet every day for cuts.", "Wear shoes that fit well and do not rub."],
+    )
+    [doc] = load_file(tmp_path / "scan.pdf", "scan.pdf")
+    assert "Wear shoes that fit well and do not rub." in doc.text
+    assert "Check your feet every day" in doc.text
+    assert doc.notes == ("page 1 read by OCR",)
+
+
+def test_a_blank_page_is_no_text_layer_and_costs_no_ocr(tmp_path, monkeypatch):
+    from pypdf import PdfWriter
+
+    import ingest.loaders.ocr as ocr
+
+    monkeypatch.setattr(ocr, "_engine", lambda: pytest.fail("OCR ran on a page with no image"))
+    blank = PdfWriter()
+    blank.add_blank_page(width=612, height=792)
+    with open(tmp_path / "blank.pdf", "wb") as out:
+        blank.write(out)
+    with pytest.raises(LoadError, match="no text layer"):
+        load_file(tmp_path / "blank.pdf", "blank.pdf")

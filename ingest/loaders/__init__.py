@@ -15,6 +15,7 @@ in `discovery`; this module dispatches by suffix.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from index.records import Skipped
@@ -31,6 +32,7 @@ from ingest.loaders.document import Document, LoadError
 from ingest.loaders.docx import read_docx
 from ingest.loaders.html import read_html
 from ingest.loaders.jsonl import read_jsonl
+from ingest.loaders.markdown import read_markdown
 from ingest.loaders.pdf import read_pdf
 from ingest.loaders.text import decode_text, valid_unicode
 
@@ -58,17 +60,25 @@ def _load(path: Path, source: str) -> tuple[list[Document], list[Skipped]]:
     if path.stat().st_size == 0:
         raise LoadError("file is empty")
     if suffix == ".pdf":
-        text, pages = read_pdf(path)
-        return [Document(source, source, valid_unicode(text), pages)], []
+        return [_valid(read_pdf(path, source))], []
     if suffix == ".docx":
-        return [Document(source, source, valid_unicode(read_docx(path)))], []
+        return [_valid(read_docx(path, source))], []
     data = path.read_bytes()
     if not data:  # emptied since the size check
         raise LoadError("file is empty")
     if suffix == ".jsonl":
         return read_jsonl(data, source)
-    text = read_html(data) if suffix in (".html", ".htm") else decode_text(data)
+    if suffix in (".md", ".markdown"):
+        return [_valid(read_markdown(data, source))], []
+    if suffix in (".html", ".htm"):
+        return [_valid(read_html(data, source))], []
+    text = decode_text(data)
     return [Document(source, source, valid_unicode(text))], []
+
+
+def _valid(document: Document) -> Document:
+    """`document` with lone surrogates in its text made U+FFFD (one for one, so its offsets hold)."""
+    return replace(document, text=valid_unicode(document.text))
 
 
 def load_file(path: Path, source: str) -> list[Document]:

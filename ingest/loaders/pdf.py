@@ -1,36 +1,195 @@
-"""PDF: each page's text layer, with the offset where each page begins."""
+"""PDF: the text a person reads, in reading order, as headings, paragraphs and list items, page by page.
+
+pypdfium2 (PDFium, the PDF engine of Chromium) reads each page's text layer
+line by line; of the readers compared on real leaflets it alone kept every
+answer inside one sentence, and it is the fastest (bench/RESULTS.md,
+"Readers compared on real documents"). Lines are then put back together as
+a person reads them: running headers and footers (the same line on most
+pages) and page numbers go, a line wrapped mid-sentence joins the next, a
+word hyphenated across lines is one word again, bullets (including the
+symbol-font glyphs that extract as U+FFFD) become list items, and a short
+unpunctuated line before a capitalised one is a heading. A page without a
+text layer (a scan) is read by OCR (rapidocr-onnxruntime, models shipped in
+its wheel) up to `MAX_OCR_PAGES` pages, and the document says which pages.
+"""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 
-from ingest.loaders.document import LoadError
-from ingest.loaders.limits import TextBudget
+from ingest.loaders import ocr
+from ingest.loaders.document import BlockKind, Document, LoadError, TextBuilder
+from ingest.loaders.limits import MAX_PDF_PAGES, TextBudget
+
+# Pages read by OCR in one file: 5 to 10 s a page on two cores, so a scanned book is read in part and said so.
+MAX_OCR_PAGES = 10
+
+# Bullet glyphs as PDFs carry them; U+FFFD and private-use code points are bullets from symbol fonts.
+_BULLET = re.compile(r"^\s*([•●▪■◦○◆►➢✓✔\-–—*·\ufffd\uf0b7\uf0a7\uf076\uf0d8]|o(?=\s))\s*")
+_NUMBERED = re.compile(r"^\s*(\d{1,2}|[a-z])[.)]\s+")
+_PAGE_NUMBER = re.compile(r"^\s*(page\s*)?\d{1,3}(\s*(of|/)\s*\d{1,3})?\s*$", re.I)
+_SENTENCE_END = re.compile(r"[.!?:;)\"”’]\s*$")
+_WORD = re.compile(r"[^\W_]")
+_HEADING_STOP = re.compile(r"[.,;:!?]$")
+_NOT_HEADING = re.compile(r"https?://|www\.|@|\d")
+_HYPHENATED = re.compile(r"[a-z]-$")
 
 
-def read_pdf(path: Path) -> tuple[str, tuple[int, ...]]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+def read_pdf(path: Path, source: str) -> Document:
+    """One PDF as a structured document with its pages.
+
+    Raises:
+        LoadError: Encrypted, damaged, too many pages, too much text, or no text on any page.
+    """
+    import pypdfium2 as pdfium
 
     budget = TextBudget(path.stat().st_size)
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted:
-            try:
-                if not reader.decrypt(""):
-                    raise LoadError("encrypted PDF (password required)")
-            except (NotImplementedError, PdfReadError) as exc:
-                raise LoadError(f"encrypted PDF (cannot decrypt: {exc})") from None
-        texts = [budget.take(page.extract_text() or "") for page in reader.pages]
-    except LoadError:
-        raise
-    except Exception as exc:  # pypdf raises many kinds on damaged files
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise LoadError("encrypted PDF (password required)") from None
         raise LoadError(f"corrupt or unreadable PDF: {exc}") from None
-    if texts and not any(text.strip() for text in texts):
-        raise LoadError(f"no text layer in {len(texts)} page(s) (scanned images? run OCR on it first)")
-    pages, parts, offset = [], [], 0
-    for text in texts:
-        pages.append(offset)
-        parts.append(text)
-        offset += len(text) + 2
-    return "\n\n".join(parts), tuple(pages)
+    try:
+        pages, ocr_pages, empty = _page_lines(pdf, budget)
+    finally:
+        pdf.close()
+    if pages and not any(any(line.strip() for line in lines) for lines in pages):
+        raise LoadError(f"no text layer in {len(pages)} page(s) (scanned images, and OCR read nothing)")
+    builder = TextBuilder(take=budget.take)
+    for lines in strip_running_lines(pages):
+        builder.page()
+        for kind, text, level in lines_to_blocks(lines):
+            builder.add(kind, text, level)
+    return builder.document(source, source, notes=_notes(ocr_pages, empty))
+
+
+def _page_lines(pdf, budget: TextBudget) -> tuple[list[list[str]], list[int], list[int]]:
+    """Each page's text lines; pages with no text layer read by OCR while the OCR allowance lasts."""
+    if len(pdf) > MAX_PDF_PAGES:
+        raise LoadError(f"refused: {len(pdf):,} pages, more than {MAX_PDF_PAGES:,}; split it into smaller files")
+    pages: list[list[str]] = []
+    ocr_pages: list[int] = []
+    empty: list[int] = []
+    for index in range(len(pdf)):
+        budget.check_time()
+        page = pdf[index]
+        try:
+            text = page.get_textpage().get_text_range()
+        except Exception as exc:  # PDFium reports damage per page
+            raise LoadError(f"corrupt or unreadable PDF: page {index + 1}: {exc}") from None
+        budget.take(text)
+        if not text.strip():
+            lines = ocr.read_page(page) if len(ocr_pages) < MAX_OCR_PAGES else []
+            (ocr_pages if lines else empty).append(index + 1)
+        else:
+            lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        pages.append([line.rstrip() for line in lines])
+    return pages, ocr_pages, empty
+
+
+def _notes(ocr_pages: list[int], empty: list[int]) -> tuple[str, ...]:
+    notes = []
+    if ocr_pages:
+        notes.append(f"{_pages(ocr_pages)} read by OCR")
+    if empty:
+        if ocr.available():
+            notes.append(f"{_pages(empty)}: no text layer and no text found by OCR")
+        else:
+            notes.append(f"{_pages(empty)}: no text layer; install rapidocr-onnxruntime to read it")
+    return tuple(notes)
+
+
+def _pages(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:10]) + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+    return f"page {shown}" if len(numbers) == 1 else f"pages {shown}"
+
+
+def _line_key(line: str) -> str:
+    return re.sub(r"\d+", "#", " ".join(line.split()).lower())
+
+
+def strip_running_lines(pages: list[list[str]]) -> list[list[str]]:
+    """Pages without their running headers, footers and page numbers.
+
+    A running line is one that, digits ignored, appears on at least half the
+    pages with text of a document of three or more (on both of two).
+    """
+    with_text = [lines for lines in pages if any(line.strip() for line in lines)]
+    counts: Counter[str] = Counter()
+    for lines in with_text:
+        counts.update({_line_key(line) for line in lines if line.strip()})
+    need = 2 if len(with_text) == 2 else max(3, (len(with_text) + 1) // 2)
+    running = {key for key, n in counts.items() if len(with_text) >= 2 and n >= need and len(key) <= 150}
+    return [
+        [line for line in lines if _line_key(line) not in running and not _PAGE_NUMBER.match(line)] for lines in pages
+    ]
+
+
+def lines_to_blocks(lines: list[str]) -> list[tuple[BlockKind, str, int]]:
+    """One page's lines as blocks `(kind, text, level)`: wrapped lines joined, bullets as items, headings guessed."""
+    blocks: list[tuple[BlockKind, str, int]] = []
+    kind: BlockKind | None = None
+    parts: list[str] = []
+
+    def flush() -> None:
+        nonlocal kind, parts
+        text = " ".join(parts).strip()
+        if kind is not None and _WORD.search(text):
+            level = {BlockKind.ITEM: 1, BlockKind.HEADING: 2}.get(kind, 0)
+            blocks.append((kind, f"• {text}" if kind is BlockKind.ITEM and not _NUMBERED.match(text) else text, level))
+        kind, parts = None, []
+
+    cleaned = [" ".join(line.split()) for line in lines]
+    for i, line in enumerate(cleaned):
+        if not line:
+            flush()
+            continue
+        bullet = _BULLET.match(line)
+        if bullet and len(line) > bullet.end():
+            flush()
+            kind, parts = BlockKind.ITEM, [line[bullet.end() :]]
+            continue
+        if _NUMBERED.match(line) and (not parts or _SENTENCE_END.search(parts[-1])):
+            flush()
+            kind, parts = BlockKind.ITEM, [line]
+            continue
+        following = next((x for x in cleaned[i + 1 :] if x), "")
+        starts_block = not parts or _SENTENCE_END.search(parts[-1]) or kind is BlockKind.HEADING
+        if starts_block and _looks_like_heading(line, following):
+            flush()
+            kind, parts = BlockKind.HEADING, [line]
+            flush()
+            continue
+        list_goes_on = kind is BlockKind.ITEM and (line[:1].islower() or parts[-1].endswith((",", "-", "and", "or")))
+        if parts and (kind is BlockKind.PARAGRAPH or list_goes_on) and not _SENTENCE_END.search(parts[-1]):
+            _continue_line(parts, line)
+            continue
+        flush()
+        kind, parts = BlockKind.PARAGRAPH, [line]
+    flush()
+    return blocks
+
+
+def _continue_line(parts: list[str], line: str) -> None:
+    """Join a wrapped line to the block; a word hyphenated at the line end becomes one word."""
+    if _HYPHENATED.search(parts[-1]) and line[:1].islower():
+        first, _, rest = line.partition(" ")
+        parts[-1] = parts[-1][:-1] + first
+        if rest:
+            parts.append(rest)
+    else:
+        parts.append(line)
+
+
+def _looks_like_heading(line: str, following: str) -> bool:
+    words = line.split()
+    return (
+        1 <= len(words) <= 9
+        and line[:1].isupper()
+        and not _HEADING_STOP.search(line)
+        and not _NOT_HEADING.search(line)
+        and (following[:1].isupper() or _BULLET.match(following) is not None or following[:1].isdigit())
+    )
