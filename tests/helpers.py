@@ -1,4 +1,4 @@
-"""Test helpers that are not library material: tiny corpora, a PDF writer, ways to damage an index.
+"""Test helpers that are not library material: tiny corpora, a PDF writer, ways to damage an index, `wait_for`.
 
 Imported as `tests.helpers` (tests/ is a package); the fake embedders live in
 the library (`index.embed.fake`), where subprocesses and Ray workers find them too.
@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -105,6 +106,31 @@ def break_index(index_dir: Path, how: str) -> str:
 
 
 BREAKS = ("truncated", "missing", "tampered", "manifest", "version-gone")
+
+
+def wait_for(condition: Callable[[], Result], *, what: str, timeout: float = 30, interval: float = 0.05) -> Result:
+    """Poll `condition()` until it returns something true, and return that: the one way tests wait for an event.
+
+    Tests wait for the event itself (a version served, a message shown, a process gone),
+    never for a sleep to be long enough; `timeout` only bounds a wait that would otherwise hang.
+
+    Args:
+        condition: Called every `interval` seconds; a true result ends the wait.
+        what: The event, as the failure message should name it ("the server to serve v-2").
+        timeout: Seconds before the test fails.
+
+    Raises:
+        AssertionError: `condition()` was still false after `timeout` seconds (the message names
+            `what` and the last result).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last seen: {result!r:.300})")
+        time.sleep(interval)
 
 
 # A Streamlit directive of ui.markdown, and what it wraps.

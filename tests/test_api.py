@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ from index.embed.fake import FakeEmbedder
 from index.serve.app import MAX_BODY_BYTES, LocalBackend, create_app
 from index.store.reader import load
 from ingest.pipeline import build
+from tests.helpers import wait_for
 
 QUESTIONS = ["spinal fusion bone grafts", "how long do vertebral fractures take to heal?", "hip flexors stretch", "zzz"]
 
@@ -40,18 +40,17 @@ def client_for(index_dir: Path, token: str | None = None) -> TestClient:
     return TestClient(create_app(LocalBackend(Config(index=index_dir, embedder="fake"), poll=0.05), token=token))
 
 
-def wait_until(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout}s")
-
-
 def ready(client: TestClient) -> str:
-    return wait_until(lambda: client.get("/readyz").status_code == 200 and client.get("/readyz").json()["version"])
+    """The version the API serves, once it serves one."""
+    return wait_for(
+        lambda: client.get("/readyz").status_code == 200 and client.get("/readyz").json()["version"],
+        what="the API to load an index",
+    )
+
+
+def serves(client: TestClient, version: str) -> None:
+    """Wait until the API's watcher has switched to `version` (/readyz reports the version it serves)."""
+    wait_for(lambda: client.get("/readyz").json().get("version") == version, what=f"the API to serve {version}")
 
 
 def cli_json(capsys, *args: str) -> list[dict]:
@@ -187,7 +186,10 @@ def test_ready_only_once_an_index_is_loaded(corpus, tmp_path):
     index_dir = tmp_path / "later"
     with client_for(index_dir) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
-        waiting = wait_until(lambda: "no index found" in client.get("/readyz").text and client.get("/readyz"))
+        waiting = wait_for(
+            lambda: "no index found" in client.get("/readyz").text and client.get("/readyz"),
+            what="/readyz to say no index was found",
+        )
         assert waiting.status_code == 503
         assert (
             waiting.json()["detail"]
@@ -224,7 +226,10 @@ def test_a_rebuild_is_picked_up_atomically_and_requests_in_flight_finish_on_thei
             json.dumps({"_id": "knee", "text": "Knee braces help skiers."}), encoding="utf-8"
         )
         build(corpus, index_dir, FakeEmbedder())
-        second = wait_until(lambda: client.get("/readyz").json()["version"] != first and client.get("/readyz").json())
+        second = wait_for(
+            lambda: client.get("/readyz").json()["version"] != first and client.get("/readyz").json(),
+            what="the API to switch to the rebuilt version",
+        )
         after = client.post("/query", json={"query": question}).json()
         release.set()
         thread.join(30)
@@ -240,20 +245,29 @@ def test_queries_while_rebuilding_never_fail_and_never_mix_versions(index_dir, c
     with client_for(index_dir) as client:
         ready(client)
         results: list[tuple[int, dict]] = []
+        answered = [0, 0, 0]  # questions each asker has had answered
         stop = threading.Event()
 
-        def ask() -> None:
+        def ask(asker: int) -> None:
             while not stop.is_set():
                 response = client.post("/query", json={"query": question, "k": 5})
                 results.append((response.status_code, response.json()))
+                answered[asker] += 1
 
-        askers = [threading.Thread(target=ask) for _ in range(3)]
+        askers = [threading.Thread(target=ask, args=(i,)) for i in range(len(answered))]
         for thread in askers:
             thread.start()
         for text in texts[1:]:
             (corpus / "a.jsonl").write_text(json.dumps({"_id": "knee", "text": text}), encoding="utf-8")
             build(corpus, index_dir, FakeEmbedder())
-            time.sleep(0.5)
+            serves(client, load(index_dir).path.name)
+        # Two more answers each (the first may have been asked before the switch): every asker's
+        # last question is asked of the last version, so the last answer must be that version's.
+        marks = list(answered)
+        wait_for(
+            lambda: all(now >= mark + 2 for now, mark in zip(answered, marks)),
+            what="every asker to be answered by the last version",
+        )
         stop.set()
         for thread in askers:
             thread.join(30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 
 from index.embed.fake import FakeEmbedder
 from index.store.reader import load
@@ -13,7 +12,7 @@ from ingest.jobs import BuildJob, JobState
 from ingest.loaders import read_file
 from ingest.logs import quiet_library_logs
 from ingest.pipeline import Stage
-from tests.helpers import write_pdf
+from tests.helpers import wait_for, write_pdf
 
 
 class HeldEmbedder(FakeEmbedder):
@@ -28,18 +27,11 @@ class HeldEmbedder(FakeEmbedder):
         return super().encode(texts, progress)
 
 
-def wait_for(condition, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_a_change_during_a_build_is_queued_and_built_next(tiny_corpus, tmp_path):
     embedder = HeldEmbedder()
     job = BuildJob(tiny_corpus, tmp_path / "idx", embedder)
     assert job.request() == (1, False)
-    wait_for(lambda: job.state.stage is Stage.EMBED)
+    wait_for(lambda: job.state.stage is Stage.EMBED, what="the build to reach its embedding stage")
     (tiny_corpus / "knees.txt").write_text("Knee cartilage wears down with running.", encoding="utf-8")
     assert job.request() == (2, True) and job.request() == (2, True)  # one build waits, whoever asks
     assert job.state.queued and job.result(1) is None
@@ -56,7 +48,7 @@ def test_progress_counts_files_and_then_texts(tiny_corpus, tmp_path):
     embedder = HeldEmbedder()
     job = BuildJob(tiny_corpus, tmp_path / "idx", embedder)
     job.request()
-    wait_for(lambda: job.state.stage is Stage.EMBED)
+    wait_for(lambda: job.state.stage is Stage.EMBED, what="the build to reach its embedding stage")
     state = job.state
     assert (state.files_done, state.files_total) == (3, 3) and state.total > 0
     embedder.gate.set()
@@ -81,10 +73,10 @@ def test_a_failed_build_keeps_its_message_and_logs_the_traceback(tmp_path, caplo
     assert any(record.exc_info for record in caplog.records if record.name == "ingest.jobs")
 
 
-def test_rate_and_time_left_come_from_the_stage_so_far():
-    now = time.monotonic()
+def test_rate_and_time_left_come_from_the_stage_so_far(stopped_clock):
+    now = stopped_clock
     state = JobState(running=True, stage=Stage.EMBED, done=50, total=150, stage_started=now - 10)
-    assert 4.9 < state.rate < 5.1 and 19 < state.seconds_left < 21
+    assert state.rate == 5 and state.seconds_left == 20
     assert JobState(running=True, stage=Stage.READ, done=0, total=3, stage_started=now).seconds_left is None
 
 
