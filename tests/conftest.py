@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -34,3 +35,16 @@ def thread_counts_restored():
     yield
     faiss.omp_set_num_threads(before[0])
     torch.set_num_threads(before[1])
+
+
+@pytest.fixture
+def stopped_clock(monkeypatch) -> float:
+    """The clock a build's progress reads (`ingest.jobs`), stopped: a rate or a time left comes out exact.
+
+    Returns the moment it shows; a test builds its `JobState` relative to it.
+    """
+    import ingest.jobs
+
+    now = 1000.0
+    monkeypatch.setattr(ingest.jobs, "time", SimpleNamespace(monotonic=lambda: now))
+    return now

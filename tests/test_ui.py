@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from index.errors import IndexDamaged, IndexNotFound
@@ -57,8 +55,8 @@ def test_plural_is_plain():
     assert plural(1200, "file") == "1,200 files"
 
 
-def test_progress_names_the_stage_counts_rate_and_time_left():
-    now = time.monotonic()
+def test_progress_names_the_stage_counts_rate_and_time_left(stopped_clock):
+    now = stopped_clock
     starting = JobState(running=True, stage=Stage.READ, total=0, stage_started=now)
     assert progress_text(starting).startswith("Looking for new and changed documents")  # not "0 of 0"
     reading = JobState(
