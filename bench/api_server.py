@@ -61,13 +61,17 @@ def start_api(args: list[str], env: dict[str, str], log: Path, timeout: float = 
 
 
 def session_processes(server: subprocess.Popen) -> dict[int, str]:
-    """The processes the server started (its session: uvicorn workers, Ray's daemons and replicas), pid -> title."""
+    """The processes the server started that still run (its session: uvicorn workers, Ray's daemons and replicas), pid -> title.
+
+    A process that has exited but is not yet reaped by its parent (a zombie, with an
+    empty command line) runs no more and is left out.
+    """
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == server.pid:
             continue
         try:
-            if os.getsid(int(entry.name)) == server.pid:
+            if os.getsid(int(entry.name)) == server.pid and not _zombie(entry):
                 title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
                 found[int(entry.name)] = title
         except (OSError, ProcessLookupError):
@@ -75,11 +79,18 @@ def session_processes(server: subprocess.Popen) -> dict[int, str]:
     return found
 
 
+def _zombie(proc: Path) -> bool:
+    """Whether /proc/PID is a process that has exited and waits to be reaped (state Z, or X while it goes)."""
+    stat = (proc / "stat").read_text(errors="replace")
+    return stat[stat.rindex(")") + 1 :].split()[0] in ("Z", "X")  # the name in (...) may hold spaces
+
+
 def stop_api(server: subprocess.Popen, timeout: float = 60) -> None:
     """Interrupt the server (as Ctrl-C would), then kill whatever it started that is still running.
 
     Ray's workers run in process groups of their own, within the server's session:
-    those left after the server exits are killed one by one, by pid.
+    those left after the server exits are killed one by one, by pid. A killed process
+    takes a moment to go: wait until `session_processes` is empty before judging what is left.
     """
     if server.poll() is None:
         os.killpg(server.pid, signal.SIGINT)

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -24,7 +23,7 @@ from index.embed.registry import BundledModel
 from index.search.searcher import Searcher
 from index.store.reader import info_json, load
 from ingest.pipeline import build
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.model]
 
@@ -60,7 +59,11 @@ def served(tmp_path_factory, model):
         yield url, corpus, index_dir, server
     finally:
         stop_api(server)
-    assert not session_processes(server), "Ray processes outlived the server"
+    # A killed process takes a moment to go: judge once it has had the time, not at once.
+    try:
+        wait_for(lambda: not session_processes(server), timeout=30, interval=0.2, what="the server's processes to go")
+    except AssertionError:
+        raise AssertionError(f"Ray processes outlived the server: {session_processes(server)}") from None
 
 
 def expected(index_dir: Path, model: BundledModel, questions: list[str], k: int = 5) -> dict[str, dict]:
@@ -103,25 +106,12 @@ class Askers:
                     self.results.append((question, 0, {"detail": repr(exc)}))
                 i += 1
 
-    def wait_for(self, count: int, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.results) < count:
-            assert time.monotonic() < deadline, f"only {len(self.results)} of {count} answers in {timeout}s"
-            time.sleep(0.1)
+    def wait_for_answers(self, count: int, timeout: float = 300) -> None:
+        wait_for(lambda: len(self.results) >= count, timeout=timeout, interval=0.1, what=f"{count} answers")
 
 
 def replicas(server, shard: str) -> set[int]:
     return {pid for pid, title in session_processes(server).items() if f"ServeReplica:kb:{shard}" in title}
-
-
-def wait_until(check, timeout: float = 180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"not true within {timeout}s")
 
 
 def test_sharded_service_answers_exactly_as_one_process(served, model):
@@ -153,11 +143,16 @@ def test_a_killed_shard_replica_loses_no_question_and_is_restarted(served, model
     assert len(before) == REPLICAS
     victim = min(before)
     with Askers(url, questions) as askers:
-        askers.wait_for(20)
+        askers.wait_for_answers(20)
         os.kill(victim, signal.SIGKILL)
         killed_at = len(askers.results)
-        restarted = wait_until(lambda: len(replicas(server, "shard-001") - {victim}) == REPLICAS)
-        askers.wait_for(killed_at + 40)
+        restarted = wait_for(
+            lambda: len(replicas(server, "shard-001") - {victim}) == REPLICAS,
+            timeout=180,
+            interval=0.5,
+            what="Ray Serve to restart the killed replica",
+        )
+        askers.wait_for_answers(killed_at + 40)
     assert restarted and victim not in replicas(server, "shard-001")
     failed = [(q, status, body) for q, status, body in askers.results if status != 200]
     assert not failed, failed[:3]
@@ -171,14 +166,19 @@ def test_a_rebuild_published_while_questions_flow_fails_none_and_mixes_no_versio
     old = expected(index_dir, model, questions)
     old_version = load(index_dir).path.name
     with Askers(url, questions) as askers:
-        askers.wait_for(20)
+        askers.wait_for_answers(20)
         (corpus / "knees.txt").write_text(NEW_DOCUMENT, encoding="utf-8")
         report = build(corpus, index_dir, model)  # keeps the 4 shards being served
         new_version = load(index_dir).path.name
         with httpx.Client() as client:
-            wait_until(lambda: client.get(f"{url}/readyz").json().get("version") == new_version)
+            wait_for(
+                lambda: client.get(f"{url}/readyz").json().get("version") == new_version,
+                timeout=180,
+                interval=0.5,
+                what=f"the service to serve {new_version}",
+            )
         switched_at = len(askers.results)
-        askers.wait_for(switched_at + 40)
+        askers.wait_for_answers(switched_at + 40)
     assert report.published and new_version != old_version and load(index_dir).manifest.shards == SHARDS
     new = expected(index_dir, model, questions)
     assert new[NEW_QUESTION] != old[NEW_QUESTION]
