@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import threading
-import time
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from index.store.reader import load
 from ingest.__main__ import main
 from ingest.distributed import RayExecutor, build_on_ray
 from ingest.pipeline import build, executor_map
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -126,14 +126,11 @@ def test_killed_embedding_worker_loses_and_duplicates_nothing(ray_cluster, ray_c
     killed: list[int] = []
 
     def kill_first_worker_mid_batch() -> None:
-        deadline = time.monotonic() + 120
-        while not killed and time.monotonic() < deadline:
-            busy = list(pids.iterdir())  # a worker leaves its pid, then sleeps inside the batch
-            if busy:
-                pid = int(busy[0].name)
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            time.sleep(0.02)
+        # A worker leaves its pid, then sleeps inside the batch.
+        busy = wait_for(lambda: list(pids.iterdir()), timeout=120, interval=0.02, what="a worker inside a batch")
+        pid = int(busy[0].name)
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
 
     killer = threading.Thread(target=kill_first_worker_mid_batch)
     killer.start()

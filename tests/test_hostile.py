@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 import streamlit as st
@@ -30,7 +29,7 @@ from index.search.query import MAX_QUERY_CHARS, clean_query
 from index.search.searcher import Searcher
 from index.store.reader import load
 from ingest.pipeline import build
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_for
 from ui.markdown import escape_markdown
 
 APP = str(REPO / "app.py")
@@ -265,12 +264,10 @@ def test_hostile_upload_names_are_escaped_in_messages(app, corpus, name, expecte
     at.get("file_uploader")[0].set_value((name, b"Wombat burrows are cube shaped.", "text/plain")).run()
     next(b for b in at.button if b.label == "Add to the knowledge base").click().run()
     assert not at.exception
-    messages = [t.value for t in at.toast]
-    for _ in range(100):  # "Added" is said once the build has read the file
-        if messages:
-            break
-        time.sleep(0.1)
-        messages = [t.value for t in at.run().toast]
+    # "Added" is said once the build has read the file.
+    messages = [t.value for t in at.toast] or wait_for(
+        lambda: [t.value for t in at.run().toast], timeout=30, interval=0.1, what="a message about the upload"
+    )
     assert any(m.startswith(expected) for m in messages), messages
     assert_inert("\n".join(messages), "<img", "](javascript:")
     assert all(p.is_relative_to(corpus) for p in corpus.rglob("*"))

@@ -13,7 +13,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -27,7 +26,7 @@ from index.embed.registry import BundledModel
 from index.search.searcher import Searcher
 from index.store.reader import load
 from ingest.pipeline import build
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.model]
 
@@ -47,12 +46,17 @@ def head(tmp_path_factory):
     command = [str(RAY), "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", "--block"]
     with open(log, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while "Ray runtime started" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if "Ray runtime started" not in log.read_text():
+    try:
+        wait_for(
+            lambda: "Ray runtime started" in log.read_text() or process.poll() is not None,
+            timeout=120,
+            interval=0.5,
+            what="ray start --head to start or to exit",
+        )
+        assert "Ray runtime started" in log.read_text(), f"it exited with {process.returncode}"
+    except AssertionError as exc:
         os.killpg(process.pid, signal.SIGKILL)
-        pytest.fail(f"ray start --head did not start:\n{log.read_text()}")
+        pytest.fail(f"ray start --head did not start ({exc}):\n{log.read_text()}")
     yield f"127.0.0.1:{port}"
     # The head and every process it started share its process group (SIGTERM would drain for 30 s).
     os.killpg(process.pid, signal.SIGKILL)
