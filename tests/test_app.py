@@ -3,7 +3,7 @@
 Ask (the answer box, cards, the URL), the Document view a citation opens,
 and the Documents page (status, add, replace, delete, who may do it).
 An unsure verdict and a second confident source, which the fake embedder's
-geometry cannot be made to give, come from a stubbed `Searcher.search`.
+geometry cannot be made to give, come from a stub searcher passed in (`ui.resources.SEARCHERS`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-import time
 from urllib.parse import parse_qsl
 
 import pytest
@@ -29,8 +28,9 @@ from index.store.pointer import current_version
 from index.store.reader import load
 from ingest.documents import DocumentChanged, DocumentNotFound
 from ingest.pipeline import build
-from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index, write_pdf
+from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index, wait_for, write_pdf
 from ui.markdown import escape_markdown
+from ui.resources import SEARCHERS
 from ui.status import REBUILDING_NOTE
 
 APP = str(REPO / "app.py")
@@ -96,13 +96,13 @@ def button(at: AppTest, label: str):
 
 def settle(at: AppTest, timeout: float = 30) -> AppTest:
     """Rerun until the builds this session asked for have finished and their messages are out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
+
+    def messages_out() -> bool:  # this run showed the messages (once)
         at.run()
-        if "kb_changes" not in at.session_state or not at.session_state["kb_changes"]:
-            return at  # this run showed the messages (once)
-    raise AssertionError("the build did not finish")
+        return "kb_changes" not in at.session_state or not at.session_state["kb_changes"]
+
+    wait_for(messages_out, timeout=timeout, interval=0.1, what="the build to finish and say so")
+    return at
 
 
 def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
@@ -134,37 +134,43 @@ def test_every_card_is_numbered_and_cites_its_character_span(built):
     assert len(links) == 4 and all(link.proto.label == "Open the document here" for link in links)
 
 
-def stub_search(monkeypatch, verdict: Verdict, confidences: list[float]) -> None:
-    """`Searcher.search` as it is, with the verdict and each hit's confidence replaced."""
-    real = Searcher.search
-
-    def search(self, query, k=5, sources=None):
-        answer = real(self, query, k=k, sources=sources)
-        hits = tuple(dataclasses.replace(h, confidence=c) for h, c in zip(answer.hits, confidences + [0.0] * k))
-        return dataclasses.replace(answer, verdict=verdict, hits=hits)
-
-    monkeypatch.setattr(Searcher, "search", search)
+def app_searching_with(searcher: type[Searcher]) -> AppTest:
+    """The app, its searchers of class `searcher` (a stub) over the live index, passed in through the session."""
+    at = new_app()
+    at.session_state[SEARCHERS] = lambda config, version: searcher(load(config.index), FakeEmbedder())
+    return at.run()
 
 
-def test_unsure_says_these_may_not_answer_and_still_shows_the_closest(built, monkeypatch):
-    stub_search(monkeypatch, Verdict.UNSURE, [0.3, 0.2])
-    at = ask("how many weeks do vertebral fractures take to heal")
+def stub_search(verdict: Verdict, confidences: list[float]) -> AppTest:
+    """The app, its search as it is but with the verdict and each hit's confidence replaced."""
+
+    class Stubbed(Searcher):
+        def search(self, query, k=5, sources=None):
+            answer = super().search(query, k=k, sources=sources)
+            hits = tuple(dataclasses.replace(h, confidence=c) for h, c in zip(answer.hits, confidences + [0.0] * k))
+            return dataclasses.replace(answer, verdict=verdict, hits=hits)
+
+    return app_searching_with(Stubbed)
+
+
+def test_unsure_says_these_may_not_answer_and_still_shows_the_closest(built):
+    at = ask("how many weeks do vertebral fractures take to heal", stub_search(Verdict.UNSURE, [0.3, 0.2]))
     text = markdown_text(at)
     assert "**Closest passages; these may not answer**" in text and "Strong match" not in text
     assert "[\\[1\\]](#source-1)" in text and "[\\[2\\]](#source-2)" not in text  # one quote when unsure
     assert "**\\[1\\]** fractures\\.txt" in text  # the cards are shown, not folded away
 
 
-def test_an_answer_short_of_even_odds_is_called_likely_not_strong(built, monkeypatch):
-    stub_search(monkeypatch, Verdict.ANSWERED, [0.3])
-    text = markdown_text(ask("how many weeks do vertebral fractures take to heal"))
+def test_an_answer_short_of_even_odds_is_called_likely_not_strong(built):
+    text = markdown_text(
+        ask("how many weeks do vertebral fractures take to heal", stub_search(Verdict.ANSWERED, [0.3]))
+    )
     assert "**Likely answer from your documents**" in text and "Strong match" not in text
     assert "[\\[1\\]](#source-1)" in text
 
 
-def test_a_second_confident_source_is_quoted_too(built, monkeypatch):
-    stub_search(monkeypatch, Verdict.ANSWERED, [0.9, 0.8, 0.7])
-    at = ask("spinal fusion vertebrae bone grafts hip flexors")
+def test_a_second_confident_source_is_quoted_too(built):
+    at = ask("spinal fusion vertebrae bone grafts hip flexors", stub_search(Verdict.ANSWERED, [0.9, 0.8, 0.7]))
     quotes = [m.value for m in at.markdown if m.value.startswith("“")]
     assert len(quotes) == 2 and "#source-1" in quotes[0]
     cited = [re.search(r"#source-(\d)", q).group(1) for q in quotes]
@@ -563,9 +569,11 @@ def test_progress_says_stage_counts_and_that_answers_continue(gated, built, tiny
     (tiny_corpus / "knees.txt").write_text("Knee cartilage wears down with age and running.", encoding="utf-8")
     at = documents_page()
     button(at, "Rebuild from the folder").click().run()
-    deadline = time.monotonic() + 20
-    while "Learning the new text" not in (text := progress_text(at)) and time.monotonic() < deadline:
-        at.run()
+    text = wait_for(
+        lambda: "Learning the new text" in (shown := progress_text(at.run())) and shown,
+        timeout=20,
+        what="the progress to reach the embedding stage",
+    )
     assert "Read 4 of 4 files. Learning the new text: 0 of " in text
     assert "Answers come from the current index meanwhile." in text
     assert "0 of 0" not in text
@@ -736,12 +744,12 @@ def test_a_broken_question_set_is_explained_without_the_server_path(built, tiny_
     assert "questions.jsonl:1" in shown and str(tiny_corpus) not in shown
 
 
-def test_an_unexpected_error_is_logged_and_shown_without_details(built, monkeypatch, caplog):
-    def broken(self, query, k=5, sources=None):
-        raise RuntimeError(f"boom in {built}/v-1/passages.jsonl")
+def test_an_unexpected_error_is_logged_and_shown_without_details(built, caplog):
+    class Broken(Searcher):
+        def search(self, query, k=5, sources=None):
+            raise RuntimeError(f"boom in {built}/v-1/passages.jsonl")
 
-    monkeypatch.setattr(Searcher, "search", broken)
-    at = ask("spinal fusion")
+    at = ask("spinal fusion", app_searching_with(Broken))
     assert not at.exception
     assert "Something went wrong while showing this page" in at.error[0].value
     assert "boom" not in everything(at) and str(built) not in everything(at)

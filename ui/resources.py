@@ -5,6 +5,9 @@ resolves the `Config` (flags are Streamlit's; `KB_*` variables, then
 defaults) and the `Access` rules (`KB_READ_ONLY`, `KB_ADMIN_PASSWORD` or the
 `admin_password` secret). The model, each published index version and the
 background build job are `st.cache_resource`s, shared by every session.
+Where a page's searcher comes from is the context's `searchers` (the cached
+`get_searcher` unless a session's `SEARCHERS` key names another): the seam
+through which tests pass a stub, without patching `Searcher`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ui.access import Access
 from ui.errors import log_error
 
 EDITOR = "kb_editor"  # session flag: this session gave the admin password
+SEARCHERS = "kb_searchers"  # session key: a `SearcherSource` to use instead of `get_searcher` (tests set it)
 UNEXPECTED = (
     "Something went wrong while showing this page. It has been logged for whoever runs this knowledge base; "
     "try again in a moment."
@@ -50,6 +54,10 @@ def get_searcher(config: Config, version: str) -> Searcher:
     return Searcher(load(config.index, model=embedder.name), embedder)
 
 
+# Gives the searcher over one published version: (config, version folder name) -> Searcher.
+SearcherSource = Callable[[Config, str], Searcher]
+
+
 @st.cache_resource
 def get_build_job(config: Config) -> BuildJob:
     return BuildJob(config.corpus, config.index, get_embedder(config))
@@ -64,10 +72,15 @@ def _secrets() -> dict:
 
 @dataclass(frozen=True)
 class AppContext:
-    """The configuration and access rules of this run, and the shared resources they name."""
+    """The configuration and access rules of this run, and the shared resources they name.
+
+    `searchers` gives the searcher over a published version: the one cached per
+    process (`get_searcher`), or a stub that a test passes in.
+    """
 
     config: Config
     access: Access
+    searchers: SearcherSource = get_searcher
 
     @property
     def corpus(self) -> Path:
@@ -83,7 +96,7 @@ class AppContext:
         Raises:
             StoreError: There is no usable index.
         """
-        return get_searcher(self.config, live_version(self.config.index).name)
+        return self.searchers(self.config, live_version(self.config.index).name)
 
     def searcher_or_none(self) -> Searcher | None:
         try:
@@ -102,7 +115,8 @@ class AppContext:
 def context() -> AppContext:
     """This run's configuration and access rules (a setting that means nothing stops the page, saying which)."""
     try:
-        return AppContext(Config.resolve(), Access.resolve(secrets=_secrets()))
+        searchers = st.session_state.get(SEARCHERS, get_searcher)
+        return AppContext(Config.resolve(), Access.resolve(secrets=_secrets()), searchers)
     except ValueError as exc:
         st.error(f"The app is not set up right: {exc}.")
         st.stop()
