@@ -21,8 +21,10 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.cli import fail, note
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
@@ -32,8 +34,21 @@ from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
 from index.search.settings import RetrievalMode, SearchSettings
 from index.store.reader import StoredIndex, info_json, load, verify
 
+if TYPE_CHECKING:
+    from index.embed.registry import Embedder
+    from index.search.searcher import Searcher
 
-def main(argv: list[str] | None = None) -> int:
+# Makes the searcher a command asks: `Searcher` itself unless a caller (a test) passes another.
+SearcherFactory = Callable[[StoredIndex, "Embedder", SearchSettings], "Searcher"]
+
+
+def main(argv: list[str] | None = None, *, make_searcher: SearcherFactory | None = None) -> int:
+    """Run one command; returns the exit status.
+
+    Args:
+        argv: The command line without the program name (default: `sys.argv[1:]`).
+        make_searcher: Makes the searcher that `query` and `eval` ask (default: `Searcher`).
+    """
     parser = argparse.ArgumentParser(prog="python -m index", description="Query or inspect a knowledge-base index.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -90,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args, parser, config)
     try:
         if args.command == "query":
-            return _query(args, parser, config)
+            return _query(args, parser, config, make_searcher)
         if args.command == "eval":
-            return _eval(args, parser, config)
+            return _eval(args, parser, config, make_searcher)
         if args.command == "verify":
             return _verify(config)
         return _info(args, config)
@@ -104,7 +119,9 @@ def _add_index_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=Path, help=f"index folder (default: $KB_INDEX, else {DEFAULT_INDEX})")
 
 
-def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
+def _query(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config, make_searcher: SearcherFactory | None
+) -> int:
     questions = list(args.questions)
     if args.file is not None:
         try:
@@ -122,7 +139,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
         if not clean_query(question):
             parser.error(f"question {number} is empty; ask a question in words")
 
-    searcher = _searcher(config)
+    searcher = _searcher(config, make_searcher)
     for number, question in enumerate(questions):
         answer = searcher.search(question, k=args.k)
         if query_is_cut(question):
@@ -137,16 +154,18 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     return 0
 
 
-def _searcher(config: Config, settings: SearchSettings = SearchSettings()):
+def _searcher(config: Config, make_searcher: SearcherFactory | None, settings: SearchSettings = SearchSettings()):
     from index.embed.registry import embedder_for  # imported here: `info` needs no model
     from index.search.searcher import Searcher
 
     one_thread_per_question()
     embedder = embedder_for(config)
-    return Searcher(load(config.index, model=embedder.name), embedder, settings)
+    return (make_searcher or Searcher)(load(config.index, model=embedder.name), embedder, settings)
 
 
-def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
+def _eval(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config, make_searcher: SearcherFactory | None
+) -> int:
     from index import evaluate
 
     if (args.queries is None) != (args.qrels is None) or (args.questions is None) == (args.queries is None):
@@ -156,7 +175,7 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
     else:
         queries, qrels = evaluate.read_queries(args.queries), evaluate.read_qrels(args.qrels)
     if args.questions is None:
-        searcher = _searcher(config, evaluate.beir_settings())
+        searcher = _searcher(config, make_searcher, evaluate.beir_settings())
         scores = evaluate.evaluate_beir(searcher, queries, qrels, mode=RetrievalMode.from_str(args.mode))
         if args.json:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
@@ -166,7 +185,7 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
                 f"MRR@10 {scores['mrr@10']:.4f}  ({scores['queries']} queries)"
             )
         return 0
-    report = evaluate.evaluate_questions(_searcher(config), questions)
+    report = evaluate.evaluate_questions(_searcher(config, make_searcher), questions)
     if args.json:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(report).items()}))
         return 0

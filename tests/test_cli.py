@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 
@@ -108,29 +109,26 @@ def test_info_json_is_the_manifest(fake, tiny_corpus, tmp_path, capsys):
     assert record["index"].startswith(str(tmp_path / "idx" / "v-")) and record["vector_index"] == "Flat"
 
 
-def test_eval_json_on_a_question_set_and_search_settings_stay_as_they_were(
-    fake, tiny_corpus, tmp_path, capsys, monkeypatch
-):
+def test_eval_json_on_a_question_set_and_search_settings_stay_as_they_were(fake, tiny_corpus, tmp_path, capsys):
     run(ingest_main, ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx")], capsys)
     (tmp_path / "q.jsonl").write_text('{"query": "kyphoplasty balloon", "answer": "Kyphoplasty inflates"}\n')
     (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "kyphoplasty balloon vertebra"}\n')
     (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tfractures.txt\t1\n")
     searchers: list[Searcher] = []
-    real_init = Searcher.__init__
 
-    def recording_init(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        searchers.append(self)
+    def recording(*args) -> Searcher:
+        searchers.append(Searcher(*args))
+        return searchers[-1]
 
-    monkeypatch.setattr(Searcher, "__init__", recording_init)
+    evaluate = partial(index_main, make_searcher=recording)
     code, out, _ = run(
-        index_main,
+        evaluate,
         ["eval", "--questions", str(tmp_path / "q.jsonl"), "--index", str(tmp_path / "idx"), "--json"],
         capsys,
     )
     assert code == 0 and json.loads(out)["recall_at_1"] == 1.0
     code, out, _ = run(
-        index_main,
+        evaluate,
         [
             "eval",
             "--queries",
