@@ -1,4 +1,5 @@
-"""Dependencies point one way (docs/architecture.md), checked on every import, those inside functions too.
+"""Dependencies point one way (docs/architecture.md), checked on every import, those inside functions too;
+and the map names every module of the territory.
 
 Between the top-level folders: app.py and app_pages/ -> ui/ -> ingest/ -> index/.
 Inside index/: the leaves (records, errors, config, terms) <- embed/ <- retrievers/
@@ -11,6 +12,7 @@ where it started.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,16 @@ def test_imports_inside_functions_and_relative_imports_are_seen(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_text("def late():\n    from index.search import answer\n    from . import reader\n", encoding="utf-8")
     assert {"index.search.answer", "index.store.reader"} <= imports(path, tmp_path)
+
+
+def test_architecture_names_every_module():
+    """docs/architecture.md is the map: a module of index/, ingest/, ui/ or app_pages/ it does not name is lost."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = [
+        path.relative_to(REPO).as_posix()
+        for package in ("index", "ingest", "ui", "app_pages")
+        for path in sorted((REPO / package).rglob("*.py"))
+    ]
+    assert len(modules) > 60
+    missing = [module for module in modules if not re.search(rf"(?<![\w/]){re.escape(module)}\b", text)]
+    assert not missing, f"docs/architecture.md does not name: {', '.join(missing)} (give each its one-line job)"
