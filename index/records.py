@@ -103,6 +103,8 @@ class Location:
 
     `line` (1-based, in the extracted text) and `page` (1-based, PDFs only)
     are for human citations; `start`/`end` are the exact provenance.
+    `section` is the heading path the place sits under ("Zika virus › Symptoms"),
+    for documents whose reader knows their headings ("" otherwise).
     """
 
     doc_id: str
@@ -111,6 +113,7 @@ class Location:
     end: int
     line: int
     page: int | None = None
+    section: str = ""
 
     def cite(self) -> str:
         where = f"page {self.page}" if self.page is not None else f"line {self.line}"
@@ -118,9 +121,18 @@ class Location:
         return f"{label}, {where}"
 
 
+def indexed_text(text: str, section: str) -> str:
+    """What the model and BM25 read for a passage: its heading path, then its text.
+
+    The heading is context, not part of the passage: offsets, highlights and
+    quotes index `text` alone, and a passage without a section reads as before.
+    """
+    return f"{section}\n{text}" if section else text
+
+
 @dataclass(frozen=True)
 class Passage:
-    """A unit of retrieval. Its id is a hash of its text, so it is stable across runs.
+    """A unit of retrieval. Its id is a hash of what it is indexed as (`indexed_text`), so it is stable across runs.
 
     `locations[0]` is the canonical place; near-duplicate copies elsewhere are
     kept as further locations, so a question never sees the same text twice.
@@ -133,6 +145,16 @@ class Passage:
     @property
     def location(self) -> Location:
         return self.locations[0]
+
+    @property
+    def section(self) -> str:
+        """The heading path of its canonical place ("" for text without headings)."""
+        return self.location.section
+
+    @property
+    def indexed_text(self) -> str:
+        """Its text after its heading path: what the model embeds and BM25 counts."""
+        return indexed_text(self.text, self.location.section)
 
     def cited_in(self, sources: frozenset[str] | None) -> Passage:
         """This passage cited from `sources`: its first location there comes first (unchanged without a filter).
@@ -152,11 +174,19 @@ class Passage:
 
     def to_json(self) -> dict:
         # vars(), not asdict(): the same flat dict, without asdict's deep copy (a third of writing a version)
-        return {"id": self.id, "text": self.text, "locations": [dict(vars(loc)) for loc in self.locations]}
+        return {"id": self.id, "text": self.text, "locations": [_location_json(loc) for loc in self.locations]}
 
     @classmethod
     def from_json(cls, data: dict) -> Passage:
         return cls(data["id"], data["text"], tuple(Location(**loc) for loc in data["locations"]))
+
+
+def _location_json(location: Location) -> dict:
+    """A location as stored: without `section` when it has none, so text without headings is stored as before."""
+    data = dict(vars(location))
+    if not data["section"]:
+        del data["section"]
+    return data
 
 
 def text_id(text: str) -> str:
@@ -262,6 +292,7 @@ class Hit:
             "start": loc.start,
             "end": loc.end,
             "text": self.passage.text,
+            "section": loc.section,
             "answer": {"start": self.answer.start, "end": self.answer.end, "text": self.answer.text},
             "confidence": round(self.confidence, 4),
         }

@@ -524,7 +524,7 @@ def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
     locations = known.get((doc.source, doc.doc_id, text_id(doc.text)))
     if locations is None:
         return None
-    return [Chunk(doc.text[loc.start : loc.end], loc) for loc in locations]
+    return [Chunk(doc.text[loc.start : loc.end], loc) for loc in locations]  # each location keeps its section
 
 
 def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk], str]:

@@ -176,7 +176,7 @@ class _Version:
                 reuse = None
                 if self.previous is not None and self.previous.keyword is not None:
                     reuse = (self.previous.keyword, self.previous_rows)
-                keyword = KeywordIndex.build([p.text for p in passages], reuse=reuse)
+                keyword = KeywordIndex.build([p.indexed_text for p in passages], reuse=reuse)
             keyword.save(self.folder / KEYWORD)
             self._hash(*self._files_under(KEYWORD))
         if signatures is not None:
