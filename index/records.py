@@ -18,7 +18,9 @@ from typing import Self
 # 3: passages read by row from disk (line offsets, a location table), each file's size and time in the
 #    manifest (checked on load instead of hashing), duplicate signatures and keyword terms kept for updates.
 # 4: every document's extracted text (texts.bin, for citations over the HTTP API), and optional serving shards.
-FORMAT_VERSION = 4
+# 5: passages carry their heading path (Location.section), answer candidates keep a passage's last
+#    words and dotted initials ("I.V."), and the manifest records each reader's version.
+FORMAT_VERSION = 5
 
 
 class Choice(StrEnum):
@@ -373,7 +375,9 @@ class Manifest:
     every load), and `signatures` names the layout of the stored duplicate
     signatures ("" when there are none).
     `shards` is how many serving shards the version holds besides the whole
-    index (`index.search.sharded`; 0: none).
+    index (`index.search.sharded`; 0: none). `readers` is the version of the
+    reader each kind of file was read with ("pdf": 2), so a reader's fix
+    reads that kind's files again.
     """
 
     format_version: int
@@ -392,6 +396,7 @@ class Manifest:
     sentences: int = 0
     signatures: str = ""
     shards: int = 0
+    readers: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)

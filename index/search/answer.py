@@ -31,8 +31,14 @@ from index.store.version import SentenceVectors
 # Questions that ask for an amount, a duration or a frequency are answered by
 # sentences that state one; a small bonus steers the highlight to them.
 _QUANTITY_QUESTION = re.compile(
-    r"\b(how (long|often|many|much|far|old|soon)|what (percent|percentage|share|proportion|age)|when)\b", re.I
+    r"\b(how (long|often|many|much|far|old|soon|high|low)|when"
+    r"|what (\w+ )?(percent|percentage|share|proportion|age|number|level|range|reading|amount|dose))\b",
+    re.I,
 )
+# A list item as readers write it: a bullet, or a number and a dot or bracket.
+_LIST_ITEM = re.compile(r"(?:•|\d{1,2}[.)])\s")
+# A lead-in's list is quoted whole up to this many characters.
+_MAX_LIST_QUOTE = 800
 
 
 _QUANTITY = re.compile(
@@ -84,8 +90,20 @@ def answer_span(query: str, passage: Passage, cosines: np.ndarray, settings: Sea
     if len(order) > 1 and abs(int(order[1]) - first) == 1 and scores[first] - scores[order[1]] <= settings.window:
         second = int(order[1])
     start, end = spans[min(first, second)][0], spans[max(first, second)][1]
+    end = _with_its_list(passage.text, spans, max(first, second), end)
     offset = passage.location.start
     return Span(offset + start, offset + end, passage.text[start:end])
+
+
+def _with_its_list(text: str, spans: list[tuple[int, int]], last: int, end: int) -> int:
+    """Where a quote ends: a lead-in ending in ":" ("The symptoms include:") brings the list items after it."""
+    if not text[:end].rstrip().endswith(":"):
+        return end
+    for start, item_end in spans[last + 1 :]:
+        if not _LIST_ITEM.match(text, start) or item_end - spans[last][0] > _MAX_LIST_QUOTE:
+            break
+        end = item_end
+    return end
 
 
 def sentence_cosines(sentence_vectors: np.ndarray, vector: np.ndarray) -> np.ndarray:

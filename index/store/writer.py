@@ -213,6 +213,7 @@ class _Version:
             sentences=len(sentences.vectors),
             signatures=signatures.scheme if signatures is not None else "",
             shards=shards,
+            readers=dict(sorted(info.readers.items())),
         )
         path = self.folder / MANIFEST
         path.write_text(json.dumps(manifest.to_json(), ensure_ascii=False, indent=1), encoding="utf-8")
