@@ -156,8 +156,9 @@ def build_answer(
     """
     rows = ranking.rows[:k]
     passages = {row: passages[row].cited_in(sources) for row in rows}
-    dense = [ranking.parts[row].dense for row in ranking.rows[: k + 1]]  # the hit below the last counts too
-    confidences = confidence.probabilities(dense)[: len(rows)]
+    below = ranking.rows[: k + 1]  # the hit below the last counts too
+    dense = [ranking.parts[row].dense for row in below]
+    confidences = confidence.probabilities(dense, [agrees(ranking, row) for row in below], ranking.unknown)[: len(rows)]
     hits = tuple(
         Hit(
             passage=passages[row],
@@ -175,14 +176,21 @@ def build_answer(
     return Answer(query, verdict(hits, ranking, settings), hits)
 
 
+def agrees(ranking: Ranking, row: int) -> bool:
+    """Whether both retrievers rank this passage first: meaning and words point at the same place."""
+    return ranking.dense_rank.get(row) == 1 and ranking.keyword_rank.get(row) == 1
+
+
 def verdict(hits: tuple[Hit, ...], ranking: Ranking, settings: SearchSettings) -> Verdict:
     """Refused when no ranked passage reaches the answer threshold; answered when the best hit is confident.
 
     The threshold looks at every passage the ranking scored, not only the
     top `k`: how many hits a reader asks for must not change whether the
-    question is answered.
+    question is answered. A first hit that both retrievers rank first is not
+    refused by it: everyday wording ("my mum's squashed backbone") lowers the
+    cosine of the very passage its words find, and the confidence decides.
     """
     best = max((part.passage_cosine for part in ranking.parts.values()), default=-1.0)
-    if not hits or best < settings.answer_threshold:
+    if not hits or (best < settings.answer_threshold and not agrees(ranking, ranking.rows[0])):
         return Verdict.NOT_ANSWERED
     return Verdict.ANSWERED if hits[0].confidence >= settings.confident else Verdict.UNSURE

@@ -31,6 +31,7 @@ from index.search.answer import answer_span, build_answer, candidate_cosines, se
 from index.search.confidence import ConfidenceModel
 from index.search.fusion import Candidates, Ranking, fuse, top_rows
 from index.search.query import clean_query
+from index.search.salience import unknown_rarity
 from index.search.settings import RetrievalMode, SearchSettings
 from index.store.reader import StoredIndex
 
@@ -126,7 +127,10 @@ class Searcher:
         candidates = np.array(list(dict.fromkeys(proposed + keyword)), dtype=np.int64)
         cosines, best_sentences = self._cosines(candidates, vector)
         scores = bm25[candidates] if bm25 is not None else np.zeros(len(candidates))
-        return fuse(Candidates(proposed, keyword, candidates, cosines, best_sentences, scores), self.settings, mode)
+        unknown = unknown_rarity(query, self.stored.keyword.vocabulary) if self.stored.keyword is not None else 0.0
+        return fuse(
+            Candidates(proposed, keyword, candidates, cosines, best_sentences, scores, unknown), self.settings, mode
+        )
 
     def _cosines(self, rows: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine of the question with these passages, and with each one's best answer candidate."""

@@ -75,8 +75,8 @@ def _page_lines(pdf, budget: TextBudget) -> tuple[list[list[str]], list[int], li
     empty: list[int] = []
     for index in range(len(pdf)):
         budget.check_time()
-        page = pdf[index]
         try:
+            page = pdf[index]
             text = page.get_textpage().get_text_range()
         except Exception as exc:  # PDFium reports damage per page
             raise LoadError(f"corrupt or unreadable PDF: page {index + 1}: {exc}") from None
