@@ -346,13 +346,17 @@ class Answer:
 
 @dataclass(frozen=True)
 class DocumentInfo:
-    """What the index remembers about a source document (for staleness and updates)."""
+    """What the index remembers about a source document (for staleness and updates).
+
+    `notes` says what a person should know about how it was read ("page 7 read by OCR").
+    """
 
     doc_id: str
     source: str
     sha256: str
     chars: int
     passages: int
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -352,7 +352,7 @@ def build(
         time.perf_counter() - began,
         True,
         stored.path,
-        tuple(notes),
+        (*notes, *(f"{d.source}: {note}" for d in documents for note in d.notes)),
     )
 
 
@@ -577,4 +577,5 @@ def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
 
 
 def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk], str]:
-    return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks)), chunks, doc.text
+    info = DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks), doc.notes)
+    return info, chunks, doc.text

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -66,7 +67,9 @@ def sentence_scores(
     sentences = [text[s:e] for s, e in spans]
     scores = cosines
     if _QUANTITY_QUESTION.search(query):
-        scores = scores + settings.quantity_bonus * np.array([bool(_QUANTITY.search(s)) for s in sentences])
+        # A list item's own number ("3. Nuts are ...") states no quantity.
+        stated = [bool(_QUANTITY.search(s, _LIST_ITEM.match(s).end() if _LIST_ITEM.match(s) else 0)) for s in sentences]
+        scores = scores + settings.quantity_bonus * np.array(stated)
     scores = scores - settings.question_penalty * np.array([bool(_ASKS.search(s)) for s in sentences])
     return spans, scores
 
@@ -132,6 +135,38 @@ def candidate_cosines(
     return row_dots(passage_vectors, vector).astype(np.float64), np.maximum.reduceat(scores, blocks).astype(np.float64)
 
 
+def rerank_by_answer(
+    query: str,
+    ranking: Ranking,
+    passages: Mapping[int, Passage],
+    cosines: Mapping[int, np.ndarray],
+    settings: SearchSettings,
+) -> Ranking:
+    """The ranking with its first `settings.rerank_depth` rows reordered by how well their best sentence answers.
+
+    Each of those rows' fused score moves by `settings.rerank_weight` times
+    what the answer step's nudges (`sentence_scores`: a stated quantity for
+    "how many", not a question) change its best sentence's score: for "how many nuts a day", the passage
+    saying "a handful (30g) each day" comes before the one praising nuts.
+    The depth is fixed, so how many hits are shown never changes the order.
+
+    Args:
+        passages / cosines: The passage and answer-candidate cosines of at least the first `rerank_depth` rows.
+    """
+    top = ranking.rows[: settings.rerank_depth]
+    if len(top) < 2:
+        return ranking
+    moved = {}
+    for row in top:
+        raw = cosines[row]
+        _, scores = sentence_scores(query, passages[row].text, raw, settings)
+        moved[row] = ranking.scores[row] + settings.rerank_weight * float(scores.max() - raw.max())
+    order = sorted(top, key=lambda row: (-moved[row], ranking.rows.index(row)))
+    if order == top:
+        return ranking
+    return replace(ranking, rows=order + ranking.rows[len(top) :])
+
+
 def build_answer(
     query: str,
     ranking: Ranking,
@@ -148,12 +183,13 @@ def build_answer(
         query: The cleaned question.
         ranking: Its ranking (`fuse`).
         k: How many hits.
-        passages: The passage of each of the top `k` rows.
+        passages: The passage of each of the top `max(k, settings.rerank_depth)` rows.
         cosines: Each of those rows' answer candidates' cosines with the question (`sentence_cosines`).
         settings: Answer spans and the verdict's thresholds.
         confidence: Turns dense scores in rank order into probabilities that a hit answers.
         sources: The source files the question was limited to: each hit is cited from one of them.
     """
+    ranking = rerank_by_answer(query, ranking, passages, cosines, settings)
     rows = ranking.rows[:k]
     passages = {row: passages[row].cited_in(sources) for row in rows}
     below = ranking.rows[: k + 1]  # the hit below the last counts too

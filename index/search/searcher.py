@@ -27,7 +27,13 @@ import numpy as np
 from index.embed.registry import Embedder
 from index.errors import ModelMismatch, rebuild_fix
 from index.records import Answer, Location, Passage, Span, Verdict
-from index.search.answer import answer_span, build_answer, candidate_cosines, sentence_cosines, sentence_scores
+from index.search.answer import (
+    answer_span,
+    build_answer,
+    candidate_cosines,
+    sentence_cosines,
+    sentence_scores,
+)
 from index.search.confidence import ConfidenceModel
 from index.search.fusion import Candidates, Ranking, fuse, top_rows
 from index.search.query import clean_query
@@ -92,7 +98,7 @@ class Searcher:
     def answer(self, query: str, vector: np.ndarray, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
         """`search` for a cleaned question whose vector is already known (evaluation embeds questions in bulk)."""
         ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
-        rows = ranking.rows[:k]
+        rows = ranking.rows[: max(k, self.settings.rerank_depth)]
         passages = {row: self.passages[row] for row in rows}
         cosines = {row: sentence_cosines(self.stored.sentences.of(row), vector) for row in rows}
         return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)

@@ -191,7 +191,7 @@ class ShardedSearcher:
         parts = [shard_candidates(shard, query, vector, self.settings.candidates, sources) for shard in self.shards]
         ranking, owner = rank_shards(parts, self.settings)
         passages, cosines = {}, {}
-        for shard, rows in top_by_shard(ranking, owner, k).items():
+        for shard, rows in top_by_shard(ranking, owner, max(k, self.settings.rerank_depth)).items():
             for row, (passage, sentence) in zip(rows, fetch(self.shards[shard], rows, vector)):
                 passages[row], cosines[row] = passage, sentence
         return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)

@@ -38,7 +38,7 @@ from ingest.loaders.text import decode_text, valid_unicode
 
 # Each reader's version, recorded in the manifest: when a reader changes how it reads a format, the next
 # build reads that format's files again even though their bytes did not change.
-READERS = {"txt": 1, "md": 2, "html": 2, "pdf": 2, "docx": 2, "jsonl": 1}
+READERS = {"txt": 1, "md": 2, "html": 2, "pdf": 3, "docx": 2, "jsonl": 1}
 _KIND = {".markdown": "md", ".htm": "html"}
 
 
