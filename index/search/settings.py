@@ -78,7 +78,7 @@ class SearchSettings:
     dense_weight_slope: float = 0.3
     sentence_weight: float = 0.5
     answer_threshold: float = 0.40
-    confident: float = 0.25
+    confident: float = 0.2
     quantity_bonus: float = 0.1
     question_penalty: float = 0.3
     window: float = 0.05

@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from ingest.loaders import ocr
+import ingest.loaders.ocr as ocr
 from ingest.loaders.document import BlockKind, Document, LoadError, TextBuilder
 from ingest.loaders.limits import MAX_PDF_PAGES, TextBudget
 
