@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,6 +54,7 @@ from index.evaluate import (
     read_queries,
     read_questions,
 )
+from index.search.answer import agrees
 from index.search.confidence import BUNDLED, FEATURES, ConfidenceModel, features
 from index.search.query import clean_query
 from index.search.searcher import Searcher
@@ -99,6 +101,7 @@ class QuestionSet:
     qrels: list[dict[str, int]] | None = None
     answers: list[str | None] | None = None
     chosen_on: bool = True  # False: reported only (SciFact test)
+    golds: list[tuple[str, list[str]]] | None = None  # real documents: (document, gold phrases); no phrases: none
 
 
 def collections(names: list[str], dev: Path = DEV) -> dict[str, tuple[Path, Path]]:
@@ -107,6 +110,8 @@ def collections(names: list[str], dev: Path = DEV) -> dict[str, tuple[Path, Path
         "bundled": (ROOT / "corpus", dev / "bundled"),
         "medquad": (EVAL / "medquad-dev" / "corpus.jsonl", dev / "medquad"),
         "scifact": (EVAL / "scifact" / "corpus.jsonl", dev / "scifact"),
+        "realdocs-dev": (EVAL / "realdocs-dev" / "docs", dev / "realdocs-dev"),
+        "realdocs-web": (ROOT / "eval" / "realdocs-web" / "docs", dev / "realdocs-web"),
     }
     return {name: known[name] for name in names}
 
@@ -119,6 +124,12 @@ def question_sets(names: list[str]) -> list[QuestionSet]:
             sets.append(
                 QuestionSet(path.stem, "bundled", [q.query for q in questions], answers=[q.answer for q in questions])
             )
+    for name, folder in (("realdocs-dev", EVAL / "realdocs-dev"), ("realdocs-web", ROOT / "eval" / "realdocs-web")):
+        if name in names:
+            rows = [json.loads(line) for line in (folder / "questions.jsonl").read_text().splitlines() if line.strip()]
+            golds = [(r.get("doc") or "", r["gold"] if r["kind"] == "answerable" else []) for r in rows]
+            answers = [r["gold"][0] if r["kind"] == "answerable" else None for r in rows]
+            sets.append(QuestionSet(name, name, [r["q"] for r in rows], answers=answers, golds=golds))
     for name, split, chosen in (("medquad", "test", True), ("scifact", "train", True), ("scifact", "test", False)):
         if name not in names:
             continue
@@ -239,7 +250,9 @@ def hit_rows(searcher: Searcher, qs: QuestionSet, vectors: np.ndarray, foreign: 
     for i, query in enumerate(qs.queries):
         ranking = searcher.rank(clean_query(query), vectors[i])
         rows = ranking.rows[: HITS + 1]
-        x = features([ranking.parts[row].dense for row in rows])[:HITS]
+        x = features(
+            [ranking.parts[row].dense for row in rows], [agrees(ranking, row) for row in rows], ranking.unknown
+        )[:HITS]
         for r, row in enumerate(rows[:HITS]):
             label = 0 if foreign else int(_answers(searcher, qs, i, searcher.passages[row]))
             out.append([*x[r], label, i])
@@ -340,7 +353,7 @@ def _predict(model: ConfidenceModel, x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(x @ np.asarray(model.weights) + model.intercept)))
 
 
-def tune_verdict(env, sets, defaults_only: bool = False) -> str:
+def tune_verdict(env, sets, defaults_only: bool = False, model: ConfidenceModel | None = None) -> str:
     rows = []
     grid = (
         [(CHOSEN.answer_threshold, CHOSEN.confident)]
@@ -356,7 +369,7 @@ def tune_verdict(env, sets, defaults_only: bool = False) -> str:
             if not qs.chosen_on:
                 continue
             stored, embedder, vectors = env[qs.name]
-            searcher = Searcher(stored, embedder, settings)
+            searcher = Searcher(stored, embedder, settings, confidence=model)
             decided = trusted = 0
             for i, query in enumerate(qs.queries):
                 answer = searcher.answer(clean_query(query), vectors[i], k=5)
@@ -380,7 +393,16 @@ def _answers(searcher: Searcher, qs: QuestionSet, i: int, passage) -> bool:
     """Whether `passage` answers question i of `qs`."""
     if qs.qrels is not None:
         return any(qs.qrels[i].get(loc.doc_id, 0) > 0 for loc in passage.locations)
+    if qs.golds is not None:  # as realdocs' score.py judges: the right document, a gold phrase in the text
+        document, phrases = qs.golds[i]
+        return Path(passage.location.source).name == Path(document).name and any(
+            _words(g) in _words(passage.text) for g in phrases
+        )
     return bool(qs.answers[i]) and qs.answers[i] in passage.text
+
+
+def _words(text: str) -> str:
+    return " " + " ".join(re.findall(r"[a-z0-9]+", text.lower())) + " "
 
 
 def main() -> None:
@@ -420,7 +442,7 @@ def main() -> None:
         model, text = tune_confidence(confidence_data(env, sets), collection_of)
         sections.append(text)
     if "verdict" in only:
-        sections.append(tune_verdict(env, sets, args.defaults))
+        sections.append(tune_verdict(env, sets, args.defaults, model))  # with the model just fitted, if any
     body = "\n\n".join(sections)
     if args.record:
         record("Tuning on the development sets", body)

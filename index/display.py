@@ -38,6 +38,8 @@ def format_answer(answer: Answer, explain: bool = False) -> str:
                     f"    score: passage cosine {p.passage_cosine:.3f}, best sentence cosine {p.sentence_cosine:.3f} "
                     f"-> dense {p.dense:.3f}; BM25 {p.keyword:.2f}; dense weight {p.dense_weight:.2f} -> fused {p.fused:.4f}"
                 )
+        if hit.passage.section:  # the heading path, for documents whose reader knows their headings
+            lines.append(f"    under: {_single_line(hit.passage.section)}")
         lines.append(f"    » {_single_line(hit.answer.text)}")
     return "\n".join(lines)
 

@@ -18,7 +18,9 @@ from typing import Self
 # 3: passages read by row from disk (line offsets, a location table), each file's size and time in the
 #    manifest (checked on load instead of hashing), duplicate signatures and keyword terms kept for updates.
 # 4: every document's extracted text (texts.bin, for citations over the HTTP API), and optional serving shards.
-FORMAT_VERSION = 4
+# 5: passages carry their heading path (Location.section), answer candidates keep a passage's last
+#    words and dotted initials ("I.V."), and the manifest records each reader's version.
+FORMAT_VERSION = 5
 
 
 class Choice(StrEnum):
@@ -103,6 +105,8 @@ class Location:
 
     `line` (1-based, in the extracted text) and `page` (1-based, PDFs only)
     are for human citations; `start`/`end` are the exact provenance.
+    `section` is the heading path the place sits under ("Zika virus › Symptoms"),
+    for documents whose reader knows their headings ("" otherwise).
     """
 
     doc_id: str
@@ -111,6 +115,7 @@ class Location:
     end: int
     line: int
     page: int | None = None
+    section: str = ""
 
     def cite(self) -> str:
         where = f"page {self.page}" if self.page is not None else f"line {self.line}"
@@ -118,9 +123,18 @@ class Location:
         return f"{label}, {where}"
 
 
+def indexed_text(text: str, section: str) -> str:
+    """What the model and BM25 read for a passage: its heading path, then its text.
+
+    The heading is context, not part of the passage: offsets, highlights and
+    quotes index `text` alone, and a passage without a section reads as before.
+    """
+    return f"{section}\n{text}" if section else text
+
+
 @dataclass(frozen=True)
 class Passage:
-    """A unit of retrieval. Its id is a hash of its text, so it is stable across runs.
+    """A unit of retrieval. Its id is a hash of what it is indexed as (`indexed_text`), so it is stable across runs.
 
     `locations[0]` is the canonical place; near-duplicate copies elsewhere are
     kept as further locations, so a question never sees the same text twice.
@@ -133,6 +147,16 @@ class Passage:
     @property
     def location(self) -> Location:
         return self.locations[0]
+
+    @property
+    def section(self) -> str:
+        """The heading path of its canonical place ("" for text without headings)."""
+        return self.location.section
+
+    @property
+    def indexed_text(self) -> str:
+        """Its text after its heading path: what the model embeds and BM25 counts."""
+        return indexed_text(self.text, self.location.section)
 
     def cited_in(self, sources: frozenset[str] | None) -> Passage:
         """This passage cited from `sources`: its first location there comes first (unchanged without a filter).
@@ -152,11 +176,19 @@ class Passage:
 
     def to_json(self) -> dict:
         # vars(), not asdict(): the same flat dict, without asdict's deep copy (a third of writing a version)
-        return {"id": self.id, "text": self.text, "locations": [dict(vars(loc)) for loc in self.locations]}
+        return {"id": self.id, "text": self.text, "locations": [_location_json(loc) for loc in self.locations]}
 
     @classmethod
     def from_json(cls, data: dict) -> Passage:
         return cls(data["id"], data["text"], tuple(Location(**loc) for loc in data["locations"]))
+
+
+def _location_json(location: Location) -> dict:
+    """A location as stored: without `section` when it has none, so text without headings is stored as before."""
+    data = dict(vars(location))
+    if not data["section"]:
+        del data["section"]
+    return data
 
 
 def text_id(text: str) -> str:
@@ -262,6 +294,7 @@ class Hit:
             "start": loc.start,
             "end": loc.end,
             "text": self.passage.text,
+            "section": loc.section,
             "answer": {"start": self.answer.start, "end": self.answer.end, "text": self.answer.text},
             "confidence": round(self.confidence, 4),
         }
@@ -313,13 +346,17 @@ class Answer:
 
 @dataclass(frozen=True)
 class DocumentInfo:
-    """What the index remembers about a source document (for staleness and updates)."""
+    """What the index remembers about a source document (for staleness and updates).
+
+    `notes` says what a person should know about how it was read ("page 7 read by OCR").
+    """
 
     doc_id: str
     source: str
     sha256: str
     chars: int
     passages: int
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -342,7 +379,9 @@ class Manifest:
     every load), and `signatures` names the layout of the stored duplicate
     signatures ("" when there are none).
     `shards` is how many serving shards the version holds besides the whole
-    index (`index.search.sharded`; 0: none).
+    index (`index.search.sharded`; 0: none). `readers` is the version of the
+    reader each kind of file was read with ("pdf": 2), so a reader's fix
+    reads that kind's files again.
     """
 
     format_version: int
@@ -361,6 +400,7 @@ class Manifest:
     sentences: int = 0
     signatures: str = ""
     shards: int = 0
+    readers: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)

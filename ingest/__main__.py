@@ -20,7 +20,7 @@ from index.config import DEFAULT_CORPUS, DEFAULT_INDEX, Config
 from index.embed.registry import embedder_for, get_embedder
 from index.errors import StoreError
 from ingest.logs import quiet_library_logs
-from ingest.pipeline import Stage, build
+from ingest.pipeline import Rules, Stage, build
 
 
 class TqdmProgress:
@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         "--strict", action="store_true", help="exit with an error, publishing nothing, if any file is skipped"
     )
     parser.add_argument(
+        "--full",
+        action="store_true",
+        help="read every file again, even unchanged ones (text already embedded is still reused)",
+    )
+    parser.add_argument(
         "--ray",
         nargs="?",
         const="",
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 config.index,
                 embedder_for(config),
                 progress=progress,
-                strict=args.strict,
+                rules=Rules(strict=args.strict, full=args.full),
                 shards=args.shards,
             )
         else:
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 address=args.ray or None,
                 workers=args.workers,
                 progress=progress,
-                strict=args.strict,
+                rules=Rules(strict=args.strict, full=args.full),
                 shards=args.shards,
             )
     except (StoreError, ValueError, OSError) as exc:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from index.records import Location, Settings
+from index.records import Location, Settings, indexed_text
 from index.search.sentences import split_sentences
 from ingest.loaders import Document
 from ingest.loaders.document import Block, BlockKind
@@ -38,11 +38,15 @@ SECTION_SEPARATOR = " › "
 
 @dataclass(frozen=True)
 class Chunk:
-    """A passage before de-duplication: its text, the one place it came from, and the headings it sits under."""
+    """A passage before de-duplication: its text and the one place it came from (with its heading path)."""
 
     text: str
     location: Location
-    section: str = ""
+
+    @property
+    def indexed_text(self) -> str:
+        """Its text as the model and BM25 will read it: after its heading path."""
+        return indexed_text(self.text, self.location.section)
 
 
 def chunk_document(doc: Document, count_tokens: Callable[[str], int], settings: Settings) -> list[Chunk]:
@@ -56,11 +60,14 @@ def chunk_document(doc: Document, count_tokens: Callable[[str], int], settings: 
     Returns:
         Chunks in document order, non-overlapping, each within `max_tokens`.
     """
-    window = _Window(settings.max_tokens - _SPECIAL_TOKENS, settings.max_chars or len(doc.text) + 1)
+    whole = _Window(settings.max_tokens - _SPECIAL_TOKENS, settings.max_chars or len(doc.text) + 1)
     sections = _sections(doc) if doc.blocks else [("", _paragraphs(doc.text))]
     chunks = []
     line, counted_to = 1, 0  # pieces are in order: count line breaks once, in C
-    for section, units in sections:
+    for path, units in sections:
+        # The model reads the heading path before the passage: it takes its share of the window.
+        section = _fitting_section(path, count_tokens)
+        window = _Window(whole.tokens_allowed - _context_tokens(section, count_tokens), whole.chars_allowed)
         pieces: list[tuple[int, int, int]] = []  # (start, end, tokens) of each passage-to-be
         for unit in units:
             sentences = [(s, e, window.tokens(doc.text, s, e, count_tokens)) for s, e in unit]
@@ -70,8 +77,8 @@ def chunk_document(doc: Document, count_tokens: Callable[[str], int], settings: 
         for start, end, _ in _merge_short(doc.text, pieces, settings.min_tokens, window, count_tokens):
             line += doc.text.count("\n", counted_to, start)
             counted_to = start
-            location = Location(doc.doc_id, doc.source, start, end, line, doc.page_at(start))
-            chunks.append(Chunk(doc.text[start:end], location, section))
+            location = Location(doc.doc_id, doc.source, start, end, line, doc.page_at(start), section)
+            chunks.append(Chunk(doc.text[start:end], location))
     return chunks
 
 
@@ -99,6 +106,25 @@ def _sections(doc: Document) -> list[tuple[str, list[list[tuple[int, int]]]]]:
     if units:
         sections.append((_path_text(path), units))
     return sections
+
+
+# At most this many word pieces of a passage's window go to its heading path.
+_MAX_SECTION_TOKENS = 48
+
+
+def _context_tokens(section: str, count_tokens: Callable[[str], int]) -> int:
+    return count_tokens(section) - _SPECIAL_TOKENS if section else 0
+
+
+def _fitting_section(path: str, count_tokens: Callable[[str], int]) -> str:
+    """The heading path, shortened from the top (then cut) when it would take too much of the window."""
+    names = path.split(SECTION_SEPARATOR) if path else []
+    while len(names) > 1 and _context_tokens(SECTION_SEPARATOR.join(names), count_tokens) > _MAX_SECTION_TOKENS:
+        names = names[1:]
+    section = SECTION_SEPARATOR.join(names)
+    while section and _context_tokens(section, count_tokens) > _MAX_SECTION_TOKENS:
+        section = section[: len(section) * 3 // 4].rsplit(" ", 1)[0] if " " in section else section[:100]
+    return section
 
 
 def _units(doc: Document) -> list[list[Block]]:

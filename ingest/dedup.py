@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 from datasketch import MinHashLSH
 
-from index.records import Passage, text_id
+from index.records import Passage, indexed_text, text_id
 from ingest.chunking import Chunk
 
 _TOKEN = re.compile(r"\w+")
@@ -161,12 +161,12 @@ class Deduplicator:
         """
         # Nothing small is kept per passage while the LSH bands grow: objects left among theirs
         # would keep that memory from the system after dedup (ids are made in `passages`).
-        stored = self._known(text_id(chunk.text)) if self._known is not None else None
+        stored = self._known(text_id(chunk.indexed_text)) if self._known is not None else None
         normalised = None
         if stored is not None:
             key = stored[:_KEY_WORDS].tobytes()
         else:
-            normalised = normalise(chunk.text)
+            normalised = normalise(chunk.indexed_text)
             key = hashlib.blake2b(normalised.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         index = self._by_key.get(key)
         minhash, grams = None, None
@@ -180,7 +180,7 @@ class Deduplicator:
                 candidates = self._bands.query(minhash)
                 if candidates:
                     if grams is None:
-                        grams = _shingles(normalise(chunk.text))
+                        grams = _shingles(normalise(chunk.indexed_text))
                     index = _confirmed(candidates, grams, self._grams_of, self.threshold)
                 if index is None:
                     self._bands.insert(len(self._texts), minhash)
@@ -203,7 +203,10 @@ class Deduplicator:
 
     def passages(self) -> list[Passage]:
         """The passages so far, in order of first occurrence, each with every location."""
-        return [Passage(text_id(text), text, tuple(locs)) for text, locs in zip(self._texts, self._locations)]
+        return [
+            Passage(text_id(indexed_text(text, locs[0].section)), text, tuple(locs))
+            for text, locs in zip(self._texts, self._locations)
+        ]
 
     def signatures(self) -> np.ndarray:
         """Row i: passage i's signature (`SCHEME`), to store with the index."""
@@ -214,7 +217,9 @@ class Deduplicator:
         if grams is None:
             if len(self._grams) >= _KEPT_SHINGLE_SETS:
                 del self._grams[next(iter(self._grams))]  # the oldest
-            grams = self._grams[index] = _shingles(normalise(self._texts[index]))
+            grams = self._grams[index] = _shingles(
+                normalise(indexed_text(self._texts[index], self._locations[index][0].section))
+            )
         return grams
 
 

@@ -72,7 +72,7 @@ def build_on_ray(
             local instance, unless this process is already connected to one.
         workers: Embedding actors, one CPU each; default: every CPU of the cluster.
         batch_size: Passages per actor call (and per progress update).
-        build_options: `settings`, `progress`, `strict` and `shards`, as `pipeline.build` takes them.
+        build_options: `settings`, `progress`, `rules` and `shards`, as `pipeline.build` takes them.
 
     Returns:
         The same report `build` gives.

@@ -50,7 +50,7 @@ from index.store.version import BuildInfo, Signatures, SourceFile, VersionConten
 from index.store.writer import publish
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import SCHEME, Deduplicator
-from ingest.loaders import Document, corpus_root, discover, read_file
+from ingest.loaders import READERS, Document, corpus_root, discover, read_file, reader_of
 from ingest.vectors import VectorCache
 
 Item = TypeVar("Item")
@@ -107,6 +107,48 @@ class LocalExecutor:
 
     def chunker(self, settings: Settings) -> Callable[[Document], list[Chunk]]:
         return partial(chunk_document, count_tokens=self.embedder.count_tokens, settings=settings)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How strictly a build reads.
+
+    Attributes:
+        strict: Refuse to publish when any file or record was skipped.
+        full: Read every file again, even one whose bytes and reader did not change.
+    """
+
+    strict: bool = False
+    full: bool = False
+
+
+def stale_readers(previous: StoredIndex | None, full: bool = False) -> frozenset[str]:
+    """The kinds of file (`reader_of`) whose reader changed since `previous` was built: they are read again."""
+    if previous is None:
+        return frozenset()
+    recorded = previous.manifest.readers
+    return frozenset(kind for kind, version in READERS.items() if full or recorded.get(kind) != version)
+
+
+@dataclass(frozen=True)
+class Reusable:
+    """What the live index offers a build: its passages, and which files it read with today's readers.
+
+    Attributes:
+        previous: The live index (None for a build from nothing).
+        sources: The corpus's files now, by name.
+        live: `previous`'s passages, read once.
+        stale: Kinds of file whose reader changed (`stale_readers`): their files are read again.
+    """
+
+    previous: StoredIndex | None
+    sources: dict[str, SourceFile]
+    live: Sequence[Passage]
+    stale: frozenset[str] = frozenset()
+
+    def fresh_sources(self) -> dict[str, SourceFile]:
+        """The files whose stored reading may stand: those of kinds whose reader did not change."""
+        return {name: f for name, f in self.sources.items() if reader_of(name) not in self.stale}
 
 
 @dataclass(frozen=True)
@@ -202,7 +244,7 @@ def build(
     embedder: Embedder | None = None,
     settings: Settings = Settings(),
     progress: Progress | None = None,
-    strict: bool = False,
+    rules: Rules = Rules(),
     executor: Executor | None = None,
     shards: int | None = None,
 ) -> BuildReport:
@@ -214,7 +256,8 @@ def build(
         embedder: The model that embeds passages (and later, questions); runs in this process.
         settings: Chunking settings.
         progress: Called as `progress(stage, done, total)`.
-        strict: Refuse to publish when any file or record was skipped.
+        rules: `strict`: refuse to publish when any file or record was skipped; `full`: read every file
+            again (vectors are still reused by content hash).
         executor: Instead of `embedder`: where reading, chunking, embedding and the approximate index's parts run
             (`ingest.distributed.RayExecutor` for Ray).
         shards: Serving shards to publish beside the whole index (`index.search.sharded`; 0: none);
@@ -226,7 +269,7 @@ def build(
     Raises:
         IndexBusy: Another build holds the index.
         IndexWriteFailed: The index folder cannot be written (read-only, no permission).
-        SkippedFiles: `strict` is set and something was skipped (nothing is published).
+        SkippedFiles: `rules.strict` is set and something was skipped (nothing is published).
         ValueError: The corpus holds no passages at all.
     """
     if (embedder is None) == (executor is None):
@@ -243,14 +286,16 @@ def build(
         sources = fingerprint(corpus, previous.sources if previous is not None else None)
         if shards is None:
             shards = previous.manifest.shards if previous is not None else 0
+        stale = stale_readers(previous, rules.full)
         if (
             previous is not None
             and previous.sources == sources
             and previous.manifest.settings == settings
             and previous.manifest.shards == shards
+            and not any(reader_of(name) in stale for name in sources)
         ):
             m = previous.manifest
-            if strict and m.skipped:
+            if rules.strict and m.skipped:
                 raise SkippedFiles(list(m.skipped))
             return BuildReport(
                 m.documents,
@@ -264,8 +309,9 @@ def build(
                 ("index is up to date",),
             )
         live = list(previous.passages) if previous is not None else []  # read once, used thrice
-        documents, chunks, skipped, texts = read_corpus(corpus, executor, settings, previous, sources, report, live)
-        if strict and skipped:
+        reusable = Reusable(previous, sources, live, stale)
+        documents, chunks, skipped, texts = read_corpus(corpus, executor, settings, reusable, report)
+        if rules.strict and skipped:
             raise SkippedFiles(skipped)
         cache = VectorCache(executor.embedder, previous, [p.id for p in live])
         merged = Deduplicator(settings.near_duplicate_threshold, known=_stored_signatures(previous, cache))
@@ -289,7 +335,9 @@ def build(
                 signatures=signatures,
                 skipped=tuple(skipped),
             ),
-            BuildInfo(model=executor.embedder.name, settings=settings, corpus=str(corpus), shards=shards),
+            BuildInfo(
+                model=executor.embedder.name, settings=settings, corpus=str(corpus), shards=shards, readers=READERS
+            ),
             parallel_map=executor_map(executor),
             previous=previous,
             previous_rows=vectors.live_rows,
@@ -304,7 +352,7 @@ def build(
         time.perf_counter() - began,
         True,
         stored.path,
-        tuple(notes),
+        (*notes, *(f"{d.source}: {note}" for d in documents for note in d.notes)),
     )
 
 
@@ -329,10 +377,8 @@ def read_corpus(
     corpus: Path,
     executor: Executor,
     settings: Settings,
-    previous: StoredIndex | None,
-    sources: dict[str, SourceFile],
+    reusable: Reusable,
     report: Progress,
-    live: Sequence[Passage] | None = None,
 ) -> tuple[list[DocumentInfo], list[Chunk], list[Skipped], list[str]]:
     """Read every file and chunk every document, in corpus order.
 
@@ -345,7 +391,7 @@ def read_corpus(
     the rest are chunked by `executor.map`.
 
     Args:
-        live: `previous`'s passages, when the caller has read them already.
+        reusable: What the live index holds that this build may take instead of reading again.
 
     Returns:
         One `DocumentInfo` per document, the chunks in corpus order, what was
@@ -355,9 +401,8 @@ def read_corpus(
     badly_named: list[Skipped] = []
     paths = discover(corpus, rejected=badly_named)
     names = [path.relative_to(root).as_posix() for path in paths]
-    if live is None:
-        live = list(previous.passages) if previous is not None else []
-    kept = unchanged_files(previous, sources, settings, live)
+    previous, live = reusable.previous, reusable.live
+    kept = unchanged_files(previous, reusable.fresh_sources(), settings, live)
     fresh = [path for path, name in zip(paths, names) if name not in kept]
     report(Stage.READ, len(paths) - len(fresh), len(paths))
     reader = partial(read_file, root=root, confined=corpus.is_dir())
@@ -368,7 +413,7 @@ def read_corpus(
     fresh_items = iter(read)
     items = list(chain(badly_named, *(kept[name] if name in kept else next(fresh_items) for name in names)))
     docs = [item for item in items if isinstance(item, Document)]
-    known = _known_chunks(previous, settings, live) if docs else {}
+    known = _known_chunks(previous, settings, live, reusable.stale) if docs else {}
     chunks_of = [known_chunks(doc, known) for doc in docs]
     todo = [n for n, chunks in enumerate(chunks_of) if chunks is None]
     for n, chunks in zip(todo, executor.map(executor.chunker(settings), [docs[n] for n in todo])):
@@ -495,7 +540,9 @@ def _previous(index_dir: Path, model: str) -> tuple[StoredIndex | None, list[str
 KnownChunks = dict[tuple[str, str, str], list[Location]]
 
 
-def _known_chunks(previous: StoredIndex | None, settings: Settings, live: Sequence[Passage]) -> KnownChunks:
+def _known_chunks(
+    previous: StoredIndex | None, settings: Settings, live: Sequence[Passage], stale: frozenset[str]
+) -> KnownChunks:
     """Where the live index cut each document, to reuse for documents whose text is unchanged.
 
     Every chunk became a passage or a further location of one, so a
@@ -509,6 +556,8 @@ def _known_chunks(previous: StoredIndex | None, settings: Settings, live: Sequen
             by_doc.setdefault((loc.source, loc.doc_id), []).append(loc)
     known = {}
     for doc in previous.documents:
+        if reader_of(doc.source) in stale:  # the same text may now have other headings
+            continue
         locations = by_doc.get((doc.source, doc.doc_id), [])
         if len(locations) == doc.passages:
             known[(doc.source, doc.doc_id, doc.sha256)] = sorted(locations, key=lambda loc: loc.start)
@@ -524,8 +573,9 @@ def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
     locations = known.get((doc.source, doc.doc_id, text_id(doc.text)))
     if locations is None:
         return None
-    return [Chunk(doc.text[loc.start : loc.end], loc) for loc in locations]
+    return [Chunk(doc.text[loc.start : loc.end], loc) for loc in locations]  # each location keeps its section
 
 
 def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk], str]:
-    return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks)), chunks, doc.text
+    info = DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks), doc.notes)
+    return info, chunks, doc.text

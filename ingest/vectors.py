@@ -92,7 +92,13 @@ class VectorCache:
         for i in reused:
             sentences[starts[i] : starts[i + 1]] = self._live.sentences.of(live_rows[i])
 
-        embedded, candidate_vectors = self._embed([passages[i].text for i in new], [spans[i] for i in new], progress)
+        # The model reads each passage after its heading path; its candidates' spans move with the text.
+        shifts = {i: len(passages[i].indexed_text) - len(passages[i].text) for i in new}
+        embedded, candidate_vectors = self._embed(
+            [passages[i].indexed_text for i in new],
+            [[(s + shifts[i], e + shifts[i]) for s, e in spans[i]] for i in new],
+            progress,
+        )
         if new:
             vectors[new] = embedded
         for i, rows in zip(new, candidate_vectors):

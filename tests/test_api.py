@@ -16,6 +16,7 @@ from index.config import Config
 from index.embed.fake import FakeEmbedder
 from index.serve.app import MAX_BODY_BYTES, LocalBackend, create_app
 from index.store.reader import load
+from ingest.loaders import load_file
 from ingest.pipeline import build
 from tests.helpers import wait_for
 
@@ -85,7 +86,8 @@ def test_info_and_documents(index_dir, corpus, capsys):
         assert client.get("/info").json() == cli_json(capsys, "info", "--index", str(index_dir), "--json")[0]
         listed = client.get("/documents").json()
         assert {(d["source"], d["doc_id"]) for d in listed} >= {("a.jsonl", "knee"), ("b.jsonl", "knee")}
-        text = (corpus / "hips/flexors.md").read_text(encoding="utf-8")
+        [flexors] = load_file(corpus / "hips/flexors.md", "hips/flexors.md")
+        text = flexors.text
         assert client.get("/documents/hips/flexors.md").json() == {
             "doc_id": "hips/flexors.md",
             "source": "hips/flexors.md",

@@ -287,7 +287,7 @@ def test_open_shows_the_whole_document_with_the_passage_highlighted(built, tiny_
     assert "Hip flexors" in text  # the whole document, not only the passage
     assert ":orange-background[Icing an inflamed hip joint four times daily lowers inflammation\\.]" in text
     assert any(b.label == "Download the original file" for b in document.get("download_button"))
-    assert "characters 177–242" in document.caption[0].value
+    assert "characters 175–240" in document.caption[0].value
 
 
 def test_a_document_view_never_reads_outside_the_corpus(built, tiny_corpus):
@@ -710,7 +710,7 @@ def test_build_button_repairs_a_damaged_index(built):
 
 
 def test_document_markup_is_shown_literally(app_env, tiny_corpus):
-    (tiny_corpus / "evil.md").write_text(
+    (tiny_corpus / "evil.txt").write_text(
         "Hostile page <script>alert(1)</script> with [a link](javascript:alert(1)) and **bold** and $x$ and :red[red].",
         encoding="utf-8",
     )

@@ -187,7 +187,7 @@ def test_a_structured_document_is_cut_by_section_and_each_passage_knows_its_head
         "## Symptoms\n\nMost people have no symptoms at all.\n\n## Treatment\n\nRest and drink plenty of fluids.\n"
     )
     chunks = chunk_document(document, COUNT, Settings())
-    assert [(c.section, c.text) for c in chunks] == [
+    assert [(c.location.section, c.text) for c in chunks] == [
         ("Zika virus", "Zika is spread by mosquitoes in warm countries."),
         ("Zika virus › Symptoms", "Most people have no symptoms at all."),
         ("Zika virus › Treatment", "Rest and drink plenty of fluids."),
@@ -206,10 +206,10 @@ def test_a_list_stays_with_the_line_that_introduces_it_and_a_table_with_its_rows
         "The symptoms include:\n\n• a rash\n• a mild fever\n• red eyes",
         "Reading: Before meals; Target: 4 to 7\nReading: After meals; Target: under 9",
     ]
-    assert {c.section for c in chunks} == {"Symptoms"}
+    assert {c.location.section for c in chunks} == {"Symptoms"}
 
 
 def test_a_passage_never_crosses_a_heading_even_when_short():
     document = structured("## One\n\nShort.\n\n## Two\n\nAlso short.\n")
     chunks = chunk_document(document, COUNT, Settings())
-    assert [(c.section, c.text) for c in chunks] == [("One", "Short."), ("Two", "Also short.")]
+    assert [(c.location.section, c.text) for c in chunks] == [("One", "Short."), ("Two", "Also short.")]

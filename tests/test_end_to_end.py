@@ -90,7 +90,7 @@ def test_query_cli_json_contract(bundled_index):
     assert [line["query"] for line in lines] == questions
     assert [line["answered"] for line in lines] == [True, False]
     hit = lines[0]["hits"][0]
-    assert set(hit) == {"rank", "score", "doc_id", "source", "start", "end", "text", "answer", "confidence"}
+    assert set(hit) == {"rank", "score", "doc_id", "source", "start", "end", "text", "section", "answer", "confidence"}
     assert [line["verdict"] for line in lines] == ["answered", "not_answered"]
     assert 0.5 < lines[0]["confidence"] == hit["confidence"] <= 1
     assert set(hit["answer"]) == {"start", "end", "text"}

@@ -131,7 +131,10 @@ def test_docx_headings_lists_and_table_rows_with_their_header_in_document_order(
     document.add_paragraph("Rest after.")
     document.save(tmp_path / "plan.docx")
     [doc] = load_file(tmp_path / "plan.docx", "plan.docx")
-    assert doc.text == "Exercises\n\nDo these each day:\n\n• Bridges\n• Clamshells\n\nExercise: Bridge; Sets: 3\n\nRest after."
+    assert (
+        doc.text
+        == "Exercises\n\nDo these each day:\n\n• Bridges\n• Clamshells\n\nExercise: Bridge; Sets: 3\n\nRest after."
+    )
     assert [b.kind for b in doc.blocks] == ["heading", "paragraph", "item", "item", "row", "paragraph"]
     assert (doc.title, doc.tags) == ("Hip care", ("hips", "exercise"))
 
@@ -462,3 +465,21 @@ def test_a_blank_page_is_no_text_layer_and_costs_no_ocr(tmp_path, monkeypatch):
         blank.write(out)
     with pytest.raises(LoadError, match="no text layer"):
         load_file(tmp_path / "blank.pdf", "blank.pdf")
+
+
+def test_a_scanned_pdf_answers_a_question_and_the_build_names_the_page_read_by_ocr(tmp_path):
+    from index.embed.fake import FakeEmbedder
+    from index.search.searcher import Searcher
+    from tests.helpers import write_scanned_pdf
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_scanned_pdf(corpus / "feet.pdf", ["Looking after your feet", "Wear shoes that fit well and do not rub."])
+    (corpus / "knees.txt").write_text("Knee braces steady a weak joint during sport.\n", encoding="utf-8")
+    report = build(corpus, tmp_path / "idx", FakeEmbedder())
+    assert "feet.pdf: page 1 read by OCR" in report.notes
+    stored = load(tmp_path / "idx")
+    assert [d.notes for d in stored.documents if d.source == "feet.pdf"] == [("page 1 read by OCR",)]
+    answer = Searcher(stored, FakeEmbedder()).search("which shoes should I wear so they do not rub?", k=1)
+    assert answer.hits[0].passage.location.source == "feet.pdf"
+    assert "Wear shoes that fit well and do not rub." in answer.hits[0].answer.text

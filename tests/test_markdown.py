@@ -133,3 +133,12 @@ def test_a_titled_record_is_highlighted_from_index_to_markdown(tmp_path, fake_em
     assert hit.answer.text == TITLED  # the title joins the sentence it introduces
     marked = hit_highlight(hit)
     assert directives_within_lines(marked) and ":orange-background[Okapi are relatives" in marked
+
+
+def test_hit_heading_shows_the_section_the_passage_sits_under_escaped():
+    from dataclasses import replace
+
+    hit = hit_in("Some text.", 0, (0, 10))
+    located = replace(hit.passage.locations[0], section="Zika *virus* › Symptoms")
+    hit = replace(hit, passage=replace(hit.passage, locations=(located,)))
+    assert hit_heading(hit) == "**\\[1\\]** d0\\.txt\\, line 1 · characters 0–10  \n:gray[Zika \\*virus\\* › Symptoms]"

@@ -13,7 +13,7 @@ from index.search.searcher import Searcher
 from index.store.pointer import current_version
 from index.store.reader import load
 from ingest.documents import Status, list_documents
-from ingest.pipeline import SkippedFiles, Stage, build, changed_sources
+from ingest.pipeline import Rules, SkippedFiles, Stage, build, changed_sources
 from tests.helpers import REPO, TINY_DOCS, as_unprivileged, break_index, write_corpus
 
 
@@ -73,7 +73,7 @@ def test_a_file_that_cannot_be_opened_is_a_change_and_is_reported(tiny_corpus, t
     (tiny_corpus / "broken.txt").symlink_to(tiny_corpus / "missing.txt")
     assert changed_sources(tiny_corpus, load(tmp_path / "idx")) == ["broken.txt"]
     with pytest.raises(SkippedFiles, match="broken.txt"):
-        build(tiny_corpus, tmp_path / "idx", fake_embedder, strict=True)
+        build(tiny_corpus, tmp_path / "idx", fake_embedder, rules=Rules(strict=True))
     report = build(tiny_corpus, tmp_path / "idx", fake_embedder)
     assert report.published and [s.source for s in report.skipped] == ["broken.txt"]
     assert changed_sources(tiny_corpus, load(tmp_path / "idx")) == []  # still broken: nothing new
@@ -111,12 +111,12 @@ def test_strict_refuses_to_publish_when_a_file_is_skipped(tiny_corpus, tmp_path,
     before = load(tmp_path / "idx").path
     (tiny_corpus / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a pdf")
     with pytest.raises(SkippedFiles, match="broken.pdf"):
-        build(tiny_corpus, tmp_path / "idx", fake_embedder, strict=True)
+        build(tiny_corpus, tmp_path / "idx", fake_embedder, rules=Rules(strict=True))
     assert load(tmp_path / "idx").path == before
     report = build(tiny_corpus, tmp_path / "idx", fake_embedder)  # lenient: publishes, reports the file
     assert [s.source for s in report.skipped] == ["broken.pdf"]
     with pytest.raises(SkippedFiles, match="broken.pdf"):  # an up-to-date index with skips is refused too
-        build(tiny_corpus, tmp_path / "idx", fake_embedder, strict=True)
+        build(tiny_corpus, tmp_path / "idx", fake_embedder, rules=Rules(strict=True))
 
 
 def _records(path, records) -> None:
@@ -467,3 +467,32 @@ def test_a_hard_link_is_the_file_itself_and_is_published(tiny_corpus, tmp_path, 
     assert "linked.txt" in {d.source for d in load(tmp_path / "idx").documents}
     assert [(s.source, s.reason) for s in report.skipped] == [("pointer.txt", "link points outside the corpus")]
     assert "What the corpus folder holds is published" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_reader_change_reads_that_kind_of_file_again_and_full_reads_every_file(tiny_corpus, tmp_path, monkeypatch):
+    import ingest.loaders
+    import ingest.pipeline
+
+    embedder = FakeEmbedder()
+    (tiny_corpus / "alone.txt").write_text("Knee braces steady a weak joint during sport.\n", encoding="utf-8")
+    build(tiny_corpus, tmp_path / "idx", embedder)
+    assert load(tmp_path / "idx").manifest.readers == ingest.loaders.READERS
+    read: list[str] = []
+    real = ingest.pipeline.read_file
+
+    def counting(path, root, confined=True):
+        read.append(path.relative_to(root).as_posix())
+        return real(path, root, confined)
+
+    monkeypatch.setattr(ingest.pipeline, "read_file", counting)
+    report = build(tiny_corpus, tmp_path / "idx", embedder)
+    assert not report.published and read == []  # nothing changed: nothing read
+    monkeypatch.setattr(ingest.pipeline, "READERS", {**ingest.loaders.READERS, "md": 99})
+    report = build(tiny_corpus, tmp_path / "idx", embedder)
+    assert report.published and "hips/flexors.md" in read  # the markdown reader changed
+    assert "alone.txt" not in read  # a text file, unchanged and read by the same reader, is not read again
+    assert report.embedded == 0  # the same text reuses its vectors
+    read.clear()
+    report = build(tiny_corpus, tmp_path / "idx", embedder, rules=Rules(full=True))
+    assert sorted(read) == sorted(s for s in load(tmp_path / "idx").sources)
+    assert report.embedded == 0

@@ -163,7 +163,8 @@ def test_context_returns_neighbours_in_document_order(searcher):
     answer = searcher.search("icing inflamed hip joint", k=1)
     neighbours = searcher.context(answer.hits[0].passage.location)
     assert [n.is_hit for n in neighbours] == [False, True]
-    assert neighbours[0].text.startswith("# Hip flexors")
+    assert neighbours[0].text.startswith("The hip flexors lift the knee")  # under the heading, not the heading
+    assert neighbours[0].location.section == "Hip flexors"
 
 
 def test_settings_validate():

@@ -32,6 +32,7 @@ from index.store.pointer import current_version, publish_lock
 from index.store.reader import load, verify
 from index.store.version import BuildInfo, SentenceVectors, VersionContent
 from index.store.writer import publish
+from ingest.loaders import load_file
 from ingest.pipeline import build
 from tests.helpers import BREAKS, REPO, OtherModelEmbedder, break_index
 
@@ -44,12 +45,12 @@ def test_round_trip_keeps_passages_vectors_and_manifest(tiny_corpus, tmp_path, f
     assert stored.manifest.dimensions == fake_embedder.dimensions
     assert stored.manifest.settings == Settings()
     assert stored.manifest.documents == 3
-    expected = fake_embedder.encode([p.text for p in stored.passages])
+    expected = fake_embedder.encode([p.indexed_text for p in stored.passages])  # heading path, then text
     np.testing.assert_allclose(stored.dense.vectors(), expected, atol=1e-6)
     for passage in stored.passages:
         for loc in passage.locations:
-            text = (tiny_corpus / loc.source).read_text(encoding="utf-8")
-            assert text[loc.start : loc.end] == passage.text
+            [document] = load_file(tiny_corpus / loc.source, loc.source)
+            assert document.text[loc.start : loc.end] == passage.text
 
 
 def test_missing_index_says_how_to_build(tmp_path):

@@ -90,10 +90,14 @@ def citation(location: Location) -> str:
 
 
 def hit_heading(hit: Hit) -> str:
-    """ "**[rank]** citation with its character span · also other places", the citations escaped."""
+    """ "**[rank]** citation with its character span", its section ("Zika virus › Symptoms") and the
+    other places it occurs, all escaped."""
     also = hit.passage.also_cited()
-    return f"**\\[{hit.rank}\\]** {escape_markdown(citation(hit.passage.location))}" + (
-        f"  \n:gray[also {escape_markdown(also)}]" if also else ""
+    section = hit.passage.section
+    return (
+        f"**\\[{hit.rank}\\]** {escape_markdown(citation(hit.passage.location))}"
+        + (f"  \n:gray[{escape_markdown(section)}]" if section else "")
+        + (f"  \n:gray[also {escape_markdown(also)}]" if also else "")
     )
 
 

@@ -81,6 +81,11 @@ class KeywordIndex:
         # Memory-mapped: at a million passages the score matrix is hundreds of MB, read on demand.
         return cls(bm25s.BM25.load(str(folder), mmap=True), size, folder=folder)
 
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        """Every term of the collection (the whole collection's, in a serving shard too)."""
+        return self._retriever.vocab_dict
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage for `query` (zeros when no query term is indexed)."""
         tokens = [t for t in tokenize(query) if t in self._retriever.vocab_dict]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -31,8 +32,14 @@ from index.store.version import SentenceVectors
 # Questions that ask for an amount, a duration or a frequency are answered by
 # sentences that state one; a small bonus steers the highlight to them.
 _QUANTITY_QUESTION = re.compile(
-    r"\b(how (long|often|many|much|far|old|soon)|what (percent|percentage|share|proportion|age)|when)\b", re.I
+    r"\b(how (long|often|many|much|far|old|soon|high|low)|when"
+    r"|what (\w+ )?(percent|percentage|share|proportion|age|number|level|range|reading|amount|dose))\b",
+    re.I,
 )
+# A list item as readers write it: a bullet, or a number and a dot or bracket.
+_LIST_ITEM = re.compile(r"(?:•|\d{1,2}[.)])\s")
+# A lead-in's list is quoted whole up to this many characters.
+_MAX_LIST_QUOTE = 800
 
 
 _QUANTITY = re.compile(
@@ -60,7 +67,9 @@ def sentence_scores(
     sentences = [text[s:e] for s, e in spans]
     scores = cosines
     if _QUANTITY_QUESTION.search(query):
-        scores = scores + settings.quantity_bonus * np.array([bool(_QUANTITY.search(s)) for s in sentences])
+        # A list item's own number ("3. Nuts are ...") states no quantity.
+        stated = [bool(_QUANTITY.search(s, _LIST_ITEM.match(s).end() if _LIST_ITEM.match(s) else 0)) for s in sentences]
+        scores = scores + settings.quantity_bonus * np.array(stated)
     scores = scores - settings.question_penalty * np.array([bool(_ASKS.search(s)) for s in sentences])
     return spans, scores
 
@@ -84,8 +93,20 @@ def answer_span(query: str, passage: Passage, cosines: np.ndarray, settings: Sea
     if len(order) > 1 and abs(int(order[1]) - first) == 1 and scores[first] - scores[order[1]] <= settings.window:
         second = int(order[1])
     start, end = spans[min(first, second)][0], spans[max(first, second)][1]
+    end = _with_its_list(passage.text, spans, max(first, second), end)
     offset = passage.location.start
     return Span(offset + start, offset + end, passage.text[start:end])
+
+
+def _with_its_list(text: str, spans: list[tuple[int, int]], last: int, end: int) -> int:
+    """Where a quote ends: a lead-in ending in ":" ("The symptoms include:") brings the list items after it."""
+    if not text[:end].rstrip().endswith(":"):
+        return end
+    for start, item_end in spans[last + 1 :]:
+        if not _LIST_ITEM.match(text, start) or item_end - spans[last][0] > _MAX_LIST_QUOTE:
+            break
+        end = item_end
+    return end
 
 
 def sentence_cosines(sentence_vectors: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -114,6 +135,38 @@ def candidate_cosines(
     return row_dots(passage_vectors, vector).astype(np.float64), np.maximum.reduceat(scores, blocks).astype(np.float64)
 
 
+def rerank_by_answer(
+    query: str,
+    ranking: Ranking,
+    passages: Mapping[int, Passage],
+    cosines: Mapping[int, np.ndarray],
+    settings: SearchSettings,
+) -> Ranking:
+    """The ranking with its first `settings.rerank_depth` rows reordered by how well their best sentence answers.
+
+    Each of those rows' fused score moves by `settings.rerank_weight` times
+    what the answer step's nudges (`sentence_scores`: a stated quantity for
+    "how many", not a question) change its best sentence's score: for "how many nuts a day", the passage
+    saying "a handful (30g) each day" comes before the one praising nuts.
+    The depth is fixed, so how many hits are shown never changes the order.
+
+    Args:
+        passages / cosines: The passage and answer-candidate cosines of at least the first `rerank_depth` rows.
+    """
+    top = ranking.rows[: settings.rerank_depth]
+    if len(top) < 2:
+        return ranking
+    moved = {}
+    for row in top:
+        raw = cosines[row]
+        _, scores = sentence_scores(query, passages[row].text, raw, settings)
+        moved[row] = ranking.scores[row] + settings.rerank_weight * float(scores.max() - raw.max())
+    order = sorted(top, key=lambda row: (-moved[row], ranking.rows.index(row)))
+    if order == top:
+        return ranking
+    return replace(ranking, rows=order + ranking.rows[len(top) :])
+
+
 def build_answer(
     query: str,
     ranking: Ranking,
@@ -130,16 +183,18 @@ def build_answer(
         query: The cleaned question.
         ranking: Its ranking (`fuse`).
         k: How many hits.
-        passages: The passage of each of the top `k` rows.
+        passages: The passage of each of the top `max(k, settings.rerank_depth)` rows.
         cosines: Each of those rows' answer candidates' cosines with the question (`sentence_cosines`).
         settings: Answer spans and the verdict's thresholds.
         confidence: Turns dense scores in rank order into probabilities that a hit answers.
         sources: The source files the question was limited to: each hit is cited from one of them.
     """
+    ranking = rerank_by_answer(query, ranking, passages, cosines, settings)
     rows = ranking.rows[:k]
     passages = {row: passages[row].cited_in(sources) for row in rows}
-    dense = [ranking.parts[row].dense for row in ranking.rows[: k + 1]]  # the hit below the last counts too
-    confidences = confidence.probabilities(dense)[: len(rows)]
+    below = ranking.rows[: k + 1]  # the hit below the last counts too
+    dense = [ranking.parts[row].dense for row in below]
+    confidences = confidence.probabilities(dense, [agrees(ranking, row) for row in below], ranking.unknown)[: len(rows)]
     hits = tuple(
         Hit(
             passage=passages[row],
@@ -157,14 +212,21 @@ def build_answer(
     return Answer(query, verdict(hits, ranking, settings), hits)
 
 
+def agrees(ranking: Ranking, row: int) -> bool:
+    """Whether both retrievers rank this passage first: meaning and words point at the same place."""
+    return ranking.dense_rank.get(row) == 1 and ranking.keyword_rank.get(row) == 1
+
+
 def verdict(hits: tuple[Hit, ...], ranking: Ranking, settings: SearchSettings) -> Verdict:
     """Refused when no ranked passage reaches the answer threshold; answered when the best hit is confident.
 
     The threshold looks at every passage the ranking scored, not only the
     top `k`: how many hits a reader asks for must not change whether the
-    question is answered.
+    question is answered. A first hit that both retrievers rank first is not
+    refused by it: everyday wording ("my mum's squashed backbone") lowers the
+    cosine of the very passage its words find, and the confidence decides.
     """
     best = max((part.passage_cosine for part in ranking.parts.values()), default=-1.0)
-    if not hits or best < settings.answer_threshold:
+    if not hits or (best < settings.answer_threshold and not agrees(ranking, ranking.rows[0])):
         return Verdict.NOT_ANSWERED
     return Verdict.ANSWERED if hits[0].confidence >= settings.confident else Verdict.UNSURE

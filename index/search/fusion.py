@@ -34,6 +34,8 @@ class Ranking:
         scores: The score each row is ranked by.
         dense_rank / keyword_rank: Each retriever's own 1-based ranks.
         parts: What each row's score was made of.
+        unknown: How rare the rarest word is that the question has and the collection never mentions
+            (`index.search.salience`; 0: none).
     """
 
     rows: list[int]
@@ -41,6 +43,7 @@ class Ranking:
     dense_rank: dict[int, int]
     keyword_rank: dict[int, int]
     parts: dict[int, ScoreParts]
+    unknown: float = 0.0
 
 
 def min_max(values: np.ndarray) -> np.ndarray:
@@ -119,6 +122,7 @@ class Candidates:
         cosines: Each candidate's passage cosine, in the order of `rows`.
         best_sentences: Each candidate's best answer-candidate cosine.
         bm25: Each candidate's BM25 score (0 when it shares no term).
+        unknown: The question's rarest word the collection never mentions (`index.search.salience`).
     """
 
     dense: list[int]
@@ -127,6 +131,7 @@ class Candidates:
     cosines: np.ndarray
     best_sentences: np.ndarray
     bm25: np.ndarray
+    unknown: float = 0.0
 
 
 def fuse(candidates: Candidates, settings: SearchSettings, mode: RetrievalMode = RetrievalMode.HYBRID) -> Ranking:
@@ -164,4 +169,5 @@ def fuse(candidates: Candidates, settings: SearchSettings, mode: RetrievalMode =
         {row: r for r, row in enumerate(dense, start=1)},
         {row: r for r, row in enumerate(keyword, start=1)},
         parts,
+        candidates.unknown,
     )

@@ -27,10 +27,17 @@ import numpy as np
 from index.embed.registry import Embedder
 from index.errors import ModelMismatch, rebuild_fix
 from index.records import Answer, Location, Passage, Span, Verdict
-from index.search.answer import answer_span, build_answer, candidate_cosines, sentence_cosines, sentence_scores
+from index.search.answer import (
+    answer_span,
+    build_answer,
+    candidate_cosines,
+    sentence_cosines,
+    sentence_scores,
+)
 from index.search.confidence import ConfidenceModel
 from index.search.fusion import Candidates, Ranking, fuse, top_rows
 from index.search.query import clean_query
+from index.search.salience import unknown_rarity
 from index.search.settings import RetrievalMode, SearchSettings
 from index.store.reader import StoredIndex
 
@@ -91,7 +98,7 @@ class Searcher:
     def answer(self, query: str, vector: np.ndarray, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
         """`search` for a cleaned question whose vector is already known (evaluation embeds questions in bulk)."""
         ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
-        rows = ranking.rows[:k]
+        rows = ranking.rows[: max(k, self.settings.rerank_depth)]
         passages = {row: self.passages[row] for row in rows}
         cosines = {row: sentence_cosines(self.stored.sentences.of(row), vector) for row in rows}
         return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)
@@ -126,7 +133,10 @@ class Searcher:
         candidates = np.array(list(dict.fromkeys(proposed + keyword)), dtype=np.int64)
         cosines, best_sentences = self._cosines(candidates, vector)
         scores = bm25[candidates] if bm25 is not None else np.zeros(len(candidates))
-        return fuse(Candidates(proposed, keyword, candidates, cosines, best_sentences, scores), self.settings, mode)
+        unknown = unknown_rarity(query, self.stored.keyword.vocabulary) if self.stored.keyword is not None else 0.0
+        return fuse(
+            Candidates(proposed, keyword, candidates, cosines, best_sentences, scores, unknown), self.settings, mode
+        )
 
     def _cosines(self, rows: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine of the question with these passages, and with each one's best answer candidate."""

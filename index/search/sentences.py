@@ -18,6 +18,8 @@ import re
 # markers like "[25]"), when whitespace follows; or at any line break.
 _END = re.compile(r"""[.!?…]+["'”’)\]]*(?:\[\d+\])*(?=\s)|\n""")
 _WORD_BEFORE = re.compile(r"(\S+)$")
+# Dotted initials ("I.V.", "e.g" is listed): an abbreviation, not a sentence end.
+_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
 _LONGEST_WORD = 64  # a longer word is no abbreviation, initial or list number either way
 _ABBREVIATIONS = frozenset(
     "dr mr mrs ms prof st vs etc e.g i.e approx fig no vol al jr sr inc ltd co dept est cf ca"
@@ -34,7 +36,7 @@ def _is_false_end(text: str, stop: int) -> bool:
     if match is None:
         return False
     word = match.group(1).rstrip(".").lower()
-    if word in _ABBREVIATIONS:
+    if word in _ABBREVIATIONS or _DOTTED.fullmatch(word):
         return True
     # "J. Smith", "3. Hug it out" (list numbers), but not "in 1998." closing a sentence.
     return len(word) == 1 or (word.isdigit() and len(word) <= 2 and match.start() == _line_start(text, stop))
@@ -126,13 +128,14 @@ def _join_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, 
     """
     joined: list[tuple[int, int]] = []
     pending: int | None = None
+    last = spans[-1][1] if spans else 0
     for start, end in spans:
         if pending is not None:
             start, pending = pending, None
-        if len(text[start:end].split()) < _MIN_SENTENCE_WORDS and (start, end) != spans[-1]:
+        if len(text[start:end].split()) < _MIN_SENTENCE_WORDS and end != last:
             pending = start
             continue
-        joined.append((start, end))
+        joined.append((start, end))  # the passage's last words stay a candidate, however short
     return joined
 
 

@@ -65,6 +65,10 @@ class SearchSettings:
         question_penalty: Taken from an answer candidate that is itself a question.
         window: A candidate next to the best one and scoring within this of
             it is highlighted with it.
+        rerank_depth: How many of the first passages are reordered by how well their best sentence
+            answers (`index.search.answer.rerank_by_answer`; 1: none).
+        rerank_weight: How far, in fused-score units, a sentence nudge moves its passage there (chosen
+            on realdocs-dev and realdocs-web with the bundled sets as the guard: bench/RESULTS.md).
     """
 
     candidates: int = 100
@@ -74,10 +78,12 @@ class SearchSettings:
     dense_weight_slope: float = 0.3
     sentence_weight: float = 0.5
     answer_threshold: float = 0.40
-    confident: float = 0.25
+    confident: float = 0.2
     quantity_bonus: float = 0.1
     question_penalty: float = 0.3
     window: float = 0.05
+    rerank_depth: int = 5
+    rerank_weight: float = 2.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fusion", Fusion.from_str(self.fusion))
@@ -89,5 +95,7 @@ class SearchSettings:
             raise ValueError(f"candidates must be at least 1, got {self.candidates}")
         if self.rrf_k < 0:
             raise ValueError(f"rrf_k must be non-negative, got {self.rrf_k}")
+        if self.rerank_depth < 1:
+            raise ValueError(f"rerank_depth must be at least 1, got {self.rerank_depth}")
         if self.window < 0:
             raise ValueError(f"window must be non-negative, got {self.window}")

@@ -36,6 +36,7 @@ from index.search.answer import build_answer, candidate_cosines, sentence_cosine
 from index.search.confidence import ConfidenceModel
 from index.search.fusion import Candidates, Ranking, fuse, top_rows
 from index.search.query import clean_query
+from index.search.salience import unknown_rarity
 from index.search.settings import SearchSettings
 from index.store.pointer import live_version
 from index.store.shards import ShardIndex
@@ -50,6 +51,7 @@ class ShardCandidates:
         dense_rows / dense_scores: Its top rows by passage cosine, with FAISS's scores.
         keyword_rows / keyword_scores: Its top rows by BM25 (sharing a term with the question), best first.
         rows: Every row it proposes, with each one's `cosines`, `best_sentences` and `bm25`.
+        unknown: The question's rarest word the collection never mentions (every shard keeps the whole vocabulary).
     """
 
     shard: int
@@ -61,6 +63,7 @@ class ShardCandidates:
     cosines: np.ndarray
     best_sentences: np.ndarray
     bm25: np.ndarray
+    unknown: float = 0.0
 
 
 def shard_candidates(
@@ -94,6 +97,7 @@ def shard_candidates(
         cosines=cosines,
         best_sentences=best,
         bm25=bm25[local],
+        unknown=unknown_rarity(query, shard.keyword.vocabulary),
     )
 
 
@@ -127,6 +131,7 @@ def merge(parts: Sequence[ShardCandidates], depth: int) -> tuple[Candidates, dic
         np.array([s[0] for s in picked], dtype=np.float64),
         np.array([s[1] for s in picked], dtype=np.float64),
         np.array([s[2] for s in picked], dtype=parts[0].bm25.dtype if parts else np.float32),
+        max((p.unknown for p in parts), default=0.0),
     )
     return candidates, {row: s[3] for row, s in zip(rows, picked)}
 
@@ -186,7 +191,7 @@ class ShardedSearcher:
         parts = [shard_candidates(shard, query, vector, self.settings.candidates, sources) for shard in self.shards]
         ranking, owner = rank_shards(parts, self.settings)
         passages, cosines = {}, {}
-        for shard, rows in top_by_shard(ranking, owner, k).items():
+        for shard, rows in top_by_shard(ranking, owner, max(k, self.settings.rerank_depth)).items():
             for row, (passage, sentence) in zip(rows, fetch(self.shards[shard], rows, vector)):
                 passages[row], cosines[row] = passage, sentence
         return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)

@@ -85,7 +85,7 @@ class StoredIndex(Segment):
             return []
         if isinstance(data, list):
             return data
-        return [DocumentInfo(**d) for d in _read_open_json(data, self.path / DOCUMENTS)]
+        return [document_info(d) for d in _read_open_json(data, self.path / DOCUMENTS)]
 
     @cached_property
     def sources(self) -> dict[str, SourceFile]:
@@ -96,6 +96,11 @@ class StoredIndex(Segment):
         if isinstance(data, dict):
             return data
         return {name: SourceFile(**f) for name, f in _read_open_json(data, self.path / SOURCES).items()}
+
+
+def document_info(data: dict) -> DocumentInfo:
+    """A document's record as documents.json stores it (its notes a list there)."""
+    return DocumentInfo(**{**data, "notes": tuple(data.get("notes", ()))})
 
 
 def load(index_dir: Path, model: str | None = None) -> StoredIndex:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -159,12 +159,14 @@ class BuildInfo:
         settings: The chunking settings used.
         corpus: The corpus folder, for the record.
         shards: Serving shards to write beside the whole index (`index.store.shards`; 0: none).
+        readers: The version of each reader the files were read with (by kind: "pdf", "md", ...).
     """
 
     model: str
     settings: Settings
     corpus: str
     shards: int = 0
+    readers: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(eq=False)

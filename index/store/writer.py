@@ -176,7 +176,7 @@ class _Version:
                 reuse = None
                 if self.previous is not None and self.previous.keyword is not None:
                     reuse = (self.previous.keyword, self.previous_rows)
-                keyword = KeywordIndex.build([p.text for p in passages], reuse=reuse)
+                keyword = KeywordIndex.build([p.indexed_text for p in passages], reuse=reuse)
             keyword.save(self.folder / KEYWORD)
             self._hash(*self._files_under(KEYWORD))
         if signatures is not None:
@@ -213,6 +213,7 @@ class _Version:
             sentences=len(sentences.vectors),
             signatures=signatures.scheme if signatures is not None else "",
             shards=shards,
+            readers=dict(sorted(info.readers.items())),
         )
         path = self.folder / MANIFEST
         path.write_text(json.dumps(manifest.to_json(), ensure_ascii=False, indent=1), encoding="utf-8")

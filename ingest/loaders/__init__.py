@@ -36,9 +36,22 @@ from ingest.loaders.markdown import read_markdown
 from ingest.loaders.pdf import read_pdf
 from ingest.loaders.text import decode_text, valid_unicode
 
+# Each reader's version, recorded in the manifest: when a reader changes how it reads a format, the next
+# build reads that format's files again even though their bytes did not change.
+READERS = {"txt": 1, "md": 2, "html": 2, "pdf": 3, "docx": 2, "jsonl": 1}
+_KIND = {".markdown": "md", ".htm": "html"}
+
+
+def reader_of(source: str) -> str:
+    """The reader a file of this name is read with ("pdf", "md", ...; "" for an unsupported name)."""
+    suffix = Path(source.split(":", 1)[0]).suffix.lower()
+    return _KIND.get(suffix, suffix[1:] if suffix in SUPPORTED_SUFFIXES else "")
+
+
 __all__ = [
     "LINK_OUT",
     "QUESTION_SETS",
+    "READERS",
     "SUPPORTED_SUFFIXES",
     "Document",
     "LoadError",
@@ -50,6 +63,7 @@ __all__ = [
     "iter_documents",
     "load_file",
     "read_file",
+    "reader_of",
 ]
 
 

@@ -17,7 +17,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from ingest.loaders import limits
+import ingest.loaders.limits as limits
 from ingest.loaders.document import BlockKind, Document, LoadError, TextBuilder
 from ingest.loaders.limits import TextBudget
 from ingest.loaders.markdown import labelled_row

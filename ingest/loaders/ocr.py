@@ -39,8 +39,11 @@ def read_page(page) -> list[str]:
     """A PDF page's lines as OCR reads them, top to bottom ([] without the package, an image or any text)."""
     if not available() or not has_image(page):
         return []
-    image = page.render(scale=OCR_DPI / 72).to_numpy()
-    result, _ = _engine()(image)
+    try:
+        image = page.render(scale=OCR_DPI / 72).to_numpy()
+        result, _ = _engine()(image)
+    except Exception:  # a damaged image or an engine failure: the page is reported as not read
+        return []
     return [respace(text) for _box, text, score in (result or []) if score >= OCR_MIN_SCORE]
 
 

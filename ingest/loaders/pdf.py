@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from ingest.loaders import ocr
+import ingest.loaders.ocr as ocr
 from ingest.loaders.document import BlockKind, Document, LoadError, TextBuilder
 from ingest.loaders.limits import MAX_PDF_PAGES, TextBudget
 
@@ -30,6 +30,7 @@ MAX_OCR_PAGES = 10
 _BULLET = re.compile(r"^\s*([•●▪■◦○◆►➢✓✔\-–—*·\ufffd\uf0b7\uf0a7\uf076\uf0d8]|o(?=\s))\s*")
 _NUMBERED = re.compile(r"^\s*(\d{1,2}|[a-z])[.)]\s+")
 _PAGE_NUMBER = re.compile(r"^\s*(page\s*)?\d{1,3}(\s*(of|/)\s*\d{1,3})?\s*$", re.I)
+_INLINE_BULLET = re.compile(r"\s+(?=[•●▪■◆►➢✓✔\ufffd\uf0b7\uf0a7]\s)")
 _SENTENCE_END = re.compile(r"[.!?:;)\"”’]\s*$")
 _WORD = re.compile(r"[^\W_]")
 _HEADING_STOP = re.compile(r"[.,;:!?]$")
@@ -75,8 +76,8 @@ def _page_lines(pdf, budget: TextBudget) -> tuple[list[list[str]], list[int], li
     empty: list[int] = []
     for index in range(len(pdf)):
         budget.check_time()
-        page = pdf[index]
         try:
+            page = pdf[index]
             text = page.get_textpage().get_text_range()
         except Exception as exc:  # PDFium reports damage per page
             raise LoadError(f"corrupt or unreadable PDF: page {index + 1}: {exc}") from None
@@ -142,7 +143,8 @@ def lines_to_blocks(lines: list[str]) -> list[tuple[BlockKind, str, int]]:
             blocks.append((kind, f"• {text}" if kind is BlockKind.ITEM and not _NUMBERED.match(text) else text, level))
         kind, parts = None, []
 
-    cleaned = [" ".join(line.split()) for line in lines]
+    # Bullets run together on one line ("• smoke • drink more than 14 units") are items of their own.
+    cleaned = [part for line in lines for part in _INLINE_BULLET.split(" ".join(line.split()))]
     for i, line in enumerate(cleaned):
         if not line:
             flush()
