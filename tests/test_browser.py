@@ -299,7 +299,7 @@ def test_script_in_document_shows_as_text(upload_page):
     upload(
         page,
         app_url,
-        "hostile.md",
+        "hostile.txt",
         b"Hostile zebra note <script>alert(1)</script> and [click me](javascript:alert(2)) about zebra stripes.",
     )
     page.goto(app_url)

@@ -42,7 +42,7 @@ HOSTILE = "<script>alert(1)</script> <img src=x onerror=alert(2)> [click](javasc
 @pytest.fixture
 def corpus(tiny_corpus):
     (tiny_corpus / "arabic.txt").write_text(ARABIC_DOC, encoding="utf-8")
-    (tiny_corpus / "evil.md").write_text(
+    (tiny_corpus / "evil.txt").write_text(
         f"Hostile zebra page {HOSTILE} with a bell\x07 and an escape \x1b[2J sequence.\n\n"
         "Second zebra paragraph, plain.",
         encoding="utf-8",
@@ -141,7 +141,7 @@ def test_cli_keeps_other_scripts_intact(query_cli, capsys):
 
 def test_cli_prints_no_control_characters_from_documents(query_cli, capsys):
     code, out, _ = query_cli(capsys, "hostile zebra page bell escape sequence")
-    assert code == 0 and "evil.md" in out and "escape" in out
+    assert code == 0 and "evil.txt" in out and "escape" in out
     assert "\x1b" not in out and "\x07" not in out
 
 
@@ -235,7 +235,7 @@ def test_hostile_document_text_is_escaped_in_the_answer_the_cards_and_the_docume
     assert escape_markdown(HOSTILE) in text  # in the card (highlighted or not)
     assert_inert(text, "<script>", "<img", "](javascript:", "**bold**", ":red[red]", "\x1b", "\x07")
     document = app()
-    document.query_params["source"] = "evil.md"
+    document.query_params["source"] = "evil.txt"
     document.run().switch_page("app_pages/document.py").run()
     text = shown(document)
     assert escape_markdown(HOSTILE) in text  # the whole document

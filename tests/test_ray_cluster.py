@@ -101,9 +101,9 @@ def test_ray_without_an_address_starts_its_own_instance_beside_a_running_cluster
     assert load(tmp_path / "idx").manifest.passages > 0
 
 
-def test_serve_joins_the_cluster_and_answers_as_one_process(head, tiny_corpus, tmp_path):
+def test_serve_joins_the_cluster_and_answers_as_one_process(head, tmp_path):
     index_dir = tmp_path / "idx"
-    build(tiny_corpus, index_dir, FakeEmbedder(), shards=2)
+    build(REPO / "corpus", index_dir, FakeEmbedder(), shards=2)  # enough passages for two shards
     args = ["--ray", head, "--shards", "2", "--replicas", "1", "--index", str(index_dir)]
     server, url = start_api(args, {**CLUSTER_ENV, "KB_EMBEDDER": "fake"}, tmp_path / "serve.log", timeout=300)
     try:
@@ -118,8 +118,8 @@ def test_serve_joins_the_cluster_and_answers_as_one_process(head, tiny_corpus, t
     assert "Started a local Ray instance" not in (tmp_path / "serve.log").read_text()  # it joined the head
 
 
-def test_serve_at_an_unreachable_address_is_a_clear_error(tiny_corpus, tmp_path):
-    build(tiny_corpus, tmp_path / "idx", FakeEmbedder(), shards=2)
+def test_serve_at_an_unreachable_address_is_a_clear_error(tmp_path):
+    build(REPO / "corpus", tmp_path / "idx", FakeEmbedder(), shards=2)
     env = {**os.environ, **CLUSTER_ENV, "KB_EMBEDDER": "fake"}
     args = ["serve", "--ray", f"127.0.0.1:{free_port()}", "--shards", "2", "--index", str(tmp_path / "idx")]
     result = subprocess.run(
