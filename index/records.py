@@ -348,7 +348,8 @@ class Answer:
 class DocumentInfo:
     """What the index remembers about a source document (for staleness and updates).
 
-    `notes` says what a person should know about how it was read ("page 7 read by OCR").
+    `notes` says what a person should know about how it was read ("page 7 read by OCR");
+    `headings` are its headings' `(start, end, level)` in its text, for showing it as it is laid out.
     """
 
     doc_id: str
@@ -357,6 +358,7 @@ class DocumentInfo:
     chars: int
     passages: int
     notes: tuple[str, ...] = ()
+    headings: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from index.store.writer import publish
 from ingest.chunking import Chunk, chunk_document
 from ingest.dedup import SCHEME, Deduplicator
 from ingest.loaders import READERS, Document, corpus_root, discover, read_file, reader_of
+from ingest.loaders.document import BlockKind
 from ingest.vectors import VectorCache
 
 Item = TypeVar("Item")
@@ -577,5 +578,6 @@ def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
 
 
 def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk], str]:
-    info = DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks), doc.notes)
+    headings = tuple((b.start, b.end, b.level) for b in doc.blocks if b.kind is BlockKind.HEADING)
+    info = DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks), doc.notes, headings)
     return info, chunks, doc.text

@@ -285,6 +285,7 @@ def test_open_shows_the_whole_document_with_the_passage_highlighted(built, tiny_
     assert not document.exception and not document.error
     text = markdown_text(document)
     assert "Hip flexors" in text  # the whole document, not only the passage
+    assert "**Hip flexors**" in text  # its heading shown as a heading
     assert ":orange-background[Icing an inflamed hip joint four times daily lowers inflammation\\.]" in text
     assert any(b.label == "Download the original file" for b in document.get("download_button"))
     assert "characters 175–240" in document.caption[0].value

@@ -142,3 +142,13 @@ def test_hit_heading_shows_the_section_the_passage_sits_under_escaped():
     located = replace(hit.passage.locations[0], section="Zika *virus* › Symptoms")
     hit = replace(hit, passage=replace(hit.passage, locations=(located,)))
     assert hit_heading(hit) == "**\\[1\\]** d0\\.txt\\, line 1 · characters 0–10  \n:gray[Zika \\*virus\\* › Symptoms]"
+
+
+def test_a_documents_headings_are_shown_bold_and_everything_else_escaped():
+    from ui.markdown import laid_out_markdown
+
+    text = "Zika *virus*\n\nMost people have no symptoms.\n\nTreatment\n\nRest."
+    headings = ((100, 112, 1), (100 + text.index("Treatment"), 100 + text.index("Treatment") + 9, 2))
+    shown = laid_out_markdown(text, 100, headings)
+    assert shown.split("  \n") == ["**Zika \\*virus\\***", "", "Most people have no symptoms\\.", "", "**Treatment**", "", "Rest\\."]
+    assert laid_out_markdown(text[14:], 114, headings).startswith("Most people")  # a heading outside is not shown

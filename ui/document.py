@@ -26,7 +26,7 @@ from index.store.version import SourceFile
 from ingest.documents import DocumentNotFound, DocumentUnreadable, IndexedText, indexed_text, read_original
 from ingest.loaders import corpus_root
 from ui.errors import redact
-from ui.markdown import escape_markdown, passage_markdown
+from ui.markdown import escape_markdown, laid_out_markdown, passage_markdown
 from ui.resources import AppContext
 
 PAGE_CHARS = 12_000
@@ -150,16 +150,17 @@ def show_text(document: IndexedText, passage: Span | None, sentence: Span | None
             - 1
         )
     start, end = pages[number]
+    headings = document.info.headings
     with st.container(border=True):
         if passage is None or not start <= passage.start < end:
-            st.markdown(escape_markdown(text[start:end]))
+            st.markdown(laid_out_markdown(text[start:end], start, headings))
             return
         high = min(passage.end, end)
         if text[start : passage.start].strip():
-            st.markdown(escape_markdown(text[start : passage.start]))
+            st.markdown(laid_out_markdown(text[start : passage.start], start, headings))
         within = (sentence.start - passage.start, sentence.end - passage.start) if sentence else (0, 0)
         with st.container(key=PASSAGE_KEY):
             st.markdown(passage_markdown(text[passage.start : high], within))
         if text[high:end].strip():
-            st.markdown(escape_markdown(text[high:end]))
+            st.markdown(laid_out_markdown(text[high:end], high, headings))
     st.html(SCROLL_TO_PASSAGE, unsafe_allow_javascript=True)

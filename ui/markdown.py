@@ -28,6 +28,23 @@ def escape_markdown(text: str) -> str:
     return "  \n".join(line.translate(_ESCAPES) for line in cleaned.split("\n"))
 
 
+def laid_out_markdown(text: str, offset: int, headings: tuple[tuple[int, int, int], ...]) -> str:
+    """`text` (which starts at `offset` of its document) as inert Markdown, its headings in bold.
+
+    Only whole lines that are exactly a heading are emboldened; everything
+    else, the heading's words included, is escaped as `escape_markdown` does.
+    """
+    spans = {
+        (start - offset, end - offset) for start, end, _ in headings if offset <= start and end <= offset + len(text)
+    }
+    lines, at = [], 0
+    for line in text.split("\n"):
+        escaped = escape_markdown(line)
+        lines.append(f"**{escaped}**" if (at, at + len(line)) in spans and line.strip() else escaped)
+        at += len(line) + 1
+    return "  \n".join(lines)
+
+
 def directive_markdown(text: str, directive: str) -> str:
     """`text` as inert Markdown inside Streamlit's `:directive[...]`, one directive per line.
 

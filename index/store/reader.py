@@ -100,7 +100,8 @@ class StoredIndex(Segment):
 
 def document_info(data: dict) -> DocumentInfo:
     """A document's record as documents.json stores it (its notes a list there)."""
-    return DocumentInfo(**{**data, "notes": tuple(data.get("notes", ()))})
+    headings = tuple(tuple(heading) for heading in data.get("headings", ()))
+    return DocumentInfo(**{**data, "notes": tuple(data.get("notes", ())), "headings": headings})
 
 
 def load(index_dir: Path, model: str | None = None) -> StoredIndex:
