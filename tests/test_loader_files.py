@@ -131,7 +131,10 @@ def test_docx_headings_lists_and_table_rows_with_their_header_in_document_order(
     document.add_paragraph("Rest after.")
     document.save(tmp_path / "plan.docx")
     [doc] = load_file(tmp_path / "plan.docx", "plan.docx")
-    assert doc.text == "Exercises\n\nDo these each day:\n\n• Bridges\n• Clamshells\n\nExercise: Bridge; Sets: 3\n\nRest after."
+    assert (
+        doc.text
+        == "Exercises\n\nDo these each day:\n\n• Bridges\n• Clamshells\n\nExercise: Bridge; Sets: 3\n\nRest after."
+    )
     assert [b.kind for b in doc.blocks] == ["heading", "paragraph", "item", "item", "row", "paragraph"]
     assert (doc.title, doc.tags) == ("Hip care", ("hips", "exercise"))
 
