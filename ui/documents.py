@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -19,7 +21,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from index.counting import document_count
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
+from index.records import DocumentInfo
 from index.search.searcher import Searcher
 from index.store.version import SourceFile
 from ingest.documents import (
@@ -66,7 +70,7 @@ def documents_page(app: AppContext) -> None:
     st.title("Documents", anchor=False)
     searcher = app.searcher_or_none()
     entries = list_entries(app, searcher)
-    st.caption(summary(entries))
+    st.caption(summary(entries, searcher.stored.documents if searcher is not None else ()))
     build_status(app.job, show_others=True)
     if app.access.read_only:
         st.info("This knowledge base is read-only: documents are added and changed by whoever runs it.")
@@ -84,10 +88,13 @@ def list_entries(app: AppContext, searcher: Searcher | None) -> list[DocumentEnt
     return list_documents(app.corpus, searcher.stored if searcher is not None else None)
 
 
-def summary(entries: list[DocumentEntry]) -> str:
+def summary(entries: list[DocumentEntry], indexed: Sequence[DocumentInfo] = ()) -> str:
+    """ "8 documents (307 counting each .jsonl record) · 8 indexed": files, as every page counts them."""
     present = [e for e in entries if e.status is not Status.REMOVED]
     counts = {status: sum(e.status is status for e in entries) for status in Status}
-    parts = [plural(len(present), "document")]
+    per_file = Counter(d.source for d in indexed)
+    records = sum(max(per_file[e.source], 1) for e in present)
+    parts = [document_count(len(present), records)]
     parts += [f"{counts[s]:,} {s.label}" for s in (Status.INDEXED, Status.PENDING, Status.SKIPPED) if counts[s]]
     if counts[Status.REMOVED]:
         parts.append(f"{counts[Status.REMOVED]:,} deleted, still answering until the next update")

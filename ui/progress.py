@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from index.counting import document_count, plural
 from index.records import Skipped
 from ingest.jobs import JobState
 from ingest.pipeline import Stage
@@ -16,11 +17,6 @@ from ingest.uploads import Outcome
 from ui.errors import build_problem
 
 MEANWHILE = "Answers come from the current index meanwhile."
-
-
-def plural(count: int, word: str, words: str | None = None) -> str:
-    """ "1 document", "2 documents" (with thousands separators)."""
-    return f"{count:,} {word if count == 1 else (words or word + 's')}"
 
 
 def fraction(state: JobState) -> float:
@@ -115,7 +111,7 @@ def message(change: Change, result: JobState) -> Message:
     toasts.extend(f"Deleted {source}: it no longer answers" for source in change.deleted)
     if change.rebuild and not change.saved and not change.deleted and report is not None and not report.published:
         return Message("success", "Nothing changed: the index already matches the documents folder.")
-    documents = plural(report.documents, "document") if report is not None else "the documents"
+    documents = document_count(report.files, report.documents) if report is not None else "the documents"
     seconds = f" in {report.seconds:.1f} s" if report is not None else ""
     banner = f"The index is up to date{seconds}: {documents}."
     if problems:
