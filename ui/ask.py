@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from index.counting import count_documents
 from index.errors import StoreError
 from index.records import Answer, Hit, Verdict
 from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
 from ui.answer import quoted_hits, sureness
 from ui.errors import index_problem, log_error
+from ui.freshness import index_updated
 from ui.markdown import anchor, escape_markdown, hit_heading, hit_highlight, quote_markdown
-from ui.progress import plural
 from ui.resources import AppContext
 from ui.status import build_status, request_build
 
@@ -81,7 +82,10 @@ def ask_page(app: AppContext) -> None:
     build_status(app.job)
     documents = sorted({d.source for d in searcher.stored.documents})
     follow_url(documents)
-    st.caption(f"Answers are quoted from {plural(len(documents), 'document')}, with a link to each source.")
+    st.caption(
+        f"Answers are quoted from {count_documents(searcher.stored.documents)}, with a link to each source. "
+        + escape_markdown(index_updated(searcher.stored))
+    )
     query = question_box()
     k, sources = search_options(documents)
     remember_in_url(query, k, sources)
