@@ -26,6 +26,7 @@ navigation = st.navigation(
     [
         st.Page("app_pages/ask.py", title="Ask", icon=":material/search:", default=True),
         st.Page("app_pages/documents.py", title="Documents", icon=":material/folder_open:", url_path="documents"),
+        st.Page("app_pages/gaps.py", title="Gaps", icon=":material/help_center:", url_path="gaps"),
         st.Page("app_pages/document.py", title="Document", url_path="document", visibility="hidden"),
     ],
     position="top",

@@ -7,6 +7,7 @@
     python -m index eval --questions FILE [--index DIR] [--json]
     python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
     python -m index serve --ray [ADDRESS] --shards N --replicas R [--index DIR] [--host H] [--port P]
+    python -m index gaps [--json] [--days N] [--export FILE] [--index DIR]
 
 Each QUESTION argument is one question (quote it); `--file` adds one
 question per line. `--json` prints one JSON object per question, one per
@@ -24,7 +25,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from index.cli import fail, note
+from index.cli import fail, note, one_line
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
 from index.errors import StoreError
@@ -43,7 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("-k", type=int, default=5, help="passages per question (default: 5)")
     query.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
     query.add_argument("--explain", action="store_true", help="show each hit's dense, keyword and fused rank")
+    query.add_argument(
+        "--log", action="store_true", help="log the questions for python -m index gaps (as the app and the API do)"
+    )
     _add_index_option(query)
+
+    gaps = commands.add_parser("gaps", help="the logged questions the documents did not answer, grouped")
+    gaps.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
+    gaps.add_argument("--days", type=int, help="only questions of the last N days (default: $KB_LOG_DAYS, else 90)")
+    gaps.add_argument("--export", type=Path, metavar="FILE", help="also write them as a question set for eval")
+    _add_index_option(gaps)
 
     info = commands.add_parser("info", help="what the index holds")
     info.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
@@ -95,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args, parser, config)
         if args.command == "verify":
             return _verify(config)
+        if args.command == "gaps":
+            return _gaps(args, parser, config)
         return _info(args, config)
     except (StoreError, OSError, ValueError) as exc:
         return fail(exc)
@@ -125,6 +137,10 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     searcher = _searcher(config)
     for number, question in enumerate(questions):
         answer = searcher.search(question, k=args.k)
+        if args.log:
+            from index.gaps import log_question
+
+            log_question(config.index, answer, searcher.stored.path.name)
         if query_is_cut(question):
             note(
                 f"question {number + 1} has {len(question):,} characters; "
@@ -223,6 +239,28 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
         )
     except (StoreError, OSError, ValueError) as exc:
         return fail(exc)
+    return 0
+
+
+def _gaps(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
+    from index.gaps import gaps, read_log, to_question_set
+
+    if args.days is not None and args.days < 1:
+        parser.error(f"--days must be at least 1, got {args.days}")
+    found = gaps(read_log(config.index, days=args.days))
+    if args.export is not None:
+        args.export.write_text(to_question_set(found), encoding="utf-8")
+        note(
+            f"wrote {len(found)} question(s) to {args.export}; check them with: python -m index eval --questions {args.export}"
+        )
+    for gap in found:
+        if args.json:
+            print(json.dumps(gap.to_json(), ensure_ascii=False))
+        else:
+            source = f"  (closest: {gap.best_source})" if gap.best_source else ""
+            print(f"{gap.count:>4}x  {gap.last_asked}  {gap.verdict:<12}  {one_line(gap.question)}{source}")
+    if not found and not args.json:
+        note(f"no unanswered questions logged in {config.index}")
     return 0
 
 

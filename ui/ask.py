@@ -22,6 +22,7 @@ from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
 from ui.answer import quoted_hits, sureness
 from ui.errors import index_problem, log_error
 from ui.freshness import index_updated
+from ui.gaps import log_asked
 from ui.markdown import anchor, escape_markdown, hit_heading, hit_highlight, quote_markdown
 from ui.resources import AppContext
 from ui.status import build_status, request_build
@@ -91,6 +92,7 @@ def ask_page(app: AppContext) -> None:
     remember_in_url(query, k, sources)
     if query:
         answer = searcher.search(query, k=k, sources=frozenset(sources) if sources else None)
+        log_asked(app, answer, searcher.stored.path.name, (k, tuple(sources)))
         if answer.query:
             show_answer(answer)
         else:  # only control characters: nothing left to search

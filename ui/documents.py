@@ -101,9 +101,9 @@ def summary(entries: list[DocumentEntry], indexed: Sequence[DocumentInfo] = ()) 
     return " · ".join(parts)
 
 
-def unlock(app: AppContext) -> None:
+def unlock(app: AppContext, why: str = "Adding, replacing and deleting documents needs the admin password.") -> None:
     with st.form("unlock", border=True):
-        st.markdown("Adding, replacing and deleting documents needs the admin password.")
+        st.markdown(why)
         given = st.text_input("Admin password", type="password")
         if st.form_submit_button("Unlock editing"):
             try:
