@@ -5,6 +5,7 @@
     python -m index verify [--index DIR]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
     python -m index eval --questions FILE [--index DIR] [--json]
+    python -m index eval --feedback [FILE] [--index DIR] [--json]
     python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
     python -m index serve --ray [ADDRESS] --shards N --replicas R [--index DIR] [--host H] [--port P]
     python -m index gaps [--json] [--days N] [--export FILE] [--index DIR]
@@ -66,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--queries", type=Path, help='BEIR queries, JSON lines {"_id", "text"}')
     evaluate.add_argument("--qrels", type=Path, help="BEIR qrels TSV: query-id corpus-id score, with a header")
     evaluate.add_argument("--questions", type=Path, help='or: a question set, JSON lines {"query", "answer"}')
+    evaluate.add_argument(
+        "--feedback",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="or: the 👍/👎 votes (default: feedback.jsonl in the index folder, where the app and the API store them)",
+    )
     evaluate.add_argument(
         "--mode",
         choices=[m.value for m in RetrievalMode],
@@ -165,8 +173,12 @@ def _searcher(config: Config, settings: SearchSettings = SearchSettings()):
 def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
     from index import evaluate
 
+    if args.feedback is not None:
+        if args.questions is not None or args.queries is not None or args.qrels is not None:
+            parser.error("give one of --feedback, --questions, or --queries and --qrels")
+        return _eval_feedback(args, config)
     if (args.queries is None) != (args.qrels is None) or (args.questions is None) == (args.queries is None):
-        parser.error("give either --queries and --qrels (BEIR), or --questions")
+        parser.error("give either --queries and --qrels (BEIR), --questions, or --feedback")
     if args.questions is not None:
         questions = evaluate.read_questions(args.questions)
     else:
@@ -200,6 +212,27 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
     )
     print(f"decided right    {report.decided:.3f} of all questions (on-topic answered, off-topic not)")
     print(f"no-answer        precision {report.no_answer_precision:.3f}, recall {report.no_answer_recall:.3f}")
+    return 0
+
+
+def _eval_feedback(args: argparse.Namespace, config: Config) -> int:
+    from index.evaluate import evaluate_feedback
+    from index.feedback import FEEDBACK, read_votes
+
+    path = Path(args.feedback) if args.feedback else config.index / FEEDBACK
+    votes = read_votes(path)
+    if not votes:
+        raise ValueError(f"no votes in {path}: vote with 👍/👎 under an answer in the app, or POST /feedback")
+    report = evaluate_feedback(_searcher(config), votes)
+    if args.json:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(report).items()}))
+        return 0
+    print(f"votes            {report.votes} ({report.up} up, {report.down} down) on {report.questions} question(s)")
+    print(f"judged           {report.judged} question(s) with a passage marked as answering")
+    print(f"recall@1         {report.recall_at_1:.3f}")
+    print(f"recall@3         {report.recall_at_3:.3f}")
+    print(f"MRR@10           {report.mrr:.3f}")
+    print(f"misses           {report.misses} question(s) voted down with no passage named (recorded, not scored)")
     return 0
 
 

@@ -10,7 +10,7 @@ last wrote there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import streamlit as st
@@ -21,6 +21,7 @@ from index.records import Answer, Hit, Verdict
 from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
 from ui.answer import quoted_hits, sureness
 from ui.errors import index_problem, log_error
+from ui.feedback import vote_box
 from ui.freshness import index_updated
 from ui.gaps import log_asked
 from ui.markdown import anchor, escape_markdown, hit_heading, hit_highlight, quote_markdown
@@ -94,7 +95,7 @@ def ask_page(app: AppContext) -> None:
         answer = searcher.search(query, k=k, sources=frozenset(sources) if sources else None)
         log_asked(app, answer, searcher.stored.path.name, (k, tuple(sources)))
         if answer.query:
-            show_answer(answer)
+            show_answer(answer, vote_box(app, searcher, answer))
         else:  # only control characters: nothing left to search
             st.info(ASK_IN_WORDS)
     else:
@@ -162,9 +163,12 @@ def search_options(documents: Sequence[str]) -> tuple[int, list[str]]:
     return k, sources
 
 
-def show_answer(answer: Answer) -> None:
+def show_answer(answer: Answer, votes: Callable[[], None] | None = None) -> None:
+    """The answer box and the cards; `votes` shows the 👍/👎 in the box (`ui.feedback.vote_box`)."""
     if answer.verdict is Verdict.NOT_ANSWERED or not answer.hits:
         st.warning(Verdict.NOT_ANSWERED.label)
+        if votes is not None:
+            votes()
         if answer.hits:
             with st.expander("Closest sources (weak matches, probably not answers)", expanded=False):
                 for hit in answer.hits:
@@ -177,6 +181,8 @@ def show_answer(answer: Answer) -> None:
             st.markdown(f":orange[:material/help:] **{sureness(answer)}**")
         for hit in quoted_hits(answer):
             st.markdown(quote_markdown(hit))
+        if votes is not None:
+            votes()
     st.subheader("Sources", anchor=False)
     for hit in answer.hits:
         hit_card(hit)

@@ -39,6 +39,7 @@ from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.uploads import MAX_UPLOAD_BYTES, NameTaken, Outcome, UploadRejected, save_upload, uploads_size
 from ui.access import TooManyGuesses, check_password
 from ui.errors import log_error, redact
+from ui.feedback import feedback_panel
 from ui.markdown import escape_markdown
 from ui.progress import plural
 from ui.resources import EDITOR, AppContext
@@ -82,6 +83,7 @@ def documents_page(app: AppContext) -> None:
     document_table(entries)
     manage(app, entries)
     quality_panel(app, searcher)
+    feedback_panel(app, searcher)
 
 
 def list_entries(app: AppContext, searcher: Searcher | None) -> list[DocumentEntry]:

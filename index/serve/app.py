@@ -1,6 +1,7 @@
 """The HTTP API: questions, the index's description and documents' texts for programs (FastAPI).
 
     POST /query              {"query", "k", "sources", "explain"} -> what `python -m index query --json` prints
+    POST /feedback           {"query", "vote": "up"|"down", "passage", "answer_in"}: a vote (index.serve.feedback)
     GET  /info               what `python -m index info --json` prints
     GET  /documents          every document: id, source file, characters, passages
     GET  /documents/{id}     a document's extracted text (the text citations' offsets index);
@@ -48,6 +49,7 @@ from index.records import DocumentInfo
 from index.search.query import MAX_QUERY_CHARS, clean_query
 from index.search.searcher import Searcher
 from index.search.settings import SearchSettings
+from index.serve.feedback import add_feedback_route
 from index.serve.schemas import MAX_K, DocumentResponse, Problem, QueryRequest, QueryResponse
 from index.serve.watcher import Backend, DocumentLookup, IndexWatcher, View
 from index.store.reader import StoredIndex, info_json, load
@@ -157,6 +159,8 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
         answer = await view.query(request.query, request.k, sources, request.explain)
         await run_in_threadpool(_log_asked, questions_log, answer, view.version)
         return JSONResponse(answer)
+
+    add_feedback_route(app, current, authorized, questions_log, errors)
 
     @app.get("/info", responses=errors, dependencies=[Depends(authorized)])
     def info() -> dict:
