@@ -31,6 +31,16 @@ navigation = st.navigation(
     ],
     position="top",
 )
-# Our own CSS, nothing from documents: a phone's title should not take a quarter of the screen.
-st.html("<style>@media (max-width: 640px) { h1 { font-size: 2rem !important; } }</style>")
+# On a phone the top navigation folds into the sidebar button: the pages are linked on the page instead.
+with st.container(horizontal=True, key="phone-nav"):
+    st.page_link("app_pages/ask.py", label="Ask", icon=":material/search:")
+    st.page_link("app_pages/documents.py", label="Documents", icon=":material/folder_open:")
+    st.page_link("app_pages/gaps.py", label="Gaps", icon=":material/help_center:")
+# Our own CSS, nothing from documents: a phone's title should not take a quarter of the screen, and the
+# page links show only where the top navigation is folded away.
+st.html(
+    "<style>.st-key-phone-nav { display: none !important; }"
+    "@media (max-width: 640px) { h1 { font-size: 2rem !important; } .st-key-phone-nav { display: flex !important; } }"
+    "</style>"
+)
 navigation.run()

@@ -22,8 +22,10 @@ from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
 from ui.answer import quoted_hits, sureness
 from ui.errors import index_problem, log_error
 from ui.feedback import vote_box
+from ui.followup import read_with_previous
 from ui.freshness import index_updated
 from ui.gaps import log_asked
+from ui.links import ignored_note, ignored_params
 from ui.markdown import anchor, escape_markdown, hit_heading, hit_highlight, quote_markdown
 from ui.resources import AppContext
 from ui.status import build_status, request_build
@@ -43,6 +45,7 @@ CUT_NOTE = (
 DOCUMENT_PAGE = "app_pages/document.py"
 URL = "kb_url"  # what the page last wrote to (or read from) the URL
 CUT = "kb_question_cut"
+IGNORED = "kb_link_ignored"  # what the link last read asked for that the page cannot do
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ def ask_page(app: AppContext) -> None:
     build_status(app.job)
     documents = sorted({d.source for d in searcher.stored.documents})
     follow_url(documents)
+    if note := ignored_note(st.session_state.get(IGNORED, ())):
+        st.info(escape_markdown(note), icon=":material/link_off:")
     st.caption(
         f"Answers are quoted from {count_documents(searcher.stored.documents)}, with a link to each source. "
         + escape_markdown(index_updated(searcher.stored))
@@ -92,7 +97,8 @@ def ask_page(app: AppContext) -> None:
     k, sources = search_options(documents)
     remember_in_url(query, k, sources)
     if query:
-        answer = searcher.search(query, k=k, sources=frozenset(sources) if sources else None)
+        searched = read_with_previous(query)  # a follow-up without a subject borrows the previous one's
+        answer = searcher.search(searched, k=k, sources=frozenset(sources) if sources else None)
         log_asked(app, answer, searcher.stored.path.name, (k, tuple(sources)))
         if answer.query:
             show_answer(answer, vote_box(app, searcher, answer))
@@ -113,12 +119,16 @@ def follow_url(documents: Sequence[str]) -> None:
     st.session_state.k = url.k
     st.session_state.sources = [d for d in url.documents if d in documents]
     st.session_state[URL] = url
+    st.session_state[IGNORED] = ignored_params(st.query_params.get_all("k"), url.documents, documents, MAX_K)
 
 
 def remember_in_url(query: str, k: int, sources: Sequence[str]) -> None:
     """Put what is on screen in the URL; a new question becomes a new browser history entry."""
     state = UrlState(query, k, tuple(sources))
-    if st.session_state.get(URL) != state:
+    before = st.session_state.get(URL)
+    if before is not None and before.query != query:
+        st.session_state.pop(IGNORED, None)  # a new question: the link's leftovers are old news
+    if before != state:
         state.write()
         st.session_state[URL] = state
 

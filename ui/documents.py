@@ -232,7 +232,14 @@ def document_table(entries: list[DocumentEntry]) -> None:
         ],
         hide_index=True,
         width="stretch",
+        column_config={"why": st.column_config.TextColumn("why", width="large")},
     )
+    reasons = [e for e in entries if e.reason]
+    if reasons:  # a table cell cuts a long reason ("binary f…"): each is said whole here
+        st.markdown(
+            "**Why some documents are not (all) indexed**  \n"
+            + "  \n".join(f"{escape_markdown(e.source)}: {escape_markdown(e.reason)}" for e in reasons)
+        )
 
 
 def _size(size: int | None) -> str:
