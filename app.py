@@ -13,7 +13,7 @@ Run it with `make run` (or `python -m ui.serve app.py`, which also accepts
 very long links; `streamlit run app.py` works too). KB_CORPUS, KB_INDEX and
 KB_EMBEDDER choose the folders and the model (`index.config.Config`);
 KB_READ_ONLY, KB_ADMIN_PASSWORD and KB_UPLOAD_QUOTA_MB who may change what
-(`ui.access.Access`). Markdown comes from `ui.markdown`: document text is
+(`ui.access.Access`); KB_WATCH=1 watches the corpus folder (`ingest.watch`). Markdown comes from `ui.markdown`: document text is
 always escaped.
 """
 
