@@ -16,6 +16,7 @@ from index.serve.app import LocalBackend, create_app
 from index.store.pointer import current_version
 from index.store.reader import load
 from ingest.pipeline import build
+from tests.test_api import ready
 from tests.test_app import app_env, built, new_app  # noqa: F401 (fixtures)
 from ui.feedback import quoted
 
@@ -76,10 +77,8 @@ def test_post_feedback_stores_the_vote_with_the_serving_version(index_dir, monke
     passage = top_passage(index_dir)
     with TestClient(create_app(LocalBackend(Config(index=index_dir, embedder="fake"), poll=0.05))) as client:
         body = {"query": QUESTION, "vote": "up", "passage": vars(passage)}
-        for _ in range(200):  # the backend loads the index in the background
-            response = client.post("/feedback", json=body)
-            if response.status_code != 503:
-                break
+        ready(client)  # the backend loads the index in the background
+        response = client.post("/feedback", json=body)
         assert response.status_code == 200, response.text
         assert response.json() == {"recorded": True, "version": current_version(index_dir).name}
         bad = client.post("/feedback", json={"query": QUESTION, "vote": "sideways"})

@@ -16,6 +16,7 @@ from index.records import Answer, Verdict
 from index.serve.app import LocalBackend, create_app
 from index.store.pointer import current_version, remove_old_versions
 from ingest.pipeline import build
+from tests.test_api import ready
 from tests.test_app import app_env, built, new_app  # noqa: F401 (fixtures)
 
 REFUSED = "quantum chromodynamics lattice gauge"
@@ -113,6 +114,7 @@ def test_the_cli_logs_only_with_log_and_gaps_lists_and_exports_for_eval(index_di
 def test_the_api_logs_each_question_with_its_version(index_dir, monkeypatch):
     monkeypatch.delenv("KB_LOG_QUESTIONS", raising=False)
     with TestClient(create_app(LocalBackend(Config(index=index_dir, embedder="fake"), poll=0.05))) as client:
+        ready(client)  # the backend loads the index in the background
         response = client.post("/query", json={"query": REFUSED})
         assert response.status_code == 200
     [logged] = read_log(index_dir, days=1)
