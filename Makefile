@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1su
 INDEX ?= data/index
 CORPUS ?= corpus
 PORT ?= 8501
+# WATCH=1 (make run WATCH=1): the app watches the corpus folder and updates the index after each change
+# (files added, edited, renamed or deleted by any means); 0, the default, updates only when asked.
+WATCH ?= 0
 
 .PHONY: install index run lint test test-fast clean
 
@@ -23,8 +26,8 @@ index: install
 	$(PY) -m ingest --corpus $(CORPUS) --index $(INDEX)
 
 run: index
-	@echo "Starting the app at http://localhost:$(PORT)"
-	KB_CORPUS=$(CORPUS) KB_INDEX=$(INDEX) $(PY) -m ui.serve app.py \
+	@echo "Starting the app at http://localhost:$(PORT)$(if $(filter 1,$(WATCH)), (watching $(CORPUS) for changes),)"
+	KB_CORPUS=$(CORPUS) KB_INDEX=$(INDEX) KB_WATCH=$(WATCH) $(PY) -m ui.serve app.py \
 		--server.address localhost --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
 

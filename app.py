@@ -13,7 +13,7 @@ Run it with `make run` (or `python -m ui.serve app.py`, which also accepts
 very long links; `streamlit run app.py` works too). KB_CORPUS, KB_INDEX and
 KB_EMBEDDER choose the folders and the model (`index.config.Config`);
 KB_READ_ONLY, KB_ADMIN_PASSWORD and KB_UPLOAD_QUOTA_MB who may change what
-(`ui.access.Access`). Markdown comes from `ui.markdown`: document text is
+(`ui.access.Access`); KB_WATCH=1 watches the corpus folder (`ingest.watch`). Markdown comes from `ui.markdown`: document text is
 always escaped.
 """
 
@@ -26,10 +26,21 @@ navigation = st.navigation(
     [
         st.Page("app_pages/ask.py", title="Ask", icon=":material/search:", default=True),
         st.Page("app_pages/documents.py", title="Documents", icon=":material/folder_open:", url_path="documents"),
+        st.Page("app_pages/gaps.py", title="Gaps", icon=":material/help_center:", url_path="gaps"),
         st.Page("app_pages/document.py", title="Document", url_path="document", visibility="hidden"),
     ],
     position="top",
 )
-# Our own CSS, nothing from documents: a phone's title should not take a quarter of the screen.
-st.html("<style>@media (max-width: 640px) { h1 { font-size: 2rem !important; } }</style>")
+# On a phone the top navigation folds into the sidebar button: the pages are linked on the page instead.
+with st.container(horizontal=True, key="phone-nav"):
+    st.page_link("app_pages/ask.py", label="Ask", icon=":material/search:")
+    st.page_link("app_pages/documents.py", label="Documents", icon=":material/folder_open:")
+    st.page_link("app_pages/gaps.py", label="Gaps", icon=":material/help_center:")
+# Our own CSS, nothing from documents: a phone's title should not take a quarter of the screen, and the
+# page links show only where the top navigation is folded away.
+st.html(
+    "<style>.st-key-phone-nav { display: none !important; }"
+    "@media (max-width: 640px) { h1 { font-size: 2rem !important; } .st-key-phone-nav { display: flex !important; } }"
+    "</style>"
+)
 navigation.run()

@@ -5,8 +5,10 @@
     python -m index verify [--index DIR]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
     python -m index eval --questions FILE [--index DIR] [--json]
+    python -m index eval --feedback [FILE] [--index DIR] [--json]
     python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
     python -m index serve --ray [ADDRESS] --shards N --replicas R [--index DIR] [--host H] [--port P]
+    python -m index gaps [--json] [--days N] [--export FILE] [--index DIR]
 
 Each QUESTION argument is one question (quote it); `--file` adds one
 question per line. `--json` prints one JSON object per question, one per
@@ -26,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from index.cli import fail, note
+from index.cli import fail, note, one_line
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
 from index.errors import StoreError
@@ -58,7 +60,16 @@ def main(argv: list[str] | None = None, *, make_searcher: SearcherFactory | None
     query.add_argument("-k", type=int, default=5, help="passages per question (default: 5)")
     query.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
     query.add_argument("--explain", action="store_true", help="show each hit's dense, keyword and fused rank")
+    query.add_argument(
+        "--log", action="store_true", help="log the questions for python -m index gaps (as the app and the API do)"
+    )
     _add_index_option(query)
+
+    gaps = commands.add_parser("gaps", help="the logged questions the documents did not answer, grouped")
+    gaps.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
+    gaps.add_argument("--days", type=int, help="only questions of the last N days (default: $KB_LOG_DAYS, else 90)")
+    gaps.add_argument("--export", type=Path, metavar="FILE", help="also write them as a question set for eval")
+    _add_index_option(gaps)
 
     info = commands.add_parser("info", help="what the index holds")
     info.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
@@ -71,6 +82,13 @@ def main(argv: list[str] | None = None, *, make_searcher: SearcherFactory | None
     evaluate.add_argument("--queries", type=Path, help='BEIR queries, JSON lines {"_id", "text"}')
     evaluate.add_argument("--qrels", type=Path, help="BEIR qrels TSV: query-id corpus-id score, with a header")
     evaluate.add_argument("--questions", type=Path, help='or: a question set, JSON lines {"query", "answer"}')
+    evaluate.add_argument(
+        "--feedback",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="or: the 👍/👎 votes (default: feedback.jsonl in the index folder, where the app and the API store them)",
+    )
     evaluate.add_argument(
         "--mode",
         choices=[m.value for m in RetrievalMode],
@@ -110,6 +128,8 @@ def main(argv: list[str] | None = None, *, make_searcher: SearcherFactory | None
             return _eval(args, parser, config, make_searcher)
         if args.command == "verify":
             return _verify(config)
+        if args.command == "gaps":
+            return _gaps(args, parser, config)
         return _info(args, config)
     except (StoreError, OSError, ValueError) as exc:
         return fail(exc)
@@ -142,6 +162,10 @@ def _query(
     searcher = _searcher(config, make_searcher)
     for number, question in enumerate(questions):
         answer = searcher.search(question, k=args.k)
+        if args.log:
+            from index.gaps import log_question
+
+            log_question(config.index, answer, searcher.stored.path.name)
         if query_is_cut(question):
             note(
                 f"question {number + 1} has {len(question):,} characters; "
@@ -168,8 +192,12 @@ def _eval(
 ) -> int:
     from index import evaluate
 
+    if args.feedback is not None:
+        if args.questions is not None or args.queries is not None or args.qrels is not None:
+            parser.error("give one of --feedback, --questions, or --queries and --qrels")
+        return _eval_feedback(args, config)
     if (args.queries is None) != (args.qrels is None) or (args.questions is None) == (args.queries is None):
-        parser.error("give either --queries and --qrels (BEIR), or --questions")
+        parser.error("give either --queries and --qrels (BEIR), --questions, or --feedback")
     if args.questions is not None:
         questions = evaluate.read_questions(args.questions)
     else:
@@ -203,6 +231,27 @@ def _eval(
     )
     print(f"decided right    {report.decided:.3f} of all questions (on-topic answered, off-topic not)")
     print(f"no-answer        precision {report.no_answer_precision:.3f}, recall {report.no_answer_recall:.3f}")
+    return 0
+
+
+def _eval_feedback(args: argparse.Namespace, config: Config) -> int:
+    from index.evaluate import evaluate_feedback
+    from index.feedback import FEEDBACK, read_votes
+
+    path = Path(args.feedback) if args.feedback else config.index / FEEDBACK
+    votes = read_votes(path)
+    if not votes:
+        raise ValueError(f"no votes in {path}: vote with 👍/👎 under an answer in the app, or POST /feedback")
+    report = evaluate_feedback(_searcher(config), votes)
+    if args.json:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(report).items()}))
+        return 0
+    print(f"votes            {report.votes} ({report.up} up, {report.down} down) on {report.questions} question(s)")
+    print(f"judged           {report.judged} question(s) with a passage marked as answering")
+    print(f"recall@1         {report.recall_at_1:.3f}")
+    print(f"recall@3         {report.recall_at_3:.3f}")
+    print(f"MRR@10           {report.mrr:.3f}")
+    print(f"misses           {report.misses} question(s) voted down with no passage named (recorded, not scored)")
     return 0
 
 
@@ -242,6 +291,28 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
         )
     except (StoreError, OSError, ValueError) as exc:
         return fail(exc)
+    return 0
+
+
+def _gaps(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
+    from index.gaps import gaps, read_log, to_question_set
+
+    if args.days is not None and args.days < 1:
+        parser.error(f"--days must be at least 1, got {args.days}")
+    found = gaps(read_log(config.index, days=args.days))
+    if args.export is not None:
+        args.export.write_text(to_question_set(found), encoding="utf-8")
+        note(
+            f"wrote {len(found)} question(s) to {args.export}; check them with: python -m index eval --questions {args.export}"
+        )
+    for gap in found:
+        if args.json:
+            print(json.dumps(gap.to_json(), ensure_ascii=False))
+        else:
+            source = f"  (closest: {gap.best_source})" if gap.best_source else ""
+            print(f"{gap.count:>4}x  {gap.last_asked}  {gap.verdict:<12}  {one_line(gap.question)}{source}")
+    if not found and not args.json:
+        note(f"no unanswered questions logged in {config.index}")
     return 0
 
 

@@ -231,3 +231,67 @@ def evaluate_beir(
         totals["recall@100"] += recall_at(ranked, qrels[query], 100)
         totals["mrr@10"] += mrr_at(ranked, qrels[query], 10)
     return {**{name: value / len(judged) for name, value in totals.items()}, "queries": len(judged)}
+
+
+# --- Answer feedback (index.feedback): 👍 passages are relevant, 👎 alone is a recorded miss.
+
+
+@dataclass(frozen=True)
+class FeedbackReport:
+    """The current index scored on the votes people gave.
+
+    Attributes:
+        votes / up / down: Votes counted.
+        questions: Distinct questions voted on.
+        judged: Questions with at least one passage marked as answering (a 👍, or "the answer is in …").
+        recall_at_1 / recall_at_3: Share of judged questions whose marked passage now ranks first / in the top three.
+        mrr: Mean reciprocal rank of the first marked passage in the top 10.
+        misses: Questions voted 👎 with no passage named: recorded, not scored.
+    """
+
+    votes: int
+    up: int
+    down: int
+    questions: int
+    judged: int
+    recall_at_1: float
+    recall_at_3: float
+    mrr: float
+    misses: int
+
+
+def evaluate_feedback(searcher: Searcher, votes: list, depth: int = 10) -> FeedbackReport:
+    """Ask every judged question again and find where its marked passages rank now."""
+    from index.feedback import judgments
+
+    found = judgments(votes)
+    judged = [j for j in found if j.relevant]
+    answers = ask_all(searcher, [j.question for j in judged], depth)
+    at_1 = at_3 = 0
+    reciprocal = 0.0
+    for judgment, answer in zip(judged, answers):
+        rank = next(
+            (
+                hit.rank
+                for hit in answer.hits
+                if any(p.matches(hit.passage.id, hit.passage.locations) for p in judgment.relevant)
+            ),
+            None,
+        )
+        at_1 += rank == 1
+        at_3 += rank is not None and rank <= 3
+        reciprocal += 1 / rank if rank else 0.0
+    n = max(len(judged), 1)
+    up = sum(j.up for j in found)
+    down = sum(j.down for j in found)
+    return FeedbackReport(
+        votes=up + down,
+        up=up,
+        down=down,
+        questions=len(found),
+        judged=len(judged),
+        recall_at_1=at_1 / n,
+        recall_at_3=at_3 / n,
+        mrr=reciprocal / n,
+        misses=sum(1 for j in found if not j.relevant and j.down),
+    )

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from index.cli import fail, note
 from index.config import DEFAULT_CORPUS, DEFAULT_INDEX, Config
+from index.counting import document_count, plural
 from index.embed.registry import embedder_for, get_embedder
 from index.errors import StoreError
 from ingest.logs import quiet_library_logs
@@ -73,13 +74,22 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="also publish N serving shards, for python -m index serve --ray (0: none; default: as the live index)",
     )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="after building, keep watching the corpus folder and update the index after each change",
+    )
     args = parser.parse_args(argv)
+    if args.watch and args.ray is not None:
+        parser.error("--watch runs here, not on Ray: leave out --ray")
     if args.workers is not None and args.ray is None:
         parser.error("--workers needs --ray")
     if args.shards is not None and args.shards < 0:
         parser.error(f"--shards must be 0 (none) or more, got {args.shards}")
     config = Config.resolve(corpus=args.corpus, index=args.index)
     quiet_library_logs()
+    if args.watch:
+        return watch(config, strict=args.strict, shards=args.shards)
 
     progress = TqdmProgress()
     try:
@@ -113,13 +123,33 @@ def main(argv: list[str] | None = None) -> int:
         note(message)
     if report.published:
         print(
-            f"indexed {report.documents} documents as {report.passages} passages "
+            f"indexed {document_count(report.files, report.documents)} as {plural(report.passages, 'passage')} "
             f"({report.embedded} embedded, {report.reused} reused) in {report.seconds:.1f}s -> {report.index_path}"
         )
     for item in report.skipped:
         print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
     if report.skipped:
         print(f"{len(report.skipped)} file(s) skipped", file=sys.stderr)
+    return 0
+
+
+def watch(config: Config, strict: bool = False, shards: int | None = None) -> int:
+    """Bring the index up to date, then again after every settled burst of changes, until Ctrl-C."""
+    from ingest.watch import CorpusWatcher, build_now  # watchfiles only when watching
+
+    if not config.corpus.is_dir():
+        return fail(f"--watch needs a corpus folder; {config.corpus} is not one")
+    embedder = embedder_for(config)
+    watcher = CorpusWatcher(
+        config.corpus,
+        build_now(build, config.corpus, config.index, embedder, strict=strict, shards=shards),
+        on_event=lambda event: print(event.describe(), flush=True),
+    )
+    print(f"watching {config.corpus} for changes; Ctrl-C stops", file=sys.stderr, flush=True)
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -44,6 +44,7 @@ from index.embed.registry import Embedder
 from index.errors import IndexNotFound, IndexWriteFailed, StoreError
 from index.records import Choice, DocumentInfo, Location, Passage, Settings, Skipped, text_id
 from index.retrievers.parts import Map
+from index.store.changes import IndexChange, diff_sources, record_change
 from index.store.pointer import publish_lock
 from index.store.reader import StoredIndex, load
 from index.store.version import BuildInfo, Signatures, SourceFile, VersionContent, file_sha256
@@ -165,6 +166,10 @@ class BuildReport:
     published: bool
     index_path: Path | None
     notes: tuple[str, ...] = field(default=())
+    # The files this build added, changed, removed and renamed (None when nothing was published).
+    change: IndexChange | None = None
+    # Files read as documents: `documents` counts each record of a .jsonl file, `files` the file once.
+    files: int = 0
 
 
 class SkippedFiles(ValueError):
@@ -308,6 +313,7 @@ def build(
                 False,
                 previous.path,
                 ("index is up to date",),
+                files=len({d.source for d in previous.documents}),
             )
         live = list(previous.passages) if previous is not None else []  # read once, used thrice
         reusable = Reusable(previous, sources, live, stale)
@@ -344,6 +350,11 @@ def build(
             previous_rows=vectors.live_rows,
         )
         report(Stage.PUBLISH, 1, 1)
+        change = diff_sources(previous.sources if previous is not None else {}, sources)
+        try:
+            change = record_change(index_dir, change, stored.path.name)
+        except OSError as exc:  # the index is published; only the "updated ... ago" line is lost
+            notes.append(f"could not record what changed in {index_dir}: {exc}")
     return BuildReport(
         len(documents),
         len(passages),
@@ -354,6 +365,8 @@ def build(
         True,
         stored.path,
         (*notes, *(f"{d.source}: {note}" for d in documents for note in d.notes)),
+        change,
+        len({d.source for d in documents}),
     )
 
 

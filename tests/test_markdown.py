@@ -150,5 +150,13 @@ def test_a_documents_headings_are_shown_bold_and_everything_else_escaped():
     text = "Zika *virus*\n\nMost people have no symptoms.\n\nTreatment\n\nRest."
     headings = ((100, 112, 1), (100 + text.index("Treatment"), 100 + text.index("Treatment") + 9, 2))
     shown = laid_out_markdown(text, 100, headings)
-    assert shown.split("  \n") == ["**Zika \\*virus\\***", "", "Most people have no symptoms\\.", "", "**Treatment**", "", "Rest\\."]
+    assert shown.split("  \n") == [
+        "**Zika \\*virus\\***",
+        "",
+        "Most people have no symptoms\\.",
+        "",
+        "**Treatment**",
+        "",
+        "Rest\\.",
+    ]
     assert laid_out_markdown(text[14:], 114, headings).startswith("Most people")  # a heading outside is not shown

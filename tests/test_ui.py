@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from index.errors import IndexDamaged, IndexNotFound
@@ -176,3 +178,29 @@ def test_wrong_passwords_are_counted_for_the_whole_server():
     now[0] += 30
     assert guesses.check(access, "open sesame")  # the window has passed
     assert not guesses.check(access, "wrong")
+
+
+def test_the_time_left_is_smoothed_and_said_only_once_steady():
+    from ui.progress import TimeLeft
+
+    estimate = TimeLeft()
+    stage = (1, Stage.EMBED)
+    # A build that takes about 90 s: the first raw estimates jump (small files first, a slow first batch).
+    raws = [180, 40, 150, 95, 88, 84, 80, 76, 73, 70, 66]
+    said = [estimate.update(stage, raw, now=float(second)) for second, raw in enumerate(raws)]
+    assert said[:5] == [None] * 5  # not steady: no time said
+    steady = [s for s in said if s is not None]
+    assert steady and all(60 <= s <= 100 for s in steady)
+    assert all(abs(a - b) < 10 for a, b in zip(steady, steady[1:]))  # no jump between neighbours
+    assert estimate.update((1, Stage.PUBLISH), 5, now=20.0) is None  # a new stage starts over
+    embedding = JobState(
+        running=True,
+        stage=Stage.EMBED,
+        done=100,
+        total=400,
+        files_done=8,
+        files_total=8,
+        stage_started=time.monotonic() - 10,
+    )
+    assert "working out the time left" in progress_text(embedding, TimeLeft())
+    assert "about" not in progress_text(embedding, TimeLeft())

@@ -10,18 +10,23 @@ last wrote there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import streamlit as st
 
+from index.counting import count_documents
 from index.errors import StoreError
 from index.records import Answer, Hit, Verdict
 from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
 from ui.answer import quoted_hits, sureness
 from ui.errors import index_problem, log_error
+from ui.feedback import vote_box
+from ui.followup import read_with_previous
+from ui.freshness import index_updated
+from ui.gaps import log_asked
+from ui.links import ignored_note, ignored_params
 from ui.markdown import anchor, escape_markdown, hit_heading, hit_highlight, quote_markdown
-from ui.progress import plural
 from ui.resources import AppContext
 from ui.status import build_status, request_build
 
@@ -40,6 +45,7 @@ CUT_NOTE = (
 DOCUMENT_PAGE = "app_pages/document.py"
 URL = "kb_url"  # what the page last wrote to (or read from) the URL
 CUT = "kb_question_cut"
+IGNORED = "kb_link_ignored"  # what the link last read asked for that the page cannot do
 
 
 @dataclass(frozen=True)
@@ -81,14 +87,21 @@ def ask_page(app: AppContext) -> None:
     build_status(app.job)
     documents = sorted({d.source for d in searcher.stored.documents})
     follow_url(documents)
-    st.caption(f"Answers are quoted from {plural(len(documents), 'document')}, with a link to each source.")
+    if note := ignored_note(st.session_state.get(IGNORED, ())):
+        st.info(escape_markdown(note), icon=":material/link_off:")
+    st.caption(
+        f"Answers are quoted from {count_documents(searcher.stored.documents)}, with a link to each source. "
+        + escape_markdown(index_updated(searcher.stored))
+    )
     query = question_box()
     k, sources = search_options(documents)
     remember_in_url(query, k, sources)
     if query:
-        answer = searcher.search(query, k=k, sources=frozenset(sources) if sources else None)
+        searched = read_with_previous(query)  # a follow-up without a subject borrows the previous one's
+        answer = searcher.search(searched, k=k, sources=frozenset(sources) if sources else None)
+        log_asked(app, answer, searcher.stored.path.name, (k, tuple(sources)))
         if answer.query:
-            show_answer(answer)
+            show_answer(answer, vote_box(app, searcher, answer))
         else:  # only control characters: nothing left to search
             st.info(ASK_IN_WORDS)
     else:
@@ -106,12 +119,16 @@ def follow_url(documents: Sequence[str]) -> None:
     st.session_state.k = url.k
     st.session_state.sources = [d for d in url.documents if d in documents]
     st.session_state[URL] = url
+    st.session_state[IGNORED] = ignored_params(st.query_params.get_all("k"), url.documents, documents, MAX_K)
 
 
 def remember_in_url(query: str, k: int, sources: Sequence[str]) -> None:
     """Put what is on screen in the URL; a new question becomes a new browser history entry."""
     state = UrlState(query, k, tuple(sources))
-    if st.session_state.get(URL) != state:
+    before = st.session_state.get(URL)
+    if before is not None and before.query != query:
+        st.session_state.pop(IGNORED, None)  # a new question: the link's leftovers are old news
+    if before != state:
         state.write()
         st.session_state[URL] = state
 
@@ -156,9 +173,12 @@ def search_options(documents: Sequence[str]) -> tuple[int, list[str]]:
     return k, sources
 
 
-def show_answer(answer: Answer) -> None:
+def show_answer(answer: Answer, votes: Callable[[], None] | None = None) -> None:
+    """The answer box and the cards; `votes` shows the 👍/👎 in the box (`ui.feedback.vote_box`)."""
     if answer.verdict is Verdict.NOT_ANSWERED or not answer.hits:
         st.warning(Verdict.NOT_ANSWERED.label)
+        if votes is not None:
+            votes()
         if answer.hits:
             with st.expander("Closest sources (weak matches, probably not answers)", expanded=False):
                 for hit in answer.hits:
@@ -171,6 +191,8 @@ def show_answer(answer: Answer) -> None:
             st.markdown(f":orange[:material/help:] **{sureness(answer)}**")
         for hit in quoted_hits(answer):
             st.markdown(quote_markdown(hit))
+        if votes is not None:
+            votes()
     st.subheader("Sources", anchor=False)
     for hit in answer.hits:
         hit_card(hit)

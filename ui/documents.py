@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -19,7 +21,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from index.counting import document_count
 from index.evaluate import QuestionSetReport, evaluate_questions, read_questions
+from index.records import DocumentInfo
 from index.search.searcher import Searcher
 from index.store.version import SourceFile
 from ingest.documents import (
@@ -35,6 +39,7 @@ from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.uploads import MAX_UPLOAD_BYTES, NameTaken, Outcome, UploadRejected, save_upload, uploads_size
 from ui.access import TooManyGuesses, check_password
 from ui.errors import log_error, redact
+from ui.feedback import feedback_panel
 from ui.markdown import escape_markdown
 from ui.progress import plural
 from ui.resources import EDITOR, AppContext
@@ -66,7 +71,7 @@ def documents_page(app: AppContext) -> None:
     st.title("Documents", anchor=False)
     searcher = app.searcher_or_none()
     entries = list_entries(app, searcher)
-    st.caption(summary(entries))
+    st.caption(summary(entries, searcher.stored.documents if searcher is not None else ()))
     build_status(app.job, show_others=True)
     if app.access.read_only:
         st.info("This knowledge base is read-only: documents are added and changed by whoever runs it.")
@@ -78,25 +83,29 @@ def documents_page(app: AppContext) -> None:
     document_table(entries)
     manage(app, entries)
     quality_panel(app, searcher)
+    feedback_panel(app, searcher)
 
 
 def list_entries(app: AppContext, searcher: Searcher | None) -> list[DocumentEntry]:
     return list_documents(app.corpus, searcher.stored if searcher is not None else None)
 
 
-def summary(entries: list[DocumentEntry]) -> str:
+def summary(entries: list[DocumentEntry], indexed: Sequence[DocumentInfo] = ()) -> str:
+    """ "8 documents (307 counting each .jsonl record) · 8 indexed": files, as every page counts them."""
     present = [e for e in entries if e.status is not Status.REMOVED]
     counts = {status: sum(e.status is status for e in entries) for status in Status}
-    parts = [plural(len(present), "document")]
+    per_file = Counter(d.source for d in indexed)
+    records = sum(max(per_file[e.source], 1) for e in present)
+    parts = [document_count(len(present), records)]
     parts += [f"{counts[s]:,} {s.label}" for s in (Status.INDEXED, Status.PENDING, Status.SKIPPED) if counts[s]]
     if counts[Status.REMOVED]:
         parts.append(f"{counts[Status.REMOVED]:,} deleted, still answering until the next update")
     return " · ".join(parts)
 
 
-def unlock(app: AppContext) -> None:
+def unlock(app: AppContext, why: str = "Adding, replacing and deleting documents needs the admin password.") -> None:
     with st.form("unlock", border=True):
-        st.markdown("Adding, replacing and deleting documents needs the admin password.")
+        st.markdown(why)
         given = st.text_input("Admin password", type="password")
         if st.form_submit_button("Unlock editing"):
             try:
@@ -223,7 +232,14 @@ def document_table(entries: list[DocumentEntry]) -> None:
         ],
         hide_index=True,
         width="stretch",
+        column_config={"why": st.column_config.TextColumn("why", width="large")},
     )
+    reasons = [e for e in entries if e.reason]
+    if reasons:  # a table cell cuts a long reason ("binary f…"): each is said whole here
+        st.markdown(
+            "**Why some documents are not (all) indexed**  \n"
+            + "  \n".join(f"{escape_markdown(e.source)}: {escape_markdown(e.reason)}" for e in reasons)
+        )
 
 
 def _size(size: int | None) -> str:

@@ -7,8 +7,10 @@ a browser. Counts are the build's own: files read, and the pieces of text
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
+from index.counting import document_count, plural
 from index.records import Skipped
 from ingest.jobs import JobState
 from ingest.pipeline import Stage
@@ -16,11 +18,6 @@ from ingest.uploads import Outcome
 from ui.errors import build_problem
 
 MEANWHILE = "Answers come from the current index meanwhile."
-
-
-def plural(count: int, word: str, words: str | None = None) -> str:
-    """ "1 document", "2 documents" (with thousands separators)."""
-    return f"{count:,} {word if count == 1 else (words or word + 's')}"
 
 
 def fraction(state: JobState) -> float:
@@ -33,17 +30,63 @@ def fraction(state: JobState) -> float:
     return min(0.33 * part, 0.33)
 
 
-def progress_text(state: JobState) -> str:
-    """One line: the stage, its counts, the rate and the time left."""
+class TimeLeft:
+    """A stage's time left, smoothed, and whether it is steady enough to say "about".
+
+    The raw estimate (items left at the rate so far) jumps while a stage
+    warms up: the first files are small, the model's first batch is slow, and
+    a value near a minute flips between "1 min" and "2 min". Each raw
+    estimate is blended into the previous one, counted down by the time
+    passed (`SMOOTHING` of the new one); the estimate is steady once the
+    last `STEADY_SAMPLES` raw estimates are all within `STEADY_SPREAD` of it,
+    and only then is a time said.
+    """
+
+    SMOOTHING = 0.3
+    STEADY_SAMPLES = 4
+    STEADY_SPREAD = 0.25
+
+    def __init__(self) -> None:
+        self.stage: tuple | None = None
+        self.seconds: float | None = None
+        self.at = 0.0
+        self.raw: list[float] = []
+
+    def update(self, stage: tuple, raw: float | None, now: float) -> float | None:
+        """Feed one raw estimate (None: none yet) for `stage` at time `now`; returns the steady estimate or None."""
+        if stage != self.stage:
+            self.__init__()
+            self.stage = stage
+        if raw is None:
+            return None
+        if self.seconds is None:
+            self.seconds = raw
+        else:
+            counted_down = max(self.seconds - (now - self.at), 0.0)
+            self.seconds = self.SMOOTHING * raw + (1 - self.SMOOTHING) * counted_down
+        self.at = now
+        self.raw = [*self.raw[-(self.STEADY_SAMPLES - 1) :], raw]
+        return self.seconds if self.steady else None
+
+    @property
+    def steady(self) -> bool:
+        if self.seconds is None or len(self.raw) < self.STEADY_SAMPLES:
+            return False
+        spread = self.STEADY_SPREAD * max(self.seconds, 10.0)  # under 10 s, a few seconds either way is steady
+        return all(abs(raw - self.seconds) <= spread for raw in self.raw)
+
+
+def progress_text(state: JobState, time_left: TimeLeft | None = None) -> str:
+    """One line: the stage, its counts, the rate and the time left (said once `time_left` is steady)."""
     files = f"{state.files_done:,} of {plural(state.files_total, 'file')}"
     if state.stage is None or (state.stage is Stage.READ and state.total == 0):
         text = "Looking for new and changed documents…"
     elif state.stage is Stage.READ:
-        text = f"Reading documents: {files}{_pace(state, 'files')}."
+        text = f"Reading documents: {files}{_pace(state, 'files', time_left)}."
     elif state.stage is Stage.EMBED:
         text = (
             f"Read {files}. Learning the new text: {state.done:,} of "
-            f"{plural(state.total, 'passage or sentence', 'passages and sentences')}{_pace(state, 'a second')}."
+            f"{plural(state.total, 'passage or sentence', 'passages and sentences')}{_pace(state, 'a second', time_left)}."
         )
     else:
         text = "Switching to the new index…"
@@ -51,11 +94,15 @@ def progress_text(state: JobState) -> str:
     return f"{text}{queued} {MEANWHILE}"
 
 
-def _pace(state: JobState, unit: str) -> str:
+def _pace(state: JobState, unit: str, time_left: TimeLeft | None = None) -> str:
     rate, left = state.rate, state.seconds_left
     pace = ""
     if rate is not None:
         pace += f" · {rate:,.1f} {unit if unit == 'a second' else unit + ' a second'}"
+    if time_left is not None:
+        left = time_left.update((state.run, state.stage), left, time.monotonic())
+        if left is None and rate is not None:
+            return pace + " · working out the time left"
     if left is not None:
         pace += f" · about {_duration(left)} left"
     return pace
@@ -64,7 +111,7 @@ def _pace(state: JobState, unit: str) -> str:
 def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{max(1, round(seconds))} s"
-    return f"{seconds / 60:.0f} min"
+    return f"{round(seconds / 60)} min"
 
 
 @dataclass(frozen=True)
@@ -115,7 +162,7 @@ def message(change: Change, result: JobState) -> Message:
     toasts.extend(f"Deleted {source}: it no longer answers" for source in change.deleted)
     if change.rebuild and not change.saved and not change.deleted and report is not None and not report.published:
         return Message("success", "Nothing changed: the index already matches the documents folder.")
-    documents = plural(report.documents, "document") if report is not None else "the documents"
+    documents = document_count(report.files, report.documents) if report is not None else "the documents"
     seconds = f" in {report.seconds:.1f} s" if report is not None else ""
     banner = f"The index is up to date{seconds}: {documents}."
     if problems:

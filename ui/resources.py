@@ -26,6 +26,7 @@ from index.store.pointer import live_version
 from index.store.reader import load
 from ingest.jobs import BuildJob
 from ingest.logs import quiet_library_logs
+from ingest.watch import CorpusWatcher, build_through, watch_enabled
 from ui.access import Access
 from ui.errors import log_error
 
@@ -63,6 +64,12 @@ def get_build_job(config: Config) -> BuildJob:
     return BuildJob(config.corpus, config.index, get_embedder(config))
 
 
+@st.cache_resource
+def get_corpus_watcher(config: Config) -> CorpusWatcher:
+    """The corpus folder watched for the whole process (KB_WATCH=1); its builds queue on the app's build job."""
+    return CorpusWatcher(config.corpus, build_through(get_build_job(config))).start()
+
+
 def _secrets() -> dict:
     try:
         return dict(st.secrets)
@@ -81,6 +88,7 @@ class AppContext:
     config: Config
     access: Access
     searchers: SearcherSource = get_searcher
+    watch: bool = False  # KB_WATCH=1: the corpus folder is watched and rebuilt after each change
 
     @property
     def corpus(self) -> Path:
@@ -116,7 +124,9 @@ def context() -> AppContext:
     """This run's configuration and access rules (a setting that means nothing stops the page, saying which)."""
     try:
         searchers = st.session_state.get(SEARCHERS, get_searcher)
-        return AppContext(Config.resolve(), Access.resolve(secrets=_secrets()), searchers)
+        return AppContext(
+            Config.resolve(), Access.resolve(secrets=_secrets()), searchers=searchers, watch=watch_enabled()
+        )
     except ValueError as exc:
         st.error(f"The app is not set up right: {exc}.")
         st.stop()
@@ -126,6 +136,8 @@ def run_page(page: Callable[[AppContext], None]) -> None:
     """Show `page` for this run's context; an unexpected error is logged and shown without its details."""
     app = context()
     try:
+        if app.watch:
+            get_corpus_watcher(app.config)
         page(app)
     except Exception as exc:  # st.stop and st.rerun are BaseExceptions and pass through
         log_error(f"the page {page.__name__} failed", exc)

@@ -15,12 +15,13 @@ import streamlit as st
 
 from ingest.jobs import BuildJob
 from ui.markdown import escape_markdown
-from ui.progress import Change, fraction, message, progress_text
+from ui.progress import Change, TimeLeft, fraction, message, progress_text
 
 CHANGES = "kb_changes"  # this session's changes waiting for their build
 BANNER = "kb_banner"  # the last finished change's message (level, text)
 TOASTS = "kb_toasts"  # messages about single files, shown once
 WATCHED = "kb_watched"  # a build ran while this session watched: rerun everything when it ends
+TIME_LEFT = "kb_time_left"  # this session's smoothed estimate of the running build's time left
 REBUILDING_NOTE = "A rebuild is running; your files will be added when it finishes."
 
 
@@ -60,7 +61,8 @@ def build_status(job: BuildJob, show_others: bool = False) -> None:
             st.toast(escape_markdown(toast))
         mine = bool(st.session_state.get(CHANGES))
         if state.running and (mine or show_others):
-            st.progress(fraction(state), text=escape_markdown(progress_text(state)))
+            estimate = st.session_state.setdefault(TIME_LEFT, TimeLeft())
+            st.progress(fraction(state), text=escape_markdown(progress_text(state, estimate)))
             st.session_state[WATCHED] = True
         if not mine and BANNER in st.session_state:
             level, text = st.session_state[BANNER]

@@ -1,6 +1,7 @@
 """The HTTP API: questions, the index's description and documents' texts for programs (FastAPI).
 
     POST /query              {"query", "k", "sources", "explain"} -> what `python -m index query --json` prints
+    POST /feedback           {"query", "vote": "up"|"down", "passage", "answer_in"}: a vote (index.serve.feedback)
     GET  /info               what `python -m index info --json` prints
     GET  /documents          every document: id, source file, characters, passages
     GET  /documents/{id}     a document's extracted text (the text citations' offsets index);
@@ -43,10 +44,12 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from index.config import Config, one_thread_per_question
+from index.gaps import log_question
 from index.records import DocumentInfo
 from index.search.query import MAX_QUERY_CHARS, clean_query
 from index.search.searcher import Searcher
 from index.search.settings import SearchSettings
+from index.serve.feedback import add_feedback_route
 from index.serve.schemas import MAX_K, DocumentResponse, Problem, QueryRequest, QueryResponse
 from index.serve.watcher import Backend, DocumentLookup, IndexWatcher, View
 from index.store.reader import StoredIndex, info_json, load
@@ -125,6 +128,8 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.backend = backend
+    # Questions are logged beside the backend's index folder, where `python -m index gaps` reads them.
+    questions_log = getattr(getattr(backend, "config", None), "index", None)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
@@ -151,7 +156,11 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
         view = current()
         sources = _known_sources(request.sources, view)
         # The JSON as built, not re-validated through the model: byte for byte what the CLI prints, parsed.
-        return JSONResponse(await view.query(request.query, request.k, sources, request.explain))
+        answer = await view.query(request.query, request.k, sources, request.explain)
+        await run_in_threadpool(_log_asked, questions_log, answer, view.version)
+        return JSONResponse(answer)
+
+    add_feedback_route(app, current, authorized, questions_log, errors)
 
     @app.get("/info", responses=errors, dependencies=[Depends(authorized)])
     def info() -> dict:
@@ -198,6 +207,12 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
         return JSONResponse({"ready": True, "version": view.version})
 
     return app
+
+
+def _log_asked(index_dir: Path | None, answer: dict, version: str) -> None:
+    """The knowledge-gaps log (`index.gaps`), beside the index folder; off with KB_LOG_QUESTIONS=0."""
+    if index_dir is not None:
+        log_question(index_dir, answer, version)
 
 
 def _current_view(backend: Backend) -> View:
