@@ -1,6 +1,6 @@
 """`python -m index` (or `kb-index`): ask questions of an index, describe it, or score it.
 
-    python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json] [--explain]
+    python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json] [--explain] [--where KEY=VALUE]
     python -m index info [--index DIR] [--json]
     python -m index verify [--index DIR]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
@@ -28,6 +28,7 @@ from index.cli import fail, note
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
 from index.errors import StoreError
+from index.search.filters import FilterError, Where
 from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
 from index.search.settings import RetrievalMode, SearchSettings
 from index.store.reader import StoredIndex, info_json, load, verify
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("-k", type=int, default=5, help="passages per question (default: 5)")
     query.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
     query.add_argument("--explain", action="store_true", help="show each hit's dense, keyword and fused rank")
+    _add_where_option(query)
     _add_index_option(query)
 
     info = commands.add_parser("info", help="what the index holds")
@@ -100,6 +102,25 @@ def main(argv: list[str] | None = None) -> int:
         return fail(exc)
 
 
+def _add_where_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only documents that match: type=pdf|html|md|docx|txt|jsonl, folder=F, after=YYYY-MM-DD, "
+        "before=YYYY-MM-DD, tag=T, title=WORDS (repeat it; one key's values are alternatives)",
+    )
+
+
+def _where(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Where | None:
+    """The filter of `--where`, or None; a bad one is a usage error naming the allowed keys and values."""
+    try:
+        return Where.parse(args.where) or None
+    except FilterError as exc:
+        parser.error(f"--where: {exc}")
+
+
 def _add_index_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=Path, help=f"index folder (default: $KB_INDEX, else {DEFAULT_INDEX})")
 
@@ -121,10 +142,11 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     for number, question in enumerate(questions, start=1):
         if not clean_query(question):
             parser.error(f"question {number} is empty; ask a question in words")
+    where = _where(args, parser)
 
     searcher = _searcher(config)
     for number, question in enumerate(questions):
-        answer = searcher.search(question, k=args.k)
+        answer = searcher.search(question, k=args.k, where=where)
         if query_is_cut(question):
             note(
                 f"question {number + 1} has {len(question):,} characters; "

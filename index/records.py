@@ -9,6 +9,7 @@ format stays readable.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -313,13 +314,31 @@ class Answer:
 
 @dataclass(frozen=True)
 class DocumentInfo:
-    """What the index remembers about a source document (for staleness and updates)."""
+    """What the index remembers about a source document (for staleness, updates, filters and citations).
+
+    Attributes:
+        title: The document's own title (front matter, `<title>`, DOCX core properties, a record's title).
+        tags: Its own tags or keywords (front matter, HTML meta, DOCX keywords).
+        pages: PDFs only: `pages[i]` is the offset in its text where page i+1 begins.
+    """
 
     doc_id: str
     source: str
     sha256: str
     chars: int
     passages: int
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    pages: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Read back from JSON these are lists; kept as tuples so the record stays hashable.
+        object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "pages", tuple(self.pages))
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page holding `offset` of the document's text, or None for documents without pages."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else None
 
 
 @dataclass(frozen=True)

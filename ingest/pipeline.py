@@ -415,8 +415,8 @@ def unchanged_files(
     Returns:
         For each such file, its skips and documents in the order reading it gives them.
     """
-    if previous is None or previous.manifest.settings != settings:
-        return {}
+    if previous is None or previous.manifest.settings != settings or not previous.described:
+        return {}  # (not described: written before documents' titles and tags were kept, so read them again)
     unchanged = {
         name
         for name, now in sources.items()
@@ -528,4 +528,7 @@ def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
 
 
 def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk], str]:
-    return DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks)), chunks, doc.text
+    info = DocumentInfo(
+        doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks), doc.title, doc.tags, doc.pages
+    )
+    return info, chunks, doc.text

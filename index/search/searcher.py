@@ -29,6 +29,7 @@ from index.errors import ModelMismatch, rebuild_fix
 from index.records import Answer, Location, Passage, Span, Verdict
 from index.search.answer import answer_span, build_answer, candidate_cosines, sentence_cosines, sentence_scores
 from index.search.confidence import ConfidenceModel
+from index.search.filters import Where, select
 from index.search.fusion import Candidates, Ranking, fuse, top_rows
 from index.search.query import clean_query
 from index.search.settings import RetrievalMode, SearchSettings
@@ -70,7 +71,9 @@ class Searcher:
         """The index's passages, read by row (`index.store.passages.PassageFile`)."""
         return self.stored.passages
 
-    def search(self, query: str, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
+    def search(
+        self, query: str, k: int = 5, sources: frozenset[str] | None = None, where: Where | None = None
+    ) -> Answer:
         """Answer one question.
 
         Args:
@@ -78,19 +81,34 @@ class Searcher:
                 answer's `query` is the text actually searched).
             k: How many hits to return.
             sources: When given, only passages found in these source files count.
+            where: When given, only passages of the documents it admits count (`index.search.filters`).
 
         Returns:
             The ranked hits with answer sentences and confidences, and the
             verdict; no hits and not answered when nothing of the question is left.
+
+        Raises:
+            FilterError: `where` filters by title or tag and the index does not keep them.
         """
         query = clean_query(query)
         if not query or k < 1:
             return Answer(query, Verdict.NOT_ANSWERED, ())
-        return self.answer(query, self.embedder.encode([query])[0], k, sources)
+        return self.answer(query, self.embedder.encode([query])[0], k, sources, where)
 
-    def answer(self, query: str, vector: np.ndarray, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
+    def answer(
+        self,
+        query: str,
+        vector: np.ndarray,
+        k: int = 5,
+        sources: frozenset[str] | None = None,
+        where: Where | None = None,
+    ) -> Answer:
         """`search` for a cleaned question whose vector is already known (evaluation embeds questions in bulk)."""
-        ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
+        allowed = self._allowed_rows(sources)
+        if where:
+            selection = select(self.stored, where, sources)
+            allowed, sources = selection.rows, selection.sources
+        ranking = self.rank(query, vector, allowed=allowed)
         rows = ranking.rows[:k]
         passages = {row: self.passages[row] for row in rows}
         cosines = {row: sentence_cosines(self.stored.sentences.of(row), vector) for row in rows}

@@ -85,7 +85,16 @@ class StoredIndex(Segment):
             return []
         if isinstance(data, list):
             return data
-        return [DocumentInfo(**d) for d in _read_open_json(data, self.path / DOCUMENTS)]
+        entries = _read_open_json(data, self.path / DOCUMENTS)
+        self._described = all("tags" in d for d in entries)
+        return [DocumentInfo(**d) for d in entries]
+
+    @property
+    def described(self) -> bool:
+        """Whether the version keeps its documents' titles, tags and pages (a version written before they
+        were kept reads back with none: filters by title or tag ask for a rebuild)."""
+        _ = self.documents  # reading them tells
+        return getattr(self, "_described", True)
 
     @cached_property
     def sources(self) -> dict[str, SourceFile]:
