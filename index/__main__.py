@@ -1,6 +1,7 @@
 """`python -m index` (or `kb-index`): ask questions of an index, describe it, or score it.
 
     python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json] [--explain] [--where KEY=VALUE]
+    python -m index mentions PHRASE [--index DIR] [--json] [--where KEY=VALUE]
     python -m index info [--index DIR] [--json]
     python -m index verify [--index DIR]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from index.cli import fail, note
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
-from index.display import format_answer
+from index.display import format_answer, format_mentions
 from index.errors import StoreError
 from index.search.filters import FilterError, Where
 from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
@@ -46,6 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("--explain", action="store_true", help="show each hit's dense, keyword and fused rank")
     _add_where_option(query)
     _add_index_option(query)
+
+    mentions = commands.add_parser("mentions", help="every place a word or phrase occurs, by document")
+    mentions.add_argument(
+        "phrase",
+        nargs="+",
+        metavar="PHRASE",
+        help='a word or a quoted phrase ("hip flexors" is the exact phrase); several are all looked for '
+        "within one passage (hip flexors: both words, anywhere in one passage)",
+    )
+    mentions.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_where_option(mentions)
+    _add_index_option(mentions)
 
     info = commands.add_parser("info", help="what the index holds")
     info.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
@@ -93,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "query":
             return _query(args, parser, config)
+        if args.command == "mentions":
+            return _mentions(args, parser, config)
         if args.command == "eval":
             return _eval(args, parser, config)
         if args.command == "verify":
@@ -157,6 +172,27 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
         else:
             print(("\n" if number else "") + format_answer(answer, explain=args.explain), flush=True)
     return 0
+
+
+def _mentions(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
+    from index.search.mentions import MentionFinder, Phrase
+
+    try:
+        phrase = Phrase.parse(shell_phrase(args.phrase))
+    except ValueError as exc:
+        parser.error(str(exc))
+    where = _where(args, parser)
+    found = MentionFinder(load(config.index)).find(phrase, where)  # no model: mentions are found by their words
+    if args.json:
+        print(json.dumps(found.to_json(), ensure_ascii=False))
+    else:
+        print(format_mentions(found))
+    return 0
+
+
+def shell_phrase(arguments: list[str]) -> str:
+    """The phrase of the command line: an argument holding several words was quoted, so it is an exact phrase."""
+    return " ".join(f'"{a}"' if len(a.split()) > 1 and '"' not in a else a for a in arguments)
 
 
 def _searcher(config: Config, settings: SearchSettings = SearchSettings()):

@@ -8,6 +8,7 @@ line without them. The browser's rendering is `ui.markdown`.
 from __future__ import annotations
 
 from index.records import Answer, Verdict
+from index.search.mentions import Mentions
 from index.search.settings import RetrievalMode
 
 NO_ANSWER = Verdict.NOT_ANSWERED.label
@@ -39,6 +40,22 @@ def format_answer(answer: Answer, explain: bool = False) -> str:
                     f"-> dense {p.dense:.3f}; BM25 {p.keyword:.2f}; dense weight {p.dense_weight:.2f} -> fused {p.fused:.4f}"
                 )
         lines.append(f"    » {_single_line(hit.answer.text)}")
+    return "\n".join(lines)
+
+
+def format_mentions(found: Mentions) -> str:
+    """Every mention for the terminal: the count, then each document with its mentions' lines (or pages)."""
+    documents = len(found.documents)
+    lines = [
+        f"{_single_line(found.phrase)}: {found.total} mention{'' if found.total == 1 else 's'} "
+        f"in {documents} document{'' if documents == 1 else 's'}"
+    ]
+    for doc in found.documents:
+        label = doc.source if doc.doc_id == doc.source else f"{doc.source} [{doc.doc_id}]"
+        lines.append(f"{_single_line(label)} ({doc.count})")
+        for m in doc.mentions:
+            where = f"page {m.page}, line {m.line}" if m.page is not None else f"line {m.line}"
+            lines.append(f"    {where}, characters {m.start}-{m.end}: {_single_line(m.text)}")
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from index.search.answer import answer_span, build_answer, candidate_cosines, se
 from index.search.confidence import ConfidenceModel
 from index.search.filters import Where, select
 from index.search.fusion import Candidates, Ranking, fuse, top_rows
+from index.search.mentions import MentionFinder, Mentions
 from index.search.query import clean_query
 from index.search.settings import RetrievalMode, SearchSettings
 from index.store.reader import StoredIndex
@@ -113,6 +115,15 @@ class Searcher:
         passages = {row: self.passages[row] for row in rows}
         cosines = {row: sentence_cosines(self.stored.sentences.of(row), vector) for row in rows}
         return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)
+
+    @cached_property
+    def finder(self) -> MentionFinder:
+        """Finds every mention of a phrase in this index (`index.search.mentions`)."""
+        return MentionFinder(self.stored)
+
+    def mentions(self, phrase: str, where: Where | None = None) -> Mentions:
+        """Every mention of `phrase` (`MentionFinder.find`), in the documents `where` admits."""
+        return self.finder.find(phrase, where)
 
     def rank(
         self,
