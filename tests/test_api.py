@@ -310,7 +310,7 @@ def test_serve_refuses_a_command_line_that_makes_no_sense(capsys):
 def test_mentions_returns_what_the_cli_prints(index_dir, capsys):
     with client_for(index_dir) as client:
         ready(client)
-        for phrase, where in (('"spinal fusion"', []), ("vertebrae screws", []), ("knee", ["type=jsonl"])):
+        for phrase, where in (('"spinal fusion"', []), ("vertebrae screws", []), ("knee", ["--where", "type=jsonl"])):
             words = [phrase] if phrase.startswith('"') else phrase.split()  # one shell argument is a phrase
             expected = cli_json(capsys, "mentions", *words, "--json", "--index", str(index_dir), *where)[0]
             params = {"phrase": phrase} | ({"type": "jsonl"} if where else {})
