@@ -17,6 +17,12 @@ NO_ANSWER = Verdict.NOT_ANSWERED.label
 def format_answer(answer: Answer, explain: bool = False) -> str:
     """Readable terminal rendering: the question, then numbered citations with their answer sentence."""
     lines = [f"Q: {_single_line(answer.query)}"]
+    if answer.corrected:
+        lines.append(
+            f"   Nothing confident for the question as typed; showing answers for: {_single_line(answer.suggestion)}"
+        )
+    elif answer.suggestion:
+        lines.append(f"   Did you mean: {_single_line(answer.suggestion)}")
     if answer.verdict is Verdict.NOT_ANSWERED:
         lines.append(f"   {NO_ANSWER}" + (" Nearest passages, weak matches:" if answer.hits else ""))
     elif answer.verdict is Verdict.UNSURE:

@@ -285,11 +285,17 @@ class Answer:
         verdict: Answered (the best hit very likely answers), unsure (the
             closest passages are shown, but may not answer) or not answered.
         hits: Ranked passages, best first.
+        suggestion: The question with its misspelt words corrected from the
+            collection's vocabulary ("did you mean"), or None when no word looks misspelt.
+        corrected: Whether the verdict and hits are the suggestion's: the
+            question as typed found nothing confident and the suggestion did better.
     """
 
     query: str
     verdict: Verdict
     hits: tuple[Hit, ...]
+    suggestion: str | None = None
+    corrected: bool = False
 
     @property
     def answered(self) -> bool:
@@ -309,6 +315,8 @@ class Answer:
             "verdict": self.verdict.value,
             "confidence": round(self.confidence, 4),
             "hits": [h.to_json(explain) for h in self.hits],
+            "suggestion": self.suggestion,
+            "corrected": self.corrected,
         }
 
 

@@ -20,7 +20,7 @@ development sets at once by `bench/tune.py` (bench/RESULTS.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -35,6 +35,7 @@ from index.search.fusion import Candidates, Ranking, fuse, top_rows
 from index.search.mentions import MentionFinder, Mentions
 from index.search.query import clean_query
 from index.search.settings import RetrievalMode, SearchSettings
+from index.search.spelling import Speller
 from index.store.reader import StoredIndex
 
 
@@ -45,6 +46,9 @@ class Neighbour:
     location: Location
     text: str
     is_hit: bool
+
+
+_SURENESS = {Verdict.NOT_ANSWERED: 0, Verdict.UNSURE: 1, Verdict.ANSWERED: 2}
 
 
 class Searcher:
@@ -74,7 +78,12 @@ class Searcher:
         return self.stored.passages
 
     def search(
-        self, query: str, k: int = 5, sources: frozenset[str] | None = None, where: Where | None = None
+        self,
+        query: str,
+        k: int = 5,
+        sources: frozenset[str] | None = None,
+        where: Where | None = None,
+        suggest: bool = True,
     ) -> Answer:
         """Answer one question.
 
@@ -84,6 +93,9 @@ class Searcher:
             k: How many hits to return.
             sources: When given, only passages found in these source files count.
             where: When given, only passages of the documents it admits count (`index.search.filters`).
+            suggest: Suggest a corrected question when a word looks misspelt ("did you mean"), and
+                when the question as typed finds nothing confident, answer the suggestion instead
+                if it finds something surer (then `corrected` is set).
 
         Returns:
             The ranked hits with answer sentences and confidences, and the
@@ -95,7 +107,22 @@ class Searcher:
         query = clean_query(query)
         if not query or k < 1:
             return Answer(query, Verdict.NOT_ANSWERED, ())
-        return self.answer(query, self.embedder.encode([query])[0], k, sources, where)
+        answer = self.answer(query, self.embedder.encode([query])[0], k, sources, where)
+        suggestion = self.speller.suggest(query) if suggest else None
+        if suggestion is None:
+            return answer
+        if answer.verdict is not Verdict.ANSWERED:
+            # Nothing confident for the question as typed: ask the corrected one as well, and keep
+            # its answer when it is surer (a clean question that happens to hold a rare word keeps its own).
+            better = self.answer(suggestion, self.embedder.encode([suggestion])[0], k, sources, where)
+            if _SURENESS[better.verdict] > _SURENESS[answer.verdict]:
+                return replace(better, query=query, suggestion=suggestion, corrected=True)
+        return replace(answer, suggestion=suggestion)
+
+    @cached_property
+    def speller(self) -> Speller:
+        """Corrects misspelt words from this index's vocabulary (`index.search.spelling`)."""
+        return Speller(self.stored.vocabulary, self.stored.keyword._retriever.vocab_dict)
 
     def answer(
         self,

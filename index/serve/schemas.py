@@ -49,6 +49,12 @@ class QueryResponse(BaseModel):
     verdict: str = Field(description="answered, unsure (closest passages; these may not answer) or not_answered")
     confidence: float
     hits: list[Hit]
+    suggestion: str | None = Field(
+        None, description="The question with its misspelt words corrected ('did you mean'), or null."
+    )
+    corrected: bool = Field(
+        False, description="The verdict and hits answer the suggestion: the question as typed found nothing confident."
+    )
 
 
 class Mention(BaseModel):
