@@ -6,6 +6,7 @@
     python -m index verify [--index DIR]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
     python -m index eval --questions FILE [--index DIR] [--json]
+    python -m index mcp [--index DIR] [--http --port N]
     python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
     python -m index serve --ray [ADDRESS] --shards N --replicas R [--index DIR] [--host H] [--port P]
 
@@ -99,10 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--replicas", type=int, default=1, help="with --ray: replicas of each shard (default: 1)")
     _add_index_option(serve)
 
+    mcp = commands.add_parser("mcp", help="serve the index to agents over MCP (stdio, or streamable HTTP)")
+    mcp.add_argument("--http", action="store_true", help="streamable HTTP on 127.0.0.1 at /mcp instead of stdio")
+    mcp.add_argument("--port", type=int, default=8765, help="with --http: the port (default: 8765)")
+    _add_index_option(mcp)
+
     args = parser.parse_args(argv)
     config = Config.resolve(index=args.index)
     if args.command == "serve":
         return _serve(args, parser, config)
+    if args.command == "mcp":
+        return _mcp(args, parser, config)
     try:
         if args.command == "query":
             return _query(args, parser, config)
@@ -281,6 +289,17 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
         )
     except (StoreError, OSError, ValueError) as exc:
         return fail(exc)
+    return 0
+
+
+def _mcp(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
+    """Serve the index over MCP until interrupted (stdout is the protocol's over stdio: nothing else goes there)."""
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    from index.serve.mcp import run
+
+    one_thread_per_question()
+    run(config, http=args.http, port=args.port, token=os.environ.get("KB_API_TOKEN") or None)
     return 0
 
 
