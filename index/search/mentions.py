@@ -230,20 +230,26 @@ def folded_text(text: str) -> tuple[str, Sequence[int], Sequence[int]]:
     """
     if text.isascii():
         return text.lower(), range(len(text)), range(1, len(text) + 1)
+    table = {c: _fold_char(c) for c in set(_NON_ASCII.findall(text))}
+    if all(len(piece) == 1 for piece in table.values()):  # one for one (most text): offsets stay
+        folded = _NON_ASCII.sub(lambda m: table[m.group()], text).lower()
+        if len(folded) == len(text):
+            return folded, range(len(text)), range(1, len(text) + 1)
     pieces, starts, ends = [], [], []
-    cache: dict[str, str] = {}
     for i, char in enumerate(text):
-        if char.isascii():
-            piece = char.lower()
-        else:
-            piece = cache.get(char)
-            if piece is None:
-                decomposed = unicodedata.normalize("NFKD", char.casefold())
-                piece = cache[char] = "".join(c for c in decomposed if not unicodedata.combining(c))
+        piece = table.get(char, char.lower())
         pieces.append(piece)
         starts.extend([i] * len(piece))
         ends.extend([i + 1] * len(piece))
     return "".join(pieces), starts, ends
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _fold_char(char: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", char.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 class _LineCounter:
