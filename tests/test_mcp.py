@@ -147,3 +147,28 @@ def test_http_tools_answer_as_the_cli_behind_the_token(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_published_rebuild_takes_over_new_calls(index_dir, tiny_corpus):
+    from mcp import Client
+
+    from index.config import Config
+    from index.serve.app import LocalBackend
+    from index.serve.mcp import create_server
+
+    server = create_server(LocalBackend(Config(index=index_dir, embedder="fake"), poll=0.05))
+
+    async def run() -> tuple[int, int]:
+        async with Client(server) as client:
+            before = (await client.call_tool("mentions", {"phrase": "sciatica"})).structured_content["total"]
+            (tiny_corpus / "new.txt").write_text("Sciatica is pain along the sciatic nerve.", encoding="utf-8")
+            await asyncio.to_thread(build, tiny_corpus, index_dir, FakeEmbedder())
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                found = await client.call_tool("mentions", {"phrase": "sciatica"})
+                if found.structured_content["total"]:
+                    return before, found.structured_content["total"]
+                await asyncio.sleep(0.05)
+            raise AssertionError("the rebuild was not loaded within 30 s")
+
+    assert asyncio.run(run()) == (0, 1)

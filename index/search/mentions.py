@@ -134,8 +134,8 @@ class MentionFinder:
     def __init__(self, stored: StoredIndex) -> None:
         self.stored = stored
 
-    def find(self, phrase: str | Phrase, where: Where | None = None) -> Mentions:
-        """Every mention of `phrase`, in the documents `where` admits (all without it).
+    def find(self, phrase: str | Phrase, where: Where | None = None, sources: frozenset[str] | None = None) -> Mentions:
+        """Every mention of `phrase`, in the documents `where` admits (all without it), of `sources` when given.
 
         Raises:
             ValueError: The phrase is empty.
@@ -143,8 +143,8 @@ class MentionFinder:
         """
         phrase = phrase if isinstance(phrase, Phrase) else Phrase.parse(phrase)
         candidates = self.candidates(phrase)
-        if where:
-            allowed = select(self.stored, where).documents
+        if where or sources is not None:
+            allowed = select(self.stored, where or Where(), sources).documents
             candidates = allowed if candidates is None else sorted(set(candidates) & set(allowed))
         elif candidates is None:
             candidates = range(len(self.stored.documents))

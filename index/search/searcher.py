@@ -148,9 +148,9 @@ class Searcher:
         """Finds every mention of a phrase in this index (`index.search.mentions`)."""
         return MentionFinder(self.stored)
 
-    def mentions(self, phrase: str, where: Where | None = None) -> Mentions:
-        """Every mention of `phrase` (`MentionFinder.find`), in the documents `where` admits."""
-        return self.finder.find(phrase, where)
+    def mentions(self, phrase: str, where: Where | None = None, sources: frozenset[str] | None = None) -> Mentions:
+        """Every mention of `phrase` (`MentionFinder.find`), in the documents `where` admits (of `sources`)."""
+        return self.finder.find(phrase, where, sources)
 
     def rank(
         self,
