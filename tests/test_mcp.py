@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import mcp.client.stdio  # noqa: F401 - imported before capsys: its errlog default is the sys.stderr of import time
 import pytest
 
 from index.__main__ import main as index_main
