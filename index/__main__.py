@@ -1,11 +1,13 @@
 """`python -m index` (or `kb-index`): ask questions of an index, describe it, or score it.
 
-    python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json] [--explain]
+    python -m index query [QUESTION ...] [--file FILE] [--index DIR] [-k N] [--json] [--explain] [--where KEY=VALUE]
+    python -m index mentions PHRASE [--index DIR] [--json] [--where KEY=VALUE]
     python -m index info [--index DIR] [--json]
     python -m index verify [--index DIR]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
     python -m index eval --questions FILE [--index DIR] [--json]
     python -m index eval --feedback [FILE] [--index DIR] [--json]
+    python -m index mcp [--index DIR] [--http --port N]
     python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
     python -m index serve --ray [ADDRESS] --shards N --replicas R [--index DIR] [--host H] [--port P]
     python -m index gaps [--json] [--days N] [--export FILE] [--index DIR]
@@ -30,8 +32,9 @@ from typing import TYPE_CHECKING
 
 from index.cli import fail, note, one_line
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
-from index.display import format_answer
+from index.display import format_answer, format_mentions
 from index.errors import StoreError
+from index.search.filters import FilterError, Where
 from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
 from index.search.settings import RetrievalMode, SearchSettings
 from index.store.reader import StoredIndex, info_json, load, verify
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None, *, make_searcher: SearcherFactory | None
     query.add_argument(
         "--log", action="store_true", help="log the questions for python -m index gaps (as the app and the API do)"
     )
+    _add_where_option(query)
     _add_index_option(query)
 
     gaps = commands.add_parser("gaps", help="the logged questions the documents did not answer, grouped")
@@ -70,6 +74,18 @@ def main(argv: list[str] | None = None, *, make_searcher: SearcherFactory | None
     gaps.add_argument("--days", type=int, help="only questions of the last N days (default: $KB_LOG_DAYS, else 90)")
     gaps.add_argument("--export", type=Path, metavar="FILE", help="also write them as a question set for eval")
     _add_index_option(gaps)
+
+    mentions = commands.add_parser("mentions", help="every place a word or phrase occurs, by document")
+    mentions.add_argument(
+        "phrase",
+        nargs="+",
+        metavar="PHRASE",
+        help='a word or a quoted phrase ("hip flexors" is the exact phrase); several are all looked for '
+        "within one passage (hip flexors: both words, anywhere in one passage)",
+    )
+    mentions.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_where_option(mentions)
+    _add_index_option(mentions)
 
     info = commands.add_parser("info", help="what the index holds")
     info.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
@@ -117,13 +133,22 @@ def main(argv: list[str] | None = None, *, make_searcher: SearcherFactory | None
     serve.add_argument("--replicas", type=int, default=1, help="with --ray: replicas of each shard (default: 1)")
     _add_index_option(serve)
 
+    mcp = commands.add_parser("mcp", help="serve the index to agents over MCP (stdio, or streamable HTTP)")
+    mcp.add_argument("--http", action="store_true", help="streamable HTTP on 127.0.0.1 at /mcp instead of stdio")
+    mcp.add_argument("--port", type=int, default=8765, help="with --http: the port (default: 8765)")
+    _add_index_option(mcp)
+
     args = parser.parse_args(argv)
     config = Config.resolve(index=args.index)
     if args.command == "serve":
         return _serve(args, parser, config)
+    if args.command == "mcp":
+        return _mcp(args, parser, config)
     try:
         if args.command == "query":
             return _query(args, parser, config, make_searcher)
+        if args.command == "mentions":
+            return _mentions(args, parser, config)
         if args.command == "eval":
             return _eval(args, parser, config, make_searcher)
         if args.command == "verify":
@@ -133,6 +158,25 @@ def main(argv: list[str] | None = None, *, make_searcher: SearcherFactory | None
         return _info(args, config)
     except (StoreError, OSError, ValueError) as exc:
         return fail(exc)
+
+
+def _add_where_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only documents that match: type=pdf|html|md|docx|txt|jsonl, folder=F, after=YYYY-MM-DD, "
+        "before=YYYY-MM-DD, tag=T, title=WORDS (repeat it; one key's values are alternatives)",
+    )
+
+
+def _where(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Where | None:
+    """The filter of `--where`, or None; a bad one is a usage error naming the allowed keys and values."""
+    try:
+        return Where.parse(args.where) or None
+    except FilterError as exc:
+        parser.error(f"--where: {exc}")
 
 
 def _add_index_option(parser: argparse.ArgumentParser) -> None:
@@ -158,10 +202,11 @@ def _query(
     for number, question in enumerate(questions, start=1):
         if not clean_query(question):
             parser.error(f"question {number} is empty; ask a question in words")
+    where = _where(args, parser)
 
     searcher = _searcher(config, make_searcher)
     for number, question in enumerate(questions):
-        answer = searcher.search(question, k=args.k)
+        answer = searcher.search(question, k=args.k, where=where)
         if args.log:
             from index.gaps import log_question
 
@@ -176,6 +221,27 @@ def _query(
         else:
             print(("\n" if number else "") + format_answer(answer, explain=args.explain), flush=True)
     return 0
+
+
+def _mentions(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
+    from index.search.mentions import MentionFinder, Phrase
+
+    try:
+        phrase = Phrase.parse(shell_phrase(args.phrase))
+    except ValueError as exc:
+        parser.error(str(exc))
+    where = _where(args, parser)
+    found = MentionFinder(load(config.index)).find(phrase, where)  # no model: mentions are found by their words
+    if args.json:
+        print(json.dumps(found.to_json(), ensure_ascii=False))
+    else:
+        print(format_mentions(found))
+    return 0
+
+
+def shell_phrase(arguments: list[str]) -> str:
+    """The phrase of the command line: an argument holding several words was quoted, so it is an exact phrase."""
+    return " ".join(f'"{a}"' if len(a.split()) > 1 and '"' not in a else a for a in arguments)
 
 
 def _searcher(config: Config, make_searcher: SearcherFactory | None, settings: SearchSettings = SearchSettings()):
@@ -242,7 +308,7 @@ def _eval_feedback(args: argparse.Namespace, config: Config) -> int:
     votes = read_votes(path)
     if not votes:
         raise ValueError(f"no votes in {path}: vote with 👍/👎 under an answer in the app, or POST /feedback")
-    report = evaluate_feedback(_searcher(config), votes)
+    report = evaluate_feedback(_searcher(config, None), votes)
     if args.json:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(report).items()}))
         return 0
@@ -313,6 +379,17 @@ def _gaps(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Con
             print(f"{gap.count:>4}x  {gap.last_asked}  {gap.verdict:<12}  {one_line(gap.question)}{source}")
     if not found and not args.json:
         note(f"no unanswered questions logged in {config.index}")
+    return 0
+
+
+def _mcp(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Config) -> int:
+    """Serve the index over MCP until interrupted (stdout is the protocol's over stdio: nothing else goes there)."""
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    from index.serve.mcp import run
+
+    one_thread_per_question()
+    run(config, http=args.http, port=args.port, token=os.environ.get("KB_API_TOKEN") or None)
     return 0
 
 

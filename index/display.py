@@ -8,6 +8,7 @@ line without them. The browser's rendering is `ui.markdown`.
 from __future__ import annotations
 
 from index.records import Answer, Verdict
+from index.search.mentions import Mentions
 from index.search.settings import RetrievalMode
 
 NO_ANSWER = Verdict.NOT_ANSWERED.label
@@ -16,6 +17,12 @@ NO_ANSWER = Verdict.NOT_ANSWERED.label
 def format_answer(answer: Answer, explain: bool = False) -> str:
     """Readable terminal rendering: the question, then numbered citations with their answer sentence."""
     lines = [f"Q: {_single_line(answer.query)}"]
+    if answer.corrected:
+        lines.append(
+            f"   Nothing confident for the question as typed; showing answers for: {_single_line(answer.suggestion)}"
+        )
+    elif answer.suggestion:
+        lines.append(f"   Did you mean: {_single_line(answer.suggestion)}")
     if answer.verdict is Verdict.NOT_ANSWERED:
         lines.append(f"   {NO_ANSWER}" + (" Nearest passages, weak matches:" if answer.hits else ""))
     elif answer.verdict is Verdict.UNSURE:
@@ -41,6 +48,22 @@ def format_answer(answer: Answer, explain: bool = False) -> str:
         if hit.passage.section:  # the heading path, for documents whose reader knows their headings
             lines.append(f"    under: {_single_line(hit.passage.section)}")
         lines.append(f"    » {_single_line(hit.answer.text)}")
+    return "\n".join(lines)
+
+
+def format_mentions(found: Mentions) -> str:
+    """Every mention for the terminal: the count, then each document with its mentions' lines (or pages)."""
+    documents = len(found.documents)
+    lines = [
+        f"{_single_line(found.phrase)}: {found.total} mention{'' if found.total == 1 else 's'} "
+        f"in {documents} document{'' if documents == 1 else 's'}"
+    ]
+    for doc in found.documents:
+        label = doc.source if doc.doc_id == doc.source else f"{doc.source} [{doc.doc_id}]"
+        lines.append(f"{_single_line(label)} ({doc.count})")
+        for m in doc.mentions:
+            where = f"page {m.page}, line {m.line}" if m.page is not None else f"line {m.line}"
+            lines.append(f"    {where}, characters {m.start}-{m.end}: {_single_line(m.text)}")
     return "\n".join(lines)
 
 

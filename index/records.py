@@ -9,6 +9,7 @@ format stays readable.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -317,11 +318,17 @@ class Answer:
         verdict: Answered (the best hit very likely answers), unsure (the
             closest passages are shown, but may not answer) or not answered.
         hits: Ranked passages, best first.
+        suggestion: The question with its misspelt words corrected from the
+            collection's vocabulary ("did you mean"), or None when no word looks misspelt.
+        corrected: Whether the verdict and hits are the suggestion's: the
+            question as typed found nothing confident and the suggestion did better.
     """
 
     query: str
     verdict: Verdict
     hits: tuple[Hit, ...]
+    suggestion: str | None = None
+    corrected: bool = False
 
     @property
     def answered(self) -> bool:
@@ -341,15 +348,21 @@ class Answer:
             "verdict": self.verdict.value,
             "confidence": round(self.confidence, 4),
             "hits": [h.to_json(explain) for h in self.hits],
+            "suggestion": self.suggestion,
+            "corrected": self.corrected,
         }
 
 
 @dataclass(frozen=True)
 class DocumentInfo:
-    """What the index remembers about a source document (for staleness and updates).
+    """What the index remembers about a source document (for staleness, updates, filters and citations).
 
-    `notes` says what a person should know about how it was read ("page 7 read by OCR");
-    `headings` are its headings' `(start, end, level)` in its text, for showing it as it is laid out.
+    Attributes:
+        notes: What a person should know about how it was read ("page 7 read by OCR").
+        headings: Its headings' `(start, end, level)` in its text, for showing it as it is laid out.
+        title: The document's own title (front matter, `<title>`, DOCX core properties, a record's title).
+        tags: Its own tags or keywords (front matter, HTML meta, DOCX keywords).
+        pages: PDFs only: `pages[i]` is the offset in its text where page i+1 begins.
     """
 
     doc_id: str
@@ -359,6 +372,20 @@ class DocumentInfo:
     passages: int
     notes: tuple[str, ...] = ()
     headings: tuple[tuple[int, int, int], ...] = ()
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    pages: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Read back from JSON these are lists; kept as tuples so the record stays hashable.
+        object.__setattr__(self, "notes", tuple(self.notes))
+        object.__setattr__(self, "headings", tuple(tuple(h) for h in self.headings))
+        object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "pages", tuple(self.pages))
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page holding `offset` of the document's text, or None for documents without pages."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else None
 
 
 @dataclass(frozen=True)

@@ -474,8 +474,8 @@ def unchanged_files(
     Returns:
         For each such file, its skips and documents in the order reading it gives them.
     """
-    if previous is None or previous.manifest.settings != settings:
-        return {}
+    if previous is None or previous.manifest.settings != settings or not previous.described:
+        return {}  # (not described: written before documents' titles and tags were kept, so read them again)
     unchanged = {
         name
         for name, now in sources.items()
@@ -592,5 +592,16 @@ def known_chunks(doc: Document, known: KnownChunks) -> list[Chunk] | None:
 
 def _cut(doc: Document, chunks: list[Chunk]) -> tuple[DocumentInfo, list[Chunk], str]:
     headings = tuple((b.start, b.end, b.level) for b in doc.blocks if b.kind is BlockKind.HEADING)
-    info = DocumentInfo(doc.doc_id, doc.source, text_id(doc.text), len(doc.text), len(chunks), doc.notes, headings)
+    info = DocumentInfo(
+        doc.doc_id,
+        doc.source,
+        text_id(doc.text),
+        len(doc.text),
+        len(chunks),
+        notes=doc.notes,
+        headings=headings,
+        title=doc.title,
+        tags=doc.tags,
+        pages=doc.pages,
+    )
     return info, chunks, doc.text

@@ -321,3 +321,29 @@ def test_serve_refuses_a_command_line_that_makes_no_sense(capsys):
             main(args)
         assert exited.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_mentions_returns_what_the_cli_prints(index_dir, capsys):
+    with client_for(index_dir) as client:
+        ready(client)
+        for phrase, where in (('"spinal fusion"', []), ("vertebrae screws", []), ("knee", ["--where", "type=jsonl"])):
+            words = [phrase] if phrase.startswith('"') else phrase.split()  # one shell argument is a phrase
+            expected = cli_json(capsys, "mentions", *words, "--json", "--index", str(index_dir), *where)[0]
+            params = {"phrase": phrase} | ({"type": "jsonl"} if where else {})
+            response = client.get("/mentions", params=params)
+            assert response.status_code == 200, response.text
+            assert response.json() == expected and expected["total"] > 0
+
+
+def test_query_where_filters_before_ranking_and_bad_filters_name_the_keys(index_dir, capsys):
+    with client_for(index_dir) as client:
+        ready(client)
+        expected = cli_json(capsys, "query", "knee", "--json", "--where", "type=jsonl", "--index", str(index_dir))[0]
+        response = client.post("/query", json={"query": "knee", "where": {"type": ["jsonl"]}})
+        assert response.json() == expected
+        assert {h["source"] for h in expected["hits"]} == {"a.jsonl", "b.jsonl"}
+        bad = client.post("/query", json={"query": "knee", "where": {"kind": "pdf"}})
+        assert bad.status_code == 422 and "filters are type, folder, after, before, tag or title" in bad.text
+        bad = client.get("/mentions", params={"phrase": "knee", "after": "soon"})
+        assert bad.status_code == 422 and "YYYY-MM-DD" in bad.text
+        assert client.get("/mentions", params={"phrase": '""'}).status_code == 422

@@ -145,8 +145,8 @@ def stub_search(verdict: Verdict, confidences: list[float]) -> AppTest:
     """The app, its search as it is but with the verdict and each hit's confidence replaced."""
 
     class Stubbed(Searcher):
-        def search(self, query, k=5, sources=None):
-            answer = super().search(query, k=k, sources=sources)
+        def search(self, query, k=5, sources=None, **options):
+            answer = super().search(query, k=k, sources=sources, **options)
             hits = tuple(dataclasses.replace(h, confidence=c) for h, c in zip(answer.hits, confidences + [0.0] * k))
             return dataclasses.replace(answer, verdict=verdict, hits=hits)
 
@@ -752,7 +752,7 @@ def test_a_broken_question_set_is_explained_without_the_server_path(built, tiny_
 
 def test_an_unexpected_error_is_logged_and_shown_without_details(built, caplog):
     class Broken(Searcher):
-        def search(self, query, k=5, sources=None):
+        def search(self, query, k=5, sources=None, **options):
             raise RuntimeError(f"boom in {built}/v-1/passages.jsonl")
 
     at = ask("spinal fusion", app_searching_with(Broken))
@@ -760,3 +760,44 @@ def test_an_unexpected_error_is_logged_and_shown_without_details(built, caplog):
     assert "Something went wrong while showing this page" in at.error[0].value
     assert "boom" not in everything(at) and str(built) not in everything(at)
     assert any(r.exc_info and "boom" in str(r.exc_info[1]) for r in caplog.records if r.name == "kb.app")
+
+
+# --- Every mention, did you mean, filters ---------------------------------------------------------
+
+
+def test_every_mention_mode_lists_each_place_with_its_own_link(built):
+    at = new_app().run()
+    at.radio(key="mode").set_value("mentions").run()
+    at.text_input(key="query").input('"spinal fusion"').run()
+    shown = everything(at)
+    assert "**2 mentions** in 2 documents" in shown
+    assert url(at, "mode") == ["mentions"] and url(at, "q") == ['"spinal fusion"']
+    assert {x.label for x in at.expander} == {"fractures\\.txt (1)", "copy\\.txt (1)"}
+    shared = new_app()  # the same link, opened elsewhere
+    shared.query_params.update(q='"spinal fusion"', mode="mentions")
+    shared.run()
+    assert shared.radio(key="mode").value == "mentions" and "**2 mentions**" in everything(shared)
+
+
+def test_filters_are_in_the_sidebar_and_the_share_link(built):
+    at = new_app().run()
+    at.multiselect(key="filter_type").select("md").run()
+    at.text_input(key="query").input("spinal fusion bone grafts").run()
+    headings = [m.value for m in at.markdown if m.value.startswith("**\\[")]
+    assert headings and all(escape_markdown("hips/flexors.md") in h for h in headings)
+    assert url(at, "type") == ["md"]
+    shared = new_app()
+    shared.query_params.update(q="spinal fusion bone grafts", type="md", after="2000-01-01")
+    shared.run()
+    assert shared.multiselect(key="filter_type").value == ["md"]
+    assert str(shared.date_input(key="filter_after").value) == "2000-01-01"
+    assert [m.value for m in shared.markdown if m.value.startswith("**\\[")] == headings
+
+
+def test_did_you_mean_offers_the_corrected_question_and_one_click_asks_it(built):
+    at = ask("spinal fusoin bone grafts")
+    offer = next(b for b in at.button if b.label.startswith("Did you mean"))
+    assert offer.label == f"Did you mean: {escape_markdown('spinal fusion bone grafts')}"
+    offer.click().run()
+    assert at.text_input(key="query").value == "spinal fusion bone grafts"
+    assert url(at, "q") == ["spinal fusion bone grafts"]

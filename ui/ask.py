@@ -1,8 +1,10 @@
 """The Ask page: a question box, the answer on top with numbered citations, the cited passages below.
 
 The page's state lives in its URL: `q` (the question), `k` (how many
-passages) and `doc` (repeated, the documents to search), so a link shares
-exactly what is on screen. Each new question pushes a browser history
+passages), `doc` (repeated, the documents to search), `mode=mentions` (every
+mention of a phrase instead of an answer) and the filters (`type`, `folder`,
+`after`, `before`, `tag`, `title`; `ui.mentions`), so a link shares exactly
+what is on screen. Each new question pushes a browser history
 entry, and Back or Forward brings the earlier question (and its options)
 back into the box: the URL is read whenever it differs from what the page
 last wrote there.
@@ -18,6 +20,7 @@ import streamlit as st
 from index.counting import count_documents
 from index.errors import StoreError
 from index.records import Answer, Hit, Verdict
+from index.search.filters import FilterError
 from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
 from ui.answer import quoted_hits, sureness
 from ui.errors import index_problem, log_error
@@ -27,6 +30,16 @@ from ui.freshness import index_updated
 from ui.gaps import log_asked
 from ui.links import ignored_note, ignored_params
 from ui.markdown import anchor, escape_markdown, hit_heading, hit_highlight, quote_markdown
+from ui.mentions import (
+    ANSWER,
+    FILTER_KEYS,
+    MENTIONS,
+    MODE_LABELS,
+    filter_sidebar,
+    set_filter_widgets,
+    show_mentions,
+    where_from_url,
+)
 from ui.resources import AppContext
 from ui.status import build_status, request_build
 
@@ -55,6 +68,8 @@ class UrlState:
     query: str = ""
     k: int = DEFAULT_K
     documents: tuple[str, ...] = ()
+    mode: str = ANSWER
+    where: tuple[str, ...] = ()
 
     @classmethod
     def read(cls) -> UrlState:
@@ -63,7 +78,9 @@ class UrlState:
             k = min(max(int(params.get("k", DEFAULT_K)), 1), MAX_K)
         except ValueError:
             k = DEFAULT_K
-        return cls(params.get("q", ""), k, tuple(params.get_all("doc")))
+        mode = MENTIONS if params.get("mode") == MENTIONS else ANSWER
+        where = where_from_url({key: params.get_all(key) for key in FILTER_KEYS})
+        return cls(params.get("q", ""), k, tuple(params.get_all("doc")), mode, where)
 
     def write(self) -> None:
         """Set the URL to this state (one history entry)."""
@@ -74,6 +91,11 @@ class UrlState:
             params["k"] = str(self.k)
         if self.documents:
             params["doc"] = list(self.documents)
+        if self.mode != ANSWER:
+            params["mode"] = self.mode
+        for condition in self.where:
+            key, _, value = condition.partition("=")
+            params.setdefault(key, []).append(value)  # type: ignore[union-attr]
         st.query_params.from_dict(params)
 
 
@@ -93,12 +115,19 @@ def ask_page(app: AppContext) -> None:
         f"Answers are quoted from {count_documents(searcher.stored.documents)}, with a link to each source. "
         + escape_markdown(index_updated(searcher.stored))
     )
-    query = question_box()
+    query, mode = question_box()
     k, sources = search_options(documents)
-    remember_in_url(query, k, sources)
-    if query:
+    where_strings, where = filter_sidebar(searcher.stored.documents)
+    remember_in_url(query, k, sources, mode, where_strings)
+    if query and mode == MENTIONS:
+        show_mentions(searcher, query, where, frozenset(sources) if sources else None, DOCUMENT_PAGE)
+    elif query:
         searched = read_with_previous(query)  # a follow-up without a subject borrows the previous one's
-        answer = searcher.search(searched, k=k, sources=frozenset(sources) if sources else None)
+        try:
+            answer = searcher.search(searched, k=k, sources=frozenset(sources) if sources else None, where=where)
+        except FilterError as exc:  # by title or tag, on an index built before they were kept
+            st.warning(escape_markdown(str(exc)))
+            return
         log_asked(app, answer, searcher.stored.path.name, (k, tuple(sources)))
         if answer.query:
             show_answer(answer, vote_box(app, searcher, answer))
@@ -111,20 +140,22 @@ def ask_page(app: AppContext) -> None:
 def follow_url(documents: Sequence[str]) -> None:
     """Take the question and options from the URL when it changed from outside (a link, Back, Forward)."""
     url = UrlState.read()
-    widgets_kept = all(key in st.session_state for key in ("query", "k", "sources"))  # gone after another page
+    widgets_kept = all(key in st.session_state for key in ("query", "k", "sources", "mode"))  # gone after another page
     if st.session_state.get(URL) == url and widgets_kept:
         return
     st.session_state.query = clean_query(url.query) if query_is_cut(url.query) else url.query
     st.session_state[CUT] = query_is_cut(url.query)
     st.session_state.k = url.k
     st.session_state.sources = [d for d in url.documents if d in documents]
+    st.session_state.mode = url.mode
+    set_filter_widgets(url.where)
     st.session_state[URL] = url
     st.session_state[IGNORED] = ignored_params(st.query_params.get_all("k"), url.documents, documents, MAX_K)
 
 
-def remember_in_url(query: str, k: int, sources: Sequence[str]) -> None:
+def remember_in_url(query: str, k: int, sources: Sequence[str], mode: str = ANSWER, where: Sequence[str] = ()) -> None:
     """Put what is on screen in the URL; a new question becomes a new browser history entry."""
-    state = UrlState(query, k, tuple(sources))
+    state = UrlState(query, k, tuple(sources), mode, tuple(where))
     before = st.session_state.get(URL)
     if before is not None and before.query != query:
         st.session_state.pop(IGNORED, None)  # a new question: the link's leftovers are old news
@@ -133,16 +164,22 @@ def remember_in_url(query: str, k: int, sources: Sequence[str]) -> None:
         st.session_state[URL] = state
 
 
-def question_box() -> str:
-    st.text_input(
-        "Your question",
-        key="query",
-        on_change=_question_changed,
-        placeholder="e.g. how long does a broken vertebra take to heal?",
-    )
+def question_box() -> tuple[str, str]:
+    """The question (or phrase) and the mode beside it: an answer, or every mention."""
+    box, choice = st.columns([4, 1], vertical_alignment="bottom")
+    with choice:
+        st.radio("Search for", list(MODE_LABELS), key="mode", format_func=MODE_LABELS.get, label_visibility="collapsed")
+    mentions = st.session_state.mode == MENTIONS
+    with box:
+        st.text_input(
+            'Words or "a phrase" to find everywhere' if mentions else "Your question",
+            key="query",
+            on_change=_question_changed,
+            placeholder='e.g. "hip flexors"' if mentions else "e.g. how long does a broken vertebra take to heal?",
+        )
     if st.session_state.get(CUT):
         st.info(CUT_NOTE, icon=":material/content_cut:")
-    return st.session_state.query.strip()
+    return st.session_state.query.strip(), st.session_state.mode
 
 
 def _question_changed() -> None:
@@ -173,8 +210,27 @@ def search_options(documents: Sequence[str]) -> tuple[int, list[str]]:
     return k, sources
 
 
+def did_you_mean(answer: Answer) -> None:
+    """The corrected question: said when it was answered instead, offered (one click asks it) otherwise."""
+    if answer.corrected:
+        st.info(
+            f"Nothing confident for the question as typed; these answer “{escape_markdown(answer.suggestion)}”.",
+            icon=":material/spellcheck:",
+        )
+    elif answer.suggestion:
+        st.button(
+            f"Did you mean: {escape_markdown(answer.suggestion)}",
+            key="did_you_mean",
+            on_click=_ask,
+            args=(answer.suggestion,),
+            icon=":material/spellcheck:",
+            type="tertiary",
+        )
+
+
 def show_answer(answer: Answer, votes: Callable[[], None] | None = None) -> None:
     """The answer box and the cards; `votes` shows the 👍/👎 in the box (`ui.feedback.vote_box`)."""
+    did_you_mean(answer)
     if answer.verdict is Verdict.NOT_ANSWERED or not answer.hits:
         st.warning(Verdict.NOT_ANSWERED.label)
         if votes is not None:

@@ -20,7 +20,8 @@ development sets at once by `bench/tune.py` (bench/RESULTS.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -35,10 +36,13 @@ from index.search.answer import (
     sentence_scores,
 )
 from index.search.confidence import ConfidenceModel
+from index.search.filters import Where, select
 from index.search.fusion import Candidates, Ranking, fuse, top_rows
+from index.search.mentions import MentionFinder, Mentions
 from index.search.query import clean_query
 from index.search.salience import unknown_rarity
 from index.search.settings import RetrievalMode, SearchSettings
+from index.search.spelling import Speller
 from index.store.reader import StoredIndex
 
 
@@ -49,6 +53,9 @@ class Neighbour:
     location: Location
     text: str
     is_hit: bool
+
+
+_SURENESS = {Verdict.NOT_ANSWERED: 0, Verdict.UNSURE: 1, Verdict.ANSWERED: 2}
 
 
 class Searcher:
@@ -77,7 +84,14 @@ class Searcher:
         """The index's passages, read by row (`index.store.passages.PassageFile`)."""
         return self.stored.passages
 
-    def search(self, query: str, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        sources: frozenset[str] | None = None,
+        where: Where | None = None,
+        suggest: bool = True,
+    ) -> Answer:
         """Answer one question.
 
         Args:
@@ -85,23 +99,65 @@ class Searcher:
                 answer's `query` is the text actually searched).
             k: How many hits to return.
             sources: When given, only passages found in these source files count.
+            where: When given, only passages of the documents it admits count (`index.search.filters`).
+            suggest: Suggest a corrected question when a word looks misspelt ("did you mean"), and
+                when the question as typed finds nothing confident, answer the suggestion instead
+                if it finds something surer (then `corrected` is set).
 
         Returns:
             The ranked hits with answer sentences and confidences, and the
             verdict; no hits and not answered when nothing of the question is left.
+
+        Raises:
+            FilterError: `where` filters by title or tag and the index does not keep them.
         """
         query = clean_query(query)
         if not query or k < 1:
             return Answer(query, Verdict.NOT_ANSWERED, ())
-        return self.answer(query, self.embedder.encode([query])[0], k, sources)
+        answer = self.answer(query, self.embedder.encode([query])[0], k, sources, where)
+        suggestion = self.speller.suggest(query) if suggest else None
+        if suggestion is None:
+            return answer
+        if answer.verdict is not Verdict.ANSWERED:
+            # Nothing confident for the question as typed: ask the corrected one as well, and keep
+            # its answer when it is surer (a clean question that happens to hold a rare word keeps its own).
+            better = self.answer(suggestion, self.embedder.encode([suggestion])[0], k, sources, where)
+            if _SURENESS[better.verdict] > _SURENESS[answer.verdict]:
+                return replace(better, query=query, suggestion=suggestion, corrected=True)
+        return replace(answer, suggestion=suggestion)
 
-    def answer(self, query: str, vector: np.ndarray, k: int = 5, sources: frozenset[str] | None = None) -> Answer:
+    @cached_property
+    def speller(self) -> Speller:
+        """Corrects misspelt words from this index's vocabulary (`index.search.spelling`)."""
+        return Speller(self.stored.vocabulary, self.stored.keyword._retriever.vocab_dict)
+
+    def answer(
+        self,
+        query: str,
+        vector: np.ndarray,
+        k: int = 5,
+        sources: frozenset[str] | None = None,
+        where: Where | None = None,
+    ) -> Answer:
         """`search` for a cleaned question whose vector is already known (evaluation embeds questions in bulk)."""
-        ranking = self.rank(query, vector, allowed=self._allowed_rows(sources))
+        allowed = self._allowed_rows(sources)
+        if where:
+            selection = select(self.stored, where, sources)
+            allowed, sources = selection.rows, selection.sources
+        ranking = self.rank(query, vector, allowed=allowed)
         rows = ranking.rows[: max(k, self.settings.rerank_depth)]
         passages = {row: self.passages[row] for row in rows}
         cosines = {row: sentence_cosines(self.stored.sentences.of(row), vector) for row in rows}
         return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)
+
+    @cached_property
+    def finder(self) -> MentionFinder:
+        """Finds every mention of a phrase in this index (`index.search.mentions`)."""
+        return MentionFinder(self.stored)
+
+    def mentions(self, phrase: str, where: Where | None = None, sources: frozenset[str] | None = None) -> Mentions:
+        """Every mention of `phrase` (`MentionFinder.find`), in the documents `where` admits (of `sources`)."""
+        return self.finder.find(phrase, where, sources)
 
     def rank(
         self,

@@ -1,7 +1,8 @@
 """The HTTP API: questions, the index's description and documents' texts for programs (FastAPI).
 
-    POST /query              {"query", "k", "sources", "explain"} -> what `python -m index query --json` prints
+    POST /query              {"query", "k", "sources", "explain", "where"} -> what `python -m index query --json` prints
     POST /feedback           {"query", "vote": "up"|"down", "passage", "answer_in"}: a vote (index.serve.feedback)
+    GET  /mentions           ?phrase=&type=&folder=&after=&before=&tag=&title= -> `python -m index mentions --json`
     GET  /info               what `python -m index info --json` prints
     GET  /documents          every document: id, source file, characters, passages
     GET  /documents/{id}     a document's extracted text (the text citations' offsets index);
@@ -24,7 +25,7 @@ Requests are checked at the edge, each refusal a 4xx with one sentence in
 `detail`: an empty question, `k` outside 1 to `MAX_K`, a source the index
 does not hold, a body over `MAX_BODY_BYTES`. When `KB_API_TOKEN` is set, the
 data endpoints (/query, /info, /documents) need `Authorization: Bearer
-<token>`; the health probes and the OpenAPI description stay open.
+<token>`; /mentions too; the health probes and the OpenAPI description stay open.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -46,11 +47,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from index.config import Config, one_thread_per_question
 from index.gaps import log_question
 from index.records import DocumentInfo
+from index.search.filters import FilterError, Where
+from index.search.mentions import Phrase
 from index.search.query import MAX_QUERY_CHARS, clean_query
 from index.search.searcher import Searcher
 from index.search.settings import SearchSettings
 from index.serve.feedback import add_feedback_route
-from index.serve.schemas import MAX_K, DocumentResponse, Problem, QueryRequest, QueryResponse
+from index.serve.schemas import MAX_K, DocumentResponse, MentionsResponse, Problem, QueryRequest, QueryResponse
 from index.serve.watcher import Backend, DocumentLookup, IndexWatcher, View
 from index.store.reader import StoredIndex, info_json, load
 
@@ -78,9 +81,15 @@ class LocalView(DocumentLookup):
     def documents(self) -> list[DocumentInfo]:
         return self.stored.documents
 
-    async def query(self, question: str, k: int, sources: frozenset[str] | None, explain: bool) -> dict:
-        answer = await run_in_threadpool(self.searcher.search, question, k, sources)
+    async def query(
+        self, question: str, k: int, sources: frozenset[str] | None, explain: bool, where: Where | None = None
+    ) -> dict:
+        answer = await run_in_threadpool(self.searcher.search, question, k, sources, where)
         return answer.to_json(explain)
+
+    async def mentions(self, phrase: Phrase, where: Where | None) -> dict:
+        found = await run_in_threadpool(self.searcher.mentions, phrase, where)
+        return found.to_json()
 
     def info(self) -> dict:
         return info_json(self.stored)
@@ -153,14 +162,16 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
     async def query(request: QueryRequest) -> JSONResponse:
         """Answer one question: ranked passages, each with its answer span and confidence, and the verdict."""
         _check_question(request)
+        where = _filter(request.where)
         view = current()
         sources = _known_sources(request.sources, view)
         # The JSON as built, not re-validated through the model: byte for byte what the CLI prints, parsed.
-        answer = await view.query(request.query, request.k, sources, request.explain)
+        answer = await _ask(view, request, sources, where)
         await run_in_threadpool(_log_asked, questions_log, answer, view.version)
         return JSONResponse(answer)
 
     add_feedback_route(app, current, authorized, questions_log, errors)
+    _add_mentions(app, current, [Depends(authorized)], errors)
 
     @app.get("/info", responses=errors, dependencies=[Depends(authorized)])
     def info() -> dict:
@@ -215,12 +226,76 @@ def _log_asked(index_dir: Path | None, answer: dict, version: str) -> None:
         log_question(index_dir, answer, version)
 
 
+def _add_mentions(app: FastAPI, current: Callable[[], View], dependencies: list, errors: dict) -> None:
+    """GET /mentions: every mention of a phrase, as `python -m index mentions --json` prints them."""
+
+    @app.get("/mentions", response_model=MentionsResponse, responses=errors, dependencies=dependencies)
+    async def mentions(
+        phrase: str,
+        type: Annotated[list[str] | None, Query()] = None,  # noqa: A002 - the filter's name, as in --where
+        folder: Annotated[list[str] | None, Query()] = None,
+        after: str | None = None,
+        before: str | None = None,
+        tag: Annotated[list[str] | None, Query()] = None,
+        title: Annotated[list[str] | None, Query()] = None,
+    ) -> JSONResponse:
+        """Every place a word or phrase occurs, grouped by document with counts; each place a citation.
+
+        `phrase`: words that must all occur within one passage, or "an exact phrase" in double quotes
+        (case and accents ignored, whole words). The filters are those of POST /query's `where`.
+        """
+        parsed = _phrase(phrase)
+        fields = {"type": type, "folder": folder, "after": after, "before": before, "tag": tag, "title": title}
+        where = _filter(fields)
+        view = _local(current(), "every mention is")
+        return JSONResponse(await _filtered(view.mentions(parsed, where)))
+
+
 def _current_view(backend: Backend) -> View:
     """The backend's current version; 503 (try again in a second) while none is loaded."""
     view = backend.view()
     if view is None:
         raise HTTPException(503, f"not ready: {backend.not_ready()}", headers={"Retry-After": "1"})
     return view
+
+
+def _filter(fields: dict | None) -> Where | None:
+    """The filter of a request's fields (None when nothing filters); a bad one is refused (422), naming the keys."""
+    try:
+        return Where.from_fields(fields or {}) or None
+    except FilterError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+async def _ask(view: View, request: QueryRequest, sources: frozenset[str] | None, where: Where | None) -> dict:
+    """The answer's JSON, from the view as it is asked (filters only where they are offered)."""
+    if where is None:
+        return await view.query(request.query, request.k, sources, request.explain)
+    view = _local(view, "filters are")
+    return await _filtered(view.query(request.query, request.k, sources, request.explain, where))
+
+
+def _phrase(text: str) -> Phrase:
+    """The phrase of a request; an empty one is refused (422)."""
+    try:
+        return Phrase.parse(clean_query(text))
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def _local(view: View, what: str) -> LocalView:
+    """The view, when it is served from this process; 501 on Ray Serve, which does not offer `what` yet."""
+    if not isinstance(view, LocalView):
+        raise HTTPException(501, f"{what} not available when serving on Ray; serve without --ray")
+    return view
+
+
+async def _filtered(answer: Awaitable[dict]) -> dict:
+    """The awaited answer; a filter the index cannot apply (by title on an index without titles) is refused (422)."""
+    try:
+        return await answer
+    except FilterError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def _check_token(credentials: HTTPAuthorizationCredentials | None, token: str | None) -> None:

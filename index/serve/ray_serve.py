@@ -59,7 +59,7 @@ from index.serve.app import TOKEN_VARIABLE, create_app
 from index.serve.cluster import check_reachable
 from index.serve.watcher import DocumentLookup, IndexWatcher
 from index.store.pointer import current_version, live_version
-from index.store.reader import check_files, document_info, manifest_of
+from index.store.reader import check_files, manifest_of
 from index.store.shards import ShardIndex
 from index.store.texts import TEXT_ROWS, TEXTS, DocumentTexts
 from index.store.version import DOCUMENTS
@@ -148,7 +148,7 @@ class RouterView(DocumentLookup):
         """
         manifest = manifest_of(path)
         check_files(path, manifest, [DOCUMENTS, TEXTS, TEXT_ROWS])
-        documents = [document_info(d) for d in json.loads((path / DOCUMENTS).read_text(encoding="utf-8"))]
+        documents = [DocumentInfo(**d) for d in json.loads((path / DOCUMENTS).read_text(encoding="utf-8"))]
         return cls(path, manifest, documents, DocumentTexts.load(path), router)
 
     async def query(self, question: str, k: int, sources: frozenset[str] | None, explain: bool) -> dict:

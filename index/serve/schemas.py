@@ -21,6 +21,12 @@ class QueryRequest(BaseModel):
         None, description="Only passages found in these files (paths relative to the corpus, as in `source`)."
     )
     explain: bool = Field(False, description="Add each hit's ranks and score parts, as `query --json --explain`.")
+    where: dict[str, str | list[str]] | None = Field(
+        None,
+        description="Only documents that match, before ranking: type (pdf, html, md, docx, txt, jsonl), folder, "
+        "after and before (YYYY-MM-DD, the file's date), tag, title; each a value or a list of alternatives, "
+        'as `query --where`. Example: {"type": "pdf", "after": "2026-01-01"}.',
+    )
 
 
 class Hit(BaseModel):
@@ -43,6 +49,35 @@ class QueryResponse(BaseModel):
     verdict: str = Field(description="answered, unsure (closest passages; these may not answer) or not_answered")
     confidence: float
     hits: list[Hit]
+    suggestion: str | None = Field(
+        None, description="The question with its misspelt words corrected ('did you mean'), or null."
+    )
+    corrected: bool = Field(
+        False, description="The verdict and hits answer the suggestion: the question as typed found nothing confident."
+    )
+
+
+class Mention(BaseModel):
+    start: int
+    end: int
+    line: int
+    page: int | None
+    text: str
+
+
+class DocumentMentions(BaseModel):
+    source: str
+    doc_id: str
+    count: int
+    mentions: list[Mention]
+
+
+class MentionsResponse(BaseModel):
+    """Exactly the object `python -m index mentions --json` prints."""
+
+    phrase: str
+    total: int
+    documents: list[DocumentMentions]
 
 
 class DocumentResponse(BaseModel):

@@ -48,6 +48,7 @@ from index.store.version import (
     file_sha256,
     file_stat,
 )
+from index.store.vocabulary import VOCABULARY, count_words, read_vocabulary
 
 
 class StoredIndex(Segment):
@@ -68,6 +69,7 @@ class StoredIndex(Segment):
         documents: list[DocumentInfo] | BinaryIO | None = None,
         sources: dict[str, SourceFile] | BinaryIO | None = None,
         texts: DocumentTexts | None = None,
+        vocabulary: BinaryIO | None = None,
     ) -> None:
         super().__init__(**vars(segment))
         self.path = path
@@ -76,6 +78,22 @@ class StoredIndex(Segment):
         self._documents = documents
         self._sources = sources
         self.texts = texts  # every version has them; None only for an index assembled in memory
+        self._vocabulary = vocabulary
+
+    @cached_property
+    def vocabulary(self) -> dict[str, int]:
+        """The collection's words and their counts (`index.store.vocabulary`; for a version written before
+        they were stored, counted from its documents' texts on first use)."""
+        if self._vocabulary is None:
+            texts = self.texts
+            return dict(count_words(texts.text(row) for row in range(len(texts)))) if texts is not None else {}
+        try:
+            self._vocabulary.seek(0)
+            return read_vocabulary(self._vocabulary.read().decode("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexDamaged(
+                f"index file {self.path / VOCABULARY} cannot be read ({exc})", rebuild_fix(self.path.parent)
+            ) from exc
 
     @cached_property
     def documents(self) -> list[DocumentInfo]:
@@ -85,7 +103,16 @@ class StoredIndex(Segment):
             return []
         if isinstance(data, list):
             return data
-        return [document_info(d) for d in _read_open_json(data, self.path / DOCUMENTS)]
+        entries = _read_open_json(data, self.path / DOCUMENTS)
+        self._described = all("tags" in d for d in entries)
+        return [DocumentInfo(**d) for d in entries]
+
+    @property
+    def described(self) -> bool:
+        """Whether the version keeps its documents' titles, tags and pages (a version written before they
+        were kept reads back with none: filters by title or tag ask for a rebuild)."""
+        _ = self.documents  # reading them tells
+        return getattr(self, "_described", True)
 
     @cached_property
     def sources(self) -> dict[str, SourceFile]:
@@ -96,12 +123,6 @@ class StoredIndex(Segment):
         if isinstance(data, dict):
             return data
         return {name: SourceFile(**f) for name, f in _read_open_json(data, self.path / SOURCES).items()}
-
-
-def document_info(data: dict) -> DocumentInfo:
-    """A document's record as documents.json stores it (its notes a list there)."""
-    headings = tuple(tuple(heading) for heading in data.get("headings", ()))
-    return DocumentInfo(**{**data, "notes": tuple(data.get("notes", ())), "headings": headings})
 
 
 def load(index_dir: Path, model: str | None = None) -> StoredIndex:
@@ -194,6 +215,7 @@ def _load_version(folder: Path) -> StoredIndex:
             )
         documents, sources = open(folder / DOCUMENTS, "rb"), open(folder / SOURCES, "rb")
         texts = DocumentTexts.load(folder)
+        vocabulary = open(folder / VOCABULARY, "rb") if VOCABULARY in manifest.files else None
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexDamaged(f"index {folder} cannot be read ({exc})", rebuild_fix(folder.parent)) from exc
     counts = {
@@ -215,7 +237,9 @@ def _load_version(folder: Path) -> StoredIndex:
             rebuild_fix(folder.parent),
         )
     segment = Segment(passages, dense, keyword, sentences, signatures)
-    return StoredIndex(folder, manifest, segment, locations, documents=documents, sources=sources, texts=texts)
+    return StoredIndex(
+        folder, manifest, segment, locations, documents=documents, sources=sources, texts=texts, vocabulary=vocabulary
+    )
 
 
 def verify(index_dir: Path) -> StoredIndex:

@@ -22,6 +22,7 @@ An index folder holds versions side by side and a small pointer file:
         sentence_rows.npy        passage i's candidates are rows [rows[i], rows[i+1])
         keyword/                 BM25 index, row i = passage i, and each passage's terms
         documents.json           per-document info (source, text hash, passage count)
+        vocabulary.tsv           the passages' words and their counts (index.store.vocabulary)
         texts.bin                every document's extracted text, row i = document i, memory-mapped
         text_rows.npy            where each document's text begins in texts.bin (index.store.texts)
         shards/                  when built with --shards N: N serving shards (index.search.sharded)

@@ -54,6 +54,7 @@ from index.store.version import (
     file_stat,
     fsync,
 )
+from index.store.vocabulary import VOCABULARY, write_vocabulary
 
 
 def publish(
@@ -187,6 +188,8 @@ class _Version:
         self._save_json(SOURCES, {name: dict(vars(f)) for name, f in sorted(sources.items())})
         write_texts(self.folder, texts)
         self._hash(TEXTS, TEXT_ROWS)
+        write_vocabulary(self.folder, (p.text for p in passages))
+        self._hash(VOCABULARY)
         if shards:
             if keyword is None:  # linked from the previous version, whose passages these are, row for row
                 keyword = self.previous.keyword
