@@ -28,7 +28,7 @@ from index.cli import fail, note
 from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer
 from index.errors import StoreError
-from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
+from index.search.query import MAX_QUERY_CHARS, clean_query, not_text, query_is_cut
 from index.search.settings import RetrievalMode, SearchSettings
 from index.store.reader import StoredIndex, info_json, load, verify
 
@@ -119,6 +119,9 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     if args.k < 1:
         parser.error(f"-k must be at least 1, got {args.k}")
     for number, question in enumerate(questions, start=1):
+        reason = not_text(question)
+        if reason is not None:
+            parser.error(f"question {number} is not valid text: {reason}")
         if not clean_query(question):
             parser.error(f"question {number} is empty; ask a question in words")
 

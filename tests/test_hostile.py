@@ -124,6 +124,17 @@ def test_cli_refuses_an_empty_question(query_cli, capsys, question):
     assert "question 2 is empty; ask a question in words" in err
 
 
+def test_cli_refuses_a_question_that_is_not_text(query_cli, capsys):
+    """Bytes that are not UTF-8 on a command line reach Python as lone surrogates (issue 23, N5).
+
+    Before: searched as "hip", and `--json` printed the bytes back undecodable.
+    """
+    not_utf8 = b"\xed\xa0\x80 hip".decode("utf-8", "surrogateescape")  # as sys.argv holds it
+    code, out, err = query_cli(capsys, "hip flexors", not_utf8, "--json")
+    assert code == 2 and out == ""
+    assert "question 2 is not valid text: it holds U+DCED at character 1, a lone UTF-16 surrogate" in err
+
+
 def test_cli_cuts_a_long_question_and_says_so(query_cli, capsys):
     code, out, err = query_cli(capsys, LONG_QUESTION, "--json")
     assert code == 0

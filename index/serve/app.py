@@ -44,7 +44,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from index.config import Config, one_thread_per_question
 from index.records import DocumentInfo
-from index.search.query import MAX_QUERY_CHARS, clean_query
+from index.search.query import MAX_QUERY_CHARS, clean_query, not_text
 from index.search.searcher import Searcher
 from index.search.settings import SearchSettings
 from index.serve.schemas import MAX_K, DocumentResponse, Problem, QueryRequest, QueryResponse
@@ -222,7 +222,10 @@ def _check_token(credentials: HTTPAuthorizationCredentials | None, token: str | 
 
 
 def _check_question(request: QueryRequest) -> None:
-    """Refuse (422) an empty question or a `k` out of range."""
+    """Refuse (422) a question that is not text or is empty, or a `k` out of range."""
+    reason = not_text(request.query)
+    if reason is not None:
+        raise HTTPException(422, f"query is not valid text: {reason}")
     if not clean_query(request.query):
         raise HTTPException(422, "query is empty; ask a question in words")
     if not 1 <= request.k <= MAX_K:
