@@ -5,7 +5,7 @@
     python -m index verify [--index DIR]
     python -m index eval --queries FILE --qrels FILE [--index DIR] [--mode dense|keyword|hybrid] [--json]
     python -m index eval --questions FILE [--index DIR] [--json]
-    python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
+    python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N] [--allowed-host NAME ...]
     python -m index serve --ray [ADDRESS] --shards N --replicas R [--index DIR] [--host H] [--port P]
 
 Each QUESTION argument is one question (quote it); `--file` adds one
@@ -82,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         "--shards", type=int, help="with --ray: shard deployments (the index must be built with as many)"
     )
     serve.add_argument("--replicas", type=int, default=1, help="with --ray: replicas of each shard (default: 1)")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a name the Host header may give (repeatable; '*' for any; default: $KB_ALLOWED_HOSTS, "
+        "else localhost, 127.0.0.1 and [::1])",
+    )
     _add_index_option(serve)
 
     args = parser.parse_args(argv)
@@ -194,6 +201,11 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     """Run the HTTP API until interrupted: under uvicorn here, or on Ray Serve with shards."""
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    from index.serve.app import HOSTS_VARIABLE, allowed_hosts_from
+
+    if args.allowed_host:  # the workers (and the Ray router) read it from the environment
+        os.environ[HOSTS_VARIABLE] = ",".join(args.allowed_host)
+    allowed_hosts = allowed_hosts_from(os.environ.get(HOSTS_VARIABLE))
     if args.ray is None:
         if args.shards is not None or args.replicas != 1:
             parser.error("--shards and --replicas need --ray")
@@ -222,7 +234,13 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
 
     try:
         serve_on_ray(
-            config, args.ray or None, shards=args.shards, replicas=args.replicas, host=args.host, port=args.port
+            config,
+            args.ray or None,
+            shards=args.shards,
+            replicas=args.replicas,
+            host=args.host,
+            port=args.port,
+            allowed_hosts=allowed_hosts,
         )
     except (StoreError, OSError, ValueError) as exc:
         return fail(exc)
