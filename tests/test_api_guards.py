@@ -129,3 +129,25 @@ def test_the_ray_router_serves_the_same_guarded_app(index_dir):
         headers={"authorization": "Bearer s3cret", "content-type": "application/json"},
     )
     assert surrogate.status_code == 422 and "not valid text" in surrogate.json()["detail"]
+
+
+def test_readyz_names_a_version_that_failed_to_load_while_the_old_one_answers(index_dir):
+    """Before: {"ready": true, "version": <old>} and nothing about the failure (issue 23, N11)."""
+    import shutil
+
+    from index.store.pointer import switch_pointer
+
+    with client_for(index_dir) as client:
+        first = ready(client)["version"]
+        broken = index_dir / "v-20990101T000000-broken"
+        shutil.copytree(index_dir / first, broken)
+        (broken / "documents.json").unlink()
+        switch_pointer(index_dir, broken.name)
+        status = wait_for(lambda: client.get("/readyz").json().get("failed"))
+        assert status["version"] == broken.name
+        assert f"index file {broken / 'documents.json'} is missing" in status["detail"]
+        body = client.get("/readyz").json()
+        assert body["ready"] is True and body["version"] == first  # the old version keeps answering
+        assert client.post("/query", json={"query": "hip flexors"}).status_code == 200
+        switch_pointer(index_dir, first)  # put right: the failure is no longer reported
+        wait_for(lambda: "failed" not in client.get("/readyz").json())

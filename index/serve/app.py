@@ -203,13 +203,26 @@ def create_app(
 
     @app.get("/readyz", responses={503: {"model": Problem}})
     def readyz() -> JSONResponse:
-        """Ready once the model and an index version are loaded; 503 with the reason until then."""
-        view = backend.view()
-        if view is None:
-            return JSONResponse({"ready": False, "detail": backend.not_ready()}, status_code=503)
-        return JSONResponse({"ready": True, "version": view.version})
+        """Ready once the model and an index version are loaded; 503 with the reason until then.
+
+        When a newer version could not be loaded, the one in use keeps answering (still ready) and
+        `failed` names the version that failed and why.
+        """
+        return _readiness(backend)
 
     return app
+
+
+def _readiness(backend: Backend) -> JSONResponse:
+    """What /readyz says: the version answering and any newer one that failed to load, or 503 and why."""
+    view = backend.view()
+    if view is None:
+        return JSONResponse({"ready": False, "detail": backend.not_ready()}, status_code=503)
+    body = {"ready": True, "version": view.version}
+    failed = backend.failed()
+    if failed is not None:
+        body["failed"] = {"version": failed[0], "detail": failed[1]}
+    return JSONResponse(body)
 
 
 def _current_view(backend: Backend) -> View:
