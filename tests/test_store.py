@@ -502,3 +502,32 @@ def test_an_update_that_changes_no_passage_links_the_unchanged_files(built, tiny
     assert {"vectors.faiss", "sentences.npy", "passages.jsonl", "locations.npy", "keyword/terms.txt"} <= linked
     assert "sources.json" not in linked and "manifest.json" not in linked
     verify(built.parent)
+
+
+def test_a_version_folder_that_links_out_of_the_index_folder_is_refused(built, tmp_path):
+    """Issue 23, N12. Before: the version was loaded through the link, from wherever it pointed."""
+    index_dir = built.parent
+    outside = tmp_path / "elsewhere" / built.name
+    outside.parent.mkdir()
+    shutil.move(built, outside)
+    os.symlink(outside, built)
+    with pytest.raises(PointerDamaged, match=r"is a link to .*elsewhere.*, outside the index folder") as caught:
+        load(index_dir)
+    assert caught.value.fix.startswith("remove the link, then rebuild it with: python -m ingest --index")
+    code = subprocess.run(
+        [sys.executable, "-m", "index", "info", "--index", str(index_dir)], cwd=REPO, capture_output=True, text=True
+    )
+    assert code.returncode == 1 and "outside the index folder" in code.stderr and "Traceback" not in code.stderr
+
+
+def test_a_rebuild_replaces_a_linked_version_and_removes_only_the_link(built, tiny_corpus, fake_embedder, tmp_path):
+    index_dir = built.parent
+    outside = tmp_path / "elsewhere"
+    shutil.move(built, outside)
+    os.symlink(outside, built)
+    (tiny_corpus / "new.txt").write_text("A new page about elbows.", encoding="utf-8")
+    build(tiny_corpus, index_dir, fake_embedder)
+    assert load(index_dir).path != built
+    (tiny_corpus / "newer.txt").write_text("Another page about shoulders.", encoding="utf-8")
+    build(tiny_corpus, index_dir, fake_embedder)  # the link is no longer kept as the previous version
+    assert not built.is_symlink() and (outside / "manifest.json").is_file()  # what it pointed at is left alone

@@ -66,7 +66,24 @@ def current_version(index_dir: Path) -> Path | None:
             f"index pointer {pointer} names {shown!r}, which is not a version folder of {index_dir}",
             rebuild_fix(index_dir),
         )
-    return index_dir / name
+    version = index_dir / name
+    # The named folder must be a real folder of the index folder: a link would make every
+    # reader trust files anyone who can write the index folder may point anywhere.
+    if version.is_symlink() or not _inside(version, index_dir):
+        target = os.path.realpath(version)
+        raise PointerDamaged(
+            f"index version {version} is a link to {target}, outside the index folder {index_dir}; "
+            "a version must be a folder inside it",
+            f"remove the link, then {rebuild_fix(index_dir)}",
+        )
+    return version
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a link loop: not a folder inside
+        return False
 
 
 def live_version(index_dir: Path) -> Path:
@@ -121,7 +138,7 @@ def remove_old_versions(index_dir: Path, keep: set[str]) -> None:
     """Delete superseded versions. Readers hold their version in memory, so this is safe."""
     for path in index_dir.glob("v-*"):
         if path.name not in keep:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove(path)
 
 
 def remove_leftovers(index_dir: Path) -> None:
@@ -130,3 +147,11 @@ def remove_leftovers(index_dir: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     for path in index_dir.glob(f".{POINTER}.*"):
         path.unlink(missing_ok=True)
+
+
+def _remove(path: Path) -> None:
+    """Delete a version folder, or only the link when it is one (never what a link points at)."""
+    if path.is_symlink():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
