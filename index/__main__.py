@@ -92,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_index_option(serve)
 
     args = parser.parse_args(argv)
-    config = Config.resolve(index=args.index)
+    try:
+        config = Config.resolve(index=args.index)
+    except ValueError as exc:  # a KB_* variable that makes no sense
+        return fail(exc)
     if args.command == "serve":
         return _serve(args, parser, config)
     try:

@@ -28,7 +28,7 @@ from index.records import FORMAT_VERSION, DocumentInfo, Manifest
 from index.retrievers.dense import DenseIndex
 from index.retrievers.keyword import KeywordIndex
 from index.store.passages import LocationTable, PassageFile
-from index.store.pointer import current_version, live_version
+from index.store.pointer import current_version, hold_for_reading, live_version
 from index.store.texts import DocumentTexts
 from index.store.version import (
     DOCUMENTS,
@@ -68,8 +68,10 @@ class StoredIndex(Segment):
         documents: list[DocumentInfo] | BinaryIO | None = None,
         sources: dict[str, SourceFile] | BinaryIO | None = None,
         texts: DocumentTexts | None = None,
+        reading: BinaryIO | None = None,
     ) -> None:
         super().__init__(**vars(segment))
+        self._reading = reading  # the shared lock that keeps the folder while this object lives
         self.path = path
         self.manifest = manifest
         self.locations = locations
@@ -174,6 +176,10 @@ def check_files(folder: Path, manifest: Manifest, names: Iterable[str] | None = 
 
 def _load_version(folder: Path) -> StoredIndex:
     manifest = read_manifest(folder)
+    try:
+        reading = hold_for_reading(folder)
+    except OSError as exc:
+        raise IndexDamaged(f"index {folder} cannot be read ({exc})", rebuild_fix(folder.parent)) from exc
     check_files(folder, manifest)
     try:
         dense = DenseIndex.load(folder, manifest.vector_index)
@@ -209,7 +215,9 @@ def _load_version(folder: Path) -> StoredIndex:
             rebuild_fix(folder.parent),
         )
     segment = Segment(passages, dense, keyword, sentences, signatures)
-    return StoredIndex(folder, manifest, segment, locations, documents=documents, sources=sources, texts=texts)
+    return StoredIndex(
+        folder, manifest, segment, locations, documents=documents, sources=sources, texts=texts, reading=reading
+    )
 
 
 def verify(index_dir: Path) -> StoredIndex:
