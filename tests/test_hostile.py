@@ -168,6 +168,18 @@ def test_cli_file_splits_on_newline_only(query_cli, capsys, tmp_path):
     assert [r["query"] for r in records] == ["hip flexors knee lift", "spinal fusion"]
 
 
+def test_cli_answers_ten_thousand_questions_from_a_file_in_order(query_cli, capsys, tmp_path):
+    """Issue 23's "not re-tried" list: one model and index for all, one JSON line per question, in order
+    (about 6 s with the fake embedder on 2 cores; the questions are held, the answers printed as they come)."""
+    questions = [f"{('hip flexors', 'spinal fusion', 'vertebral fractures')[n % 3]} {n}" for n in range(10_000)]
+    (tmp_path / "many.txt").write_text("\n".join(questions) + "\n", encoding="utf-8")
+    code, out, err = query_cli(capsys, "--file", str(tmp_path / "many.txt"), "--json", "-k", "1")
+    assert code == 0 and err == ""
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["query"] for r in records] == questions
+    assert all(len(r["hits"]) == 1 for r in records)
+
+
 # The app -----------------------------------------------------------------------------------------------------
 
 
