@@ -8,7 +8,7 @@
     python -m index eval --questions FILE [--index DIR] [--json]
     python -m index eval --feedback [FILE] [--index DIR] [--json]
     python -m index mcp [--index DIR] [--http --port N]
-    python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
+    python -m index serve [--index DIR] [--host 127.0.0.1] [--port 8000] [--workers N] [--allowed-host NAME ...]
     python -m index serve --ray [ADDRESS] --shards N --replicas R [--index DIR] [--host H] [--port P]
     python -m index gaps [--json] [--days N] [--export FILE] [--index DIR]
 
@@ -35,7 +35,7 @@ from index.config import DEFAULT_INDEX, Config, one_thread_per_question
 from index.display import format_answer, format_mentions
 from index.errors import StoreError
 from index.search.filters import FilterError, Where
-from index.search.query import MAX_QUERY_CHARS, clean_query, query_is_cut
+from index.search.query import MAX_QUERY_CHARS, clean_query, not_text, query_is_cut
 from index.search.settings import RetrievalMode, SearchSettings
 from index.store.reader import StoredIndex, info_json, load, verify
 
@@ -131,6 +131,13 @@ def main(argv: list[str] | None = None, *, make_searcher: SearcherFactory | None
         "--shards", type=int, help="with --ray: shard deployments (the index must be built with as many)"
     )
     serve.add_argument("--replicas", type=int, default=1, help="with --ray: replicas of each shard (default: 1)")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a name the Host header may give (repeatable; '*' for any; default: $KB_ALLOWED_HOSTS, "
+        "else localhost, 127.0.0.1 and [::1])",
+    )
     _add_index_option(serve)
 
     mcp = commands.add_parser("mcp", help="serve the index to agents over MCP (stdio, or streamable HTTP)")
@@ -139,7 +146,10 @@ def main(argv: list[str] | None = None, *, make_searcher: SearcherFactory | None
     _add_index_option(mcp)
 
     args = parser.parse_args(argv)
-    config = Config.resolve(index=args.index)
+    try:
+        config = Config.resolve(index=args.index)
+    except ValueError as exc:  # a KB_* variable that makes no sense
+        return fail(exc)
     if args.command == "serve":
         return _serve(args, parser, config)
     if args.command == "mcp":
@@ -200,6 +210,9 @@ def _query(
     if args.k < 1:
         parser.error(f"-k must be at least 1, got {args.k}")
     for number, question in enumerate(questions, start=1):
+        reason = not_text(question)
+        if reason is not None:
+            parser.error(f"question {number} is not valid text: {reason}")
         if not clean_query(question):
             parser.error(f"question {number} is empty; ask a question in words")
     where = _where(args, parser)
@@ -325,6 +338,11 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
     """Run the HTTP API until interrupted: under uvicorn here, or on Ray Serve with shards."""
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    from index.serve.app import HOSTS_VARIABLE, allowed_hosts_from
+
+    if args.allowed_host:  # the workers (and the Ray router) read it from the environment
+        os.environ[HOSTS_VARIABLE] = ",".join(args.allowed_host)
+    allowed_hosts = allowed_hosts_from(os.environ.get(HOSTS_VARIABLE))
     if args.ray is None:
         if args.shards is not None or args.replicas != 1:
             parser.error("--shards and --replicas need --ray")
@@ -353,7 +371,13 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Co
 
     try:
         serve_on_ray(
-            config, args.ray or None, shards=args.shards, replicas=args.replicas, host=args.host, port=args.port
+            config,
+            args.ray or None,
+            shards=args.shards,
+            replicas=args.replicas,
+            host=args.host,
+            port=args.port,
+            allowed_hosts=allowed_hosts,
         )
     except (StoreError, OSError, ValueError) as exc:
         return fail(exc)

@@ -9,6 +9,7 @@ the entry points reads the environment for these settings.
     KB_CORPUS     the documents folder (default corpus)
     KB_EMBEDDER   the embedder by registered name: onnx (default), onnx-int8, torch, fake
     KB_CACHE_DIR  where the exported ONNX model is kept (default ~/.cache/kb)
+    KB_KEEP_VERSIONS  previous index versions kept while readers hold them (default 1)
 
 The same entry points also set this process's thread counts once
 (`one_thread_per_question`) instead of each question changing them.
@@ -25,6 +26,7 @@ from pathlib import Path
 DEFAULT_INDEX = Path("data/index")
 DEFAULT_CORPUS = Path("corpus")
 DEFAULT_EMBEDDER = "onnx"
+DEFAULT_KEEP_VERSIONS = 1
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,15 @@ class Config:
         corpus: The documents folder (or one file).
         embedder: A name registered in `index.embed.registry` ("onnx", "onnx-int8", "torch", "fake").
         cache_dir: Where the exported ONNX model is cached; None for `~/.cache/kb`.
+        keep_versions: Previous index versions a build keeps while readers hold them; one
+            no reader holds is removed at once (`index.store.pointer.remove_old_versions`).
     """
 
     index: Path = DEFAULT_INDEX
     corpus: Path = DEFAULT_CORPUS
     embedder: str = DEFAULT_EMBEDDER
     cache_dir: Path | None = None
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
 
     @classmethod
     def resolve(
@@ -59,7 +64,17 @@ class Config:
             corpus=corpus or _path(env, "KB_CORPUS") or DEFAULT_CORPUS,
             embedder=embedder or env.get("KB_EMBEDDER") or DEFAULT_EMBEDDER,
             cache_dir=_path(env, "KB_CACHE_DIR"),
+            keep_versions=_count(env, "KB_KEEP_VERSIONS", DEFAULT_KEEP_VERSIONS),
         )
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number, 0 or more; got {value!r}")
+    return int(value)
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

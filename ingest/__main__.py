@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers needs --ray")
     if args.shards is not None and args.shards < 0:
         parser.error(f"--shards must be 0 (none) or more, got {args.shards}")
-    config = Config.resolve(corpus=args.corpus, index=args.index)
+    try:
+        config = Config.resolve(corpus=args.corpus, index=args.index)
+    except ValueError as exc:  # a KB_* variable that makes no sense
+        return fail(exc)
     quiet_library_logs()
     if args.watch:
         return watch(config, strict=args.strict, shards=args.shards)
@@ -101,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=progress,
                 rules=Rules(strict=args.strict, full=args.full),
                 shards=args.shards,
+                keep_versions=config.keep_versions,
             )
         else:
             from ingest.distributed import build_on_ray  # imports Ray only when asked for
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=progress,
                 rules=Rules(strict=args.strict, full=args.full),
                 shards=args.shards,
+                keep_versions=config.keep_versions,
             )
     except (StoreError, ValueError, OSError) as exc:
         progress.close()

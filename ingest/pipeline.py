@@ -45,7 +45,7 @@ from index.errors import IndexNotFound, IndexWriteFailed, StoreError
 from index.records import Choice, DocumentInfo, Location, Passage, Settings, Skipped, text_id
 from index.retrievers.parts import Map
 from index.store.changes import IndexChange, diff_sources, record_change
-from index.store.pointer import publish_lock
+from index.store.pointer import publish_lock, remove_old_versions
 from index.store.reader import StoredIndex, load
 from index.store.version import BuildInfo, Signatures, SourceFile, VersionContent, file_sha256
 from index.store.writer import publish
@@ -244,7 +244,7 @@ def changed_sources(corpus: Path, stored: StoredIndex) -> list[str]:
     return sorted(name for name in set(now) | set(stored.sources) if now.get(name) != stored.sources.get(name))
 
 
-def build(
+def build(  # noqa: PLR0913 (a BuildOptions dataclass would gather strict, shards and keep_versions)
     corpus: Path,
     index_dir: Path,
     embedder: Embedder | None = None,
@@ -253,6 +253,7 @@ def build(
     rules: Rules = Rules(),
     executor: Executor | None = None,
     shards: int | None = None,
+    keep_versions: int = 1,
 ) -> BuildReport:
     """Build the index for `corpus`, or bring it up to date.
 
@@ -268,6 +269,8 @@ def build(
             (`ingest.distributed.RayExecutor` for Ray).
         shards: Serving shards to publish beside the whole index (`index.search.sharded`; 0: none);
             None keeps the live index's count, so a rebuild from the app keeps the layout being served.
+        keep_versions: Previous versions kept while readers hold them ($KB_KEEP_VERSIONS); one no reader
+            holds is removed by this build, whether or not it publishes.
 
     Returns:
         A report of what was read, embedded, reused and skipped.
@@ -289,6 +292,8 @@ def build(
         raise FileNotFoundError(f"corpus {corpus} does not exist")
     with _locked(index_dir):
         previous, notes = _previous(index_dir, executor.embedder.name)
+        if previous is not None:  # versions no reader holds any more, a deleted document's text with them
+            remove_old_versions(index_dir, previous.path.name, keep_versions)
         sources = fingerprint(corpus, previous.sources if previous is not None else None)
         if shards is None:
             shards = previous.manifest.shards if previous is not None else 0
@@ -348,6 +353,7 @@ def build(
             parallel_map=executor_map(executor),
             previous=previous,
             previous_rows=vectors.live_rows,
+            keep_versions=keep_versions,
         )
         report(Stage.PUBLISH, 1, 1)
         change = diff_sources(previous.sources if previous is not None else {}, sources)

@@ -146,16 +146,26 @@ _WORD_PARAGRAPH = (
 )
 
 
-def write_paragraphs_docx(path: Path, paragraphs: int) -> None:
+def write_paragraphs_docx(path: Path, paragraphs: int, words: int = 0, vocabulary: int = 20_000) -> None:
     """A valid .docx of `paragraphs` short paragraphs, written as a stream (a small file that expands to far more XML).
 
     A million of them is about 900 MB of XML in a file of a few MB: python-docx
     read it in 161 s and 3.6 GB before the loader refused such files unread.
+    With `words` made-up words (of `vocabulary` different ones) in each
+    paragraph the XML compresses less: 10 of 20,000 about 17-fold, under the
+    zip ratio guard, as issue 23's N1 file; 200 of 2 makes mostly text.
     """
     import io
     import zipfile
 
     import docx
+
+    rng = random.Random(3)
+    vocabulary = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(vocabulary)]
+    paragraph = _WORD_PARAGRAPH.replace("the knee bends.", "{words}") if words else _WORD_PARAGRAPH
+
+    def text(n: int) -> str:
+        return paragraph.format(n=n, words=" ".join(rng.choices(vocabulary, k=words)))
 
     template = io.BytesIO()
     docx.Document().save(template)
@@ -169,9 +179,95 @@ def write_paragraphs_docx(path: Path, paragraphs: int) -> None:
                 xml.write((head + "<w:body>").encode("utf-8"))
                 block = 1000
                 for first in range(0, paragraphs, block):
-                    chunk = "".join(_WORD_PARAGRAPH.format(n=n) for n in range(first, min(first + block, paragraphs)))
+                    chunk = "".join(text(n) for n in range(first, min(first + block, paragraphs)))
                     xml.write(chunk.encode("utf-8"))
                 xml.write(tail[tail.index("<w:sectPr") :].encode("utf-8"))
+
+
+def pdf_of(objects: list[bytes]) -> bytes:
+    """A PDF of these objects (object 1 the catalog), with a correct cross-reference table."""
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+_CATALOG = b"<< /Type /Catalog /Pages 2 0 R >>"
+_FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+_PAGE = (
+    b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >>%s >> /Contents 5 0 R >>"
+)
+_TEXT = b"BT /F1 12 Tf 72 720 Td (The knee bends and heals.) Tj ET"
+
+
+def _stream(data: bytes, extra: bytes = b"") -> bytes:
+    import zlib
+
+    packed = zlib.compress(data, 9)
+    return b"<< /Length %d /Filter /FlateDecode%s >>\nstream\n" % (len(packed), extra) + packed + b"\nendstream"
+
+
+def _pages(pages: int) -> bytes:
+    return b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join([b"4 0 R"] * pages), pages)
+
+
+def write_hostile_pdfs(folder: Path) -> dict[str, str]:
+    """Issue 23's hostile PDFs in `folder`; returns each name and the start of what reading it gives.
+
+    A page tree whose node is its own kid, a form XObject that draws itself,
+    100,000 nested arrays, a content stream of 1 GB of spaces in 1 MB, 20,000
+    pages, and 2,000 pages sharing one content stream of 57 MB in a file of
+    under 200 KB (PDFium parses it again for every page, about 14 bytes of
+    memory for each byte).
+    """
+    import zlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    loop = [_CATALOG, b"<< /Type /Pages /Kids [2 0 R 4 0 R] /Count 2 >>", _FONT, _PAGE % b"", _stream(_TEXT)]
+    form = (
+        b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /XObject << /X1 6 0 R >> "
+        b"/Font << /F1 3 0 R >> >> /Length 30 >>\nstream\nBT /F1 12 Tf (x) Tj ET /X1 Do  \nendstream"
+    )
+    xobject = [_CATALOG, _pages(1), _FONT, _PAGE % b" /XObject << /X1 6 0 R >>", _stream(_TEXT + b" /X1 Do"), form]
+    depth = 100_000
+    nested = [_CATALOG[:-2] + b"/Junk " + b"[" * depth + b"]" * depth + b" >>", _pages(1), _FONT, _PAGE % b""]
+    nested.append(_stream(_TEXT))
+    deflate = zlib.compressobj(9)
+    spaces = b"".join(deflate.compress(b" " * 2**20) for _ in range(1024)) + deflate.flush()
+    bomb = [_CATALOG, _pages(1), _FONT, _PAGE % b""]
+    bomb.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(spaces) + spaces + b"\nendstream")
+    many = [_CATALOG, _pages(20_000), _FONT, _PAGE % b"", _stream(_TEXT)]
+    line = b"BT /F1 12 Tf 72 720 Td (knee) Tj ET\n"
+    shared = [_CATALOG, _pages(2000), _FONT, _PAGE % b"", _stream(line * (57 * 2**20 // len(line)))]
+    files = {
+        "page-tree-loop.pdf": (loop, "corrupt or unreadable PDF: page 2"),
+        "self-drawing-xobject.pdf": (xobject, "text"),
+        "nested-arrays.pdf": (nested, "text"),
+        "flate-1gb.pdf": (bomb, "refused: a content stream at byte"),
+        "20000-pages.pdf": (many, "refused: 20,000 pages, more than 5,000"),
+        "shared-57mb-stream.pdf": (shared, "refused: a content stream at byte"),
+    }
+    for name, (objects, _) in files.items():
+        (folder / name).write_bytes(pdf_of(objects))
+    return {name: expected for name, (_, expected) in files.items()}
+
+
+def own_peak_rss() -> int:
+    """This process's peak resident memory in KiB since it started its program (VmHWM).
+
+    Unlike `ru_maxrss`, which Linux carries across exec from the process that
+    forked it, this is reset by exec: the figure is the child's own.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def measure_ingest(corpus: Path, index_dir: Path) -> dict:
@@ -192,6 +288,7 @@ def measure_ingest(corpus: Path, index_dir: Path) -> dict:
         "seconds": round(seconds, 2),
         "cpu_seconds": round(cpu, 2),
         "peak_rss_mb": round(end.ru_maxrss / 1024, 1),
+        "own_peak_rss_mb": round(own_peak_rss() / 1024, 1),
         "rss_at_start_mb": round(start.ru_maxrss / 1024, 1),
         "documents": report.documents,
         "passages": report.passages,

@@ -38,7 +38,8 @@ def index_dir(corpus: Path, tmp_path: Path) -> Path:
 
 
 def client_for(index_dir: Path, token: str | None = None) -> TestClient:
-    return TestClient(create_app(LocalBackend(Config(index=index_dir, embedder="fake"), poll=0.05), token=token))
+    backend = LocalBackend(Config(index=index_dir, embedder="fake"), poll=0.05)
+    return TestClient(create_app(backend, token=token), base_url="http://localhost")  # an allowed Host
 
 
 def ready(client: TestClient) -> str:

@@ -123,6 +123,17 @@ def test_cli_refuses_an_empty_question(query_cli, capsys, question):
     assert "question 2 is empty; ask a question in words" in err
 
 
+def test_cli_refuses_a_question_that_is_not_text(query_cli, capsys):
+    """Bytes that are not UTF-8 on a command line reach Python as lone surrogates (issue 23, N5).
+
+    Before: searched as "hip", and `--json` printed the bytes back undecodable.
+    """
+    not_utf8 = b"\xed\xa0\x80 hip".decode("utf-8", "surrogateescape")  # as sys.argv holds it
+    code, out, err = query_cli(capsys, "hip flexors", not_utf8, "--json")
+    assert code == 2 and out == ""
+    assert "question 2 is not valid text: it holds U+DCED at character 1, a lone UTF-16 surrogate" in err
+
+
 def test_cli_cuts_a_long_question_and_says_so(query_cli, capsys):
     code, out, err = query_cli(capsys, LONG_QUESTION, "--json")
     assert code == 0
@@ -154,6 +165,18 @@ def test_cli_file_splits_on_newline_only(query_cli, capsys, tmp_path):
     assert code == 0
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["query"] for r in records] == ["hip flexors knee lift", "spinal fusion"]
+
+
+def test_cli_answers_ten_thousand_questions_from_a_file_in_order(query_cli, capsys, tmp_path):
+    """Issue 23's "not re-tried" list: one model and index for all, one JSON line per question, in order
+    (about 6 s with the fake embedder on 2 cores; the questions are held, the answers printed as they come)."""
+    questions = [f"{('hip flexors', 'spinal fusion', 'vertebral fractures')[n % 3]} {n}" for n in range(10_000)]
+    (tmp_path / "many.txt").write_text("\n".join(questions) + "\n", encoding="utf-8")
+    code, out, err = query_cli(capsys, "--file", str(tmp_path / "many.txt"), "--json", "-k", "1")
+    assert code == 0 and err == ""
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["query"] for r in records] == questions
+    assert all(len(r["hits"]) == 1 for r in records)
 
 
 # The app -----------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -483,3 +484,164 @@ def test_a_scanned_pdf_answers_a_question_and_the_build_names_the_page_read_by_o
     answer = Searcher(stored, FakeEmbedder()).search("which shoes should I wear so they do not rub?", k=1)
     assert answer.hits[0].passage.location.source == "feet.pdf"
     assert "Wear shoes that fit well and do not rub." in answer.hits[0].answer.text
+
+
+# Issue 23, N1: the work of reading any file is bounded as it happens ----------------------------------------
+
+_READ_ONE = """
+import json, sys, time
+from pathlib import Path
+from ingest.loaders import read_file
+from tests.bad_corpus import own_peak_rss
+path = Path(sys.argv[1])
+began = time.monotonic()
+out = read_file(path, path.parent)
+print(json.dumps({"seconds": time.monotonic() - began, "peak_mb": own_peak_rss() / 1024,
+                  "reasons": [getattr(item, "reason", None) for item in out]}))
+"""
+
+
+def read_in_a_fresh_process(path: Path) -> dict:
+    """Read one file with `read_file` in a new process: its seconds, its own peak RSS (VmHWM) and the reasons."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    result = subprocess.run(
+        [sys.executable, "-c", _READ_ONE, str(path)], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    ("paragraphs", "words", "vocabulary"),
+    [(300_000, 10, 20_000), (150_000, 200, 2)],
+    ids=["issue-file-240MB-xml-ratio-17", "mostly-text-240MB-xml-ratio-28"],
+)
+def test_a_docx_of_240_mb_of_xml_under_the_ratio_guard_is_refused_in_seconds(tmp_path, paragraphs, words, vocabulary):
+    """Issue 23's file: 14 MB holding 240 MB of Word XML (about 17-fold), and one of mostly text (28-fold).
+
+    Before: read whole by the stream until 5,000,000 parse events (5.4 s and 12.3 s on 2 busy cores;
+    at 150,000 paragraphs of text and 140 MB of XML, accepted with 140 million characters).
+    """
+    from tests.bad_corpus import write_paragraphs_docx
+
+    path = tmp_path / "big.docx"
+    write_paragraphs_docx(path, paragraphs, words=words, vocabulary=vocabulary)
+    figures = read_in_a_fresh_process(path)
+    [reason] = figures["reasons"]
+    assert reason is not None and re.match(r"refused: word/document\.xml holds 24\d MB of XML, more than 64 MB", reason)
+    assert figures["seconds"] < 10 and figures["peak_mb"] < 300, figures
+
+
+def test_a_docx_of_many_paragraphs_is_refused_as_it_is_read(tmp_path, monkeypatch):
+    import ingest.loaders.limits as limits
+    from tests.bad_corpus import write_paragraphs_docx
+
+    write_paragraphs_docx(tmp_path / "many.docx", 300, words=10)
+    assert load_file(tmp_path / "many.docx", "many.docx")
+    monkeypatch.setattr(limits, "MAX_DOCX_PARAGRAPHS", 200)
+    with pytest.raises(LoadError, match=r"refused: more than 200 paragraphs in word/document\.xml"):
+        load_file(tmp_path / "many.docx", "many.docx")
+
+
+def test_a_docx_whose_xml_runs_past_its_bound_while_parsed_is_refused(tmp_path, monkeypatch):
+    """The parse counts the bytes it reads, whatever the zip's directory said beforehand."""
+    import ingest.loaders.docx as docx_reader
+    import ingest.loaders.limits as limits
+    from tests.bad_corpus import write_paragraphs_docx
+
+    write_paragraphs_docx(tmp_path / "some.docx", 2000, words=10)  # about 1.6 MB of XML
+    monkeypatch.setattr(docx_reader, "_check_unzipped_size", lambda path: None)
+    monkeypatch.setattr(limits, "MAX_DOCX_XML_BYTES", 2**20)
+    with pytest.raises(LoadError, match=r"refused: word/document\.xml holds more than 1 MB of XML, more than 1 MB"):
+        load_file(tmp_path / "some.docx", "some.docx")
+
+
+def test_hostile_pdfs_are_refused_or_read_within_bounds(tmp_path):
+    """Issue 23's list, each read in a fresh process: a clear reason or the page's text, in seconds and little memory.
+
+    Before: the page-tree loop raised PdfiumError out of the loader (a build stopped with a traceback);
+    the 1 GB stream was inflated whole (2,078 MB resident); the shared 57 MB stream cost 3.6 s
+    and 1.6 GB a page, 2,000 times over, until the 180 s limit.
+    """
+    from tests.bad_corpus import write_hostile_pdfs
+
+    expected = write_hostile_pdfs(tmp_path / "pdfs")
+    for name, start in expected.items():
+        path = tmp_path / "pdfs" / name
+        assert path.stat().st_size < 1_100_000, name
+        figures = read_in_a_fresh_process(path)
+        [reason] = figures["reasons"]
+        if start == "text":
+            assert reason is None, (name, reason)  # read: its one page's text
+        else:
+            assert reason is not None and reason.startswith(start), (name, reason)
+        assert figures["seconds"] < 10 and figures["peak_mb"] < 300, (name, figures)
+
+
+def test_a_pdf_whose_pages_hold_too_many_objects_is_refused_as_they_are_read(tmp_path, monkeypatch):
+    """Pages sharing one content stream under the stream bound: the objects PDFium made are counted page by page."""
+    import ingest.loaders.limits as limits
+    from tests.bad_corpus import _CATALOG, _FONT, _PAGE, _pages, _stream, pdf_of
+
+    line = b"BT /F1 12 Tf 72 720 Td (knee) Tj ET\n"
+    path = tmp_path / "shared.pdf"
+    path.write_bytes(pdf_of([_CATALOG, _pages(50), _FONT, _PAGE % b"", _stream(line * 1000)]))
+    assert load_file(path, "shared.pdf")
+    monkeypatch.setattr(limits, "MAX_PDF_OBJECTS", 10_000)
+    with pytest.raises(
+        LoadError, match=r"refused: its first 11 page\(s\) hold 11,000 drawing objects, more than 10,000"
+    ):
+        load_file(path, "shared.pdf")
+
+
+def test_a_jsonl_line_of_200_mb_is_skipped_unread_and_the_other_records_kept(tmp_path):
+    """Before: the whole file was read and split in memory (a 200 MB line: over 600 MB resident)."""
+    import json
+
+    path = tmp_path / "huge-line.jsonl"
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(json.dumps({"_id": "a", "text": "The knee bends."}) + "\n")
+        out.write('{"_id": "huge", "text": "' + ("knee " * 2**20 + "") * 40 + '"}\n')
+        out.write(json.dumps({"_id": "b", "text": "The hip flexes."}) + "\n")
+    assert path.stat().st_size > 200 * 2**20
+    figures = read_in_a_fresh_process(path)
+    assert figures["reasons"] == [
+        "record of 200 MB, more than 16 MB; split it into smaller records",
+        None,
+        None,
+    ]
+    assert figures["seconds"] < 10 and figures["peak_mb"] < 300, figures
+
+
+def test_a_jsonl_file_of_too_many_records_is_refused(tmp_path, monkeypatch):
+    import ingest.loaders.limits as limits
+
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(f'{{"_id": "{n}", "text": "Record {n}."}}\n' for n in range(20)), encoding="utf-8")
+    assert len(load_file(path, "many.jsonl")) == 20
+    monkeypatch.setattr(limits, "MAX_JSONL_RECORDS", 10)
+    with pytest.raises(LoadError, match=r"refused: more than 10 records; split it"):
+        load_file(path, "many.jsonl")
+
+
+def test_utf16_jsonl_is_still_read_a_line_at_a_time(tmp_path):
+    path = tmp_path / "wide.jsonl"
+    path.write_bytes('{"_id": "a", "text": "Knee café."}\n{"_id": "b", "text": "Hip."}\n'.encode("utf-16"))
+    assert [d.text for d in load_file(path, "wide.jsonl")] == ["Knee café.", "Hip."]
+
+
+def test_html_over_its_size_bound_is_refused_unread(tmp_path, monkeypatch):
+    import ingest.loaders.limits as limits
+
+    path = tmp_path / "page.html"
+    path.write_text("<p>" + "The knee bends. " * 5000 + "</p>", encoding="utf-8")
+    assert load_file(path, "page.html")
+    monkeypatch.setattr(limits, "MAX_HTML_BYTES", 50_000)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("read a file the bound refuses"))
+    with pytest.raises(LoadError, match=r"refused: 0 MB of HTML, more than 0 MB"):
+        load_file(path, "page.html")

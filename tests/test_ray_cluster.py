@@ -127,3 +127,36 @@ def test_serve_at_an_unreachable_address_is_a_clear_error(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: no Ray cluster answers at 127.0.0.1:") and "Traceback" not in result.stderr
+
+
+def test_serve_on_ray_checks_the_token_the_body_size_and_the_host(head, tiny_corpus, tmp_path):
+    """`--ray` serves the same guarded app as uvicorn (issue 23): 400 for a foreign Host, 401 without the
+    token, 413 for a body over the limit, 422 for a question that is not text."""
+    from index.serve.app import MAX_BODY_BYTES
+
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, FakeEmbedder(), shards=2)
+    args = ["--ray", head, "--shards", "2", "--index", str(index_dir), "--allowed-host", "127.0.0.1"]
+    args += ["--allowed-host", "kb.test"]
+    env = {**CLUSTER_ENV, "KB_EMBEDDER": "fake", "KB_API_TOKEN": "s3cret"}
+    server, url = start_api(args, env, tmp_path / "serve.log", timeout=300)
+    token = {"authorization": "Bearer s3cret"}
+    try:
+        with httpx.Client(timeout=60) as client:
+            question = {"query": "hip flexors stretch", "k": 3}
+            assert client.post(f"{url}/query", json=question, headers=token).status_code == 200
+            named = client.post(f"{url}/query", json=question, headers={**token, "host": "kb.test:8000"})
+            assert named.status_code == 200
+            foreign = client.post(f"{url}/query", json=question, headers={**token, "host": "evil.example"})
+            assert foreign.status_code == 400 and "is not allowed" in foreign.json()["detail"]
+            assert client.post(f"{url}/query", json=question).status_code == 401
+            big = client.post(f"{url}/query", content=b"x" * (MAX_BODY_BYTES + 1), headers=token)
+            assert big.status_code == 413
+            surrogate = client.post(
+                f"{url}/query",
+                content=b'{"query": "\\ud800 hip"}',
+                headers={**token, "content-type": "application/json"},
+            )
+            assert surrogate.status_code == 422, surrogate.text
+    finally:
+        stop_api(server)

@@ -503,3 +503,86 @@ def test_an_update_that_changes_no_passage_links_the_unchanged_files(built, tiny
     assert {"vectors.faiss", "sentences.npy", "passages.jsonl", "locations.npy", "keyword/terms.txt"} <= linked
     assert "sources.json" not in linked and "manifest.json" not in linked
     verify(built.parent)
+
+
+def test_a_version_folder_that_links_out_of_the_index_folder_is_refused(built, tmp_path):
+    """Issue 23, N12. Before: the version was loaded through the link, from wherever it pointed."""
+    index_dir = built.parent
+    outside = tmp_path / "elsewhere" / built.name
+    outside.parent.mkdir()
+    shutil.move(built, outside)
+    os.symlink(outside, built)
+    with pytest.raises(PointerDamaged, match=r"is a link to .*elsewhere.*, outside the index folder") as caught:
+        load(index_dir)
+    assert caught.value.fix.startswith("remove the link, then rebuild it with: python -m ingest --index")
+    code = subprocess.run(
+        [sys.executable, "-m", "index", "info", "--index", str(index_dir)], cwd=REPO, capture_output=True, text=True
+    )
+    assert code.returncode == 1 and "outside the index folder" in code.stderr and "Traceback" not in code.stderr
+
+
+def test_a_rebuild_replaces_a_linked_version_and_removes_only_the_link(built, tiny_corpus, fake_embedder, tmp_path):
+    index_dir = built.parent
+    outside = tmp_path / "elsewhere"
+    shutil.move(built, outside)
+    os.symlink(outside, built)
+    (tiny_corpus / "new.txt").write_text("A new page about elbows.", encoding="utf-8")
+    build(tiny_corpus, index_dir, fake_embedder)
+    assert load(index_dir).path != built
+    (tiny_corpus / "newer.txt").write_text("Another page about shoulders.", encoding="utf-8")
+    build(tiny_corpus, index_dir, fake_embedder)  # the link is no longer kept as the previous version
+    assert not built.is_symlink() and (outside / "manifest.json").is_file()  # what it pointed at is left alone
+
+
+def files_holding(folder: Path, word: bytes) -> list[str]:
+    """Every file under `folder` whose bytes hold `word` (as grep -r would find it)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and word in p.read_bytes())
+
+
+def test_a_deleted_documents_text_is_gone_from_disk_after_two_builds(tiny_corpus, tmp_path, fake_embedder):
+    """Issue 23, N7. Before: the second build found the index up to date and left the version before the
+    delete on disk, its texts, passages and keyword terms holding the deleted text."""
+    index_dir = tmp_path / "idx"
+    (tiny_corpus / "secret.txt").write_text("The quizzleflap protocol rests the knee.", encoding="utf-8")
+    build(tiny_corpus, index_dir, fake_embedder)
+    assert files_holding(index_dir, b"quizzleflap")
+    (tiny_corpus / "secret.txt").unlink()
+    assert build(tiny_corpus, index_dir, fake_embedder).published
+    assert not build(tiny_corpus, index_dir, fake_embedder).published  # up to date: it still clears old versions
+    assert files_holding(index_dir, b"quizzleflap") == []
+    assert len(list(index_dir.glob("v-*"))) == 1
+
+
+def test_a_version_a_reader_holds_is_kept_until_it_lets_go(tiny_corpus, tmp_path, fake_embedder):
+    index_dir = tmp_path / "idx"
+    build(tiny_corpus, index_dir, fake_embedder)
+    reader = load(index_dir)
+    (tiny_corpus / "new.txt").write_text("A page about elbows.", encoding="utf-8")
+    build(tiny_corpus, index_dir, fake_embedder)
+    build(tiny_corpus, index_dir, fake_embedder)
+    assert reader.path.is_dir() and len(reader.documents) == 3  # still held: kept, and it still answers
+    held = reader.path
+    del reader
+    build(tiny_corpus, index_dir, fake_embedder)
+    assert not held.exists()
+
+
+@pytest.mark.parametrize(("keep", "left"), [(0, 1), (1, 2), (2, 3)])
+def test_at_most_keep_versions_held_by_readers_are_kept(tiny_corpus, tmp_path, fake_embedder, keep, left):
+    index_dir = tmp_path / "idx"
+    readers = []
+    for number in range(4):
+        (tiny_corpus / f"{number}.txt").write_text(f"Page {number} about wrists.", encoding="utf-8")
+        build(tiny_corpus, index_dir, fake_embedder, keep_versions=keep)
+        readers.append(load(index_dir))  # every version stays held
+    assert len(list(index_dir.glob("v-*"))) == left
+    assert readers[0].texts.text(0)  # a reader whose version was removed still reads what it opened
+
+
+def test_keep_versions_comes_from_the_environment():
+    from index.config import Config
+
+    assert Config.resolve(environ={}).keep_versions == 1
+    assert Config.resolve(environ={"KB_KEEP_VERSIONS": "3"}).keep_versions == 3
+    with pytest.raises(ValueError, match=r"KB_KEEP_VERSIONS must be a whole number, 0 or more; got '-1'"):
+        Config.resolve(environ={"KB_KEEP_VERSIONS": "-1"})

@@ -10,6 +10,23 @@ MAX_QUERY_CHARS = 2000
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A UTF-16 surrogate alone is not a character: JSON's "\\ud800" escape and bytes that are
+# not UTF-8 on a command line (Python decodes them as U+DC80-U+DCFF) make one.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def not_text(query: str) -> str | None:
+    """Why `query` cannot be searched as text (it holds a lone surrogate), or None when it can.
+
+    Callers refuse such a question with this reason: it cannot be encoded, stored or shown.
+    """
+    found = _SURROGATE.search(query)
+    if found is None:
+        return None
+    return (
+        f"it holds U+{ord(found.group()):04X} at character {found.start() + 1}, a lone UTF-16 surrogate "
+        "(invalid JSON escape or bytes that are not UTF-8), which is not a character; send valid Unicode text"
+    )
 
 
 def clean_query(query: str) -> str:

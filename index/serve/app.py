@@ -25,7 +25,11 @@ Requests are checked at the edge, each refusal a 4xx with one sentence in
 `detail`: an empty question, `k` outside 1 to `MAX_K`, a source the index
 does not hold, a body over `MAX_BODY_BYTES`. When `KB_API_TOKEN` is set, the
 data endpoints (/query, /info, /documents) need `Authorization: Bearer
-<token>`; /mentions too; the health probes and the OpenAPI description stay open.
+<token>`; /mentions too; the health probes and the OpenAPI description stay open. Every
+request must name an allowed host in its Host header (`DEFAULT_ALLOWED_HOSTS`,
+or `--allowed-host` / `KB_ALLOWED_HOSTS`), else 400: a web page that rebinds
+its own name to 127.0.0.1 cannot read the documents through a browser on this
+machine. No CORS headers are sent, so other sites' pages cannot read answers either.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -49,7 +53,7 @@ from index.gaps import log_question
 from index.records import DocumentInfo
 from index.search.filters import FilterError, Where
 from index.search.mentions import Phrase
-from index.search.query import MAX_QUERY_CHARS, clean_query
+from index.search.query import MAX_QUERY_CHARS, clean_query, not_text
 from index.search.searcher import Searcher
 from index.search.settings import SearchSettings
 from index.serve.feedback import add_feedback_route
@@ -63,6 +67,9 @@ log = logging.getLogger("kb.api")
 # in any encoding, with a long list of sources, and keeps a runaway client cheap.
 MAX_BODY_BYTES = 64 * 1024
 TOKEN_VARIABLE = "KB_API_TOKEN"
+HOSTS_VARIABLE = "KB_ALLOWED_HOSTS"
+# The names of this machine a local browser uses; "*" in the list allows any.
+DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _BEARER = HTTPBearer(auto_error=False, description=f"The token in ${TOKEN_VARIABLE}, when the server sets one.")
 
 
@@ -113,12 +120,15 @@ class LocalBackend(IndexWatcher):
         return f"no index found in {self.config.index}; build one with: python -m ingest --index {self.config.index}"
 
 
-def create_app(backend: Backend, token: str | None = None) -> FastAPI:
+def create_app(
+    backend: Backend, token: str | None = None, allowed_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS
+) -> FastAPI:
     """The API over `backend`.
 
     Args:
         backend: Where answers come from; started and stopped with the app.
         token: When given, /query, /info and /documents need `Authorization: Bearer <token>`.
+        allowed_hosts: The names a request's Host header may give (without the port); "*" allows any.
     """
     from contextlib import asynccontextmanager
 
@@ -140,6 +150,7 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
     # Questions are logged beside the backend's index folder, where `python -m index gaps` reads them.
     questions_log = getattr(getattr(backend, "config", None), "index", None)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(HostCheck, allowed=tuple(allowed_hosts))  # added last: runs first
 
     def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
         _check_token(credentials, token)
@@ -148,6 +159,7 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
         return _current_view(backend)
 
     errors = {
+        400: {"model": Problem, "description": "The Host header names no allowed host."},
         401: {"model": Problem, "description": "No or a wrong bearer token."},
         413: {"model": Problem, "description": f"The body is over {MAX_BODY_BYTES:,} bytes."},
         422: {"model": Problem, "description": "The request makes no sense (the detail says why)."},
@@ -211,11 +223,12 @@ def create_app(backend: Backend, token: str | None = None) -> FastAPI:
 
     @app.get("/readyz", responses={503: {"model": Problem}})
     def readyz() -> JSONResponse:
-        """Ready once the model and an index version are loaded; 503 with the reason until then."""
-        view = backend.view()
-        if view is None:
-            return JSONResponse({"ready": False, "detail": backend.not_ready()}, status_code=503)
-        return JSONResponse({"ready": True, "version": view.version})
+        """Ready once the model and an index version are loaded; 503 with the reason until then.
+
+        When a newer version could not be loaded, the one in use keeps answering (still ready) and
+        `failed` names the version that failed and why.
+        """
+        return _readiness(backend)
 
     return app
 
@@ -249,6 +262,18 @@ def _add_mentions(app: FastAPI, current: Callable[[], View], dependencies: list,
         where = _filter(fields)
         view = _local(current(), "every mention is")
         return JSONResponse(await _filtered(view.mentions(parsed, where)))
+
+
+def _readiness(backend: Backend) -> JSONResponse:
+    """What /readyz says: the version answering and any newer one that failed to load, or 503 and why."""
+    view = backend.view()
+    if view is None:
+        return JSONResponse({"ready": False, "detail": backend.not_ready()}, status_code=503)
+    body = {"ready": True, "version": view.version}
+    failed = backend.failed()
+    if failed is not None:
+        body["failed"] = {"version": failed[0], "detail": failed[1]}
+    return JSONResponse(body)
 
 
 def _current_view(backend: Backend) -> View:
@@ -312,7 +337,10 @@ def _check_token(credentials: HTTPAuthorizationCredentials | None, token: str | 
 
 
 def _check_question(request: QueryRequest) -> None:
-    """Refuse (422) an empty question or a `k` out of range."""
+    """Refuse (422) a question that is not text or is empty, or a `k` out of range."""
+    reason = not_text(request.query)
+    if reason is not None:
+        raise HTTPException(422, f"query is not valid text: {reason}")
     if not clean_query(request.query):
         raise HTTPException(422, "query is empty; ask a question in words")
     if not 1 <= request.k <= MAX_K:
@@ -410,7 +438,50 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def allowed_hosts_from(value: str | None) -> tuple[str, ...]:
+    """The allowed hosts a `KB_ALLOWED_HOSTS` value names (comma-separated), or the default when it is empty."""
+    hosts = tuple(h.strip().lower() for h in (value or "").split(",") if h.strip())
+    return hosts or DEFAULT_ALLOWED_HOSTS
+
+
+class HostCheck:
+    """Refuses (400) a request whose Host header names no allowed host: the defence against DNS rebinding."""
+
+    def __init__(self, app, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = frozenset(h.lower() for h in allowed)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket") or "*" in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope.get("headers", ())).get(b"host", b"").decode("latin-1")
+        name = _host_name(host)
+        if name in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        shown = host if len(host) <= 100 else host[:100] + "..."
+        detail = (
+            f"Host {shown!r} is not allowed; this server answers to {', '.join(sorted(self.allowed))} "
+            f"(add a name with --allowed-host NAME or {HOSTS_VARIABLE}=NAME,...)"
+        )
+        response = JSONResponse({"detail": detail}, status_code=400)
+        await response(scope, receive, send)
+
+
+def _host_name(host: str) -> str:
+    """A Host header's name without its port, lower-cased: "[::1]:8000" -> "[::1]", "LocalHost:80" -> "localhost"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def app_from_environment() -> FastAPI:
     """The app `python -m index serve` runs in each uvicorn worker: folders and model from `KB_*` variables."""
     one_thread_per_question()
-    return create_app(LocalBackend(Config.resolve()), token=os.environ.get(TOKEN_VARIABLE) or None)
+    return create_app(
+        LocalBackend(Config.resolve()),
+        token=os.environ.get(TOKEN_VARIABLE) or None,
+        allowed_hosts=allowed_hosts_from(os.environ.get(HOSTS_VARIABLE)),
+    )

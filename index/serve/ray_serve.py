@@ -55,7 +55,7 @@ from index.search.confidence import ConfidenceModel
 from index.search.query import clean_query
 from index.search.settings import SearchSettings
 from index.search.sharded import ShardCandidates, fetch, rank_shards, shard_candidates, top_by_shard
-from index.serve.app import TOKEN_VARIABLE, create_app
+from index.serve.app import DEFAULT_ALLOWED_HOSTS, TOKEN_VARIABLE, create_app
 from index.serve.cluster import check_reachable
 from index.serve.watcher import DocumentLookup, IndexWatcher
 from index.store.pointer import current_version, live_version
@@ -263,13 +263,15 @@ def _is(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
 class Router:
     """The ingress: the API of `index.serve.app` over a `ShardRouter`."""
 
-    def __init__(self, config: Config, token: str | None, *shards) -> None:
+    def __init__(self, config: Config, token: str | None, allowed_hosts: tuple[str, ...], *shards) -> None:
         one_thread_per_question()
         self.backend = ShardRouter(config, list(shards))  # Serve hands the bound shards in as handles
         self.token = token
+        self.allowed_hosts = allowed_hosts
 
     def __serve_build_asgi_app__(self):
-        return create_app(self.backend, token=self.token)
+        # The same app as `python -m index serve`: the token, the body size and the Host header checked alike.
+        return create_app(self.backend, token=self.token, allowed_hosts=self.allowed_hosts)
 
 
 def deploy(
@@ -279,6 +281,7 @@ def deploy(
     host: str = "127.0.0.1",
     port: int = 8000,
     token: str | None = None,
+    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
 ) -> None:
     """Start Serve on the connected Ray cluster and deploy the API; returns once every replica is up.
 
@@ -288,6 +291,7 @@ def deploy(
         replicas: Replicas of each shard.
         host / port: Where Serve's HTTP proxy listens.
         token: When given, the data endpoints need it as a bearer token.
+        allowed_hosts: The names a request's Host header may give ("*": any).
     """
     serve.start(http_options={"host": host, "port": port})
     # No CPU reservation: on a small machine N x R replicas share the cores, as processes do.
@@ -297,11 +301,18 @@ def deploy(
         )
         for s in range(shards)
     ]
-    serve.run(Router.options(ray_actor_options={"num_cpus": 0}).bind(config, token, *bound), name=APP, route_prefix="/")
+    router = Router.options(ray_actor_options={"num_cpus": 0}).bind(config, token, tuple(allowed_hosts), *bound)
+    serve.run(router, name=APP, route_prefix="/")
 
 
 def serve_on_ray(
-    config: Config, address: str | None, shards: int, replicas: int, host: str = "127.0.0.1", port: int = 8000
+    config: Config,
+    address: str | None,
+    shards: int,
+    replicas: int,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
 ) -> None:
     """`python -m index serve --ray`: deploy on the cluster at `address` (a local instance when None), serve until Ctrl-C."""
     import ray
@@ -318,7 +329,8 @@ def serve_on_ray(
     else:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
     try:
-        deploy(config, shards, replicas, host, port, token=os.environ.get(TOKEN_VARIABLE) or None)
+        token = os.environ.get(TOKEN_VARIABLE) or None
+        deploy(config, shards, replicas, host, port, token=token, allowed_hosts=allowed_hosts)
         print(
             f"Serving {live} on Ray Serve at http://{host}:{port} ({shards} shards x {replicas} replicas); Ctrl-C stops"
         )

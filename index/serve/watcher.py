@@ -19,7 +19,7 @@ from index.config import Config
 from index.errors import StoreError
 from index.records import DocumentInfo
 from index.search.settings import SearchSettings
-from index.store.pointer import current_version
+from index.store.pointer import POINTER, current_version
 
 log = logging.getLogger("kb.api")
 
@@ -69,6 +69,10 @@ class Backend(Protocol):
         """Why there is no view yet (loading, or what is wrong and how to fix it)."""
         ...
 
+    def failed(self) -> tuple[str, str] | None:
+        """The newest version that could not be loaded and why, `(version, reason)`, while an older one answers."""
+        ...
+
 
 class DocumentLookup:
     """What a view derives from its `documents`: the source files, and each document id's rows."""
@@ -111,6 +115,7 @@ class IndexWatcher:
         self.embedder = None
         self._view = None
         self._problem = "loading the model and the index"
+        self._failed: tuple[str, str] | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -129,6 +134,9 @@ class IndexWatcher:
 
     def not_ready(self) -> str:
         return self._problem
+
+    def failed(self) -> tuple[str, str] | None:
+        return self._failed
 
     def _load(self, version: Path, embedder):
         """The view answering from `version` (a folder the CURRENT pointer named)."""
@@ -149,17 +157,21 @@ class IndexWatcher:
             log.exception("the model cannot be loaded")
             self._problem = f"the model cannot be loaded ({exc})"
             return
-        failed = None
         while not self._stopping.is_set():
+            version = None
             try:
                 version = current_version(self.config.index)
                 if version is not None and (self._view is None or version.name != self._view.version):
                     self._view = self._load(version, embedder)
-                    failed = None
+                    self._failed = None
                 elif version is None and self._view is None:
                     self._problem = self._missing()
+                elif version is not None:
+                    self._failed = None  # the pointer names the version in use again
             except self.recoverable as exc:  # the old version keeps answering
-                if str(exc) != failed:
-                    log.warning("cannot load the new index version: %s", exc)
-                failed = self._problem = str(exc)
+                name = version.name if version is not None else POINTER
+                if self._failed != (name, str(exc)):
+                    log.warning("cannot load index version %s: %s", name, exc)
+                self._failed = (name, str(exc))
+                self._problem = str(exc)
             self._stopping.wait(self.poll)

@@ -2,11 +2,14 @@
 
 `CURRENT` holds one folder name and is replaced atomically; `.lock` is held
 by the one process allowed to publish. Superseded versions and a killed
-build's leftovers are removed here, under the lock.
+build's leftovers are removed here, under the lock: a version as soon as no
+reader holds it (each loaded version holds a shared lock on its manifest),
+at the latest at the next build.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -15,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from index.errors import (
     IndexBusy,
@@ -24,6 +28,7 @@ from index.errors import (
     rebuild_fix,
 )
 from index.store.version import (
+    MANIFEST,
     fsync,
 )
 
@@ -66,7 +71,24 @@ def current_version(index_dir: Path) -> Path | None:
             f"index pointer {pointer} names {shown!r}, which is not a version folder of {index_dir}",
             rebuild_fix(index_dir),
         )
-    return index_dir / name
+    version = index_dir / name
+    # The named folder must be a real folder of the index folder: a link would make every
+    # reader trust files anyone who can write the index folder may point anywhere.
+    if version.is_symlink() or not _inside(version, index_dir):
+        target = os.path.realpath(version)
+        raise PointerDamaged(
+            f"index version {version} is a link to {target}, outside the index folder {index_dir}; "
+            "a version must be a folder inside it",
+            f"remove the link, then {rebuild_fix(index_dir)}",
+        )
+    return version
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a link loop: not a folder inside
+        return False
 
 
 def live_version(index_dir: Path) -> Path:
@@ -117,11 +139,74 @@ def switch_pointer(index_dir: Path, name: str) -> None:
     fsync(index_dir)
 
 
-def remove_old_versions(index_dir: Path, keep: set[str]) -> None:
-    """Delete superseded versions. Readers hold their version in memory, so this is safe."""
-    for path in index_dir.glob("v-*"):
-        if path.name not in keep:
+def hold_for_reading(folder: Path) -> BinaryIO:
+    """Mark a version folder as read by this process until the returned handle is closed (a shared lock).
+
+    `remove_old_versions` removes at once a version no reader holds.
+
+    Raises:
+        OSError: The folder has no manifest, or it is being removed.
+    """
+    handle = open(folder / MANIFEST, "rb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise FileNotFoundError(errno.ENOENT, "the version is being removed", str(folder)) from None
+    return handle
+
+
+def remove_old_versions(index_dir: Path, live: str, keep: int) -> None:
+    """Delete every version but `live`: at once each one no reader holds, and of those in use all but the `keep` newest.
+
+    A reader opens all it needs when it loads (and retries on the new
+    version if its own vanished while it loaded), so a version is kept only
+    for the few readers that may still be loading it. Caller holds `publish_lock`.
+    """
+    old = [path for path in index_dir.glob("v-*") if path.name != live]
+    in_use_kept = 0
+    for path in sorted(old, key=_age):
+        if path.is_symlink():
+            path.unlink(missing_ok=True)
+            continue
+        lock = _hold_for_removal(path)
+        if lock is None and in_use_kept < keep:
+            in_use_kept += 1
+            continue
+        try:
             shutil.rmtree(path, ignore_errors=True)
+        finally:
+            if lock is not None:
+                lock.close()
+
+
+def _age(path: Path) -> float:
+    """Newest first: by the manifest's modification time (a version folder without one goes first)."""
+    try:
+        return -(path / MANIFEST).stat().st_mtime
+    except OSError:
+        return float("-inf")
+
+
+def _hold_for_removal(folder: Path) -> BinaryIO | None:
+    """An exclusive lock on a version no reader holds, or None while one does (a folder with no manifest: no lock)."""
+    try:
+        handle = open(folder / MANIFEST, "rb")
+    except OSError:  # a damaged or half-removed version: no reader can load it
+        return _Unlocked()
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+class _Unlocked:
+    """What `_hold_for_removal` returns for a folder nobody can be reading (no manifest)."""
+
+    def close(self) -> None:
+        pass
 
 
 def remove_leftovers(index_dir: Path) -> None:
@@ -130,3 +215,11 @@ def remove_leftovers(index_dir: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     for path in index_dir.glob(f".{POINTER}.*"):
         path.unlink(missing_ok=True)
+
+
+def _remove(path: Path) -> None:
+    """Delete a version folder, or only the link when it is one (never what a link points at)."""
+    if path.is_symlink():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
@@ -28,7 +29,7 @@ from index.records import FORMAT_VERSION, DocumentInfo, Manifest
 from index.retrievers.dense import DenseIndex
 from index.retrievers.keyword import KeywordIndex
 from index.store.passages import LocationTable, PassageFile
-from index.store.pointer import current_version, live_version
+from index.store.pointer import current_version, hold_for_reading, live_version
 from index.store.texts import DocumentTexts
 from index.store.version import (
     DOCUMENTS,
@@ -51,6 +52,17 @@ from index.store.version import (
 from index.store.vocabulary import VOCABULARY, count_words, read_vocabulary
 
 
+@dataclass(frozen=True)
+class Opened:
+    """What a version keeps open from load: its documents and sources (read on first use, or given as
+    records for an index assembled in memory), its vocabulary, and the shared lock that keeps its folder."""
+
+    documents: list[DocumentInfo] | BinaryIO | None = None
+    sources: dict[str, SourceFile] | BinaryIO | None = None
+    vocabulary: BinaryIO | None = None
+    reading: BinaryIO | None = None
+
+
 class StoredIndex(Segment):
     """A loaded index version: its passages and their retrieval data (a `Segment`), and what the version adds.
 
@@ -66,19 +78,18 @@ class StoredIndex(Segment):
         segment: Segment,
         locations: LocationTable,
         *,
-        documents: list[DocumentInfo] | BinaryIO | None = None,
-        sources: dict[str, SourceFile] | BinaryIO | None = None,
         texts: DocumentTexts | None = None,
-        vocabulary: BinaryIO | None = None,
+        opened: Opened = Opened(),
     ) -> None:
         super().__init__(**vars(segment))
+        self._reading = opened.reading  # the shared lock that keeps the folder while this object lives
         self.path = path
         self.manifest = manifest
         self.locations = locations
-        self._documents = documents
-        self._sources = sources
+        self._documents = opened.documents
+        self._sources = opened.sources
         self.texts = texts  # every version has them; None only for an index assembled in memory
-        self._vocabulary = vocabulary
+        self._vocabulary = opened.vocabulary
 
     @cached_property
     def vocabulary(self) -> dict[str, int]:
@@ -201,6 +212,10 @@ def check_files(folder: Path, manifest: Manifest, names: Iterable[str] | None = 
 
 def _load_version(folder: Path) -> StoredIndex:
     manifest = read_manifest(folder)
+    try:
+        reading = hold_for_reading(folder)
+    except OSError as exc:
+        raise IndexDamaged(f"index {folder} cannot be read ({exc})", rebuild_fix(folder.parent)) from exc
     check_files(folder, manifest)
     try:
         dense = DenseIndex.load(folder, manifest.vector_index)
@@ -238,7 +253,7 @@ def _load_version(folder: Path) -> StoredIndex:
         )
     segment = Segment(passages, dense, keyword, sentences, signatures)
     return StoredIndex(
-        folder, manifest, segment, locations, documents=documents, sources=sources, texts=texts, vocabulary=vocabulary
+        folder, manifest, segment, locations, texts=texts, opened=Opened(documents, sources, vocabulary, reading)
     )
 
 

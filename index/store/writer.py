@@ -26,14 +26,13 @@ import numpy as np
 
 from index.errors import (
     IndexWriteFailed,
-    PointerDamaged,
 )
 from index.records import FORMAT_VERSION, Manifest
 from index.retrievers.dense import DenseIndex
 from index.retrievers.keyword import KeywordIndex
 from index.retrievers.parts import Map
 from index.store.passages import location_table, passage_line
-from index.store.pointer import current_version, remove_leftovers, remove_old_versions, switch_pointer
+from index.store.pointer import remove_leftovers, remove_old_versions, switch_pointer
 from index.store.reader import StoredIndex, load_version
 from index.store.shards import SHARDS, write_shards
 from index.store.texts import TEXT_ROWS, TEXTS, write_texts
@@ -66,6 +65,7 @@ def publish(
     previous_rows: Sequence[int | None] | None = None,
     parallel_map: Map = map,
     timings: Callable[[str, float], None] | None = None,
+    keep_versions: int = 1,
 ) -> StoredIndex:
     """Write a new version and make it live atomically. Caller holds `publish_lock`.
 
@@ -78,6 +78,7 @@ def publish(
         previous_rows: With `previous`: the row of each passage in it, or None for a new passage.
         parallel_map: Adds the parts of an approximate index (see `DenseIndex.save`).
         timings: Called as `timings(step, seconds)` for the steps "write" and "verify".
+        keep_versions: Previous versions kept while readers hold them (`remove_old_versions`).
 
     Returns:
         The published index, loaded back and checked.
@@ -118,17 +119,11 @@ def publish(
             raise _not_written(index_dir, exc) from exc
         raise
     try:
-        previous_version = current_version(index_dir)
-    except PointerDamaged:  # the build replaces it; no version is known to be in use
-        previous_version = None
-    try:
         switch_pointer(index_dir, final.name)
     except OSError as exc:
         shutil.rmtree(final, ignore_errors=True)  # CURRENT was not replaced: nothing names it
         raise _not_written(index_dir, exc) from exc
-    # The version just replaced stays one more round: a reader that read the old
-    # pointer a moment ago can still load it.
-    remove_old_versions(index_dir, keep={final.name} | ({previous_version.name} if previous_version else set()))
+    remove_old_versions(index_dir, final.name, keep_versions)
     return stored
 
 

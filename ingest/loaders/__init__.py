@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from index.records import Skipped
+from ingest.loaders import limits
 from ingest.loaders.discovery import (
     LINK_OUT,
     QUESTION_SETS,
@@ -77,11 +78,16 @@ def _load(path: Path, source: str) -> tuple[list[Document], list[Skipped]]:
         return [_valid(read_pdf(path, source))], []
     if suffix == ".docx":
         return [_valid(read_docx(path, source))], []
+    if suffix == ".jsonl":
+        return read_jsonl(path, source)
+    if suffix in (".html", ".htm") and path.stat().st_size > limits.MAX_HTML_BYTES:
+        raise LoadError(
+            f"refused: {path.stat().st_size / 2**20:,.0f} MB of HTML, more than {limits.MAX_HTML_BYTES / 2**20:,.0f} MB "
+            "(a saved web page has a few); split it into smaller files"
+        )
     data = path.read_bytes()
     if not data:  # emptied since the size check
         raise LoadError("file is empty")
-    if suffix == ".jsonl":
-        return read_jsonl(data, source)
     if suffix in (".md", ".markdown"):
         return [_valid(read_markdown(data, source))], []
     if suffix in (".html", ".htm"):

@@ -42,7 +42,7 @@ def read_docx(path: Path, source: str) -> Document:
         with zipfile.ZipFile(path) as archive:
             builder = TextBuilder(take=budget.take)
             with archive.open("word/document.xml") as xml:
-                _Body(builder, budget).read(xml)
+                _Body(builder, budget).read(_CountedXml(xml))
             title, tags = _core_properties(archive)
     except LoadError:
         raise
@@ -59,21 +59,22 @@ class _Body:
         self.budget = budget
         self.tables: list[dict] = []  # open tables: {"header": [...], "row": [...], "rows": n}
         self.elements = 0
+        self.paragraphs = 0
 
     def read(self, xml) -> None:
         from lxml import etree
 
         events = etree.iterparse(xml, events=("start", "end"), resolve_entities=False, huge_tree=False)
         for event, element in events:
-            self.elements += 1
-            if self.elements > limits.MAX_DOCX_ELEMENTS:
-                raise LoadError(
-                    f"refused: more than {limits.MAX_DOCX_ELEMENTS:,} XML elements in word/document.xml; "
-                    "split it into smaller files"
-                )
-            if self.elements % 10_000 == 0:
-                self.budget.check_time()
             if event == "start":
+                self.elements += 1
+                if self.elements > limits.MAX_DOCX_ELEMENTS:
+                    raise LoadError(
+                        f"refused: more than {limits.MAX_DOCX_ELEMENTS:,} XML elements in word/document.xml; "
+                        "split it into smaller files"
+                    )
+                if self.elements % 10_000 == 0:
+                    self.budget.check_time()
                 if element.tag == f"{_W}tbl":
                     self.tables.append({"header": None, "row": [], "cell": [], "rows": 0})
                 continue
@@ -82,6 +83,12 @@ class _Body:
     def _end(self, element) -> None:
         tag = element.tag
         if tag == f"{_W}p":
+            self.paragraphs += 1
+            if self.paragraphs > limits.MAX_DOCX_PARAGRAPHS:
+                raise LoadError(
+                    f"refused: more than {limits.MAX_DOCX_PARAGRAPHS:,} paragraphs in word/document.xml; "
+                    "split it into smaller files"
+                )
             text = _paragraph_text(element)
             if self.tables:
                 self.tables[-1]["cell"].append(text)
@@ -127,6 +134,32 @@ class _Body:
             return
         table["rows"] += 1
         self.builder.add(BlockKind.ROW, labelled_row(table["header"], cells))
+
+
+class _CountedXml:
+    """`word/document.xml` as lxml reads it, refused once more than `MAX_DOCX_XML_BYTES` have been read.
+
+    The zip's directory declares the part's size, and `_check_unzipped_size`
+    holds the part to it; counting here bounds the parse itself, whatever the header says.
+    """
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.stream.read(size if size is not None and size >= 0 else 2**20)
+        self.read_bytes += len(block)
+        if self.read_bytes > limits.MAX_DOCX_XML_BYTES:
+            raise LoadError(_too_much_xml(self.read_bytes))
+        return block
+
+
+def _too_much_xml(size: int) -> str:
+    return (
+        f"refused: word/document.xml holds more than {size / 2**20:,.0f} MB of XML, more than "
+        f"{limits.MAX_DOCX_XML_BYTES / 2**20:,.0f} MB (a decompression bomb?); split it into smaller files"
+    )
 
 
 def _paragraph_text(element) -> str:
@@ -191,6 +224,9 @@ def _check_unzipped_size(path: Path) -> None:
         raise LoadError(f"refused: more than {limits.MAX_ZIP_PARTS:,} parts in the zip (a .docx has tens)")
     with zipfile.ZipFile(path) as archive:
         parts = archive.infolist()
+    body = next((part for part in parts if part.filename == "word/document.xml"), None)
+    if body is not None and body.file_size > limits.MAX_DOCX_XML_BYTES:
+        raise LoadError(_too_much_xml(body.file_size).replace("more than ", "", 1))
     total = sum(part.file_size for part in parts)
     if total > limits.MAX_UNZIPPED_BYTES:
         raise LoadError(

@@ -7,17 +7,28 @@ import time
 from ingest.loaders.document import LoadError
 
 # What one file may expand to. A small .docx of many short paragraphs can hold
-# a gigabyte of XML, which python-docx parses whole (bench/RESULTS.md, "Files
-# that expand"): such files are refused before their text is extracted.
-MAX_TEXT_CHARS = 200_000_000  # characters of text from one .docx, .pdf or .html
+# a gigabyte of XML (bench/RESULTS.md, "Files that expand"): each reader
+# counts what it parses as it goes and refuses the file at the first bound
+# passed, before its text has filled memory.
+MAX_TEXT_CHARS = 20_000_000  # characters of text from one .docx, .pdf or .html: six copies of War and Peace
 MAX_TEXT_PER_BYTE = 100  # characters per byte of the file: prose compresses to a few per byte
-MAX_UNZIPPED_BYTES = 256 * 2**20  # a .docx unzipped: python-docx holds every part, parsed XML at ~4x
+MAX_UNZIPPED_BYTES = 256 * 2**20  # a .docx unzipped, all parts (images included)
 MAX_ZIP_RATIO = 100  # a .docx part's unzipped to zipped size (Word's XML: 5-30), for parts over 1 MB
 MAX_ZIP_PARTS = 10_000  # a .docx has tens of parts; reading a zip's directory costs ~600 bytes each
 RATIO_FROM_BYTES = 2**20
+MAX_DOCX_XML_BYTES = 64 * 2**20  # word/document.xml: a 1,000-page report has 10-20 MB
+MAX_DOCX_ELEMENTS = 3_000_000  # XML elements in word/document.xml: a long report has a few hundred thousand
+MAX_DOCX_PARAGRAPHS = 500_000  # a 1,000-page report has about 30,000
 MAX_PDF_PAGES = 5_000  # a long book has a thousand
-MAX_DOCX_ELEMENTS = 5_000_000  # XML elements in word/document.xml: a long report has a few hundred thousand
-MAX_HTML_ELEMENTS = 2_000_000  # a long saved page has tens of thousands of tags
+MAX_PDF_CONTENT_BYTES = 8 * 2**20  # a PDF's stream of drawing operators, inflated: a page has KB, a detailed map MB
+MAX_PDF_STREAM_BYTES = 64 * 2**20  # an image, font or object stream of a PDF, inflated
+MAX_PDF_INFLATED_BYTES = 512 * 2**20  # all a PDF's Flate streams, inflated
+MAX_PDF_OBJECTS = 1_000_000  # text, path and image objects of all pages: a page has tens to thousands
+MAX_PDF_TEXT_SECONDS = 60  # reading the text layers of one PDF (OCR not counted): 5,000 pages take ~25 s
+MAX_HTML_BYTES = 32 * 2**20  # a saved web page has tens of KB to a few MB
+MAX_HTML_ELEMENTS = 500_000  # a long saved page has tens of thousands of tags
+MAX_JSONL_RECORD_BYTES = 16 * 2**20  # one line of a .jsonl collection: a record is a document, KB to a few MB
+MAX_JSONL_RECORDS = 5_000_000  # records in one .jsonl file (BEIR's largest corpora have a few million)
 # Reading one file, OCR included: a file that takes longer is refused, whatever the reason.
 MAX_READ_SECONDS = 180
 

@@ -16,12 +16,15 @@ its wheel) up to `MAX_OCR_PAGES` pages, and the document says which pages.
 from __future__ import annotations
 
 import re
+import time
+import zlib
 from collections import Counter
 from pathlib import Path
 
+import ingest.loaders.limits as limits
 import ingest.loaders.ocr as ocr
 from ingest.loaders.document import BlockKind, Document, LoadError, TextBuilder
-from ingest.loaders.limits import MAX_PDF_PAGES, TextBudget
+from ingest.loaders.limits import TextBudget
 
 # Pages read by OCR in one file: 5 to 10 s a page on two cores, so a scanned book is read in part and said so.
 MAX_OCR_PAGES = 10
@@ -47,6 +50,7 @@ def read_pdf(path: Path, source: str) -> Document:
     import pypdfium2 as pdfium
 
     budget = TextBudget(path.stat().st_size)
+    check_streams(path)
     try:
         pdf = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
@@ -69,18 +73,27 @@ def read_pdf(path: Path, source: str) -> Document:
 
 def _page_lines(pdf, budget: TextBudget) -> tuple[list[list[str]], list[int], list[int]]:
     """Each page's text lines; pages with no text layer read by OCR while the OCR allowance lasts."""
-    if len(pdf) > MAX_PDF_PAGES:
-        raise LoadError(f"refused: {len(pdf):,} pages, more than {MAX_PDF_PAGES:,}; split it into smaller files")
+    import pypdfium2.raw as pdfium_c
+
+    if len(pdf) > limits.MAX_PDF_PAGES:
+        raise LoadError(f"refused: {len(pdf):,} pages, more than {limits.MAX_PDF_PAGES:,}; split it into smaller files")
     pages: list[list[str]] = []
     ocr_pages: list[int] = []
     empty: list[int] = []
+    objects, reading = 0, 0.0
     for index in range(len(pdf)):
         budget.check_time()
+        began = time.monotonic()
         try:
-            page = pdf[index]
+            page = pdf[index]  # PDFium parses the page's content here
+            objects += max(0, pdfium_c.FPDFPage_CountObjects(page.raw))
+            _check_work(index + 1, objects, reading + time.monotonic() - began)
             text = page.get_textpage().get_text_range()
-        except Exception as exc:  # PDFium reports damage per page
+        except LoadError:
+            raise
+        except Exception as exc:  # PDFium reports damage per page (a page tree that loops, a missing page)
             raise LoadError(f"corrupt or unreadable PDF: page {index + 1}: {exc}") from None
+        reading += time.monotonic() - began
         budget.take(text)
         if not text.strip():
             lines = ocr.read_page(page) if len(ocr_pages) < MAX_OCR_PAGES else []
@@ -89,6 +102,89 @@ def _page_lines(pdf, budget: TextBudget) -> tuple[list[list[str]], list[int], li
             lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
         pages.append([line.rstrip() for line in lines])
     return pages, ocr_pages, empty
+
+
+def _check_work(page: int, objects: int, seconds: float) -> None:
+    """Refuse a PDF whose pages, read so far, hold too many objects or took too long to read.
+
+    Pages may share one content stream, so a small file can make PDFium parse
+    the same megabytes on every page: the work is counted as it is done.
+    """
+    if objects > limits.MAX_PDF_OBJECTS:
+        raise LoadError(
+            f"refused: its first {page:,} page(s) hold {objects:,} drawing objects, more than "
+            f"{limits.MAX_PDF_OBJECTS:,} (a page has tens to thousands); split it into smaller files"
+        )
+    if seconds > limits.MAX_PDF_TEXT_SECONDS:
+        raise LoadError(
+            f"refused: reading the text of its first {page:,} page(s) took more than {limits.MAX_PDF_TEXT_SECONDS} s; "
+            "split it into smaller files"
+        )
+
+
+_STREAM = re.compile(rb"stream\r?\n")
+# Streams PDFium does not parse as drawing operators: images, embedded fonts, object and cross-reference streams.
+_DATA_STREAM = re.compile(
+    rb"/Subtype\s*/Image|/Length[123]\b|/Subtype\s*/(Type1C|CIDFontType0C|OpenType)|/Type\s*/(ObjStm|XRef)"
+)
+
+
+def check_streams(path: Path) -> None:
+    """Refuse a PDF whose streams inflate to too much, before PDFium reads any of them whole.
+
+    Every stream of the file is measured without parsing the PDF: a Flate
+    (zlib) one by inflating it in 1 MB steps and counting, any other by its
+    length. A stream of drawing operators (a page's content, a form) may hold
+    `MAX_PDF_CONTENT_BYTES`: PDFium keeps each operator as an object, about
+    14 times the stream's size, and parses it again for every page that
+    shares it. An image, a font or an object stream may hold `MAX_PDF_STREAM_BYTES`;
+    all together `MAX_PDF_INFLATED_BYTES`.
+
+    Raises:
+        LoadError: A stream, or all together, inflate to too much.
+    """
+    data = path.read_bytes()
+    total, at = 0, 0
+    while (found := _STREAM.search(data, at)) is not None:
+        start = found.end()
+        head = data[max(0, start - 4096) : start]
+        head = head[head.rfind(b"obj") + 1 :]
+        drawing = _DATA_STREAM.search(head) is None
+        limit = limits.MAX_PDF_CONTENT_BYTES if drawing else limits.MAX_PDF_STREAM_BYTES
+        size, end = _inflated_size(data, start, limit)
+        if size > limit:
+            what = "a content stream" if drawing else "a stream"
+            raise LoadError(
+                f"refused: {what} at byte {start:,} inflates to more than {limit / 2**20:,.0f} MB "
+                "(a decompression bomb?); split it into smaller files"
+            )
+        total += size
+        if total > limits.MAX_PDF_INFLATED_BYTES:
+            raise LoadError(
+                f"refused: its streams inflate to more than {limits.MAX_PDF_INFLATED_BYTES / 2**20:,.0f} MB "
+                "(a decompression bomb?); split it into smaller files"
+            )
+        at = max(end, start)
+
+
+def _inflated_size(data: bytes, start: int, limit: int) -> tuple[int, int]:
+    """The size a zlib stream starting at `start` inflates to (counting stops past `limit`), and where it ends.
+
+    Data that is not a zlib stream (another filter, or no filter) counts 0.
+    """
+    inflater = zlib.decompressobj()
+    produced, fed, step = 0, start, 2**20
+    try:
+        while fed < len(data) and not inflater.eof and produced <= limit:
+            produced += len(inflater.decompress(data[fed : fed + step], step))
+            fed += step
+            while inflater.unconsumed_tail and not inflater.eof and produced <= limit:
+                produced += len(inflater.decompress(inflater.unconsumed_tail, step))
+    except zlib.error:  # not Flate: its length up to the end of the stream
+        end = data.find(b"endstream", start)
+        return (end - start, end) if end >= 0 else (0, start)
+    left = len(inflater.unused_data) if inflater.eof else len(inflater.unconsumed_tail)
+    return produced, min(fed, len(data)) - left
 
 
 def _notes(ocr_pages: list[int], empty: list[int]) -> tuple[str, ...]:
