@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import ingest.loaders.limits as limits
 from index.records import Skipped
-from ingest.loaders import limits
 from ingest.loaders.discovery import (
     LINK_OUT,
     QUESTION_SETS,

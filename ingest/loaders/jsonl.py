@@ -14,8 +14,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import ingest.loaders.limits as limits
 from index.records import Skipped
-from ingest.loaders import limits
 from ingest.loaders.document import Document, LoadError
 from ingest.loaders.text import SURROGATE, decode_text, valid_unicode
 
