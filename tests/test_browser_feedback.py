@@ -17,11 +17,23 @@ import pytest
 from index.feedback import FEEDBACK, Thumb, read_votes
 from index.gaps import read_log
 from tests.helpers import REPO
-from tests.test_browser import HEAL, answer_box, app_url, ask, browser, open_page, root  # noqa: F401 (fixtures)
+from tests.test_browser import HEAL, answer_box, ask, browser, open_page, running_app  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 REFUSED = "what is the airspeed velocity of an unladen swallow"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """This module's own app folder: its question log and votes are these tests' alone."""
+    return tmp_path_factory.mktemp("browser-feedback")
+
+
+@pytest.fixture(scope="module")
+def app_url(root):
+    with running_app(root) as app:
+        yield app.url
 
 
 def eval_feedback(index_dir) -> dict:
@@ -38,7 +50,7 @@ def eval_feedback(index_dir) -> dict:
     return json.loads(done.stdout)
 
 
-def test_a_thumbs_up_in_the_browser_counts_in_eval_feedback(browser, app_url, root):  # noqa: F811
+def test_a_thumbs_up_in_the_browser_counts_in_eval_feedback(browser, app_url, root):  # noqa: F811 (the fixture imported above)
     page = open_page(browser, app_url)
     ask(page, HEAL)
     box = answer_box(page)
@@ -53,7 +65,7 @@ def test_a_thumbs_up_in_the_browser_counts_in_eval_feedback(browser, app_url, ro
     page.context.close()
 
 
-def test_a_refused_question_shows_on_the_gaps_page(browser, app_url, root):  # noqa: F811
+def test_a_refused_question_shows_on_the_gaps_page(browser, app_url, root):  # noqa: F811 (the fixture imported above)
     page = open_page(browser, app_url)
     ask(page, REFUSED)
     page.get_by_text("No passage in the collection answers this.").wait_for(timeout=90_000)
@@ -65,13 +77,13 @@ def test_a_refused_question_shows_on_the_gaps_page(browser, app_url, root):  # n
     page.context.close()
 
 
-def test_bad_link_parameters_are_said(browser, app_url):  # noqa: F811
+def test_bad_link_parameters_are_said(browser, app_url):  # noqa: F811 (the fixture imported above)
     page = open_page(browser, f"{app_url}/?k=banana&doc=nope.txt")
     page.get_by_text("Ignored in the link: k=banana, doc=nope.txt.").wait_for(timeout=60_000)
     page.context.close()
 
 
-def test_on_a_phone_documents_and_gaps_are_one_tap_away(browser, app_url):  # noqa: F811
+def test_on_a_phone_documents_and_gaps_are_one_tap_away(browser, app_url):  # noqa: F811 (the fixture imported above)
     page = open_page(browser, f"{app_url}/?q={urllib.parse.quote(HEAL)}", **PHONE)
     links = page.locator(".st-key-phone-nav")
     documents = links.get_by_role("link", name="Documents")
