@@ -41,6 +41,16 @@ class App(NamedTuple):
     console: Path  # the server's stdout and stderr, as `make run` would print them
 
 
+def stop(server: subprocess.Popen) -> None:
+    """Stop the app: asked to end, then made to, each wait bounded (a loaded machine is slow to shut it down)."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=30)
+
+
 @contextmanager
 def running_app(root: Path) -> Iterator[App]:
     """The app over its own copy of the bundled document, built with the real model, served from `root`."""
@@ -62,8 +72,7 @@ def running_app(root: Path) -> Iterator[App]:
     try:
         yield App(url, root / "console.log")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)
 
 
 @pytest.fixture(scope="module")
