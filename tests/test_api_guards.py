@@ -7,7 +7,6 @@ are tested in the `ray` tier (tests/test_ray_cluster.py).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from index.config import Config
 from index.embed.fake import FakeEmbedder
 from index.serve.app import LocalBackend, create_app
 from ingest.pipeline import build
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -35,19 +35,10 @@ def client_for(index_dir: Path, **options) -> TestClient:
     return TestClient(create_app(backend, **options), base_url="http://localhost", raise_server_exceptions=False)
 
 
-def wait_for(check, timeout: float = 30.0):
-    """`check()`'s first true result, polled (the shared polling helper of tests/helpers.py may replace it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout} s")
-
-
 def ready(client: TestClient) -> dict:
-    return wait_for(lambda: client.get("/readyz").status_code == 200 and client.get("/readyz").json())
+    return wait_for(
+        lambda: client.get("/readyz").status_code == 200 and client.get("/readyz").json(), what="the API ready"
+    )
 
 
 def test_a_lone_surrogate_in_a_question_is_a_422_with_the_reason(index_dir):
@@ -143,11 +134,11 @@ def test_readyz_names_a_version_that_failed_to_load_while_the_old_one_answers(in
         shutil.copytree(index_dir / first, broken)
         (broken / "documents.json").unlink()
         switch_pointer(index_dir, broken.name)
-        status = wait_for(lambda: client.get("/readyz").json().get("failed"))
+        status = wait_for(lambda: client.get("/readyz").json().get("failed"), what="/readyz naming the failed version")
         assert status["version"] == broken.name
         assert f"index file {broken / 'documents.json'} is missing" in status["detail"]
         body = client.get("/readyz").json()
         assert body["ready"] is True and body["version"] == first  # the old version keeps answering
         assert client.post("/query", json={"query": "hip flexors"}).status_code == 200
         switch_pointer(index_dir, first)  # put right: the failure is no longer reported
-        wait_for(lambda: "failed" not in client.get("/readyz").json())
+        wait_for(lambda: "failed" not in client.get("/readyz").json(), what="/readyz no longer naming a failure")

@@ -18,7 +18,7 @@ import pytest
 from index.__main__ import main as index_main
 from index.embed.fake import FakeEmbedder
 from ingest.pipeline import build
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_for
 
 TOKEN = "test-token-123"
 QUESTION = "how long do vertebral fractures take to heal"
@@ -102,15 +102,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for(check, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not true within {timeout}s")
-
-
 def listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -132,7 +123,7 @@ def test_http_tools_answer_as_the_cli_behind_the_token(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: listening(port))
+        wait_for(lambda: listening(port), what="the MCP server listening", timeout=60)
         url = f"http://127.0.0.1:{port}/mcp"
         refused = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert refused.status_code == 401 and "bearer token" in refused.text

@@ -7,7 +7,6 @@ second session's Add lands while the first session's rebuild is running.
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import streamlit as st
@@ -17,7 +16,7 @@ from index.embed.fake import FakeEmbedder
 from index.embed.registry import register_embedder
 from index.store.reader import load
 from ingest.pipeline import build
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_for
 from ui.markdown import escape_markdown
 from ui.status import REBUILDING_NOTE
 
@@ -35,17 +34,6 @@ class GatedEmbedder(FakeEmbedder):
             GatedEmbedder.entered.set()
             GatedEmbedder.gate.wait(60)
         return super().encode(texts, progress)
-
-
-def wait_for(check, timeout: float = 60.0):
-    """`check()`'s first true result, polled (the shared polling helper of tests/helpers.py may replace it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"not true within {timeout} s")
 
 
 @pytest.fixture
@@ -77,7 +65,11 @@ def test_add_in_a_second_session_during_a_rebuild_is_indexed_after_it(app, tmp_p
     toasts = [t.value for t in second.toast]
     assert escape_markdown(REBUILDING_NOTE) in toasts, toasts
     GatedEmbedder.gate.set()
-    sources = wait_for(lambda: {"uploads/wombat.txt", "uploads/koala.txt"} <= load_sources(tmp_path / "idx"))
+    sources = wait_for(
+        lambda: {"uploads/wombat.txt", "uploads/koala.txt"} <= load_sources(tmp_path / "idx"),
+        what="both uploads in the index",
+        timeout=60,
+    )
     assert sources
 
 
