@@ -147,7 +147,7 @@ def watch(config: Config, strict: bool = False, shards: int | None = None) -> in
     embedder = embedder_for(config)
     watcher = CorpusWatcher(
         config.corpus,
-        build_now(build, config.corpus, config.index, embedder, strict=strict, shards=shards),
+        build_now(build, config.corpus, config.index, embedder, rules=Rules(strict=strict), shards=shards),
         on_event=lambda event: print(event.describe(), flush=True),
     )
     print(f"watching {config.corpus} for changes; Ctrl-C stops", file=sys.stderr, flush=True)

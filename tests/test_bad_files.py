@@ -202,7 +202,7 @@ def test_real_cli_strict_exit_code(tmp_path):
     (corpus / "empty.txt").unlink()
     accepted = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert accepted.returncode == 0, accepted.stderr
-    assert "indexed 1 documents" in accepted.stdout
+    assert "indexed 1 document as" in accepted.stdout
 
 
 @pytest.mark.slow

@@ -96,5 +96,6 @@ def test_on_a_phone_documents_and_gaps_are_one_tap_away(browser, app_url):  # no
     page.get_by_label("Your question").wait_for(timeout=60_000)
     page.context.close()
     desktop = open_page(browser, app_url)
-    assert not desktop.locator(".st-key-phone-nav").is_visible()  # the top navigation is there instead
+    desktop.get_by_label("Your question").wait_for(timeout=60_000)
+    desktop.locator(".st-key-phone-nav").wait_for(state="hidden", timeout=30_000)  # the top navigation instead
     desktop.context.close()

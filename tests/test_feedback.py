@@ -75,7 +75,8 @@ def test_eval_feedback_without_votes_says_how_to_get_some(index_dir, fake_cli, c
 
 def test_post_feedback_stores_the_vote_with_the_serving_version(index_dir, monkeypatch):
     passage = top_passage(index_dir)
-    with TestClient(create_app(LocalBackend(Config(index=index_dir, embedder="fake"), poll=0.05))) as client:
+    backend = LocalBackend(Config(index=index_dir, embedder="fake"), poll=0.05)
+    with TestClient(create_app(backend), base_url="http://localhost") as client:  # an allowed Host
         body = {"query": QUESTION, "vote": "up", "passage": vars(passage)}
         ready(client)  # the backend loads the index in the background
         response = client.post("/feedback", json=body)

@@ -89,7 +89,7 @@ def test_near_identical_questions_are_one_gap_newest_first_and_an_answer_closes_
 
 def test_the_log_outlives_old_versions(index_dir):
     log_question(index_dir, Answer("q", Verdict.UNSURE, ()), "v-1", environ={})
-    remove_old_versions(index_dir, keep=set())
+    remove_old_versions(index_dir, live="", keep=0)  # every version gone
     assert read_log(index_dir, days=1)[0].question == "q"
 
 
@@ -113,7 +113,8 @@ def test_the_cli_logs_only_with_log_and_gaps_lists_and_exports_for_eval(index_di
 
 def test_the_api_logs_each_question_with_its_version(index_dir, monkeypatch):
     monkeypatch.delenv("KB_LOG_QUESTIONS", raising=False)
-    with TestClient(create_app(LocalBackend(Config(index=index_dir, embedder="fake"), poll=0.05))) as client:
+    backend = LocalBackend(Config(index=index_dir, embedder="fake"), poll=0.05)
+    with TestClient(create_app(backend), base_url="http://localhost") as client:  # an allowed Host
         ready(client)  # the backend loads the index in the background
         response = client.post("/query", json={"query": REFUSED})
         assert response.status_code == 200

@@ -112,7 +112,9 @@ def test_serve_joins_the_cluster_and_answers_as_one_process(head, tmp_path):
             for question in ("spinal fusion bone grafts", "hip flexors stretch", "kyphoplasty balloon"):
                 response = client.post(f"{url}/query", json={"query": question, "k": 3})
                 assert response.status_code == 200, response.text
-                assert response.json() == json.loads(json.dumps(searcher.search(question, 3).to_json(False)))
+                assert response.json() == json.loads(
+                    json.dumps(searcher.search(question, 3, suggest=False).to_json(False))
+                )
     finally:
         stop_api(server)
     assert "Started a local Ray instance" not in (tmp_path / "serve.log").read_text()  # it joined the head
