@@ -210,7 +210,9 @@ def test_fifty_megabyte_file_is_indexed_with_bounded_memory(tmp_path):
     """The full corpus with a 50 MB big.txt, ingested in a fresh process that reports its peak RSS.
 
     Measured on 2 shared cores: 72,761 passages, peak RSS 890 MB, 57 s of
-    CPU (the same corpus without the big file: 170 MB, 1.5 s). Format 3
+    CPU (the same corpus without the big file: 170 MB, 1.5 s); 1,046 MB
+    after format 5 (each passage's section, the vocabulary counted at
+    publish, the readers' records), hence the bound of 1,100 MB. Format 3
     keeps BM25 terms and duplicate signatures: uninterned terms and small
     objects kept among dedup's LSH bands took it to 1,256 MB. Before
     de-duplication stopped keeping every shingle as a string and before the
@@ -230,5 +232,5 @@ def test_fifty_megabyte_file_is_indexed_with_bounded_memory(tmp_path):
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     print(f"\n50 MB bad corpus: {figures}")
     assert figures["skipped"] == len(BAD) + (os.geteuid() != 0)  # root reads the unreadable file anyway
-    assert figures["own_peak_rss_mb"] < 1000, figures
+    assert figures["own_peak_rss_mb"] < 1100, figures
     assert_good_files_found(tmp_path / "index")
