@@ -184,7 +184,7 @@ class MentionFinder:
     def _term_ids(self) -> dict[str, list[int]]:
         """Each keyword term, folded, and the ids of the terms that fold to it."""
         ids: dict[str, list[int]] = {}
-        for term, i in self.stored.keyword._retriever.vocab_dict.items():
+        for term, i in self.stored.keyword.vocabulary.items():
             ids.setdefault(fold(term), []).append(int(i))
         return ids
 

@@ -129,7 +129,7 @@ class Searcher:
     @cached_property
     def speller(self) -> Speller:
         """Corrects misspelt words from this index's vocabulary (`index.search.spelling`)."""
-        return Speller(self.stored.vocabulary, self.stored.keyword._retriever.vocab_dict)
+        return Speller(self.stored.vocabulary, self.stored.keyword.vocabulary)
 
     def answer(
         self,

@@ -138,3 +138,15 @@ class TextBuilder:
         """The document built so far (`fields`: title, tags, notes)."""
         pages = tuple(min(p, self.length) for p in self.pages)
         return Document(doc_id, source, self.text, pages, blocks=tuple(self.blocks), **fields)
+
+
+def labelled_row(header: list[str], cells: list[str]) -> str:
+    """A table row as a sentence of its own: each cell after its column's label ("Before meals: 4 to 7")."""
+    labelled = []
+    for i, cell in enumerate(cells):
+        label = header[i].strip() if i < len(header) else ""
+        cell = cell.strip()
+        if not cell:
+            continue
+        labelled.append(f"{label}: {cell}" if label and label != cell else cell)
+    return "; ".join(labelled)

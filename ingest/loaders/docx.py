@@ -18,9 +18,8 @@ import zipfile
 from pathlib import Path
 
 import ingest.loaders.limits as limits
-from ingest.loaders.document import BlockKind, Document, LoadError, TextBuilder
+from ingest.loaders.document import BlockKind, Document, LoadError, TextBuilder, labelled_row
 from ingest.loaders.limits import TextBudget
-from ingest.loaders.markdown import labelled_row
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _HEADING_STYLE = re.compile(r"heading\s*([1-9])", re.I)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from ingest.loaders.document import BlockKind, Document, LoadError, TextBuilder
+from ingest.loaders.document import BlockKind, Document, LoadError, TextBuilder, labelled_row
 from ingest.loaders.limits import MAX_HTML_ELEMENTS, TextBudget
-from ingest.loaders.markdown import labelled_row
 from ingest.loaders.text import decode_text
 
 _HEADING_LEVEL = re.compile(r"h([1-6])")

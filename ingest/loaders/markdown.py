@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ingest.loaders.document import BlockKind, Document, TextBuilder
+from ingest.loaders.document import BlockKind, Document, TextBuilder, labelled_row
 from ingest.loaders.limits import TextBudget
 from ingest.loaders.text import decode_text
 
@@ -149,15 +149,3 @@ def inline_text(token) -> str:
         elif child.type == "image":
             parts.append(child.content)
     return "".join(parts)
-
-
-def labelled_row(header: list[str], cells: list[str]) -> str:
-    """A table row as a sentence of its own: each cell after its column's label ("Before meals: 4 to 7")."""
-    labelled = []
-    for i, cell in enumerate(cells):
-        label = header[i].strip() if i < len(header) else ""
-        cell = cell.strip()
-        if not cell:
-            continue
-        labelled.append(f"{label}: {cell}" if label and label != cell else cell)
-    return "; ".join(labelled)
