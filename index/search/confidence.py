@@ -6,9 +6,9 @@ far it is below the best hit, how far it stands above the next one, its
 rank, whether both retrievers rank it first (meaning and words agree,
 however everyday the wording), and how rare in English the rarest word of
 the question is that the collection never mentions (`index.search.salience`:
-"metformin" asked of leaflets that never name it). The weights are fitted by `bench/tune.py` on four development sets at
-once (SciFact train, MedQuAD, both question sets in corpus/), each set
-weighted equally, plus questions asked of a collection they were not
+"metformin" asked of leaflets that never name it). The weights are fitted by `bench/tune.py` on the development sets at
+once (SciFact train, MedQuAD, both question sets in corpus/, realdocs-dev
+and realdocs-web), each set weighted equally, plus questions asked of a collection they were not
 written for (nothing there answers them); the calibration of every set is
 in bench/RESULTS.md. They ship as a few numbers in `confidence.json`.
 """

@@ -1,6 +1,6 @@
 """How search ranks and answers: the retrieval mode, the fusion and every tuned threshold, in one frozen record.
 
-The defaults were chosen on four development sets at once by `bench/tune.py`
+The defaults were chosen on the development sets at once by `bench/tune.py`
 (its grid and figures are in bench/RESULTS.md, "Search settings").
 """
 
@@ -43,7 +43,7 @@ class Fusion(Choice):
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """Query-time knobs (the defaults are chosen by bench/tune.py on four development sets).
+    """Query-time knobs (the defaults are chosen by bench/tune.py on the development sets).
 
     Attributes:
         candidates: How deep each retriever's list goes before fusion.
