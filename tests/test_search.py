@@ -255,3 +255,65 @@ def test_rrf_fusion_ranks_by_reciprocal_ranks(searcher):
     ranking = rrf_searcher.rank(query, searcher.embedder.encode([query])[0])
     expected = rrf([list(ranking.dense_rank), list(ranking.keyword_rank)], 60)
     assert ranking.scores == pytest.approx(expected)
+
+
+class CountingEmbedder(FakeEmbedder):
+    """The fake embedder, counting the texts it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded: list[str] = []
+
+    def encode(self, texts, progress=None):
+        self.embedded += list(texts)
+        return super().encode(texts, progress)
+
+
+def test_a_repeated_question_is_answered_from_the_cache(tiny_corpus, tmp_path):
+    embedder = CountingEmbedder()
+    build(tiny_corpus, tmp_path / "idx", embedder)
+    searcher = Searcher(load(tmp_path / "idx"), embedder)
+    embedder.embedded.clear()
+    first = searcher.search("how many weeks do vertebral fractures take to heal", k=3)
+    again = searcher.search("  how many weeks do vertebral fractures take to heal ", k=3)
+    assert again is first  # the same cleaned question and options: the kept answer
+    assert embedder.embedded == ["how many weeks do vertebral fractures take to heal"]
+    other_k = searcher.search("how many weeks do vertebral fractures take to heal", k=1)
+    assert len(other_k.hits) == 1 and len(embedder.embedded) == 2  # other options: answered afresh
+
+
+def test_the_cache_keeps_the_latest_answers_only(tiny_corpus, tmp_path):
+    embedder = CountingEmbedder()
+    build(tiny_corpus, tmp_path / "idx", embedder)
+    searcher = Searcher(load(tmp_path / "idx"), embedder, answers_kept=2)
+    for question in ("hip flexor stretch", "vertebral fracture healing", "sciatica", "hip flexor stretch"):
+        searcher.search(question, suggest=False)
+    assert searcher.search("sciatica", suggest=False) is searcher.search("sciatica", suggest=False)
+    # The first question fell out when the third came in, so it was embedded twice.
+    assert embedder.embedded[-4:] == [
+        "hip flexor stretch",
+        "vertebral fracture healing",
+        "sciatica",
+        "hip flexor stretch",
+    ]
+
+
+def test_a_new_version_is_not_answered_from_the_old_versions_cache(tiny_corpus, tmp_path, fake_embedder):
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    old = Searcher(load(tmp_path / "idx"), fake_embedder)
+    question = "how many weeks do vertebral fractures take to heal"
+    assert old.search(question).hits[0].passage.location.source == "fractures.txt"
+    (tiny_corpus / "fractures.txt").unlink()
+    build(tiny_corpus, tmp_path / "idx", fake_embedder)
+    new = Searcher(load(tmp_path / "idx"), fake_embedder)
+    assert all(hit.passage.location.source != "fractures.txt" for hit in new.search(question).hits)
+    assert old.search(question).hits[0].passage.location.source == "fractures.txt"  # the old version's own answer
+
+
+def test_a_searcher_can_keep_no_answers(tiny_corpus, tmp_path):
+    embedder = CountingEmbedder()
+    build(tiny_corpus, tmp_path / "idx", embedder)
+    searcher = Searcher(load(tmp_path / "idx"), embedder, answers_kept=0)
+    embedder.embedded.clear()
+    assert searcher.search("sciatica", suggest=False) == searcher.search("sciatica", suggest=False)
+    assert embedder.embedded == ["sciatica", "sciatica"]

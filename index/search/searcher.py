@@ -19,9 +19,11 @@ development sets at once by `bench/tune.py` (bench/RESULTS.md).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from threading import Lock
 
 import numpy as np
 
@@ -56,6 +58,9 @@ class Neighbour:
 
 
 _SURENESS = {Verdict.NOT_ANSWERED: 0, Verdict.UNSURE: 1, Verdict.ANSWERED: 2}
+# Answers a searcher keeps, by question and options: repeated questions (the app's example
+# chips, shared links, a user asking again) are answered without the model (bench/query.py).
+ANSWERS_KEPT = 256
 
 
 class Searcher:
@@ -67,7 +72,16 @@ class Searcher:
         embedder: Embedder,
         settings: SearchSettings = SearchSettings(),
         confidence: ConfidenceModel | None = None,
+        answers_kept: int = ANSWERS_KEPT,
     ) -> None:
+        """
+        Args:
+            stored: The loaded index version.
+            embedder: Embeds the questions (the index's own model).
+            settings: Search settings (defaults chosen on the development sets).
+            confidence: The confidence model (default: the bundled one).
+            answers_kept: How many answers to keep for repeated questions (0: none).
+        """
         if embedder.name != stored.manifest.model:
             raise ModelMismatch(
                 f"index {stored.path.parent} was built with model {stored.manifest.model!r}, "
@@ -78,6 +92,10 @@ class Searcher:
         self.embedder = embedder
         self.settings = settings
         self.confidence = confidence or ConfidenceModel.bundled()
+        # A searcher reads one index version, so the answers it keeps are that version's.
+        self._answers: OrderedDict[tuple, Answer] = OrderedDict()
+        self._answers_lock = Lock()
+        self._answers_kept = answers_kept
 
     @property
     def passages(self) -> Sequence[Passage]:
@@ -111,7 +129,20 @@ class Searcher:
         Raises:
             FilterError: `where` filters by title or tag and the index does not keep them.
         """
-        query = clean_query(query)
+        key = (clean_query(query), k, None if sources is None else frozenset(sources), where, suggest)
+        with self._answers_lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        answer = self._search(*key)
+        with self._answers_lock:
+            self._answers[key] = answer
+            while len(self._answers) > self._answers_kept:
+                self._answers.popitem(last=False)
+        return answer
+
+    def _search(self, query: str, k: int, sources: frozenset[str] | None, where: Where | None, suggest: bool) -> Answer:
+        """`search` of a cleaned question, not cached."""
         if not query or k < 1:
             return Answer(query, Verdict.NOT_ANSWERED, ())
         answer = self.answer(query, self.embedder.encode([query])[0], k, sources, where)
