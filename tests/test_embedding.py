@@ -92,7 +92,7 @@ def test_failed_export_caches_nothing(model_dir, tmp_path):
 
 
 def test_unknown_backend_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="unknown embedding backend 'fp16'; choose one of onnx, onnx-int8, torch"):
+    with pytest.raises(ValueError, match="unknown embedding backend 'fp16'; choose one of onnx, onnx-int8, onnx-int8-blocks, torch"):
         BundledModel(backend="fp16")
 
 
@@ -106,7 +106,7 @@ def test_embedder_is_chosen_by_name_from_flags_environment_or_default(tmp_path):
 
 
 def test_unknown_embedder_name_is_refused_with_the_names_there_are():
-    with pytest.raises(ValueError, match="unknown embedder 'fp16'; choose one of onnx, onnx-int8, torch, fake"):
+    with pytest.raises(ValueError, match="unknown embedder 'fp16'; choose one of onnx, onnx-int8, onnx-int8-blocks, torch, fake"):
         get_embedder("fp16")
 
 
@@ -132,8 +132,10 @@ def test_failed_export_falls_back_to_torch_with_a_note(monkeypatch, tmp_path, ca
 # backend. The fused fp32 graph computes the same function (measured 1.0000).
 # The int8 graph measured mean 0.991, min 0.985 on SciFact passages and 0.97 on
 # a lone "?"; cosine 0.99 for every text is more than any int8 recipe tried
-# reaches, so its bound guards against regressions, not for equality.
-BOUNDS = {"onnx": (0.999, 0.9999), "onnx-int8": (0.96, 0.985)}
+# reaches, so its bound guards against regressions, not for equality. The
+# blockwise int8 graph (a scale per 128 input channels, for weights and
+# activations alike) stays far closer: mean 0.9997 on SciFact passages.
+BOUNDS = {"onnx": (0.999, 0.9999), "onnx-int8": (0.96, 0.985), "onnx-int8-blocks": (0.995, 0.999)}
 
 QUESTIONS = [
     "how long does a broken vertebra take to heal?",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -50,7 +51,12 @@ PROBES = (
 VARIANTS = {
     "onnx": {"fuse": True, "quantize": None},
     "onnx-int8": {"fuse": True, "quantize": "per-channel"},
+    "onnx-int8-blocks": {"fuse": True, "quantize": "blocks"},
 }
+# Blockwise int8 (MatMulNBits): weights in blocks of this many input channels, each with its own
+# scale; at accuracy level 4 the activations are quantized per block too and multiplied in int8.
+BLOCK_SIZE = 128
+INT8_COMPUTE = 4
 _VERSIONED = ("torch", "transformers", "onnxruntime", "onnx")
 # A cached graph of another recipe or library version that nobody has opened for
 # this long is removed when a new one is exported (bench/RESULTS.md, "ONNX cache").
@@ -141,6 +147,7 @@ def export(
     fuse: bool = True,
     quantize: str | None = "per-channel",
     keep_float: Sequence[str] = (),
+    keep_nodes: str | None = None,
     min_cosine: float = EXPORT_MIN_COSINE,
 ) -> None:
     """Export the transformer of a sentence-transformers BERT model with mean pooling to ONNX.
@@ -156,12 +163,16 @@ def export(
         model_dir: The sentence-transformers model folder.
         out: The ONNX file to write.
         fuse: Fuse attention, layer norms and GELU (onnxruntime's BERT optimizer).
-        quantize: "per-channel" or "per-tensor" int8 weight scales, or None for fp32.
+        quantize: "per-channel" or "per-tensor" int8 weight scales with int8 activations quantized
+            per batch at run time; "blocks" for int8 weights and activations scaled per block of
+            `BLOCK_SIZE` input channels (onnxruntime's MatMulNBits); or None for fp32.
         keep_float: Op types left in fp32 when quantizing (e.g. "Attention").
+        keep_nodes: A regular expression; nodes whose names it matches stay fp32 when quantizing
+            (e.g. the last layer's, `r"layer\\.5/|Attention_5"`).
         min_cosine: The export is refused when a probe's cosine to the original is lower.
     """
-    if quantize not in ("per-channel", "per-tensor", None):
-        raise ValueError(f"quantize must be 'per-channel', 'per-tensor' or None, got {quantize!r}")
+    if quantize not in ("per-channel", "per-tensor", "blocks", None):
+        raise ValueError(f"quantize must be 'per-channel', 'per-tensor', 'blocks' or None, got {quantize!r}")
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.registry import IntegerOpsRegistry
@@ -208,16 +219,20 @@ def export(
         graph = fused if fuse else plain
         if quantize is None:
             shutil.copyfile(graph, out)
+        elif quantize == "blocks":
+            _quantize_blocks(graph, out)
         else:
             # Weights only: activations are quantized per batch at run time. Per-channel
             # scales keep cosine to fp32 near 0.99; per-tensor scales drop it to ~0.94.
             ops = [op for op in IntegerOpsRegistry if op not in keep_float]
+            kept = _matching_nodes(graph, keep_nodes) if keep_nodes else []
             quantize_dynamic(
                 str(graph),
                 str(out),
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=ops,
                 per_channel=quantize == "per-channel",
+                nodes_to_exclude=kept,
                 extra_options={"DefaultTensorType": 1},
             )  # 1 = FLOAT, for fused ops' outputs
     reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
@@ -226,6 +241,31 @@ def export(
     cosine = float((reference * exported).sum(axis=1).min())
     if cosine < min_cosine:
         raise ExportError(f"exported model disagrees with the original (cosine {cosine:.4f} < {min_cosine})")
+
+
+def _quantize_blocks(graph: Path, out: Path) -> None:
+    """The graph's MatMuls as 8-bit MatMulNBits: one scale per `BLOCK_SIZE` input channels, int8 arithmetic.
+
+    A per-batch activation scale (`quantize_dynamic`) lets one large value coarsen a whole
+    batch; a scale per block keeps vectors within cosine 0.9997 of fp32 (bench/RESULTS.md,
+    "Model variants").
+    """
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load(str(graph)), bits=8, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=INT8_COMPUTE
+    )
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(out), False)
+
+
+def _matching_nodes(graph: Path, pattern: str) -> list[str]:
+    """Names of the graph's nodes that `pattern` matches (searched anywhere in the name)."""
+    import onnx
+
+    found = re.compile(pattern)
+    return [node.name for node in onnx.load(str(graph)).graph.node if found.search(node.name)]
 
 
 def _token_embeddings(bert):

@@ -26,7 +26,7 @@ from index.embed.tokens import BATCH_TEXTS, TokenArrays, WordPieces, pad, plan_b
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # The first is the default; see BundledModel.
-BACKENDS = ("onnx", "onnx-int8", "torch")
+BACKENDS = ("onnx", "onnx-int8", "onnx-int8-blocks", "torch")
 
 
 @runtime_checkable
