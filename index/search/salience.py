@@ -18,6 +18,8 @@ import re
 from collections.abc import Collection
 from functools import cache
 
+import numpy as np
+
 from index.terms import tokenize
 
 _WORD = re.compile(r"[^\W\d_]{4,}")  # shorter words are abbreviations or typing ("u", "wat"): no evidence
@@ -57,29 +59,49 @@ def _misspells(term: str, vocabulary: Collection[str]) -> bool:
     """Whether `term` is within one edit (two for long words) of a term of the collection."""
     limit = 1 if len(term) < 7 else 2
     by_start = _by_start(vocabulary)
+    letters = _letter_counts([term])[0]
     for length in range(len(term) - limit, len(term) + limit + 1):
-        for candidate in by_start.get((term[0], length), ()):
-            if _within(term, candidate, limit):
-                return True
+        bucket = by_start.get((term[0], length))
+        if bucket is None:
+            continue
+        terms, counts = bucket
+        # Letters one has and the other lacks bound the edit distance from below (each edit
+        # changes at most one of each count), so only candidates within it are aligned.
+        difference = counts - letters
+        near = np.flatnonzero(
+            np.maximum(np.clip(difference, 0, None).sum(1), np.clip(-difference, 0, None).sum(1)) <= limit
+        )
+        if any(_within(term, terms[i], limit) for i in near):
+            return True
     return False
 
 
-def _by_start(vocabulary: Collection[str]) -> dict[tuple[str, int], list[str]]:
-    """The vocabulary by first letter and length (cached per vocabulary object)."""
+def _letter_counts(terms: list[str]) -> np.ndarray:
+    """How often each character (by its code modulo 64) occurs in each term: one row per term."""
+    counts = np.zeros((len(terms), 64), dtype=np.int16)
+    codes = np.frombuffer("".join(terms).encode("utf-32-le"), dtype=np.uint32) % 64
+    rows = np.repeat(np.arange(len(terms)), [len(term) for term in terms])
+    np.add.at(counts, (rows, codes), 1)
+    return counts
+
+
+def _by_start(vocabulary: Collection[str]) -> dict[tuple[str, int], tuple[list[str], np.ndarray]]:
+    """The vocabulary by first letter and length, with letter counts (cached per vocabulary object)."""
     key = id(vocabulary)
     cached = _BUCKETS.get(key)
     if cached is None or cached[0] is not vocabulary:
-        buckets: dict[tuple[str, int], list[str]] = {}
+        grouped: dict[tuple[str, int], list[str]] = {}
         for term in vocabulary:
             if term:
-                buckets.setdefault((term[0], len(term)), []).append(term)
+                grouped.setdefault((term[0], len(term)), []).append(term)
+        buckets = {start: (terms, _letter_counts(terms)) for start, terms in grouped.items()}
         cached = _BUCKETS[key] = (vocabulary, buckets)
         while len(_BUCKETS) > 8:  # a process serves one or two versions at a time
             del _BUCKETS[next(iter(_BUCKETS))]
     return cached[1]
 
 
-_BUCKETS: dict[int, tuple[Collection[str], dict[tuple[str, int], list[str]]]] = {}
+_BUCKETS: dict[int, tuple[Collection[str], dict[tuple[str, int], tuple[list[str], np.ndarray]]]] = {}
 
 
 def _within(a: str, b: str, limit: int) -> bool:
