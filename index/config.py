@@ -7,7 +7,7 @@ the entry points reads the environment for these settings.
 
     KB_INDEX      the index folder (default data/index)
     KB_CORPUS     the documents folder (default corpus)
-    KB_EMBEDDER   the embedder by registered name: onnx (default), onnx-int8, torch, fake
+    KB_EMBEDDER   the embedder by registered name: onnx (default), onnx-int8, onnx-int8-blocks, torch, fake
     KB_CACHE_DIR  where the exported ONNX model is kept (default ~/.cache/kb)
     KB_KEEP_VERSIONS  previous index versions kept while readers hold them (default 1)
 
@@ -36,7 +36,7 @@ class Config:
     Attributes:
         index: The index folder.
         corpus: The documents folder (or one file).
-        embedder: A name registered in `index.embed.registry` ("onnx", "onnx-int8", "torch", "fake").
+        embedder: A name registered in `index.embed.registry` ("onnx", "onnx-int8", "onnx-int8-blocks", "torch", "fake").
         cache_dir: Where the exported ONNX model is cached; None for `~/.cache/kb`.
         keep_versions: Previous index versions a build keeps while readers hold them; one
             no reader holds is removed at once (`index.store.pointer.remove_old_versions`).

