@@ -61,10 +61,10 @@ class _File:
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
 
-    def _read_into(self, out: np.ndarray, offset: int) -> None:
-        """Fill the C-contiguous array `out` with the file's bytes from `offset` on."""
-        buffer = memoryview(out.reshape(-1).view(np.uint8))
+    def _read_into(self, buffer: memoryview, offset: int) -> None:
+        """Fill `buffer` (bytes) with the file's bytes from `offset` on."""
         while buffer:
+            # One call fills it, unless it is over 2 GB (Linux reads at most that) or the file was truncated.
             done = os.preadv(self._fd, [buffer], offset)
             if done == 0:
                 raise ValueError(f"{self.path} ends at byte {offset}, before the data its header promises")
@@ -131,11 +131,9 @@ class RowFile(_File):
         flat = np.where(flat < 0, flat + len(self), flat)
         if len(flat) and (flat.min() < 0 or flat.max() >= len(self)):
             raise IndexError(f"row out of range for {self.path.name}, which has {len(self)} rows")
-        out = np.empty((len(flat), *self.shape[1:]), dtype=self.dtype)
-        runs = (np.flatnonzero(np.diff(flat) != 1) + 1).tolist()
-        for begin, end in zip([0, *runs], [*runs, len(flat)]) if len(flat) else ():
-            self._read_into(out[begin:end], self._offset + int(flat[begin]) * self._row_bytes)
-        return out.reshape(rows.shape + self.shape[1:])
+        ends = [*(np.flatnonzero(np.diff(flat) != 1) + 1).tolist(), len(flat)] if len(flat) else []
+        begins = [0, *ends[:-1]] if ends else []
+        return self._runs(flat[begins].tolist(), begins, ends).reshape(rows.shape + self.shape[1:])
 
     def _row(self, key) -> int:
         row = operator.index(key)
@@ -147,8 +145,14 @@ class RowFile(_File):
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         """Rows `start` to `stop` (exclusive), in range."""
-        out = np.empty((stop - start, *self.shape[1:]), dtype=self.dtype)
-        self._read_into(out, self._offset + start * self._row_bytes)
+        return self._runs([start], [0], [stop - start])
+
+    def _runs(self, firsts: list[int], begins: list[int], ends: list[int]) -> np.ndarray:
+        """Runs of consecutive rows, one after another: rows `firsts[i]`... land at `begins[i]:ends[i]`."""
+        out = np.empty((ends[-1] if ends else 0, *self.shape[1:]), dtype=self.dtype)
+        buffer, size = memoryview(out.reshape(-1).view(np.uint8)), self._row_bytes
+        for first, begin, end in zip(firsts, begins, ends):
+            self._read_into(buffer[begin * size : end * size], self._offset + first * size)
         return out
 
 
@@ -171,6 +175,6 @@ class ByteFile(_File):
         start, stop, step = key.indices(self._size)
         if step != 1:
             raise ValueError(f"{self.path.name} is read by contiguous slices, not with step {step}")
-        out = np.empty(max(0, stop - start), dtype=np.uint8)
-        self._read_into(out, start)
-        return out.tobytes()
+        out = bytearray(max(0, stop - start))
+        self._read_into(memoryview(out), start)
+        return bytes(out)
