@@ -7,12 +7,17 @@ question touched stayed mapped into the process, and with it whatever the
 kernel mapped around it: a whole page-cache folio, up to 2 MB, when the file
 is in the page cache (as it is after a build or a copy), with
 `madvise(MADV_RANDOM)` or without (that advice only stops read-ahead of pages
-not cached yet). At a million passages resident memory grew by about 70 MB a
-question (bench/RESULTS.md, "A million passages: memory over 1,000
-questions"). Read with `pread`, a row is copied into the question's own
-arrays and freed with them; the file stays in the page cache, shared, where
-the kernel manages it. `POSIX_FADV_RANDOM` asks the kernel not to read ahead
-around the rows, as `MADV_RANDOM` does for a map.
+not cached yet). At a million passages resident memory grew to 5.2 GB over
+1,000 questions (bench/RESULTS.md, "Speed at the limit: flat memory at a
+million passages"). Read with `pread`, a row is copied into the question's
+own arrays and freed with them; the file stays in the page cache, shared,
+where the kernel manages it. `POSIX_FADV_RANDOM` asks the kernel not to read
+ahead around the rows, as `MADV_RANDOM` does for a map.
+
+A file under `MAP_BELOW` is memory-mapped all the same: no more than its
+size can stay resident, and a mapped row costs no system call (reading by
+row added 0.4 ms of CPU to a 5 ms question at SciFact's 11,904 passages,
+and 2 ms to a 35 ms one at a million).
 
 An open file keeps its data readable after its folder is renamed or deleted
 (a newer version replaced it), as a memory map did. Both classes are
@@ -29,26 +34,31 @@ from pathlib import Path
 
 import numpy as np
 
-# Memory-map instead, as the store did before: only bench/first_answer.py sets it, for its baseline.
+MAP_BELOW = 64 << 20  # bytes
+# Memory-map every file, as the store did before: only bench/million_memory.py sets it, for its baseline.
 MAPPED = False
 
 
 def open_rows(path: Path) -> RowFile | np.ndarray:
-    """The .npy array at `path`, read by row (`RowFile`).
+    """The .npy array at `path`: read by row (`RowFile`), or memory-mapped if it is small.
 
     Raises:
         OSError: It cannot be opened.
         ValueError: It is not an array this can read, or is shorter than its header says.
     """
-    return np.load(path, mmap_mode="r", allow_pickle=False) if MAPPED else RowFile(path)
+    return np.load(path, mmap_mode="r", allow_pickle=False) if _mapped(path) else RowFile(path)
 
 
 def open_bytes(path: Path) -> ByteFile | mmap.mmap | bytes:
-    """The bytes of the file at `path`, read by range (`ByteFile`)."""
-    if not MAPPED:
+    """The bytes of the file at `path`: read by range (`ByteFile`), or memory-mapped if it is small."""
+    if not _mapped(path):
         return ByteFile(path)
     with open(path, "rb") as handle:
         return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if handle.seek(0, 2) else b""
+
+
+def _mapped(path: Path) -> bool:
+    return MAPPED or os.stat(path).st_size < MAP_BELOW
 
 
 class _File:

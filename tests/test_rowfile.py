@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import mmap
 import shutil
 
 import numpy as np
 import pytest
 
-from index.rowfile import ByteFile, RowFile
+from index import rowfile
+from index.rowfile import ByteFile, RowFile, open_bytes, open_rows
 
 ARRAYS = {
     "float16 rows": np.random.default_rng(0).random((50, 7)).astype(np.float16),
@@ -81,3 +83,16 @@ def test_files_read_after_their_folder_is_deleted(tmp_path):
     rows, data = RowFile(folder / "a.npy"), ByteFile(folder / "b")
     shutil.rmtree(folder)
     assert rows[[9, 2]].tolist() == [9, 2] and data[0:5] == b"still"
+
+
+def test_files_under_map_below_are_memory_mapped_and_larger_ones_read_by_row(tmp_path, monkeypatch):
+    np.save(tmp_path / "a.npy", np.arange(1000))
+    (tmp_path / "b").write_bytes(b"x" * (tmp_path / "a.npy").stat().st_size)
+    size = (tmp_path / "b").stat().st_size
+    monkeypatch.setattr(rowfile, "MAP_BELOW", size)
+    assert isinstance(open_rows(tmp_path / "a.npy"), RowFile) and isinstance(open_bytes(tmp_path / "b"), ByteFile)
+    monkeypatch.setattr(rowfile, "MAP_BELOW", size + 1)
+    assert isinstance(open_rows(tmp_path / "a.npy"), np.memmap) and isinstance(open_bytes(tmp_path / "b"), mmap.mmap)
+    monkeypatch.setattr(rowfile, "MAP_BELOW", 0)
+    monkeypatch.setattr(rowfile, "MAPPED", True)  # the benchmark's baseline maps every file
+    assert isinstance(open_rows(tmp_path / "a.npy"), np.memmap) and isinstance(open_bytes(tmp_path / "b"), mmap.mmap)

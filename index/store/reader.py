@@ -5,10 +5,10 @@ size and modification time against the manifest (hashing only a file whose
 time changed while its size did not, as a copied folder's files do), opens
 the large files (the IVF lists memory-mapped as FAISS's on-disk inverted
 lists; the vector copy, the answer-sentence vectors, the BM25 postings,
-passages.jsonl and texts.bin read by row with `pread`, `index.rowfile`, so
-resident memory does not grow with the questions asked; the location table
-memory-mapped), and reads nothing else until it is asked for. `verify`
-hashes every file (`python -m index verify`).
+passages.jsonl and texts.bin read by row with `pread` when they are large,
+`index.rowfile`, so resident memory does not grow with the questions asked;
+the location table memory-mapped), and reads nothing else until it is asked
+for. `verify` hashes every file (`python -m index verify`).
 """
 
 from __future__ import annotations
