@@ -7,17 +7,18 @@ question touched stayed mapped into the process, and with it whatever the
 kernel mapped around it: a whole page-cache folio, up to 2 MB, when the file
 is in the page cache (as it is after a build or a copy), with
 `madvise(MADV_RANDOM)` or without (that advice only stops read-ahead of pages
-not cached yet). At a million passages resident memory grew to 5.2 GB over
-1,000 questions (bench/RESULTS.md, "Speed at the limit: flat memory at a
-million passages"). Read with `pread`, a row is copied into the question's
-own arrays and freed with them; the file stays in the page cache, shared,
-where the kernel manages it. `POSIX_FADV_RANDOM` asks the kernel not to read
-ahead around the rows, as `MADV_RANDOM` does for a map.
+not cached yet). At a million passages resident memory grew by gigabytes
+over a thousand questions. Read with `pread`, a row is copied into the
+question's own arrays and freed with them; the file stays in the page cache,
+shared, where the kernel manages it. `POSIX_FADV_RANDOM` asks the kernel not
+to read ahead around the rows, as `MADV_RANDOM` does for a map.
 
 A file under `MAP_BELOW` is memory-mapped all the same: no more than its
-size can stay resident, and a mapped row costs no system call (reading by
-row added 0.4 ms of CPU to a 5 ms question at SciFact's 11,904 passages,
-and 2 ms to a 35 ms one at a million).
+size can stay resident, and a mapped row costs no system call, where reading
+by row costs one per run of rows (a few percent of a question's CPU time).
+Figures: bench/RESULTS.md, "Speed at the limit: resident memory over 1,000
+questions at 1,000,000 passages" and "... at 11,904 passages"
+(`bench/million_memory.py`).
 
 An open file keeps its data readable after its folder is renamed or deleted
 (a newer version replaced it), as a memory map did. Both classes are
