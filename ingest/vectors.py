@@ -79,9 +79,7 @@ class VectorCache:
         live_rows = [self._rows.get(p.id) for p in passages]
         new = [i for i, row in enumerate(live_rows) if row is None]
         spans = {i: answer_candidates(passages[i].text) for i in new}
-        counts = [
-            len(spans[i]) if row is None else len(self._live.sentences.of(row)) for i, row in enumerate(live_rows)
-        ]
+        counts = [len(spans[i]) if row is None else self._live.sentences.count(row) for i, row in enumerate(live_rows)]
         starts = SentenceVectors.starts_for(counts)
         vectors = np.zeros((len(passages), self.embedder.dimensions), dtype=np.float32)
         sentences = np.zeros((int(starts[-1]), self.embedder.dimensions), dtype=np.float32)

@@ -52,7 +52,7 @@ def test_every_vector_is_kept_in_row_order(dense):
     index, vectors = dense
     assert len(index) == index.rows == 3000 and index.dimensions == 32
     assert np.allclose(index.vectors(), vectors, atol=1e-3)
-    assert index.memory_mapped == (not index.exact)
+    assert index.on_disk == (not index.exact)
 
 
 def test_exact_search_keeps_the_lowest_rows_among_ties_on_the_whole_and_on_any_subset(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from index.search.searcher import Searcher
@@ -36,7 +37,7 @@ def assert_same_index(a, b, embedder) -> None:
     assert one.passages == two.passages
     assert one.documents == two.documents
     assert (one.dense.vectors() == two.dense.vectors()).all()
-    assert (one.sentences.vectors == two.sentences.vectors).all()
+    assert np.array_equal(one.sentences.vectors, two.sentences.vectors)
     for question in ["zentrofin dose", "hip flexors", "spinal fusion", "vertebral fractures"]:
         assert Searcher(one, embedder).search(question) == Searcher(two, embedder).search(question)
 

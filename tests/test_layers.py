@@ -35,6 +35,7 @@ LEAVES = {
     "index.counting",
     "index.gaps",
     "index.feedback",
+    "index.rowfile",
     "index",
 }
 INDEX_LAYERS = ["leaves", "index.embed", "index.retrievers", "index.store", "index.search", "index.serve", "top"]

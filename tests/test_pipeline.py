@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from index.embed.fake import FakeEmbedder
@@ -151,7 +152,7 @@ def test_appending_a_record_chunks_only_the_new_record_and_equals_a_rebuild(tmp_
     assert inc.passages == full.passages and inc.documents == full.documents
     assert (inc.dense.vectors() == full.dense.vectors()).all()
     assert (inc.sentences.starts == full.sentences.starts).all()
-    assert (inc.sentences.vectors == full.sentences.vectors).all()
+    assert np.array_equal(inc.sentences.vectors, full.sentences.vectors)
 
 
 def test_incremental_sentence_vectors_equal_a_rebuild_after_edits(tiny_corpus, tmp_path, fake_embedder):
@@ -167,7 +168,7 @@ def test_incremental_sentence_vectors_equal_a_rebuild_after_edits(tiny_corpus, t
     inc, full = load(tmp_path / "inc"), load(tmp_path / "full")
     assert inc.passages == full.passages
     assert (inc.sentences.starts == full.sentences.starts).all()
-    assert (inc.sentences.vectors == full.sentences.vectors).all()
+    assert np.array_equal(inc.sentences.vectors, full.sentences.vectors)
     assert inc.manifest.sentences == full.manifest.sentences > 0
 
 

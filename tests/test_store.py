@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import faiss
 import numpy as np
 import pytest
 
+from index import rowfile
 from index.errors import (
     IndexBusy,
     IndexDamaged,
@@ -433,7 +435,7 @@ def test_approximate_index_is_served_from_lists_on_disk_like_one_built_in_memory
     assert "lists.ivfdata" in stored.manifest.files  # hashed and verified like every other file
     ivf = faiss.extract_index_ivf(stored.dense.faiss)
     assert isinstance(faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists)
-    assert stored.dense.memory_mapped
+    assert stored.dense.on_disk
     # The same training sample, codec and probes, built and searched in memory.
     copy = np.asarray(stored.dense.vectors(), dtype=np.float32)
     plan = ivf_plan(stored.manifest.vector_index)
@@ -463,6 +465,44 @@ def test_approximate_index_from_many_parts_equals_one_from_a_single_part(approxi
     assert [a.tolist() for a in many.dense.faiss.search(queries, 10)] == [
         a.tolist() for a in one.dense.faiss.search(queries, 10)
     ]
+
+
+def _mapped_files(stored) -> set[str]:
+    """The files of a loaded version (as its manifest names them) that this process has memory-mapped."""
+    gc.collect()  # a map dropped by a reference cycle is not one that stays
+    fields = [line.split(maxsplit=5) for line in Path("/proc/self/maps").read_text().splitlines()]
+    paths = {Path(f[5]) for f in fields if len(f) == 6}
+    names = {path.relative_to(stored.path).as_posix() for path in paths if path.is_relative_to(stored.path)}
+    return names & set(stored.manifest.files)
+
+
+def test_questions_read_rows_of_the_large_files_without_mapping_them(approximate, monkeypatch):
+    # A mapped file keeps every page a question touched (and the page-cache folio around it) resident
+    # in the process: at a million passages that grew to 5 GB over 1,000 questions (index.rowfile).
+    monkeypatch.setattr(rowfile, "MAP_BELOW", 0)  # every file counts as large
+    stored = load(approximate)
+    searcher = Searcher(stored, _Given(_clustered(20, 64, seed=4)))
+    for question in range(20):
+        answer = searcher.search(str(question))
+        assert answer.hits and answer.hits[0].answer is not None
+    assert stored.texts.text(0).startswith("passage 0")
+    searcher.mentions("passage 7")
+    assert _mapped_files(stored) <= {"lists.ivfdata", "locations.npy"}
+    assert "lists.ivfdata" in _mapped_files(stored)  # the check sees a map when there is one
+
+
+def test_rows_read_from_disk_answer_as_memory_maps_did(approximate, monkeypatch):
+    monkeypatch.setattr(rowfile, "MAP_BELOW", 0)
+    questions = _clustered(20, 64, seed=5)
+    answers = {}
+    for mapped in (True, False):
+        monkeypatch.setattr(rowfile, "MAPPED", mapped)
+        stored = load(approximate)
+        assert isinstance(stored.sentences.vectors, np.memmap) == mapped
+        searcher = Searcher(stored, _Given(questions))
+        answers[mapped] = [searcher.search(str(q)) for q in range(len(questions))]
+        answers[mapped].append(stored.texts.text(0))
+    assert answers[True] == answers[False]
 
 
 def test_small_collection_searches_exactly(tiny_corpus, tmp_path, fake_embedder):

@@ -9,8 +9,8 @@ search never asks which kind it has. The kind follows the collection's size
   are also the stored vectors (a view of the index's own storage);
 - "IVF<lists>,SQ8": approximate, 8-bit scalar quantized inverted lists,
   assembled from parts on disk and memory-mapped (`index.retrievers.parts`), with a
-  float16 copy of the vectors (`vectors.npy`, memory-mapped) from which its
-  candidates are re-scored exactly.
+  float16 copy of the vectors (`vectors.npy`, read by row: `index.rowfile`) from
+  which its candidates are re-scored exactly.
 
 Row i is passage i in both.
 """
@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from index.retrievers.parts import LISTS, IvfPlan, Map, assemble, load_mmap, split
+from index.rowfile import RowFile, open_rows
 
 EXACT = "Flat"
 VECTORS = "vectors.faiss"
@@ -105,14 +106,14 @@ class DenseIndex:
 
     @classmethod
     def load(cls, folder: Path, kind: str) -> DenseIndex:
-        """Open the index of type `kind` in `folder` (an approximate one memory-mapped, with its probes set)."""
+        """Open the index of type `kind` in `folder` (an approximate one on disk, with its probes set)."""
         if kind == EXACT:
             index = faiss.read_index(str(folder / VECTORS))
             # A view of the index's own storage: no copy (it lives as long as `index`).
             matrix = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
             return cls(kind, index, matrix)
         index = load_mmap(folder / VECTORS, probes=nprobe_for(IvfPlan.parse(kind).lists))
-        return cls(kind, index, np.load(folder / VECTOR_COPY, mmap_mode="r", allow_pickle=False))
+        return cls(kind, index, open_rows(folder / VECTOR_COPY))
 
     def __len__(self) -> int:
         return self.faiss.ntotal
@@ -127,9 +128,9 @@ class DenseIndex:
         return self.faiss.d
 
     @property
-    def memory_mapped(self) -> bool:
+    def on_disk(self) -> bool:
         """Whether the vectors are read from disk on demand (the approximate kind's float16 copy)."""
-        return isinstance(self._matrix, np.memmap)
+        return isinstance(self._matrix, (RowFile, np.memmap))
 
     @property
     def exact(self) -> bool:

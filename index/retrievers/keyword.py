@@ -19,9 +19,12 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from index.rowfile import open_rows
 from index.terms import tokenize
 
 TERMS = "terms.txt"
+# bm25s's score matrix (CSC: a term's postings are data[indptr[t]:indptr[t + 1]], their rows indices[...]).
+_MATRIX = ("data", "indices", "indptr")
 
 
 def _interned(terms: list[str], shared: dict[str, str]) -> list[str]:
@@ -78,8 +81,12 @@ class KeywordIndex:
 
     @classmethod
     def load(cls, folder: Path, size: int) -> KeywordIndex:
-        # Memory-mapped: at a million passages the score matrix is hundreds of MB, read on demand.
-        return cls(bm25s.BM25.load(str(folder), mmap=True), size, folder=folder)
+        # At a million passages the score matrix is hundreds of MB: each question reads the postings of
+        # its words from disk (`index.rowfile`); bm25s only slices them.
+        retriever = bm25s.BM25.load(str(folder), mmap=True)
+        for key in _MATRIX:
+            retriever.scores[key] = open_rows(folder / f"{key}.csc.index.npy")
+        return cls(retriever, size, folder=folder)
 
     @property
     def vocabulary(self) -> dict[str, int]:

@@ -1,10 +1,11 @@
 """Passages on disk: read by row, and found by document or source, without one Python object per passage.
 
-A version's passages stay in `passages.jsonl` (line i is passage i), which
-is memory-mapped; `passage_rows.npy` holds the byte offset where each line
-begins, so reading passage i parses one line (as bm25s's `JsonlCorpus`
-does). A million passages then cost a few pages of memory instead of a
-million objects, and loading an index reads none of them.
+A version's passages stay in `passages.jsonl` (line i is passage i);
+`passage_rows.npy` holds the byte offset where each line begins, so reading
+passage i reads and parses one line (as bm25s's `JsonlCorpus` does, here
+with `pread`: `index.rowfile`). A million passages then cost no memory
+beyond the lines a question reads instead of a million objects, and loading
+an index reads none of them.
 
 `locations.npy` answers the questions search asks of all passages at once,
 "which passages lie around this one in its document" (context) and "which
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import operator
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from index.records import Passage
+from index.rowfile import RowFile, open_bytes
 
 # Columns of the location table (stored column by column, so each is contiguous on disk).
 SOURCE, DOCUMENT, START, ROW = range(4)
@@ -77,9 +78,9 @@ def location_table(passages: Sequence[Passage]) -> np.ndarray:
 
 
 class PassageFile(Sequence[Passage]):
-    """The passages of one version, parsed by row from the memory-mapped passages.jsonl."""
+    """The passages of one version, parsed by row from passages.jsonl."""
 
-    def __init__(self, path: Path, offsets: np.ndarray) -> None:
+    def __init__(self, path: Path, offsets: np.ndarray | RowFile) -> None:
         """
         Args:
             path: passages.jsonl.
@@ -87,12 +88,10 @@ class PassageFile(Sequence[Passage]):
         """
         if len(offsets) < 1:
             raise ValueError("passage offsets are empty")
-        with open(path, "rb") as handle:
-            size = handle.seek(0, 2)
-            if size != int(offsets[-1]):
-                raise ValueError(f"{path.name} holds {size} bytes, its offsets end at {int(offsets[-1])}")
-            # The mapping outlives the file's folder being renamed or deleted (a newer version replaced it).
-            self._data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        # Kept open, the file outlives its folder being renamed or deleted (a newer version replaced it).
+        self._data = open_bytes(path)
+        if len(self._data) != int(offsets[-1]):
+            raise ValueError(f"{path.name} holds {len(self._data)} bytes, its offsets end at {int(offsets[-1])}")
         self._offsets = offsets
 
     def __len__(self) -> int:
@@ -100,7 +99,8 @@ class PassageFile(Sequence[Passage]):
 
     def line(self, row: int) -> bytes:
         """The raw line of passage `row` (its JSON, newline included)."""
-        return self._data[int(self._offsets[row]) : int(self._offsets[row + 1])]
+        start, end = self._offsets[row : row + 2].tolist()
+        return self._data[start:end]
 
     def __getitem__(self, row):
         if isinstance(row, slice):

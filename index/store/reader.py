@@ -1,11 +1,14 @@
-"""Loading a version: the manifest and every file checked, the large files memory-mapped.
+"""Loading a version: the manifest and every file checked, the large files opened to be read by row.
 
 Loading costs the same for ten passages or a million: it checks each file's
 size and modification time against the manifest (hashing only a file whose
 time changed while its size did not, as a copied folder's files do), opens
-the large files memory-mapped (the IVF lists as FAISS's on-disk inverted
-lists, the .npy files and passages.jsonl), and reads nothing else until it
-is asked for. `verify` hashes every file (`python -m index verify`).
+the large files (the IVF lists memory-mapped as FAISS's on-disk inverted
+lists; the vector copy, the answer-sentence vectors, the BM25 postings,
+passages.jsonl and texts.bin read by row with `pread` when they are large,
+`index.rowfile`, so resident memory does not grow with the questions asked;
+the location table memory-mapped), and reads nothing else until it is asked
+for. `verify` hashes every file (`python -m index verify`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from index.errors import (
 from index.records import FORMAT_VERSION, DocumentInfo, Manifest
 from index.retrievers.dense import DenseIndex
 from index.retrievers.keyword import KeywordIndex
+from index.rowfile import open_rows
 from index.store.passages import LocationTable, PassageFile
 from index.store.pointer import current_version, hold_for_reading, live_version
 from index.store.texts import DocumentTexts
@@ -169,12 +173,12 @@ def load(index_dir: Path, model: str | None = None) -> StoredIndex:
 # ast.literal_eval, and CPython 3.11's AST constructor is not thread-safe: two
 # threads loading at once (app sessions, a build publishing beside readers)
 # raised "SystemError: AST constructor recursion depth mismatch" in
-# tests/test_concurrency.py. Loading memory-maps files, so the wait is short.
+# tests/test_concurrency.py. Loading only opens files, so the wait is short.
 _LOADING = threading.Lock()
 
 
 def load_version(folder: Path) -> StoredIndex:
-    """Load one version folder: the manifest, each file's size and time, and the memory-mapped files.
+    """Load one version folder: the manifest, each file's size and time, and the large files opened.
 
     A file whose size differs from the manifest's is damaged; one whose
     modification time differs (an edit, or a copy of the folder) is hashed
@@ -220,7 +224,7 @@ def _load_version(folder: Path) -> StoredIndex:
     try:
         dense = DenseIndex.load(folder, manifest.vector_index)
         sentences = _read_sentences(folder, manifest)
-        passages = PassageFile(folder / PASSAGES, np.load(folder / PASSAGE_ROWS, allow_pickle=False, mmap_mode="r"))
+        passages = PassageFile(folder / PASSAGES, open_rows(folder / PASSAGE_ROWS))
         locations = LocationTable(np.load(folder / LOCATIONS, allow_pickle=False, mmap_mode="r"))
         keyword = KeywordIndex.load(folder / KEYWORD, len(passages))
         signatures = None
@@ -300,7 +304,7 @@ def _read_open_json(handle: BinaryIO, path: Path):
 
 
 def _read_sentences(folder: Path, manifest: Manifest) -> SentenceVectors:
-    vectors = np.load(folder / SENTENCES, mmap_mode="r", allow_pickle=False)
+    vectors = open_rows(folder / SENTENCES)
     starts = np.load(folder / SENTENCE_ROWS, allow_pickle=False)
     if len(vectors) != manifest.sentences or (len(starts) and starts[-1] != len(vectors)):
         raise ValueError(f"{len(vectors)} sentence vectors, manifest says {manifest.sentences}")

@@ -34,6 +34,7 @@ from index.records import Passage, Settings
 from index.retrievers.dense import DenseIndex
 from index.retrievers.keyword import KeywordIndex
 from index.retrievers.parts import Map
+from index.rowfile import open_rows
 from index.store.reader import check_files, manifest_of
 from index.store.version import Segment, SentenceVectors
 
@@ -140,7 +141,7 @@ class ShardIndex(Segment):
             part = json.loads((version / SHARDS / LISTING).read_text(encoding="utf-8"))["parts"][shard]
             rows = np.load(folder / ROWS, allow_pickle=False)
             dense = DenseIndex.load(folder, part["vector_index"])
-            vectors = np.load(folder / SENTENCES, mmap_mode="r", allow_pickle=False)
+            vectors = open_rows(folder / SENTENCES)
             sentences = SentenceVectors(vectors, np.load(folder / SENTENCE_ROWS, allow_pickle=False))
             with open(folder / PASSAGES, encoding="utf-8") as lines:
                 passages = [Passage.from_json(json.loads(line)) for line in lines]

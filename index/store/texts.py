@@ -4,18 +4,19 @@ A version folder keeps them in two files: `texts.bin`, the UTF-8 texts one
 after another, and `text_rows.npy`, the byte offset where each begins (one
 more than there are documents). Row i is document i of `documents.json`, so a
 document is found by its source and id together, as everywhere else (a record
-id may repeat in another file). `texts.bin` is memory-mapped: answering a
-request for one document reads that document's bytes, and a version replaced
-and deleted while it is open still reads.
+id may repeat in another file). `texts.bin` is read by range
+(`index.rowfile`): answering a request for one document reads that document's
+bytes, and a version replaced and deleted while it is open still reads.
 """
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from index.rowfile import ByteFile, open_bytes
 
 TEXTS = "texts.bin"
 TEXT_ROWS = "text_rows.npy"
@@ -33,21 +34,20 @@ def write_texts(folder: Path, texts: Sequence[str]) -> None:
 class DocumentTexts:
     """The extracted texts of an index's documents, row i = document i."""
 
-    def __init__(self, data: bytes | mmap.mmap, offsets: np.ndarray) -> None:
+    def __init__(self, data: bytes | ByteFile, offsets: np.ndarray) -> None:
         self._data = data
         self._offsets = offsets
 
     @classmethod
     def load(cls, folder: Path) -> DocumentTexts:
-        """Open the texts of a version folder (memory-mapped).
+        """Open the texts of a version folder (read by range from disk).
 
         Raises:
             ValueError: The offsets do not fit the texts file.
         """
         offsets = np.load(folder / TEXT_ROWS, allow_pickle=False)
-        with open(folder / TEXTS, "rb") as handle:
-            size = handle.seek(0, 2)
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        data = open_bytes(folder / TEXTS)
+        size = len(data)
         if (
             offsets.ndim != 1
             or not len(offsets)

@@ -7,7 +7,7 @@ An index folder holds versions side by side and a small pointer file:
     INDEX_DIR/v-<time>-<id>/     one complete version:
         manifest.json            format, model, dimensions, counts, settings, and every
                                  file's SHA-256, size and modification time
-        passages.jsonl           line i = passage i (text + every location), memory-mapped
+        passages.jsonl           line i = passage i (text + every location), read by row
         passage_rows.npy         byte offset of each line of passages.jsonl (index.store.passages)
         locations.npy            every location (source, document, start, row), sorted
         signatures.npy           passage i's duplicate-detection signature (ingest.dedup)
@@ -17,13 +17,13 @@ An index folder holds versions side by side and a small pointer file:
         lists.ivfdata            approximate indexes only: the IVF lists, assembled from
                                  shards and merged on disk (index.retrievers.parts)
         vectors.npy              approximate indexes only: row i = passage i as float16,
-                                 memory-mapped, for exact re-scoring and reuse on update
+                                 read by row, for exact re-scoring and reuse on update
         sentences.npy            float16 vectors of the answer candidates of every passage
         sentence_rows.npy        passage i's candidates are rows [rows[i], rows[i+1])
         keyword/                 BM25 index, row i = passage i, and each passage's terms
         documents.json           per-document info (source, text hash, passage count)
         vocabulary.tsv           the passages' words and their counts (index.store.vocabulary)
-        texts.bin                every document's extracted text, row i = document i, memory-mapped
+        texts.bin                every document's extracted text, row i = document i, read by row
         text_rows.npy            where each document's text begins in texts.bin (index.store.texts)
         shards/                  when built with --shards N: N serving shards (index.search.sharded)
         sources.json             per-file fingerprints (to tell what changed since the build)
@@ -81,6 +81,10 @@ class SentenceVectors:
 
     def of(self, row: int) -> np.ndarray:
         return self.vectors[self.starts[row] : self.starts[row + 1]]
+
+    def count(self, row: int) -> int:
+        """How many candidates passage `row` has (without reading their vectors)."""
+        return int(self.starts[row + 1] - self.starts[row])
 
     @staticmethod
     def starts_for(counts: Sequence[int]) -> np.ndarray:
