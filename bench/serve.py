@@ -6,11 +6,16 @@ shards and as 1, then, one after another on a free localhost port:
 - uvicorn, 1 worker and 2 workers (`python -m index serve --workers W`);
 - Ray Serve, 1 shard x 2 replicas and 4 shards x 1 replica
   (`python -m index serve --ray --shards N --replicas R`, a local Ray instance);
+- uvicorn with 1 worker and Ray Serve with 1 shard x 2 replicas again with
+  batching off (`KB_BATCH_QUESTIONS=1`: each question its own model pass and
+  shard calls), each run just before its batching twin, so the ratio comes
+  from one run;
 
 each first asked every question once by one client (the unloaded latency),
 then driven by `--clients` concurrent HTTP clients asking the bundled
 questions in a loop for `--seconds`. An error is a refused or failed request
-or an answer that differs from the single-process searcher's. The CLI
+or an answer that differs from the single-process searcher's (Ray Serve's are
+compared without "did you mean", a one-process feature). The CLI
 baseline answers the same questions without a server: one `python -m index
 query` process per question (what a program does today), and one process for
 all of them.
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -48,6 +54,9 @@ from bench.api_server import start_api, stop_api
 from bench.report import record, table
 
 REPO = Path(__file__).resolve().parent.parent
+# The baseline of batching: each question its own model pass (and, on Ray Serve, its own shard calls).
+OFF = {"KB_BATCH_QUESTIONS": "1"}
+UNBATCHED = "batching off"
 
 
 @dataclass
@@ -60,6 +69,7 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    load: float = float("nan")
 
     @property
     def throughput(self) -> float:
@@ -75,6 +85,7 @@ class Run:
             ms(self.latencies, 95),
             ms(self.latencies, 99),
             len(self.errors),
+            f"{self.load:.1f}" if self.load == self.load else "-",
         ]
 
 
@@ -95,8 +106,8 @@ def questions() -> list[str]:
     ]
 
 
-def prepare(corpus: Path, work: Path, asked: list[str]) -> tuple[Path, Path, dict[str, dict]]:
-    """The corpus built as 4 shards and as 1 (same passages), and the single-process answers."""
+def prepare(corpus: Path, work: Path, asked: list[str]) -> tuple[Path, Path, dict[str, dict], dict[str, dict]]:
+    """The corpus built as 4 shards and as 1 (same passages), and the single-process answers, with and without "did you mean"."""
     from index.embed.registry import BundledModel
     from index.search.searcher import Searcher
     from index.store.reader import load
@@ -109,7 +120,9 @@ def prepare(corpus: Path, work: Path, asked: list[str]) -> tuple[Path, Path, dic
     build(corpus, one, model, shards=1)  # the same vectors, reused: only the layout changes
     searcher = Searcher(load(four), model)
     answers = {q: json.loads(json.dumps(searcher.search(q, 5).to_json(False))) for q in asked}
-    return four, one, answers
+    # Sharded serving suggests no corrected question (a one-process feature): its answers compare without.
+    unsuggested = {q: json.loads(json.dumps(searcher.search(q, 5, suggest=False).to_json(False))) for q in asked}
+    return four, one, answers, unsuggested
 
 
 def wait_all_ready(client: httpx.Client, url: str, streak: int = 20, timeout: float = 300) -> None:
@@ -165,18 +178,40 @@ def drive(url: str, asked: list[str], answers: dict[str, dict], run: Run, client
     for thread in threads:
         thread.join()
     run.seconds = time.monotonic() - began
+    run.load = os.getloadavg()[0]
 
 
-def serve_and_drive(label, args, replicas, log, asked, answers, clients, seconds) -> Run:
+def serve_and_drive(label, args, env, replicas, log, asked, answers, clients, seconds) -> Run:
     run = Run(label, replicas)
     print(f"{label}: starting", file=sys.stderr)
-    server, url = start_api(args, {"RAY_USAGE_STATS_ENABLED": "0"}, log, timeout=600)
+    server, url = start_api(args, {"RAY_USAGE_STATS_ENABLED": "0", **env}, log, timeout=600)
     try:
         drive(url, asked, answers, run, clients, seconds)
     finally:
         stop_api(server)
     print(f"{label}: {run.throughput:.1f} questions/s, {len(run.errors)} errors", file=sys.stderr)
     return run
+
+
+def batching_ratios(runs: dict[str, Run]) -> str:
+    """Batching against no batching, and Ray Serve per replica against a uvicorn worker, from this run's figures."""
+    lines = []
+    for layout in ("uvicorn, 1 worker", "Ray Serve, 1 shard x 2 replicas"):
+        on, off = runs.get(layout), runs.get(f"{layout}, {UNBATCHED}")
+        if on and off and off.throughput:
+            lines.append(
+                f"- {layout}: batching answers {on.throughput / off.throughput:.2f}x the questions/s "
+                f"({on.throughput:.1f} against {off.throughput:.1f}), p95 {ms(on.latencies, 95)} ms against "
+                f"{ms(off.latencies, 95)} ms, a question alone {ms(on.alone, 50)} ms against {ms(off.alone, 50)} ms."
+            )
+    ray, local = runs.get("Ray Serve, 1 shard x 2 replicas"), runs.get("uvicorn, 1 worker")
+    if ray and local and local.throughput:
+        per_replica = ray.throughput / ray.replicas
+        lines.append(
+            f"- Ray Serve per replica (1 shard x 2 replicas) against a uvicorn worker, both batching: "
+            f"{per_replica:.1f} against {local.throughput:.1f} questions/s, {per_replica / local.throughput:.0%}."
+        )
+    return "\n".join(lines)
 
 
 def cli_runs(index: Path, asked: list[str], seconds: float, work: Path) -> list[Run]:
@@ -358,16 +393,23 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, Run] = {}
     with tempfile.TemporaryDirectory(prefix="kb-bench-serve-") as tmp:
         work = Path(tmp)
-        four, one, answers = prepare(args.corpus, work, asked)
+        four, one, answers, unsuggested = prepare(args.corpus, work, asked)
+        local_1, local_2 = ["--index", str(four), "--workers", "1"], ["--index", str(four), "--workers", "2"]
+        ray_1x2 = ["--index", str(one), "--ray", "--shards", "1", "--replicas", "2"]
+        ray_4x1 = ["--index", str(four), "--ray", "--shards", "4", "--replicas", "1"]
         configs = [
-            ("uvicorn, 1 worker", ["--index", str(four), "--workers", "1"], 1),
-            ("uvicorn, 2 workers", ["--index", str(four), "--workers", "2"], 2),
-            ("Ray Serve, 1 shard x 2 replicas", ["--index", str(one), "--ray", "--shards", "1", "--replicas", "2"], 2),
-            ("Ray Serve, 4 shards x 1 replica", ["--index", str(four), "--ray", "--shards", "4", "--replicas", "1"], 1),
+            (f"uvicorn, 1 worker, {UNBATCHED}", local_1, OFF, 1, answers),
+            ("uvicorn, 1 worker", local_1, {}, 1, answers),
+            ("uvicorn, 2 workers", local_2, {}, 2, answers),
+            (f"Ray Serve, 1 shard x 2 replicas, {UNBATCHED}", ray_1x2, OFF, 2, unsuggested),
+            ("Ray Serve, 1 shard x 2 replicas", ray_1x2, {}, 2, unsuggested),
+            ("Ray Serve, 4 shards x 1 replica", ray_4x1, {}, 1, unsuggested),
         ]
-        for label, server_args, replicas in configs:
-            log = work / f"{label.split(',')[0].replace(' ', '-')}-{replicas}.log"
-            runs[label] = serve_and_drive(label, server_args, replicas, log, asked, answers, args.clients, args.seconds)
+        for i, (label, server_args, env, replicas, expected) in enumerate(configs):
+            log = work / f"server-{i}.log"
+            runs[label] = serve_and_drive(
+                label, server_args, env, replicas, log, asked, expected, args.clients, args.seconds
+            )
         for run in cli_runs(four, asked, args.seconds, work):
             runs[run.label] = run
         costs = measure_shard(args.shard_passages, work, asked)
@@ -380,13 +422,17 @@ def main(argv: list[str] | None = None) -> int:
         "p95 (ms)",
         "p99 (ms)",
         "errors",
+        "load",
     ]
     body = (
         f"{args.clients} concurrent HTTP clients for {args.seconds:.0f} s per configuration, "
         f"{len(asked)} bundled questions in a loop, k=5; 'alone' is one client asking each once first. "
         "An error is a failed request or an answer that differs from the single-process searcher's. "
         "Per replica: questions/s over the processes that answer each question (uvicorn workers; a shard's replicas).\n\n"
+        + "Load: the 1-minute load average as the loaded run ended (2 cores, shared with other work).\n\n"
         + table(headers, [run.row() for run in runs.values()])
+        + "\n\n"
+        + batching_ratios(runs)
         + "\n\n### 100M passages, simulated from the measured costs\n\n"
         + project(costs, runs)
     )
