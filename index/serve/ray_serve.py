@@ -4,13 +4,15 @@
 
 - `Shard` (N deployments, `shard-000` ...), R replicas each: a replica loads
   its shard of a published version (`index.store.shards.ShardIndex`) and
-  proposes candidates for a question vector, then hands over the passages
-  the router picks;
+  proposes candidates for a batch of question vectors, then hands over the
+  passages the router picks;
 - `Router` (the ingress, one replica): the same FastAPI app as `python -m
-  index serve` (`index.serve.app.create_app`), over a backend that embeds the
-  question once, asks every shard at the same time, merges their candidates
-  and applies the single-process fusion and answer step (`index.search.sharded`),
-  so it answers exactly as `Searcher` does.
+  index serve` (`index.serve.app.create_app`), over a backend that gathers
+  the questions arriving together (`serve.batch`, `BATCH_WAIT_S` at most),
+  embeds them in one pass, asks every shard at the same time, once for all
+  of them, merges each question's candidates and applies the single-process
+  fusion and answer step (`index.search.sharded`), so it answers exactly as
+  `Searcher` does.
 
 Versions. The router watches the index's CURRENT pointer as the local server
 does. It switches to a new version only once one replica of every shard has
