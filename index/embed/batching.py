@@ -11,9 +11,9 @@ with the load and shrink to one text when the server is quiet.
 
 The vectors are those of separate calls: the bundled model pools each text
 from its own word pieces (padding is masked), and the bundled questions give
-the same vectors to the bit alone or in batches of 2 to 16 (bench/RESULTS.md,
-"Speed at the limit"). Only calls for one text are gathered; a call for many
-texts (an evaluation, a build) goes straight to the wrapped embedder.
+the same vectors to the bit alone or in batches (tests/test_batching.py).
+Only calls for one text are gathered; a call for many texts (an evaluation,
+a build) goes straight to the wrapped embedder.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from index.embed.registry import Embedder
 # Questions in one pass at most (`Config.batch_questions`, KB_BATCH_QUESTIONS, sets it for a server).
 MAX_BATCH = 16
 # What one call of the model costs beyond its word pieces, in word pieces: a call over n texts
-# padded to L word pieces takes about (PASS_OVERHEAD + n * L) times the cost of one word piece
-# (the bundled model on one thread; bench/RESULTS.md, "Speed at the limit").
+# padded to L word pieces takes about (PASS_OVERHEAD + n * L) times the cost of one word piece.
+# The bundled model on one thread fits about 6 on a busy machine and 9 on an idle one (2.1 ms
+# + 0.24 ms per word piece; bench/RESULTS.md, "Speed at the limit: questions in batches"); the
+# cuts either makes of the bundled questions' batches cost within 0.3% of each other.
 PASS_OVERHEAD = 6
 
 
