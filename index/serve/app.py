@@ -489,10 +489,11 @@ def one_thread_per_pass() -> None:
     """Model passes on one thread in this server process (unless `OMP_NUM_THREADS` says otherwise).
 
     While one thread embeds a batch of questions, the other core searches and
-    answers the questions embedded before; a batch of 2 to 16 questions on two
-    threads took about twice as long per question, and a server answered fewer
-    (bench/RESULTS.md, "Speed at the limit"). `index.embed.onnx_model.OnnxRunner`
-    reads it when the model loads. Ray sets the same in the Ray Serve replicas.
+    answers the questions embedded before. A second thread per pass bought a
+    quiet server 2% more questions/s for 38% more CPU, and cost a busy one a
+    third of its questions (bench/RESULTS.md, "Speed at the limit: serving
+    that batches"). `index.embed.onnx_model.OnnxRunner` reads it when the
+    model loads; Ray sets the same in the Ray Serve replicas.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 

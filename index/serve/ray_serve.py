@@ -76,7 +76,7 @@ ATTEMPTS = 6
 _RETRYABLE = (RayActorError, DeploymentUnavailableError, BackPressureError)
 # How long the router waits for more questions to join the first of a batch: a lone question
 # waits this long; under load, the clients a batch's answers set free ask again within it.
-# 2, 5, 10 and 20 ms were tried (bench/RESULTS.md, "Speed at the limit").
+# 2, 5, 10 and 20 ms were tried (bench/RESULTS.md, "Speed at the limit: serving that batches").
 BATCH_WAIT_S = 0.010
 # Batches answered at once: with one, the next batch is cut as soon as its first question
 # arrives and then waits for the running one, so batches stay small and queue up.
