@@ -1,16 +1,22 @@
 """The HTTP API under load: uvicorn and Ray Serve layouts side by side, a CLI baseline, and a 100M projection.
 
 Builds the bundled corpus (or --corpus) with the bundled model twice, as 4
-shards and as 1, then, one after another on a free localhost port:
+shards and as 1, then serves it on free localhost ports, one layout after another:
 
 - uvicorn, 1 worker and 2 workers (`python -m index serve --workers W`);
 - Ray Serve, 1 shard x 2 replicas and 4 shards x 1 replica
   (`python -m index serve --ray --shards N --replicas R`, a local Ray instance);
+- uvicorn with 1 and 2 workers and Ray Serve with 1 shard x 2 replicas again with
+  batching off (`KB_BATCH_QUESTIONS=1`: each question its own model pass and
+  shard calls), so the ratio comes from one run: the two servers of a pair
+  run at once (two local Ray instances for Ray Serve) and take the load in
+  alternating 10-second turns, so the machine's other work falls on both alike;
 
 each first asked every question once by one client (the unloaded latency),
 then driven by `--clients` concurrent HTTP clients asking the bundled
 questions in a loop for `--seconds`. An error is a refused or failed request
-or an answer that differs from the single-process searcher's. The CLI
+or an answer that differs from the single-process searcher's (Ray Serve's are
+compared without "did you mean", a one-process feature). The CLI
 baseline answers the same questions without a server: one `python -m index
 query` process per question (what a program does today), and one process for
 all of them.
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -48,6 +55,11 @@ from bench.api_server import start_api, stop_api
 from bench.report import record, table
 
 REPO = Path(__file__).resolve().parent.parent
+# The baseline of batching: each question its own model pass (and, on Ray Serve, its own shard calls).
+OFF = {"KB_BATCH_QUESTIONS": "1"}
+UNBATCHED = "batching off"
+# Seconds per turn when two servers are loaded in turns (`serve_pair`).
+TURN = 10.0
 
 
 @dataclass
@@ -60,6 +72,7 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    loads: list[float] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
@@ -75,6 +88,7 @@ class Run:
             ms(self.latencies, 95),
             ms(self.latencies, 99),
             len(self.errors),
+            f"{np.mean(self.loads):.1f}" if self.loads else "-",
         ]
 
 
@@ -95,8 +109,8 @@ def questions() -> list[str]:
     ]
 
 
-def prepare(corpus: Path, work: Path, asked: list[str]) -> tuple[Path, Path, dict[str, dict]]:
-    """The corpus built as 4 shards and as 1 (same passages), and the single-process answers."""
+def prepare(corpus: Path, work: Path, asked: list[str]) -> tuple[Path, Path, dict[str, dict], dict[str, dict]]:
+    """The corpus built as 4 shards and as 1 (same passages), and the single-process answers, with and without "did you mean"."""
     from index.embed.registry import BundledModel
     from index.search.searcher import Searcher
     from index.store.reader import load
@@ -109,7 +123,9 @@ def prepare(corpus: Path, work: Path, asked: list[str]) -> tuple[Path, Path, dic
     build(corpus, one, model, shards=1)  # the same vectors, reused: only the layout changes
     searcher = Searcher(load(four), model)
     answers = {q: json.loads(json.dumps(searcher.search(q, 5).to_json(False))) for q in asked}
-    return four, one, answers
+    # Sharded serving suggests no corrected question (a one-process feature): its answers compare without.
+    unsuggested = {q: json.loads(json.dumps(searcher.search(q, 5, suggest=False).to_json(False))) for q in asked}
+    return four, one, answers, unsuggested
 
 
 def wait_all_ready(client: httpx.Client, url: str, streak: int = 20, timeout: float = 300) -> None:
@@ -125,6 +141,12 @@ def wait_all_ready(client: httpx.Client, url: str, streak: int = 20, timeout: fl
 
 def drive(url: str, asked: list[str], answers: dict[str, dict], run: Run, clients: int, seconds: float) -> None:
     """Ask every question once alone, then `clients` at once for `seconds`; fills `run`."""
+    ask_alone(url, asked, answers, run)
+    load(url, asked, answers, run, clients, seconds)
+
+
+def ask_alone(url: str, asked: list[str], answers: dict[str, dict], run: Run) -> None:
+    """Once the server is ready, ask every question once, one at a time (`run.alone`)."""
     with httpx.Client(timeout=120) as client:
         wait_all_ready(client, url)
         for question in asked:
@@ -135,6 +157,10 @@ def drive(url: str, asked: list[str], answers: dict[str, dict], run: Run, client
                 run.errors.append(f"alone: HTTP {response.status_code} for {question!r}")
             else:
                 run.alone.append(took)
+
+
+def load(url: str, asked: list[str], answers: dict[str, dict], run: Run, clients: int, seconds: float) -> None:
+    """`clients` asking at once for `seconds`, added to `run` (latencies, errors, seconds, the load average)."""
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
 
@@ -164,19 +190,65 @@ def drive(url: str, asked: list[str], answers: dict[str, dict], run: Run, client
         thread.start()
     for thread in threads:
         thread.join()
-    run.seconds = time.monotonic() - began
+    run.seconds += time.monotonic() - began
+    run.loads.append(os.getloadavg()[0])
 
 
-def serve_and_drive(label, args, replicas, log, asked, answers, clients, seconds) -> Run:
+def serve_pair(label, args, replicas, work, asked, answers, clients, seconds, turn=TURN) -> tuple[Run, Run]:
+    """`label` with batching off and on, both servers up at once and loaded in alternating turns of `turn` seconds.
+
+    Turns share out the machine's other load between the two alike, so their ratio holds on a busy machine.
+    """
+    off, on = Run(f"{label}, {UNBATCHED}", replicas), Run(label, replicas)
+    print(f"{label}: starting, batching off and on", file=sys.stderr)
+    servers = []
+    try:
+        for run, env in ((off, OFF), (on, {})):
+            log = work / f"server-{label.replace(' ', '-').replace(',', '')}-{len(servers)}.log"
+            servers.append(start_api(args, {"RAY_USAGE_STATS_ENABLED": "0", **env}, log, timeout=600))
+            ask_alone(servers[-1][1], asked, answers, run)
+        for _ in range(max(1, round(seconds / turn))):
+            for run, (_, url) in zip((off, on), servers):
+                load(url, asked, answers, run, clients, turn)
+    finally:
+        for server, _ in servers:
+            stop_api(server)
+    for run in (off, on):
+        print(f"{run.label}: {run.throughput:.1f} questions/s, {len(run.errors)} errors", file=sys.stderr)
+    return off, on
+
+
+def serve_and_drive(label, args, env, replicas, log, asked, answers, clients, seconds) -> Run:
     run = Run(label, replicas)
     print(f"{label}: starting", file=sys.stderr)
-    server, url = start_api(args, {"RAY_USAGE_STATS_ENABLED": "0"}, log, timeout=600)
+    server, url = start_api(args, {"RAY_USAGE_STATS_ENABLED": "0", **env}, log, timeout=600)
     try:
         drive(url, asked, answers, run, clients, seconds)
     finally:
         stop_api(server)
     print(f"{label}: {run.throughput:.1f} questions/s, {len(run.errors)} errors", file=sys.stderr)
     return run
+
+
+def batching_ratios(runs: dict[str, Run]) -> str:
+    """Batching against no batching, and Ray Serve per replica against a uvicorn worker, from this run's figures."""
+    lines = []
+    for layout in ("uvicorn, 1 worker", "uvicorn, 2 workers", "Ray Serve, 1 shard x 2 replicas"):
+        on, off = runs.get(layout), runs.get(f"{layout}, {UNBATCHED}")
+        if on and off and off.throughput:
+            lines.append(
+                f"- {layout}: batching answers {on.throughput / off.throughput:.2f}x the questions/s "
+                f"({on.throughput:.1f} against {off.throughput:.1f}), p95 {ms(on.latencies, 95)} ms against "
+                f"{ms(off.latencies, 95)} ms, a question alone {ms(on.alone, 50)} ms against {ms(off.alone, 50)} ms."
+            )
+    ray, local = runs.get("Ray Serve, 1 shard x 2 replicas"), runs.get("uvicorn, 1 worker")
+    if ray and local and local.throughput:
+        per_replica = ray.throughput / ray.replicas
+        lines.append(
+            f"- Ray Serve per replica (1 shard x 2 replicas) against a uvicorn worker, both batching: "
+            f"{per_replica:.1f} against {local.throughput:.1f} questions/s, {per_replica / local.throughput:.0%}."
+        )
+    return "\n".join(lines)
 
 
 def cli_runs(index: Path, asked: list[str], seconds: float, work: Path) -> list[Run]:
@@ -358,16 +430,19 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, Run] = {}
     with tempfile.TemporaryDirectory(prefix="kb-bench-serve-") as tmp:
         work = Path(tmp)
-        four, one, answers = prepare(args.corpus, work, asked)
-        configs = [
-            ("uvicorn, 1 worker", ["--index", str(four), "--workers", "1"], 1),
-            ("uvicorn, 2 workers", ["--index", str(four), "--workers", "2"], 2),
-            ("Ray Serve, 1 shard x 2 replicas", ["--index", str(one), "--ray", "--shards", "1", "--replicas", "2"], 2),
-            ("Ray Serve, 4 shards x 1 replica", ["--index", str(four), "--ray", "--shards", "4", "--replicas", "1"], 1),
-        ]
-        for label, server_args, replicas in configs:
-            log = work / f"{label.split(',')[0].replace(' ', '-')}-{replicas}.log"
-            runs[label] = serve_and_drive(label, server_args, replicas, log, asked, answers, args.clients, args.seconds)
+        four, one, answers, unsuggested = prepare(args.corpus, work, asked)
+        local_1, local_2 = ["--index", str(four), "--workers", "1"], ["--index", str(four), "--workers", "2"]
+        ray_1x2 = ["--index", str(one), "--ray", "--shards", "1", "--replicas", "2"]
+        ray_4x1 = ["--index", str(four), "--ray", "--shards", "4", "--replicas", "1"]
+        load_args = (args.clients, args.seconds)
+        pair = serve_pair("uvicorn, 1 worker", local_1, 1, work, asked, answers, *load_args)
+        runs.update((run.label, run) for run in pair)
+        pair = serve_pair("uvicorn, 2 workers", local_2, 2, work, asked, answers, *load_args)
+        runs.update((run.label, run) for run in pair)
+        pair = serve_pair("Ray Serve, 1 shard x 2 replicas", ray_1x2, 2, work, asked, unsuggested, *load_args)
+        runs.update((run.label, run) for run in pair)
+        label = "Ray Serve, 4 shards x 1 replica"
+        runs[label] = serve_and_drive(label, ray_4x1, {}, 1, work / "server-4x1.log", asked, unsuggested, *load_args)
         for run in cli_runs(four, asked, args.seconds, work):
             runs[run.label] = run
         costs = measure_shard(args.shard_passages, work, asked)
@@ -380,13 +455,20 @@ def main(argv: list[str] | None = None) -> int:
         "p95 (ms)",
         "p99 (ms)",
         "errors",
+        "load",
     ]
     body = (
         f"{args.clients} concurrent HTTP clients for {args.seconds:.0f} s per configuration, "
         f"{len(asked)} bundled questions in a loop, k=5; 'alone' is one client asking each once first. "
-        "An error is a failed request or an answer that differs from the single-process searcher's. "
+        "An error is a failed request or an answer that differs from the single-process searcher's "
+        '(on Ray Serve, without "did you mean", a one-process feature). '
+        "Batching off: KB_BATCH_QUESTIONS=1; a pair with and without batching ran at once, loaded in alternating "
+        f"{TURN:g}-second turns. "
         "Per replica: questions/s over the processes that answer each question (uvicorn workers; a shard's replicas).\n\n"
+        + "Load: the 1-minute load average as each loaded stretch ended, averaged (2 cores, shared with other work).\n\n"
         + table(headers, [run.row() for run in runs.values()])
+        + "\n\n"
+        + batching_ratios(runs)
         + "\n\n### 100M passages, simulated from the measured costs\n\n"
         + project(costs, runs)
     )

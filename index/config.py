@@ -10,6 +10,7 @@ the entry points reads the environment for these settings.
     KB_EMBEDDER   the embedder by registered name: onnx (default), onnx-int8, onnx-int8-blocks, torch, fake
     KB_CACHE_DIR  where the exported ONNX model is kept (default ~/.cache/kb)
     KB_KEEP_VERSIONS  previous index versions kept while readers hold them (default 1)
+    KB_BATCH_QUESTIONS  tuning: questions a server embeds in one model pass at most (default 16; 0 or 1 turns batching off)
 
 The same entry points also set this process's thread counts once
 (`one_thread_per_question`) instead of each question changing them.
@@ -27,6 +28,7 @@ DEFAULT_INDEX = Path("data/index")
 DEFAULT_CORPUS = Path("corpus")
 DEFAULT_EMBEDDER = "onnx"
 DEFAULT_KEEP_VERSIONS = 1
+DEFAULT_BATCH_QUESTIONS = 16
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class Config:
         cache_dir: Where the exported ONNX model is cached; None for `~/.cache/kb`.
         keep_versions: Previous index versions a build keeps while readers hold them; one
             no reader holds is removed at once (`index.store.pointer.remove_old_versions`).
+        batch_questions: Questions asked of a server at the same time that share one model pass, at
+            most (`index.embed.batching`, and the Ray Serve router's `serve.batch`); 0 or 1 embeds each alone.
+            A tuning knob: answers are the same either way.
     """
 
     index: Path = DEFAULT_INDEX
@@ -47,6 +52,7 @@ class Config:
     embedder: str = DEFAULT_EMBEDDER
     cache_dir: Path | None = None
     keep_versions: int = DEFAULT_KEEP_VERSIONS
+    batch_questions: int = DEFAULT_BATCH_QUESTIONS
 
     @classmethod
     def resolve(
@@ -65,6 +71,7 @@ class Config:
             embedder=embedder or env.get("KB_EMBEDDER") or DEFAULT_EMBEDDER,
             cache_dir=_path(env, "KB_CACHE_DIR"),
             keep_versions=_count(env, "KB_KEEP_VERSIONS", DEFAULT_KEEP_VERSIONS),
+            batch_questions=max(1, _count(env, "KB_BATCH_QUESTIONS", DEFAULT_BATCH_QUESTIONS)),
         )
 
 

@@ -49,6 +49,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from index.config import Config, one_thread_per_question
+from index.embed.batching import BatchingEmbedder
 from index.gaps import log_question
 from index.records import DocumentInfo
 from index.search.filters import FilterError, Where
@@ -110,6 +111,13 @@ class LocalBackend(IndexWatcher):
 
     def __init__(self, config: Config, settings: SearchSettings = SearchSettings(), poll: float = 1.0) -> None:
         super().__init__(config, settings, poll)
+
+    def _open_embedder(self):
+        """The model, with questions in flight together sharing its passes (`index.embed.batching`)."""
+        embedder = super()._open_embedder()
+        if self.config.batch_questions <= 1:  # KB_BATCH_QUESTIONS=1: each question its own pass
+            return embedder
+        return BatchingEmbedder(embedder, self.config.batch_questions)
 
     def _load(self, version: Path, embedder) -> LocalView:
         stored = load(self.config.index, model=embedder.name)
@@ -477,9 +485,23 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def one_thread_per_pass() -> None:
+    """Model passes on one thread in this server process (unless `OMP_NUM_THREADS` says otherwise).
+
+    While one thread embeds a batch of questions, the other core searches and
+    answers the questions embedded before. A second thread per pass bought a
+    quiet server 2% more questions/s for 38% more CPU, and cost a busy one a
+    third of its questions (bench/RESULTS.md, "Speed at the limit: serving
+    that batches"). `index.embed.onnx_model.OnnxRunner` reads it when the
+    model loads; Ray sets the same in the Ray Serve replicas.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 def app_from_environment() -> FastAPI:
     """The app `python -m index serve` runs in each uvicorn worker: folders and model from `KB_*` variables."""
     one_thread_per_question()
+    one_thread_per_pass()
     return create_app(
         LocalBackend(Config.resolve()),
         token=os.environ.get(TOKEN_VARIABLE) or None,

@@ -4,13 +4,15 @@
 
 - `Shard` (N deployments, `shard-000` ...), R replicas each: a replica loads
   its shard of a published version (`index.store.shards.ShardIndex`) and
-  proposes candidates for a question vector, then hands over the passages
-  the router picks;
+  proposes candidates for a batch of question vectors, then hands over the
+  passages the router picks;
 - `Router` (the ingress, one replica): the same FastAPI app as `python -m
-  index serve` (`index.serve.app.create_app`), over a backend that embeds the
-  question once, asks every shard at the same time, merges their candidates
-  and applies the single-process fusion and answer step (`index.search.sharded`),
-  so it answers exactly as `Searcher` does.
+  index serve` (`index.serve.app.create_app`), over a backend that gathers
+  the questions arriving together (`serve.batch`, `BATCH_WAIT_S` at most),
+  embeds them in one pass, asks every shard at the same time, once for all
+  of them, merges each question's candidates and applies the single-process
+  fusion and answer step (`index.search.sharded`), so it answers exactly as
+  `Searcher` does.
 
 Versions. The router watches the index's CURRENT pointer as the local server
 does. It switches to a new version only once one replica of every shard has
@@ -46,7 +48,8 @@ from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
-from index.config import Config, one_thread_per_question
+from index.config import DEFAULT_BATCH_QUESTIONS, Config, one_thread_per_question
+from index.embed.batching import encode_together
 from index.embed.registry import Embedder
 from index.errors import IndexDamaged, ModelMismatch, rebuild_fix
 from index.records import Answer, DocumentInfo, Manifest, Passage, Verdict
@@ -71,8 +74,24 @@ APP = "kb"
 # is replaced within seconds; Ray Serve routes the retries to the live ones meanwhile).
 ATTEMPTS = 6
 _RETRYABLE = (RayActorError, DeploymentUnavailableError, BackPressureError)
+# How long the router waits for more questions to join the first of a batch: a lone question
+# waits this long; under load, the clients a batch's answers set free ask again within it.
+# 2, 5, 10 and 20 ms were tried (bench/RESULTS.md, "Speed at the limit: serving that batches").
+BATCH_WAIT_S = 0.010
+# Batches answered at once: with one, the next batch is cut as soon as its first question
+# arrives and then waits for the running one, so batches stay small and queue up.
+CONCURRENT_BATCHES = 4
 # Versions a shard replica keeps loaded: the live one and the one before it, for requests in flight.
 KEPT_VERSIONS = 2
+
+
+@dataclass(frozen=True)
+class ShardQuestion:
+    """What a shard needs of a question: the cleaned text (BM25), its vector and the sources it may cite."""
+
+    query: str
+    vector: np.ndarray
+    sources: frozenset[str] | None
 
 
 class StaleVersion(Exception):
@@ -112,13 +131,15 @@ class Shard:
         """Load `version` (the router asks before switching to it); returns its passage count here."""
         return len(self._version(version).passages)
 
-    def candidates(
-        self, version: str, query: str, vector: np.ndarray, depth: int, sources: frozenset[str] | None
-    ) -> ShardCandidates:
-        return shard_candidates(self._version(version), query, vector, depth, sources)
+    def candidates(self, version: str, questions: list[ShardQuestion], depth: int) -> list[ShardCandidates]:
+        """This shard's candidates for each question of a batch (one call for them all)."""
+        shard = self._version(version)
+        return [shard_candidates(shard, q.query, q.vector, depth, q.sources) for q in questions]
 
-    def fetch(self, version: str, rows: list[int], vector: np.ndarray) -> list[tuple[Passage, np.ndarray]]:
-        return fetch(self._version(version), rows, vector)
+    def fetch(self, version: str, wanted: list[tuple[list[int], np.ndarray]]) -> list[list[tuple[Passage, np.ndarray]]]:
+        """For each question of a batch, (its rows, its vector): the passages and their answer candidates' cosines."""
+        shard = self._version(version)
+        return [fetch(shard, rows, vector) for rows, vector in wanted]
 
     def pid(self) -> int:
         """This replica's process id (the fault tests kill one)."""
@@ -162,6 +183,16 @@ class RouterView(DocumentLookup):
         return self.texts.text(row)
 
 
+@dataclass(frozen=True)
+class Asked:
+    """A question as the router answers it: the version it started on, the cleaned text, k and sources."""
+
+    view: RouterView
+    query: str
+    k: int
+    sources: frozenset[str] | None
+
+
 class ShardRouter(IndexWatcher):
     """The API's backend on Ray Serve: watches the index, routes each question over the shards."""
 
@@ -179,6 +210,8 @@ class ShardRouter(IndexWatcher):
         self.shards = len(handles)
         self.confidence = ConfidenceModel.bundled()
         self._handles = handles
+        if config.batch_questions > 1:
+            self._answer_together.set_max_batch_size(config.batch_questions)
 
     def _load(self, version: Path, embedder: Embedder) -> RouterView:
         view = self._switch_to(version, embedder)
@@ -214,14 +247,58 @@ class ShardRouter(IndexWatcher):
         return view
 
     async def answer(self, view: RouterView, question: str, k: int, sources: frozenset[str] | None) -> Answer:
-        """Answer on `view`; on the current version instead if a shard no longer holds it."""
+        """Answer on `view`; on the current version instead if a shard no longer holds it.
+
+        Questions asked together travel together (`_answer_together`): one model pass embeds them
+        and each shard gets one call for all of them, so the hops between processes are paid per batch.
+        """
         query = clean_query(question)
         if not query or k < 1:
             return Answer(query, Verdict.NOT_ANSWERED, ())
-        vector = (await run_in_threadpool(self.embedder.encode, [query]))[0]
+        asked = Asked(view, query, k, sources)
+        if self.config.batch_questions > 1:
+            answer = await self._answer_together(asked)
+        else:  # KB_BATCH_QUESTIONS=1: each question its own pass and shard calls
+            [answer] = await self._answer_batch([asked])
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    @serve.batch(
+        max_batch_size=DEFAULT_BATCH_QUESTIONS,
+        batch_wait_timeout_s=BATCH_WAIT_S,
+        max_concurrent_batches=CONCURRENT_BATCHES,
+    )
+    async def _answer_together(self, asked: list[Asked]) -> list[Answer | BaseException]:
+        """The questions that reached the router within `BATCH_WAIT_S` of each other, answered as one batch.
+
+        Up to `CONCURRENT_BATCHES` batches are answered at once, so a batch rarely waits for the one before it.
+        """
+        return await self._answer_batch(asked)
+
+    async def _answer_batch(self, asked: list[Asked]) -> list[Answer | BaseException]:
+        """Each question's answer, or the error that refuses it: one model pass, then each version's questions together."""
+        vectors = await run_in_threadpool(encode_together, self.embedder, [a.query for a in asked])
+        by_version: dict[str, list[int]] = {}
+        for i, a in enumerate(asked):
+            by_version.setdefault(a.view.version, []).append(i)
+        groups = list(by_version.values())
+        done = await asyncio.gather(
+            *(self._answer_retrying([asked[i] for i in g], [vectors[i] for i in g]) for g in groups),
+            return_exceptions=True,
+        )
+        answers: dict[int, Answer | BaseException] = {}
+        for group, result in zip(groups, done):
+            for n, i in enumerate(group):
+                answers[i] = result if isinstance(result, BaseException) else result[n]
+        return [answers[i] for i in range(len(asked))]
+
+    async def _answer_retrying(self, asked: list[Asked], vectors: list[np.ndarray]) -> list[Answer]:
+        """Questions of one version, answered whole: a failed shard call is retried, a version gone moves them to the current one."""
+        view = asked[0].view
         for attempt in range(ATTEMPTS):
             try:
-                return await self._answer(view.version, query, vector, k, sources)
+                return await self._answer(view.version, asked, vectors)
             except Exception as exc:
                 if _is(exc, _RETRYABLE):
                     log.warning("a shard call failed (attempt %d of %d): %s", attempt + 1, ATTEMPTS, exc)
@@ -235,22 +312,34 @@ class ShardRouter(IndexWatcher):
                 view = current
         raise HTTPException(503, "a shard did not answer; ask again in a moment", headers={"Retry-After": "1"})
 
-    async def _answer(
-        self, version: str, query: str, vector: np.ndarray, k: int, sources: frozenset[str] | None
-    ) -> Answer:
+    async def _answer(self, version: str, asked: list[Asked], vectors: list[np.ndarray]) -> list[Answer]:
+        questions = [ShardQuestion(a.query, v, a.sources) for a, v in zip(asked, vectors)]
         parts = await asyncio.gather(
-            *(h.candidates.remote(version, query, vector, self.settings.candidates, sources) for h in self._handles)
+            *(h.candidates.remote(version, questions, self.settings.candidates) for h in self._handles)
         )
-        ranking, owner = rank_shards(parts, self.settings)
-        grouped = top_by_shard(ranking, owner, max(k, self.settings.rerank_depth))
+        rankings, wanted = [], []  # per question: its ranking, and the rows it needs from each shard
+        for i, a in enumerate(asked):
+            ranking, owner = rank_shards([part[i] for part in parts], self.settings)
+            rankings.append(ranking)
+            wanted.append(top_by_shard(ranking, owner, max(a.k, self.settings.rerank_depth)))
+        asking = {s: [i for i in range(len(asked)) if s in wanted[i]] for s in range(self.shards)}
+        asking = {s: which for s, which in asking.items() if which}  # the shards holding some question's hits
         fetched = await asyncio.gather(
-            *(self._handles[s].fetch.remote(version, rows, vector) for s, rows in grouped.items())
+            *(
+                self._handles[s].fetch.remote(version, [(wanted[i][s], vectors[i]) for i in which])
+                for s, which in asking.items()
+            )
         )
-        passages, cosines = {}, {}
-        for rows, found in zip(grouped.values(), fetched):
-            for row, (passage, sentence) in zip(rows, found):
-                passages[row], cosines[row] = passage, sentence
-        return build_answer(query, ranking, k, passages, cosines, self.settings, self.confidence, sources)
+        passages: list[dict] = [{} for _ in asked]
+        cosines: list[dict] = [{} for _ in asked]
+        for (s, which), found in zip(asking.items(), fetched):
+            for i, pairs in zip(which, found):
+                for row, (passage, sentence) in zip(wanted[i][s], pairs):
+                    passages[i][row], cosines[i][row] = passage, sentence
+        return [
+            build_answer(a.query, rankings[i], a.k, passages[i], cosines[i], self.settings, self.confidence, a.sources)
+            for i, a in enumerate(asked)
+        ]
 
 
 def _is(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:

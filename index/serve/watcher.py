@@ -146,11 +146,15 @@ class IndexWatcher:
         """What /readyz says while no index has been built."""
         raise NotImplementedError
 
-    def _watch(self) -> None:
+    def _open_embedder(self):
+        """The embedder that questions go through: the one `Config.embedder` names."""
         from index.embed.registry import embedder_for  # the model loads here, not at import
 
+        return embedder_for(self.config)
+
+    def _watch(self) -> None:
         try:
-            embedder = embedder_for(self.config)
+            embedder = self._open_embedder()
             embedder.encode(["warm up"])
             self.embedder = embedder
         except Exception as exc:  # reported by /readyz; the process stays up
