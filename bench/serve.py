@@ -57,6 +57,8 @@ from bench.report import record, table
 REPO = Path(__file__).resolve().parent.parent
 # The baseline of batching: each question its own model pass (and, on Ray Serve, its own shard calls).
 OFF = {"KB_BATCH_QUESTIONS": "1"}
+# The clients ask the same questions in a loop: servers keep no answers, so every question is computed.
+NO_KEPT_ANSWERS = {"KB_ANSWERS_KEPT": "0"}
 UNBATCHED = "batching off"
 # Seconds per turn when two servers are loaded in turns (`serve_pair`).
 TURN = 10.0
@@ -205,7 +207,9 @@ def serve_pair(label, args, replicas, work, asked, answers, clients, seconds, tu
     try:
         for run, env in ((off, OFF), (on, {})):
             log = work / f"server-{label.replace(' ', '-').replace(',', '')}-{len(servers)}.log"
-            servers.append(start_api(args, {"RAY_USAGE_STATS_ENABLED": "0", **env}, log, timeout=600))
+            servers.append(
+                start_api(args, {"RAY_USAGE_STATS_ENABLED": "0", **NO_KEPT_ANSWERS, **env}, log, timeout=600)
+            )
             ask_alone(servers[-1][1], asked, answers, run)
         for _ in range(max(1, round(seconds / turn))):
             for run, (_, url) in zip((off, on), servers):
@@ -221,7 +225,7 @@ def serve_pair(label, args, replicas, work, asked, answers, clients, seconds, tu
 def serve_and_drive(label, args, env, replicas, log, asked, answers, clients, seconds) -> Run:
     run = Run(label, replicas)
     print(f"{label}: starting", file=sys.stderr)
-    server, url = start_api(args, {"RAY_USAGE_STATS_ENABLED": "0", **env}, log, timeout=600)
+    server, url = start_api(args, {"RAY_USAGE_STATS_ENABLED": "0", **NO_KEPT_ANSWERS, **env}, log, timeout=600)
     try:
         drive(url, asked, answers, run, clients, seconds)
     finally:

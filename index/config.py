@@ -11,6 +11,7 @@ the entry points reads the environment for these settings.
     KB_CACHE_DIR  where the exported ONNX model is kept (default ~/.cache/kb)
     KB_KEEP_VERSIONS  previous index versions kept while readers hold them (default 1)
     KB_BATCH_QUESTIONS  tuning: questions a server embeds in one model pass at most (default 16; 0 or 1 turns batching off)
+    KB_ANSWERS_KEPT  tuning: answers a searcher keeps for repeated questions (default 256; 0 keeps none)
 
 The same entry points also set this process's thread counts once
 (`one_thread_per_question`) instead of each question changing them.
@@ -29,6 +30,9 @@ DEFAULT_CORPUS = Path("corpus")
 DEFAULT_EMBEDDER = "onnx"
 DEFAULT_KEEP_VERSIONS = 1
 DEFAULT_BATCH_QUESTIONS = 16
+# Answers a searcher keeps, by question and options: repeated questions (the app's example chips,
+# shared links, a user asking again) are answered without the model (bench/query.py).
+DEFAULT_ANSWERS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Config:
         batch_questions: Questions asked of a server at the same time that share one model pass, at
             most (`index.embed.batching`, and the Ray Serve router's `serve.batch`); 0 or 1 embeds each alone.
             A tuning knob: answers are the same either way.
+        answers_kept: Answers a searcher keeps for repeated questions (`index.search.searcher`); 0 keeps
+            none. A tuning knob too: a kept answer is the one the question got from the same index version.
     """
 
     index: Path = DEFAULT_INDEX
@@ -53,6 +59,7 @@ class Config:
     cache_dir: Path | None = None
     keep_versions: int = DEFAULT_KEEP_VERSIONS
     batch_questions: int = DEFAULT_BATCH_QUESTIONS
+    answers_kept: int = DEFAULT_ANSWERS_KEPT
 
     @classmethod
     def resolve(
@@ -72,6 +79,7 @@ class Config:
             cache_dir=_path(env, "KB_CACHE_DIR"),
             keep_versions=_count(env, "KB_KEEP_VERSIONS", DEFAULT_KEEP_VERSIONS),
             batch_questions=max(1, _count(env, "KB_BATCH_QUESTIONS", DEFAULT_BATCH_QUESTIONS)),
+            answers_kept=_count(env, "KB_ANSWERS_KEPT", DEFAULT_ANSWERS_KEPT),
         )
 
 

@@ -52,7 +52,7 @@ def get_embedder(config: Config) -> Embedder:
 def get_searcher(config: Config, version: str) -> Searcher:
     """One searcher per published version: a rebuild changes `version` and so the cache key."""
     embedder = get_embedder(config)
-    return Searcher(load(config.index, model=embedder.name), embedder)
+    return Searcher(load(config.index, model=embedder.name), embedder, answers_kept=config.answers_kept)
 
 
 # Gives the searcher over one published version: (config, version folder name) -> Searcher.

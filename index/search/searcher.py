@@ -27,6 +27,7 @@ from threading import Lock
 
 import numpy as np
 
+from index.config import DEFAULT_ANSWERS_KEPT
 from index.embed.registry import Embedder
 from index.errors import ModelMismatch, rebuild_fix
 from index.records import Answer, Location, Passage, Span, Verdict
@@ -58,9 +59,6 @@ class Neighbour:
 
 
 _SURENESS = {Verdict.NOT_ANSWERED: 0, Verdict.UNSURE: 1, Verdict.ANSWERED: 2}
-# Answers a searcher keeps, by question and options: repeated questions (the app's example
-# chips, shared links, a user asking again) are answered without the model (bench/query.py).
-ANSWERS_KEPT = 256
 
 
 class Searcher:
@@ -72,7 +70,7 @@ class Searcher:
         embedder: Embedder,
         settings: SearchSettings = SearchSettings(),
         confidence: ConfidenceModel | None = None,
-        answers_kept: int = ANSWERS_KEPT,
+        answers_kept: int = DEFAULT_ANSWERS_KEPT,
     ) -> None:
         """
         Args:
@@ -80,7 +78,7 @@ class Searcher:
             embedder: Embeds the questions (the index's own model).
             settings: Search settings (defaults chosen on the development sets).
             confidence: The confidence model (default: the bundled one).
-            answers_kept: How many answers to keep for repeated questions (0: none).
+            answers_kept: How many answers to keep for repeated questions (0: none; `Config.answers_kept`).
         """
         if embedder.name != stored.manifest.model:
             raise ModelMismatch(

@@ -122,7 +122,9 @@ class LocalBackend(IndexWatcher):
     def _load(self, version: Path, embedder) -> LocalView:
         stored = load(self.config.index, model=embedder.name)
         log.info("serving index version %s", stored.path.name)
-        return LocalView(stored.path.name, Searcher(stored, embedder, self.settings))
+        return LocalView(
+            stored.path.name, Searcher(stored, embedder, self.settings, answers_kept=self.config.answers_kept)
+        )
 
     def _missing(self) -> str:
         return f"no index found in {self.config.index}; build one with: python -m ingest --index {self.config.index}"
