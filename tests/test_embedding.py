@@ -92,7 +92,9 @@ def test_failed_export_caches_nothing(model_dir, tmp_path):
 
 
 def test_unknown_backend_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="unknown embedding backend 'fp16'; choose one of onnx, onnx-int8, onnx-int8-blocks, torch"):
+    with pytest.raises(
+        ValueError, match="unknown embedding backend 'fp16'; choose one of onnx, onnx-int8, onnx-int8-blocks, torch"
+    ):
         BundledModel(backend="fp16")
 
 
@@ -106,7 +108,9 @@ def test_embedder_is_chosen_by_name_from_flags_environment_or_default(tmp_path):
 
 
 def test_unknown_embedder_name_is_refused_with_the_names_there_are():
-    with pytest.raises(ValueError, match="unknown embedder 'fp16'; choose one of onnx, onnx-int8, onnx-int8-blocks, torch, fake"):
+    with pytest.raises(
+        ValueError, match="unknown embedder 'fp16'; choose one of onnx, onnx-int8, onnx-int8-blocks, torch, fake"
+    ):
         get_embedder("fp16")
 
 
