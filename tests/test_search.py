@@ -10,7 +10,7 @@ import pytest
 
 from index.embed.fake import FakeEmbedder
 from index.records import Verdict
-from index.search.fusion import dense_weight, rrf
+from index.search.fusion import dense_weight, rrf, top_positive, top_rows
 from index.search.searcher import Searcher
 from index.search.settings import Fusion, RetrievalMode, SearchSettings
 from index.store.reader import load
@@ -42,6 +42,18 @@ def test_rrf_scores_are_sums_of_reciprocal_ranks():
     fused = rrf([[7, 8], [8]], 60)
     assert fused[7] == pytest.approx(1 / 61)
     assert fused[8] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_top_positive_is_top_rows_among_positive_scores_with_ties_to_the_lowest_row():
+    rng = np.random.default_rng(0)
+    scores = np.where(rng.random(5000) < 0.9, 0.0, rng.integers(1, 20, 5000)).astype(np.float32)
+    positive = np.flatnonzero(scores > 0)
+    for depth in (0, 1, 7, 100, len(positive), len(positive) + 50):
+        expected = top_rows(scores, min(depth, len(positive)))
+        assert top_positive(scores, depth).tolist() == expected.tolist()
+    assert top_positive(np.zeros(10, dtype=np.float32), 5).tolist() == []
+    tied = np.array([0, 3, 0, 3, 3, 1], dtype=np.float32)
+    assert top_positive(tied, 2).tolist() == [1, 3]
 
 
 def test_relevant_passage_first_with_answer_sentence(searcher):

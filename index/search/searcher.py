@@ -40,7 +40,7 @@ from index.search.answer import (
 )
 from index.search.confidence import ConfidenceModel
 from index.search.filters import Where, select
-from index.search.fusion import Candidates, Ranking, fuse, top_rows
+from index.search.fusion import Candidates, Ranking, fuse, top_positive
 from index.search.mentions import MentionFinder, Mentions
 from index.search.query import clean_query
 from index.search.salience import unknown_rarity
@@ -239,8 +239,7 @@ class Searcher:
             mask = np.zeros(len(scores), dtype=bool)
             mask[allowed] = True
             scores = np.where(mask, scores, 0.0)
-        depth = min(self.settings.candidates, int(np.count_nonzero(scores > 0)))
-        return top_rows(scores, depth).tolist(), scores
+        return top_positive(scores, self.settings.candidates).tolist(), scores
 
     def answer_span(self, query: str, vector: np.ndarray, row: int) -> Span:
         """The part of passage `row` that best answers `query`, as a span of its document (`answer_span`)."""

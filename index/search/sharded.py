@@ -7,7 +7,7 @@ Why the merged answer is the single-process answer, bit for bit:
 - each shard proposes its own top `candidates` rows by passage cosine
   (FAISS) and by BM25, and reports both scores of every row it proposes;
   the whole collection's top `candidates` of each retriever are among the
-  shards' (ties go to the lowest row everywhere: `search.top_rows`, `DenseIndex.search`);
+  shards' (ties go to the lowest row everywhere: `fusion.top_rows`, `DenseIndex.search`);
 - BM25 weights are the whole collection's (`KeywordIndex.subset`: document
   frequencies and average length over all passages), so shard scores compare;
 - a passage's cosines are computed the same way wherever it is scored
@@ -34,7 +34,7 @@ from index.errors import ModelMismatch, rebuild_fix
 from index.records import Answer, Passage, Verdict
 from index.search.answer import build_answer, candidate_cosines, sentence_cosines
 from index.search.confidence import ConfidenceModel
-from index.search.fusion import Candidates, Ranking, fuse, top_rows
+from index.search.fusion import Candidates, Ranking, fuse, top_positive
 from index.search.query import clean_query
 from index.search.salience import unknown_rarity
 from index.search.settings import SearchSettings
@@ -84,7 +84,7 @@ def shard_candidates(
         mask = np.zeros(len(bm25), dtype=bool)
         mask[allowed] = True
         bm25 = np.where(mask, bm25, 0.0)
-    keyword_local = top_rows(bm25, min(depth, int(np.count_nonzero(bm25 > 0))))
+    keyword_local = top_positive(bm25, depth)
     local = np.array(list(dict.fromkeys(dense_local + keyword_local.tolist())), dtype=np.int64)
     cosines, best = candidate_cosines(shard.dense.vectors(local), shard.sentences, local, vector)
     return ShardCandidates(
