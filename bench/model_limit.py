@@ -126,7 +126,7 @@ def main() -> None:
                     encodings = model.tokenizer.encode(texts)
                     plan = plan_batches([len(e.ids) for e in encodings], max_texts=model.batch_size)
                     batches = [pad([encodings[i] for i in rows]) for rows in plan]
-                    session = model._runner[1].parallel.session
+                    session = model._runner[1].batched.session
                 elif step == "raw":
                     began = time.perf_counter()
                     for batch in batches:

@@ -100,13 +100,13 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
 def one_thread_per_question() -> None:
     """Run FAISS and torch single-threaded in this process; entry points that answer questions call it once.
 
-    One question is too little work to share between threads, and on a busy
-    machine threads waiting for each other cost far more than they save
-    (bench/RESULTS.md, "Threads per question"). Setting
+    One question's search is too little work to share between OpenMP
+    threads, and on a busy machine threads waiting for each other cost far
+    more than they save (bench/RESULTS.md, "Threads per question"). Setting
     this once per process, rather than around each question, keeps threads
     that share a searcher from undoing each other's settings. ONNX Runtime
-    sets threads per session: one question runs on a session of its own with
-    one thread, batches on one with every core (`index.embed.onnx_model.OnnxRunner`).
+    sets threads per session and is not affected: its question session uses
+    every core (`index.embed.onnx_model.OnnxRunner`).
     """
     import faiss
 

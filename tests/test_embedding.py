@@ -19,7 +19,7 @@ import pytest
 from index.config import Config
 from index.embed import onnx_model
 from index.embed.fake import FakeEmbedder
-from index.embed.onnx_model import ExportError, cached_onnx, model_key
+from index.embed.onnx_model import ExportError, OnnxRunner, cached_onnx, model_key
 from index.embed.registry import BundledModel, embedder_for, get_embedder, register_embedder
 from index.search.sentences import answer_candidates
 from tests.helpers import REPO, TINY_DOCS, OtherModelEmbedder
@@ -223,12 +223,15 @@ def test_word_pieces_and_offsets_are_the_sentence_transformers_tokenizers(fp32, 
 
 
 @pytest.mark.model
-def test_one_question_runs_on_its_own_single_threaded_session(onnx):
-    runner = onnx._runner[1]
-    onnx.encode(["how long does a broken vertebra take to heal?"])
-    assert runner.single.threads == 1
-    onnx.encode(["two texts", "in one batch"])
-    assert runner.parallel.threads == runner.threads
+def test_one_question_runs_on_a_session_of_its_own_with_the_same_threads_as_batches(onnx):
+    runner = OnnxRunner(onnx._runner[1].path)
+    question = onnx.tokenizer.arrays(["how long does a broken vertebra take to heal?"])
+    runner(question)
+    assert "alone" in vars(runner) and "batched" not in vars(runner)
+    runner(onnx.tokenizer.arrays(["two texts", "in one batch"]))
+    assert runner.alone is not runner.batched
+    assert runner.alone.threads == runner.batched.threads == runner.threads
+    np.testing.assert_array_equal(runner.alone(question), runner.batched(question))
 
 
 @pytest.mark.model

@@ -321,12 +321,17 @@ def default_threads() -> int:
 
 
 class OnnxRunner:
-    """The graph in two sessions, each opened on first use: one thread for a single text, every core for a batch.
+    """The graph in two sessions, each opened on first use: one for a lone text (a question), one for batches.
 
-    One question is too little work to share between threads: on two cores a
-    second thread only adds waiting (bench/RESULTS.md, "Threads per question").
-    Batches of passages keep both cores busy. ONNX Runtime lets threads call
-    one session at once, so a searcher shared by threads needs nothing more.
+    Both run on `threads`: every core, unless `$OMP_NUM_THREADS` says
+    otherwise (a server answering many questions at once sets one,
+    `index.serve.app.one_thread_per_pass`). A lone question on every core is
+    faster on a quiet machine and no slower on a busy one (bench/RESULTS.md,
+    "One question on one thread or every core"). Two sessions keep two thread
+    pools, so a question asked while the same process embeds a build's batches
+    (the app's document manager) has threads of its own. ONNX Runtime lets
+    threads call one session at once, so a searcher shared by threads needs
+    nothing more.
     """
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
@@ -334,13 +339,13 @@ class OnnxRunner:
         self.threads = default_threads() if threads is None else threads
 
     @cached_property
-    def single(self) -> OnnxEncoder:
-        return self.parallel if self.threads == 1 else OnnxEncoder(self.path, threads=1)
+    def alone(self) -> OnnxEncoder:
+        return OnnxEncoder(self.path, threads=self.threads)
 
     @cached_property
-    def parallel(self) -> OnnxEncoder:
+    def batched(self) -> OnnxEncoder:
         return OnnxEncoder(self.path, threads=self.threads)
 
     def __call__(self, batch: TokenArrays) -> np.ndarray:
         """Token embeddings of a padded batch (see `OnnxEncoder`)."""
-        return (self.single if len(batch) == 1 else self.parallel)(batch)
+        return (self.alone if len(batch) == 1 else self.batched)(batch)
