@@ -87,7 +87,11 @@ def answer_span(query: str, passage: Passage, cosines: np.ndarray, settings: Sea
         The best answer candidate, or it and a neighbour scoring within
         `window` of it; offsets into the document of the passage's first location.
     """
-    spans, scores = sentence_scores(query, passage.text, cosines, settings)
+    return best_span(passage, *sentence_scores(query, passage.text, cosines, settings), settings)
+
+
+def best_span(passage: Passage, spans: list[tuple[int, int]], scores: np.ndarray, settings: SearchSettings) -> Span:
+    """`answer_span` from the passage's candidates already scored (`sentence_scores`)."""
     order = np.argsort(-scores, kind="stable")
     first = second = int(order[0])
     if len(order) > 1 and abs(int(order[1]) - first) == 1 and scores[first] - scores[order[1]] <= settings.window:
@@ -136,10 +140,9 @@ def candidate_cosines(
 
 
 def rerank_by_answer(
-    query: str,
     ranking: Ranking,
-    passages: Mapping[int, Passage],
     cosines: Mapping[int, np.ndarray],
+    scored: Mapping[int, tuple[list[tuple[int, int]], np.ndarray]],
     settings: SearchSettings,
 ) -> Ranking:
     """The ranking with its first `settings.rerank_depth` rows reordered by how well their best sentence answers.
@@ -151,16 +154,16 @@ def rerank_by_answer(
     The depth is fixed, so how many hits are shown never changes the order.
 
     Args:
-        passages / cosines: The passage and answer-candidate cosines of at least the first `rerank_depth` rows.
+        cosines / scored: Of at least the first `rerank_depth` rows: their answer candidates'
+            cosines, and the candidates with their scores (`sentence_scores` of those cosines).
     """
     top = ranking.rows[: settings.rerank_depth]
     if len(top) < 2:
         return ranking
     moved = {}
     for row in top:
-        raw = cosines[row]
-        _, scores = sentence_scores(query, passages[row].text, raw, settings)
-        moved[row] = ranking.scores[row] + settings.rerank_weight * float(scores.max() - raw.max())
+        scores = scored[row][1]
+        moved[row] = ranking.scores[row] + settings.rerank_weight * float(scores.max() - cosines[row].max())
     order = sorted(top, key=lambda row: (-moved[row], ranking.rows.index(row)))
     if order == top:
         return ranking
@@ -189,7 +192,8 @@ def build_answer(
         confidence: Turns dense scores in rank order into probabilities that a hit answers.
         sources: The source files the question was limited to: each hit is cited from one of them.
     """
-    ranking = rerank_by_answer(query, ranking, passages, cosines, settings)
+    scored = {row: sentence_scores(query, passage.text, cosines[row], settings) for row, passage in passages.items()}
+    ranking = rerank_by_answer(ranking, cosines, scored, settings)
     rows = ranking.rows[:k]
     passages = {row: passages[row].cited_in(sources) for row in rows}
     below = ranking.rows[: k + 1]  # the hit below the last counts too
@@ -201,7 +205,7 @@ def build_answer(
             rank=rank,
             score=ranking.scores[row],
             similarity=ranking.parts[row].passage_cosine,
-            answer=answer_span(query, passages[row], cosines[row], settings),
+            answer=best_span(passages[row], *scored[row], settings),
             dense_rank=ranking.dense_rank.get(row),
             keyword_rank=ranking.keyword_rank.get(row),
             confidence=float(confidence),
