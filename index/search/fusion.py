@@ -170,8 +170,8 @@ def fuse(candidates: Candidates, settings: SearchSettings, mode: RetrievalMode =
         scores = dict(zip(rows, fused.tolist()))
     ranked = sorted(scores, key=lambda row: (-scores[row], row))
     parts = {
-        row: ScoreParts(float(cos), float(best), dense_of[row], keyword_of[row], weight, scores[row])
-        for row, cos, best in zip(rows, cosines, best_sentences)
+        row: ScoreParts(cos, best, dense_of[row], keyword_of[row], weight, scores[row])
+        for row, cos, best in zip(rows, np.asarray(cosines, float).tolist(), np.asarray(best_sentences, float).tolist())
         if row in scores
     }
     return Ranking(
