@@ -132,7 +132,13 @@ def library_load(searcher, questions: list[str], expected: dict, clients: int, s
 
 
 def start_app(index: Path, corpus: Path) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "KB_INDEX": str(index), "KB_CORPUS": str(corpus), "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "KB_INDEX": str(index),
+        "KB_CORPUS": str(corpus),
+        "HF_HUB_OFFLINE": "1",
+        "KB_ANSWERS_KEPT": "0",
+    }
     try:
         return app_server.start_app(env, timeout=120)
     except RuntimeError as exc:
@@ -212,7 +218,8 @@ def main() -> None:
     items = read_questions(args.corpus / "questions.jsonl")
     questions = [item["query"] for item in items][: args.questions or None]
     embedder = embedder_for(Config.resolve())
-    searcher = Searcher(load(args.index, model=embedder.name), embedder)
+    # Kept answers off, here and in the app: the clients ask the same questions in a loop.
+    searcher = Searcher(load(args.index, model=embedder.name), embedder, answers_kept=0)
     searcher.search("warm up the model")
     baseline, expected = single_client(searcher, questions)
     runs = [baseline]

@@ -131,7 +131,7 @@ def searcher_runs(threads: int, seconds: float) -> str:
         rows = []
         for label in ("each question alone", "BatchingEmbedder", "each question alone", "BatchingEmbedder"):
             embedder = BatchingEmbedder(model) if label == "BatchingEmbedder" else model
-            qps, cpu = _drive(Searcher(stored, embedder), asked, threads, seconds)
+            qps, cpu = _drive(Searcher(stored, embedder, answers_kept=0), asked, threads, seconds)
             counts = getattr(embedder, "counts", None)
             batch = f"{counts.texts / counts.passes:.1f}" if counts and counts.passes else "1"
             rows.append([label, f"{qps:.1f}", f"{cpu:.2f}", batch, f"{os.getloadavg()[0]:.1f}"])
