@@ -14,7 +14,12 @@ asked of both in turn. It does so under four loads, started by this script:
 
 Each figure is the median (and 95th percentile) over the questions.
 
-    python -m bench.question_threads [--questions 150] [--record]
+Then the cost of that choice when several people ask at once: a searcher
+over the bundled corpus asked the bundled questions by 1, 4 and 16 threads
+for `--seconds` each, its question session on one thread or on every core,
+alternating, twice (questions/s, and the median time to an answer).
+
+    python -m bench.question_threads [--questions 150] [--seconds 8] [--record]
 """
 
 from __future__ import annotations
@@ -63,10 +68,46 @@ def timings(encoders: dict[str, object], batches: list, rounds: int = 2) -> dict
     return {name: np.array(values) for name, values in seen.items()}
 
 
+def crowd_runs(seconds: float) -> str:
+    """Questions/s of a searcher asked by 1, 4 and 16 threads at once, questions on one thread or every core."""
+    import tempfile
+
+    from bench.question_batches import _drive
+    from bench.serve import REPO
+    from index.config import one_thread_per_question
+    from index.embed.onnx_model import OnnxEncoder
+    from index.embed.registry import BundledModel
+    from index.search.searcher import Searcher
+    from index.store.reader import load
+    from ingest.pipeline import build
+
+    one_thread_per_question()
+    asked = questions()
+    model = BundledModel()
+    runner = model._runner[1]
+    sessions = {"1 thread": OnnxEncoder(runner.path, threads=1), "every core": OnnxEncoder(runner.path, threads=0)}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kb-bench-threads-") as tmp:
+        build(REPO / "corpus", Path(tmp) / "idx", model)
+        stored = load(Path(tmp) / "idx")
+        for round_ in (1, 2):
+            for threads in (1, 4, 16):
+                for name, session in sessions.items():
+                    runner.__dict__["alone"] = session  # the session `OnnxRunner` gives a lone text
+                    qps, cpu = _drive(Searcher(stored, model, answers_kept=0), asked, threads, seconds)
+                    rows.append([round_, threads, name, f"{qps:.1f}", f"{cpu:.2f}", f"{os.getloadavg()[0]:.1f}"])
+    headers = ["round", "threads asking", "question session", "questions/s", "CPU ms per question", "load"]
+    return (
+        f"A searcher over the bundled corpus, each number of threads asking the bundled questions for {seconds:g} s"
+        " with each session:\n\n" + table(headers, rows)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=150, help="SciFact test claims (and bundled questions)")
     parser.add_argument("--data", type=Path, default=SCIFACT)
+    parser.add_argument("--seconds", type=float, default=8, help="per run of the searcher asked at once")
     parser.add_argument("--record", action="store_true", help="store the table in bench/RESULTS.md")
     args = parser.parse_args()
 
@@ -120,7 +161,9 @@ def main() -> None:
         table(headers, rows)
         + f"\n\n{len(claims)} SciFact test claims and {len(sets['bundled questions'])} bundled questions, each one"
         " call of the fp32 graph (`onnx`), both sessions asked in turn, the first pass a warm-up. Every core is"
-        f" {cores} here.\n\nRerun: `python -m bench.question_threads --questions {args.questions}`"
+        f" {cores} here.\n\n"
+        + crowd_runs(args.seconds)
+        + f"\n\nRerun: `python -m bench.question_threads --questions {args.questions} --seconds {args.seconds:g}`"
     )
     if args.record:
         record("One question on one thread or every core (bench/question_threads.py)", body)

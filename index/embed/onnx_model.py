@@ -324,10 +324,14 @@ class OnnxRunner:
     """The graph in two sessions, each opened on first use: one for a lone text (a question), one for batches.
 
     Both run on `threads`: every core, unless `$OMP_NUM_THREADS` says
-    otherwise (a server answering many questions at once sets one,
-    `index.serve.app.one_thread_per_pass`). A lone question on every core is
-    faster on a quiet machine and no slower on a busy one (bench/RESULTS.md,
-    "One question on one thread or every core"). Two sessions keep two thread
+    otherwise. A lone question on every core is faster on a quiet machine
+    and no slower on a busy one; but when several threads ask at once, each
+    question on one thread answers more of them (bench/RESULTS.md, "One
+    question on one thread or every core": 1.5x the questions/s for one
+    asker, 0.8x to 0.9x for 4 or 16). So the entry points of one person (the
+    command line, the app, MCP) keep every core, and a server answering many
+    questions sets one (`index.serve.app.one_thread_per_pass`; Ray sets its
+    replicas' CPUs). Two sessions keep two thread
     pools, so a question asked while the same process embeds a build's batches
     (the app's document manager) has threads of its own. ONNX Runtime lets
     threads call one session at once, so a searcher shared by threads needs
