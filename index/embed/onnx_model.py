@@ -331,11 +331,10 @@ class OnnxRunner:
     asker, 0.8x to 0.9x for 4 or 16). So the entry points of one person (the
     command line, the app, MCP) keep every core, and a server answering many
     questions sets one (`index.serve.app.one_thread_per_pass`; Ray sets its
-    replicas' CPUs). Two sessions keep two thread
-    pools, so a question asked while the same process embeds a build's batches
-    (the app's document manager) has threads of its own. ONNX Runtime lets
-    threads call one session at once, so a searcher shared by threads needs
-    nothing more.
+    replicas' CPUs). Two sessions keep two thread pools, so a question asked
+    while the same process embeds a build's batches (the app's document
+    manager) has threads of its own. ONNX Runtime lets threads call one
+    session at once, so a searcher shared by threads needs nothing more.
     """
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
