@@ -10,7 +10,8 @@ import pytest
 
 from index.embed.fake import FakeEmbedder
 from index.records import Verdict
-from index.search.fusion import dense_weight, rrf, top_positive, top_rows
+from index.retrievers.keyword import top_positive, top_rows
+from index.search.fusion import dense_weight, rrf
 from index.search.searcher import Searcher
 from index.search.settings import Fusion, RetrievalMode, SearchSettings
 from index.store.reader import load

@@ -91,34 +91,6 @@ def rrf(rankings: list[list[int]], k: int) -> dict[int, float]:
     return dict(fused)
 
 
-def top_rows(scores: np.ndarray, depth: int) -> np.ndarray:
-    """The `depth` rows of highest score, best first; of rows tied at the cut, the lowest.
-
-    The lowest rows among ties is also what dense search keeps (`DenseIndex.search`),
-    so a shard's top rows merged with the others' are the top rows of the whole collection.
-    """
-    if depth <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if depth < len(scores):
-        cut = np.partition(scores, len(scores) - depth)[len(scores) - depth]
-        above = np.flatnonzero(scores > cut)
-        rows = np.concatenate([above, np.flatnonzero(scores == cut)[: depth - len(above)]])
-    else:
-        rows = np.arange(len(scores))
-    return rows[np.lexsort((rows, -scores[rows]))]
-
-
-def top_positive(scores: np.ndarray, depth: int) -> np.ndarray:
-    """`top_rows` among the rows scoring above zero (BM25's: those sharing a term with the question).
-
-    Selecting among the positive rows alone is also what keeps it fast: most of
-    a collection scores exactly 0 for a question, and `np.partition` over that
-    many ties took about 1 ms at 12,000 passages (0.03 ms this way).
-    """
-    positive = np.flatnonzero(scores > 0)
-    return positive[top_rows(scores[positive], depth)]
-
-
 @dataclass(frozen=True)
 class Candidates:
     """What each retriever proposes for one question, with both scores of every candidate: all fusion needs.

@@ -40,7 +40,7 @@ from index.search.answer import (
 )
 from index.search.confidence import ConfidenceModel
 from index.search.filters import Where, select
-from index.search.fusion import Candidates, Ranking, fuse, top_positive
+from index.search.fusion import Candidates, Ranking, fuse
 from index.search.mentions import MentionFinder, Mentions
 from index.search.query import clean_query
 from index.search.salience import unknown_rarity
@@ -214,7 +214,10 @@ class Searcher:
             if mode is not RetrievalMode.KEYWORD
             else []
         )
-        keyword, bm25 = self._keyword(query, allowed) if mode is not RetrievalMode.DENSE else ([], None)
+        keyword, bm25 = [], None
+        if mode is not RetrievalMode.DENSE:
+            rows, bm25 = self.stored.keyword.search(query, self.settings.candidates, allowed)
+            keyword = rows.tolist()
         candidates = np.array(list(dict.fromkeys(proposed + keyword)), dtype=np.int64)
         cosines, best_sentences = self._cosines(candidates, vector)
         scores = bm25[candidates] if bm25 is not None else np.zeros(len(candidates))
@@ -231,15 +234,6 @@ class Searcher:
         if sources is None:
             return None
         return self.stored.locations.rows_of_sources(sorted(sources))
-
-    def _keyword(self, query: str, allowed: np.ndarray | None) -> tuple[list[int], np.ndarray]:
-        """Top passages by BM25 (only those sharing a term with the query), and all BM25 scores."""
-        scores = self.stored.keyword.scores(query)
-        if allowed is not None:
-            mask = np.zeros(len(scores), dtype=bool)
-            mask[allowed] = True
-            scores = np.where(mask, scores, 0.0)
-        return top_positive(scores, self.settings.candidates).tolist(), scores
 
     def answer_span(self, query: str, vector: np.ndarray, row: int) -> Span:
         """The part of passage `row` that best answers `query`, as a span of its document (`answer_span`)."""

@@ -7,7 +7,7 @@ Why the merged answer is the single-process answer, bit for bit:
 - each shard proposes its own top `candidates` rows by passage cosine
   (FAISS) and by BM25, and reports both scores of every row it proposes;
   the whole collection's top `candidates` of each retriever are among the
-  shards' (ties go to the lowest row everywhere: `fusion.top_rows`, `DenseIndex.search`);
+  shards' (ties go to the lowest row everywhere: `keyword.top_rows`, `DenseIndex.search`);
 - BM25 weights are the whole collection's (`KeywordIndex.subset`: document
   frequencies and average length over all passages), so shard scores compare;
 - a passage's cosines are computed the same way wherever it is scored
@@ -34,7 +34,7 @@ from index.errors import ModelMismatch, rebuild_fix
 from index.records import Answer, Passage, Verdict
 from index.search.answer import build_answer, candidate_cosines, sentence_cosines
 from index.search.confidence import ConfidenceModel
-from index.search.fusion import Candidates, Ranking, fuse, top_positive
+from index.search.fusion import Candidates, Ranking, fuse
 from index.search.query import clean_query
 from index.search.salience import unknown_rarity
 from index.search.settings import SearchSettings
@@ -79,12 +79,7 @@ def shard_candidates(
     """
     allowed = shard.allowed_rows(sources)
     dense_local, faiss_scores = shard.dense.search(vector, depth, allowed)
-    bm25 = shard.keyword.scores(query)
-    if allowed is not None:
-        mask = np.zeros(len(bm25), dtype=bool)
-        mask[allowed] = True
-        bm25 = np.where(mask, bm25, 0.0)
-    keyword_local = top_positive(bm25, depth)
+    keyword_local, bm25 = shard.keyword.search(query, depth, allowed)
     local = np.array(list(dict.fromkeys(dense_local + keyword_local.tolist())), dtype=np.int64)
     cosines, best = candidate_cosines(shard.dense.vectors(local), shard.sentences, local, vector)
     return ShardCandidates(
