@@ -26,12 +26,11 @@ caches; the second is timed. The target is a p50 of 8 ms for Searcher.search
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import faiss
 import numpy as np
-from report import record, table
+from report import interleaved, record, table
 
 from index.config import Config, one_thread_per_question
 from index.embed.registry import embedder_for
@@ -79,24 +78,11 @@ def main() -> None:
         "  of which: embed the question": lambda q: embedder.encode([q]),
         "the same question again (answer kept)": lambda q: keeping.search(q, k=5),
     }
-    rows = []
-    timings = {name: [] for name in contenders}
-    for timed in (False, True):
-        for claim in claims:
-            for name, run in contenders.items():
-                start = time.perf_counter()
-                run(claim)
-                if timed:
-                    timings[name].append(time.perf_counter() - start)
+    timings = interleaved(contenders, claims)
     # Torch's OpenMP threads keep spinning after a pass and would slow whatever runs next, so the plain
     # script on every core is timed on its own pass after the others, not interleaved with them.
-    timings["plain, torch on every core (asked after the others)"] = []
-    for timed in (False, True):
-        for claim in claims:
-            start = time.perf_counter()
-            plain_every_core(claim)
-            if timed:
-                timings["plain, torch on every core (asked after the others)"].append(time.perf_counter() - start)
+    timings |= interleaved({"plain, torch on every core (asked after the others)": plain_every_core}, claims)
+    rows = []
     base = np.percentile(timings["plain: encode + IndexFlatIP"], [50, 95]) * 1000
     for name, seconds in timings.items():
         p50, p95 = np.percentile(seconds, [50, 95]) * 1000

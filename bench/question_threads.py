@@ -17,7 +17,7 @@ Each figure is the median (and 95th percentile) over the questions.
 Then the cost of that choice when several people ask at once: a searcher
 over the bundled corpus asked the bundled questions by 1, 4 and 16 threads
 for `--seconds` each, its question session on one thread or on every core,
-alternating, twice (questions/s, and the median time to an answer).
+alternating, twice (questions/s and CPU time per question).
 
     python -m bench.question_threads [--questions 150] [--seconds 8] [--record]
 """
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import record, table
-from bench.serve import questions
+from bench.report import interleaved, record, table
+from bench.serve import REPO, questions
 
 SCIFACT = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "scifact"
 
@@ -55,25 +55,11 @@ def _build(stop, graph: str) -> None:
         encoder(batch)
 
 
-def timings(encoders: dict[str, object], batches: list, rounds: int = 2) -> dict[str, np.ndarray]:
-    """Milliseconds per call of each encoder over the batches, interleaved; the first round warms up."""
-    seen: dict[str, list[float]] = {name: [] for name in encoders}
-    for round_ in range(rounds):
-        for batch in batches:
-            for name, encoder in encoders.items():
-                start = time.perf_counter()
-                encoder(batch)
-                if round_:
-                    seen[name].append((time.perf_counter() - start) * 1000)
-    return {name: np.array(values) for name, values in seen.items()}
-
-
 def crowd_runs(seconds: float) -> str:
     """Questions/s of a searcher asked by 1, 4 and 16 threads at once, questions on one thread or every core."""
     import tempfile
 
     from bench.question_batches import _drive
-    from bench.serve import REPO
     from index.config import one_thread_per_question
     from index.embed.onnx_model import OnnxEncoder
     from index.embed.registry import BundledModel
@@ -141,8 +127,8 @@ def main() -> None:
         time.sleep(5 if workers else 0)  # the build loads its model first
         before = os.getloadavg()[0]
         for name, batches in sets.items():
-            seen = timings(encoders, batches)
-            one, every = seen["1 thread"], seen["every core"]
+            seen = interleaved(encoders, batches)
+            one, every = (np.array(seen[name]) * 1000 for name in ("1 thread", "every core"))
             rows.append(
                 [
                     load,

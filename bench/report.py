@@ -10,6 +10,8 @@ import os
 import platform
 import re
 import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +34,23 @@ def table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def interleaved(contenders: Mapping[str, Callable], items: Sequence, rounds: int = 2) -> dict[str, list[float]]:
+    """Seconds each contender took on each item, the contenders taking turns item by item.
+
+    A busy machine then slows all of them alike. The first round warms
+    caches and is not kept.
+    """
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_ in range(rounds):
+        for item in items:
+            for name, run in contenders.items():
+                start = time.perf_counter()
+                run(item)
+                if round_:
+                    seconds[name].append(time.perf_counter() - start)
+    return seconds
 
 
 def record(name: str, body: str) -> None:
